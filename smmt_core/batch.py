@@ -1,0 +1,92 @@
+"""The tensor contract between the data layer and the model.
+
+`smmt_core.data` turns subjects into `ModelInputs`; `smmt_core.model` consumes them. Keeping this
+in one small module lets both sides change freely as long as this shape holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from smmt_core.data.subject import ALL_MODALITIES, Modality
+
+# Column order of `ModelInputs.present`.
+MODALITY_INDEX: dict[Modality, int] = {m: i for i, m in enumerate(ALL_MODALITIES)}
+
+
+@dataclass
+class FeatureSchema:
+    """What the model was built for; stored in every checkpoint and compared on load.
+
+    numeric: names of numeric clinical features, in column order.
+    categorical: name -> list of category values (code i+1 is categories[i]; 0 = missing).
+    mri_shape: (slices, channels, height, width) of the MRI input, or None without MRI.
+    classes: class names in logit order, e.g. ["CN", "AD"].
+    """
+
+    numeric: list[str] = field(default_factory=list)
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+    mri_shape: tuple[int, int, int, int] | None = None
+    classes: list[str] = field(default_factory=lambda: ["CN", "AD"])
+
+    def to_dict(self) -> dict:
+        return {
+            "numeric": list(self.numeric),
+            "categorical": {k: list(v) for k, v in self.categorical.items()},
+            "mri_shape": list(self.mri_shape) if self.mri_shape else None,
+            "classes": list(self.classes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSchema":
+        shape = d.get("mri_shape")
+        return cls(
+            numeric=list(d.get("numeric", [])),
+            categorical={k: list(v) for k, v in d.get("categorical", {}).items()},
+            mri_shape=tuple(shape) if shape else None,
+            classes=list(d.get("classes", ["CN", "AD"])),
+        )
+
+    def differences(self, other: "FeatureSchema") -> list[str]:
+        """Human-readable differences, empty when the two schemas match."""
+        out = []
+        a, b = self.to_dict(), other.to_dict()
+        for key in a:
+            if a[key] != b[key]:
+                out.append(f"{key}: {a[key]} != {b[key]}")
+        return out
+
+
+@dataclass
+class ModelInputs:
+    """A batch of B samples.
+
+    mri:             (B, S, C, H, W) float32 in [0, 1]; zeros where a sample has no MRI.
+    numeric:         (B, F) float32, normalised with training statistics; 0 where missing.
+    numeric_missing: (B, F) bool, True where a value is missing.
+    categorical:     (B, G) int64 category codes, 0 = missing/unknown.
+    present:         (B, 3) bool, which modalities a sample has (column order MODALITY_INDEX).
+                     A modality switched off by the user is simply marked absent here.
+    """
+
+    mri: torch.Tensor
+    numeric: torch.Tensor
+    numeric_missing: torch.Tensor
+    categorical: torch.Tensor
+    present: torch.Tensor
+
+    def to(self, device) -> "ModelInputs":
+        return ModelInputs(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def batch_size(self) -> int:
+        return self.present.shape[0]
+
+    def without(self, *modalities: Modality) -> "ModelInputs":
+        """The same batch with some modalities marked absent (for toggles and contributions)."""
+        present = self.present.clone()
+        for m in modalities:
+            present[:, MODALITY_INDEX[Modality(m)]] = False
+        return ModelInputs(self.mri, self.numeric, self.numeric_missing, self.categorical, present)

@@ -1,0 +1,62 @@
+"""The `smmt` command: everything the GUI can do, headless (servers, clusters, scripts).
+
+Each area registers its own sub-commands (see the `*_commands.py` modules beside this file), so
+the data, model and training layers can grow their commands without touching one another.
+
+Exit codes: 0 success, 1 the work ran but its result is negative (e.g. a dataset that is not
+usable), 2 bad input or usage (one line on stderr, never a traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from smmt_core import __version__
+from smmt_core.errors import SMMTError
+
+EXIT_OK, EXIT_NEGATIVE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from smmt_core.cli import bench_commands, data_commands, train_commands
+
+    parser = argparse.ArgumentParser(
+        prog="smmt",
+        description=(
+            "SMMT Studio command line: build the synthetic demo cohort, validate data, train SMMT "
+            "and the 3MT baseline, predict for a subject, run experiment grids and benchmarks. "
+            "Research use only; not a medical device."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"smmt {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (data_commands, train_commands, bench_commands):
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.handler(args) or 0)
+    except SMMTError as error:
+        print(f"smmt {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"smmt {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

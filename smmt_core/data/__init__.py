@@ -1,0 +1,1 @@
+"""Data layer: subjects, layouts, MRI preprocessing, clinical features, splits, demo cohort."""

@@ -1,0 +1,1 @@
+"""SMMT model: K-Means cluster-sparse attention, encoders, cascade fusion, masking, variants."""

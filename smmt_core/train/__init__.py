@@ -1,0 +1,1 @@
+"""Training engine: trainer (events + stop flag), metrics, energy, checkpoints, experiments."""

@@ -1,0 +1,77 @@
+"""Events a training run emits to its `on_event` callback.
+
+Plain dataclasses so that the CLI (progress bars), the GUI (Qt signals, live curves) and tests can
+all consume the same stream. The callback is called from the training thread: a GUI must hand the
+event over to its own thread (a queued Qt signal) before touching widgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunStarted:
+    run_dir: Path
+    total_epochs: int
+    batches_per_epoch: int
+    n_train: int  # subjects
+    n_val: int
+    n_test: int
+    device: str  # "cpu" or "cuda:0"
+    config: dict = field(default_factory=dict)
+
+
+@dataclass
+class BatchProgress:
+    epoch: int  # 1-based
+    batch: int  # 1-based within the epoch
+    batches_per_epoch: int
+    loss: float
+    elapsed_s: float
+    eta_s: float | None  # seconds left for the whole run, None before it can be estimated
+
+
+@dataclass
+class EpochEnd:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    train_metrics: dict[str, float]  # accuracy, balanced_accuracy, ...
+    val_metrics: dict[str, float]
+    is_best: bool
+
+
+@dataclass
+class EnergyUpdate:
+    epoch: int
+    elapsed_s: float
+    energy_kwh: float  # cumulative since the run started
+    power_w: float  # mean power since the previous update
+    estimated: bool  # True when codecarbon had no RAPL/NVML and estimated the power
+
+
+@dataclass
+class CheckpointSaved:
+    path: Path
+    epoch: int
+    kind: str  # "best" or "last"
+
+
+@dataclass
+class RunFinished:
+    run_dir: Path
+    stopped_early: bool  # True when the stop flag ended the run
+    test_metrics: dict  # per-subject metrics on the test set (see smmt_core.train.metrics)
+    energy_kwh: float
+    duration_s: float
+
+
+@dataclass
+class RunFailed:
+    message: str  # one line for the user
+    run_dir: Path | None = None
+
+
+TrainingEvent = RunStarted | BatchProgress | EpochEnd | EnergyUpdate | CheckpointSaved | RunFinished | RunFailed
