@@ -20,7 +20,7 @@ EXIT_OK, EXIT_NEGATIVE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from smmt_core.cli import bench_commands, data_commands, train_commands
+    from smmt_core.cli import bench_commands, data_commands, demo_commands, experiment_commands, train_commands
 
     parser = argparse.ArgumentParser(
         prog="smmt",
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smmt {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (data_commands, train_commands, bench_commands):
+    for module in (demo_commands, data_commands, train_commands, experiment_commands, bench_commands):
         module.add_commands(sub)
     return parser
 
