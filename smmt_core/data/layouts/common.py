@@ -1,0 +1,354 @@
+"""Shared vocabulary of the loaders: canonical clinical columns, aliases, value parsing, images.
+
+Why one module: the same score arrives under many names ("MMSE", "mmse", "MMS", "mmse_total") and
+in many spellings ("n/a", ">1700", "-4", "M"). Normalising all of it in one place keeps every
+layout consistent and gives one list of problems per dataset instead of silent NaNs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from smmt_core.errors import DataError
+
+# --------------------------------------------------------------------------------------------
+# Canonical columns (ADNIMERGE style) and the plausible range of each numeric score.
+NUMERIC_RANGES: dict[str, tuple[float, float]] = {
+    "MMSE": (0, 30),
+    "CDGLOBAL": (0, 3),
+    "CDRSB": (0, 18),
+    "FAQ": (0, 30),
+    "ADAS13": (0, 85),
+    "AGE": (0, 120),
+    "PTEDUCAT": (0, 30),
+}
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(NUMERIC_RANGES)
+CATEGORICAL_COLUMNS: tuple[str, ...] = ("PTGENDER", "APOE4")
+LABEL_COLUMN = "diagnosis"  # the pseudo-column that carries the label
+ID_COLUMN = "subject_id"
+
+
+def _norm(name: str) -> str:
+    """'CDR-SB' / 'cdr_sb' / 'Cdr Sb' -> 'cdrsb' (case, spaces and punctuation ignored)."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "MMSE": ("mmse", "mms", "mmsetotal", "mmscore", "mmsescore", "minimentalstateexamination"),
+    "CDGLOBAL": ("cdglobal", "cdr", "cdrglobal", "globalcdr", "cdrglob", "cdrglobalscore"),
+    "CDRSB": ("cdrsb", "cdrsob", "cdrsumofboxes", "cdrsumboxes"),
+    "FAQ": ("faq", "faqtotal", "faqscore"),
+    "ADAS13": ("adas13", "adascog13", "adastotal13", "total13", "adas13total"),
+    "AGE": ("age", "ageyears", "ageatscan", "ageatvisit", "ageatexam"),
+    "PTEDUCAT": ("pteducat", "education", "educationyears", "yearsofeducation", "educyears"),
+    "PTGENDER": ("ptgender", "sex", "gender"),
+    "APOE4": ("apoe4", "apoee4", "apoe4count", "apoee4count", "numapoe4", "apoe", "apoegenotype",
+              "genotype"),
+    LABEL_COLUMN: ("diagnosis", "dx", "dxbl", "group", "researchgroup", "label", "diagnosisgroup",
+                   "dxgroup", "clinicaldiagnosis"),
+    ID_COLUMN: ("subjectid", "participantid", "ptid", "id", "subject"),
+}
+_ALIAS_TO_CANONICAL: dict[str, str] = {a: canon for canon, aliases in _ALIASES.items() for a in aliases}
+
+MISSING_STRINGS = {"", "n/a", "na", "nan", "none", "null", "-", ".", "?", "missing", "unknown"}
+
+
+def canonical_name(column: str) -> str | None:
+    """The canonical name for a column header, or None when it is not one we use."""
+    return _ALIAS_TO_CANONICAL.get(_norm(column))
+
+
+def map_columns(columns) -> dict[str, str]:
+    """Original column -> canonical name, for the columns we know. The first of duplicates wins."""
+    columns = list(columns)
+    # A column spelled exactly as the canonical name beats an alias ("APOE4" over "APOE").
+    ranked = sorted(columns, key=lambda c: (_norm(c) != _norm(canonical_name(c) or ""), columns.index(c)))
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for col in ranked:
+        canon = canonical_name(col)
+        if canon and canon not in taken:
+            out[col] = canon
+            taken.add(canon)
+    return out
+
+
+def is_missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in MISSING_STRINGS
+
+
+# --------------------------------------------------------------------------------------------
+# Value parsing. Each parser returns (value, problem-or-None); the caller adds context to problems.
+
+_NUMBER = re.compile(r"^\s*[<>]=?\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$")
+
+
+def parse_number(value) -> tuple[float, str | None]:
+    """A float from a cell; '>1700' -> 1700.0; blank/'n/a' -> NaN; garbage -> NaN plus a problem."""
+    if is_missing(value):
+        return math.nan, None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            match = _NUMBER.match(text)
+            if not match:
+                return math.nan, f"cannot read {text!r} as a number"
+            number = float(match.group(1))
+    if not math.isfinite(number):
+        return math.nan, None
+    return number, None
+
+
+def parse_score(name: str, value, *, sentinels: tuple[float, ...] = ()) -> tuple[float, str | None]:
+    """A canonical numeric score, NaN when missing, out of range or a missing-code sentinel."""
+    number, problem = parse_number(value)
+    if problem or math.isnan(number):
+        return number, problem
+    if number in sentinels:
+        return math.nan, None
+    low, high = NUMERIC_RANGES.get(name, (-math.inf, math.inf))
+    if not low <= number <= high:
+        return math.nan, f"{name} = {number:g} is outside {low:g}-{high:g}"
+    return number, None
+
+
+_MALE = {"m", "male", "man", "masculine"}
+_FEMALE = {"f", "female", "woman", "feminine"}
+
+
+def parse_sex(value) -> tuple[str | None, str | None]:
+    """'M'/'male'/'Male' -> 'Male', 'F'/'female' -> 'Female'."""
+    if is_missing(value):
+        return None, None
+    text = str(value).strip().lower()
+    if text in _MALE:
+        return "Male", None
+    if text in _FEMALE:
+        return "Female", None
+    return None, f"cannot read {str(value).strip()!r} as sex (expected Male/Female or M/F)"
+
+
+def parse_apoe4(value) -> tuple[str | None, str | None]:
+    """Number of APOE e4 alleles as '0'/'1'/'2'. Accepts counts (1, '1.0') and genotypes (34, 'e3/e4')."""
+    if is_missing(value):
+        return None, None
+    text = str(value).strip().lower().replace("ε", "e")
+    number, _ = parse_number(text)
+    if not math.isnan(number) and number in (0, 1, 2):
+        return str(int(number)), None
+    digits = re.sub(r"[^0-9]", "", text)
+    if len(digits) == 2 and set(digits) <= set("234"):
+        return str(digits.count("4")), None
+    return None, f"cannot read {str(value).strip()!r} as an APOE4 allele count (0/1/2) or genotype"
+
+
+_LABELS = {
+    "CN": {"cn", "nc", "hc", "normal", "control", "controls", "healthy", "smc", "cognitivelynormal",
+           "healthycontrol", "normalcontrol", "nl", "nondemented"},
+    "MCI": {"mci", "emci", "lmci", "mildcognitiveimpairment", "nltomci", "mcitomci", "dementiatomci"},
+    "AD": {"ad", "dementia", "alzheimers", "alzheimer", "alzheimersdisease", "demented", "mcitodementia",
+           "nltodementia", "dementiatodementia", "mcitoad"},
+}
+_LABEL_LOOKUP = {alias: label for label, aliases in _LABELS.items() for alias in aliases}
+
+
+def parse_label(value) -> tuple[str | None, str | None]:
+    """A diagnosis cell -> 'CN'/'MCI'/'AD' (SMC->CN, EMCI/LMCI->MCI, Dementia->AD)."""
+    if is_missing(value):
+        return None, None
+    label = _LABEL_LOOKUP.get(_norm(value))
+    if label is None:
+        return None, f"unknown diagnosis {str(value).strip()!r} (expected CN, MCI or AD)"
+    return label, None
+
+
+def clinical_from_record(record: dict, *, where: str, problems: list[str],
+                         sentinels: tuple[float, ...] = ()) -> tuple[dict, dict, str | None, str | None]:
+    """Map one row/JSON object to (numeric, categorical, label, subject_id).
+
+    Column names may be canonical or aliases. Unreadable cells become missing and are reported in
+    `problems` as '<where>: <column>: <problem>'. Unknown columns are ignored.
+    """
+    numeric: dict[str, float] = {}
+    categorical: dict[str, str | None] = {}
+    label = subject_id = None
+    for column, canon in map_columns(record.keys()).items():
+        value = record[column]
+        problem = None
+        if canon in NUMERIC_RANGES:
+            numeric[canon], problem = parse_score(canon, value, sentinels=sentinels)
+        elif canon == "PTGENDER":
+            categorical[canon], problem = parse_sex(value)
+        elif canon == "APOE4":
+            categorical[canon], problem = parse_apoe4(value)
+        elif canon == LABEL_COLUMN:
+            label, problem = parse_label(value)
+        elif canon == ID_COLUMN and not is_missing(value):
+            subject_id = str(value).strip()
+        if problem:
+            problems.append(f"{where}: {column}: {problem}")
+    return numeric, categorical, label, subject_id
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+def read_table(path: Path, *, sep: str | None = None) -> pd.DataFrame:
+    """Read a CSV/TSV as strings (no type guessing), or raise DataError naming the file."""
+    path = Path(path)
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        with warnings.catch_warnings():
+            # index_col=False: a row with extra fields must not silently become an index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+                                encoding="utf-8-sig", index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError(f"{_first_ragged_line(path, sep)} has more fields than the header", path) from None
+    except FileNotFoundError:
+        raise DataError("file not found", path) from None
+    except pd.errors.EmptyDataError:
+        raise DataError("the table is empty", path) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"cannot read the table: {first}", path) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _first_ragged_line(path: Path, sep: str) -> str:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = csv.reader(handle, delimiter=sep)
+        width = len(next(rows, []))
+        for number, row in enumerate(rows, start=2):
+            if len(row) > width:
+                return f"line {number}"
+    return "a line"
+
+
+def require_columns(frame: pd.DataFrame, required, path: Path, *, what: str = "") -> None:
+    """DataError naming the missing columns (and the ones present) when any is absent."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        present = ", ".join(frame.columns[:12]) + (" ..." if len(frame.columns) > 12 else "")
+        raise DataError(f"{what}missing column(s) {', '.join(missing)} (found: {present})", path)
+
+
+def read_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("file not found", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"not valid JSON ({error})", path) from None
+    if not isinstance(data, dict):
+        raise DataError("expected a JSON object ({\"MMSE\": 28, ...})", path)
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh", ".hdr", ".img", ".img.gz", ".hdr.gz")
+
+
+def volume_suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix in VOLUME_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    return None
+
+
+def volume_stem(path: Path) -> str:
+    suffix = volume_suffix(path) or path.suffix
+    return path.name[: len(path.name) - len(suffix)]
+
+
+def is_volume(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and volume_suffix(path) is not None
+
+
+def find_volumes(folder: Path) -> list[Path]:
+    """Image volumes directly inside `folder`; an Analyze .hdr/.img pair counts once (as .hdr)."""
+    files = sorted(p for p in folder.iterdir() if is_volume(p))
+    headers = {volume_stem(p).lower() for p in files if volume_suffix(p) in (".hdr", ".hdr.gz")}
+    out = []
+    for p in files:
+        if volume_suffix(p) in (".img", ".img.gz") and volume_stem(p).lower() in headers:
+            continue  # the data half of an Analyze/NIfTI pair
+        out.append(p)
+    return out
+
+
+def check_image_header(path: Path) -> str | None:
+    """A cheap check (header only): None when nibabel reads a 3D image, else the problem."""
+    try:
+        image = nib.load(str(path))
+    except FileNotFoundError:
+        return "file not found"
+    except Exception as error:  # nibabel raises many types for bad files
+        return f"not a readable image ({type(error).__name__}: {_first_line(error)})"
+    return _shape_problem(image.shape)
+
+
+def check_image_data(path: Path) -> tuple[str | None, list[str]]:
+    """A full check: (fatal problem or None, warnings).
+
+    Fatal: unreadable or truncated, not 3D, no finite voxel, constant. A few NaN/inf voxels are
+    only a warning: preprocessing sets them to 0 (the same rule as preprocess.load_t1).
+    """
+    problem = check_image_header(path)
+    if problem:
+        return problem, []
+    try:
+        data = np.asanyarray(nib.load(str(path)).dataobj)
+    except Exception as error:
+        return f"cannot read the image data, the file may be truncated ({type(error).__name__}: {_first_line(error)})", []
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        return f"unsupported voxel type {data.dtype}", []
+    finite = np.isfinite(data)
+    if not finite.any():
+        return "holds no finite values (all NaN or infinite)", []
+    warnings = []
+    if not finite.all():
+        warnings.append(f"{int((~finite).sum())} NaN/infinite voxels (set to 0 when preprocessed)")
+    values = data[finite]
+    if float(values.max()) == float(values.min()):
+        return f"the image is constant (every voxel is {float(values.min()):g}); not a T1 image", warnings
+    return None, warnings
+
+
+def _shape_problem(shape) -> str | None:
+    shape = tuple(int(d) for d in shape)
+    dims = list(shape)
+    while len(dims) > 3 and dims[-1] == 1:
+        dims.pop()
+    if len(dims) != 3:
+        return f"expected a 3D T1 volume, found a {len(shape)}D image of shape {shape}"
+    if min(dims) < 2:
+        return f"expected a 3D T1 volume, found a flat image of shape {shape}"
+    return None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else "no detail"
