@@ -1,0 +1,563 @@
+"""T1 MRI preprocessing: any readable T1 file in, MNI-grid volume and model-ready 2D slices out.
+
+Why these steps (the paper registers every scan linearly to MNI152, resizes slices to 256x256,
+scales them to [0, 1] and replicates them to 3 channels):
+
+1. `load_t1` reads with nibabel and refuses what cannot be a single T1 volume (4D series, all-NaN
+   or constant data, broken files), with a message that names the file.
+2. Reorient to RAS (`nibabel.as_closest_canonical`) and resample onto the nilearn MNI152 grid at
+   `resolution_mm` with `nilearn.image.resample_img` (linear interpolation). We do not register:
+   images are expected to be in MNI space already (as ADNI "Spatially Normalized" downloads,
+   Clinica/fMRIPrep outputs and the demo cohort are). A registration check correlates the result
+   with the template inside the brain mask and warns when it is low, so a native-space scan is
+   never used silently.
+3. Robust intensity scaling to [0, 1]: the 0.5th and 99.5th percentiles of the voxels inside the
+   MNI brain mask map to 0 and 1 (outliers and scanner scaling no longer matter).
+4. Slices: `n_slices` slices of `plane`, spread evenly over a band through the hippocampi (the
+   structure that shrinks first in AD), see `SLICE_BANDS_MM`. Each slice is padded to a square
+   (aspect ratio kept), resized to `image_size` with `torch.nn.functional.interpolate` and
+   replicated to `channels`.
+
+`MRICache` stores the result on disk keyed by the file's content hash and the settings, so a
+training epoch never reads NIfTI again.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import operator
+import os
+import tempfile
+import threading
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from smmt_core.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+# Bump when the algorithm changes so that old cache entries are not reused.
+PREPROCESS_VERSION = 1
+
+PLANES = ("axial", "coronal", "sagittal")
+
+# Where the slices go, in MNI mm along the plane's axis. The hippocampi lie at about
+# x = ±20..35, y = -40..-10, z = -25..0 mm in MNI152 space.
+#   axial:    z from -20 to +4 mm (hippocampal body and head up to the lateral ventricles)
+#   coronal:  y from -38 to -10 mm (hippocampal tail to head)
+#   sagittal: x from -28 to +28 mm (left hippocampus, midline, right hippocampus)
+# One slice sits at the band's centre; several are spread evenly from one end to the other.
+SLICE_BANDS_MM: dict[str, tuple[float, float]] = {
+    "axial": (-20.0, 4.0),
+    "coronal": (-38.0, -10.0),
+    "sagittal": (-28.0, 28.0),
+}
+_PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+# Below this Pearson correlation with the template (inside the brain mask) we warn that the scan
+# does not look registered to MNI space.
+REGISTRATION_WARN_BELOW = 0.5
+
+# Voxels of the (0..1 scaled) MNI152 template above this value form the brain mask; the same
+# threshold as nilearn.datasets.load_mni152_brain_mask.
+BRAIN_MASK_THRESHOLD = 0.2
+
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """The preprocessing settings; part of every checkpoint and of every cache key."""
+
+    resolution_mm: float = 2.0
+    plane: str = "axial"
+    n_slices: int = 3
+    image_size: int = 64
+    channels: int = 1
+
+    def __post_init__(self):
+        if self.plane not in PLANES:
+            raise ConfigError(f"unknown slice plane {self.plane!r}; choose one of {', '.join(PLANES)}")
+        for name, what, low, high in (("n_slices", "number of slices", 1, 64),
+                                      ("image_size", "image size (pixels)", 8, 1024),
+                                      ("channels", "channels", 1, 4)):
+            value = getattr(self, name)
+            try:
+                value = operator.index(value)  # ints and numpy integers, not 2.5 or "3"
+            except TypeError:
+                value = None
+            if value is None or not low <= value <= high:
+                raise ConfigError(f"{what} must be an integer from {low} to {high}, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, int(value))
+        try:
+            res = float(self.resolution_mm)
+        except (TypeError, ValueError):
+            raise ConfigError(f"resolution must be a number of millimetres, got {self.resolution_mm!r}") from None
+        if not 0.5 <= res <= 8.0:
+            raise ConfigError(f"resolution must be between 0.5 and 8 mm, got {self.resolution_mm!r}")
+        object.__setattr__(self, "resolution_mm", res)
+
+    @classmethod
+    def cpu(cls) -> "PreprocessConfig":
+        """Small and fast: 2 mm grid, 3 axial 64x64 single-channel slices (the demo preset)."""
+        return cls(resolution_mm=2.0, plane="axial", n_slices=3, image_size=64, channels=1)
+
+    @classmethod
+    def paper(cls) -> "PreprocessConfig":
+        """As in the paper: 1 mm MNI grid, 256x256 slices replicated to 3 channels."""
+        return cls(resolution_mm=1.0, plane="axial", n_slices=3, image_size=256, channels=3)
+
+    @classmethod
+    def from_train_config(cls, cfg) -> "PreprocessConfig":
+        """The preprocessing part of a `TrainConfig`."""
+        return cls(
+            resolution_mm=float(cfg.resolution_mm),
+            plane=cfg.plane,
+            n_slices=int(cfg.n_slices),
+            image_size=int(cfg.image_size),
+            channels=int(cfg.channels),
+        )
+
+    @property
+    def mri_shape(self) -> tuple[int, int, int, int]:
+        """(slices, channels, height, width) of the model's MRI input."""
+        return (self.n_slices, self.channels, self.image_size, self.image_size)
+
+    def key(self) -> str:
+        """A stable string for cache keys and file names (same settings -> same key)."""
+        return (
+            f"v{PREPROCESS_VERSION}-res{self.resolution_mm:g}mm-{self.plane}-s{self.n_slices}"
+            f"-i{self.image_size}-c{self.channels}"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessConfig":
+        return cls(**{k: d[k] for k in ("resolution_mm", "plane", "n_slices", "image_size", "channels") if k in d})
+
+
+@dataclass
+class PreprocessedMRI:
+    """One preprocessed T1: the MNI-grid volume (for viewers) and the slices (for the model).
+
+    volume: (X, Y, Z) float32 in [0, 1], RAS, on the MNI152 grid at the configured resolution
+            (None only when read from the cache with `load_volume=False`).
+    affine: 4x4 voxel -> MNI mm of `volume`.
+    slices: (S, C, H, W) float32 in [0, 1]; display orientation: for axial slices anterior is up
+            and the subject's right is on the right (neurological), for coronal and sagittal
+            slices superior is up.
+    slice_indices: index of each slice along the plane's axis of `volume`.
+    template_correlation: Pearson r with the MNI152 template inside the brain mask.
+    """
+
+    volume: np.ndarray | None
+    affine: np.ndarray
+    slices: np.ndarray
+    slice_indices: list[int]
+    plane: str
+    template_correlation: float
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def _is_analyze_pair_member(path: Path) -> bool:
+    return path.suffix.lower() in (".hdr", ".img")
+
+
+def load_t1(path) -> "nibabel.Nifti1Image":  # noqa: F821 (nibabel imported lazily)
+    """Read one T1 volume as a float32 `Nifti1Image`; `DataError` naming the file otherwise.
+
+    Accepts NIfTI-1/2 (.nii, .nii.gz), MGH (.mgz) and Analyze (.hdr/.img). Trailing singleton
+    dimensions (x, y, z, 1) are dropped. Refused: missing or unreadable files, anything that is
+    not one 3D volume, data without a finite value, constant data and unusable affines.
+    Isolated NaN/inf voxels become 0.
+    """
+    img, _ = _load_t1(path)
+    return img
+
+
+def _load_t1(path) -> tuple["nibabel.Nifti1Image", list[str]]:  # noqa: F821
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError("T1 image file not found", path)
+    if path.is_dir():
+        raise DataError("is a folder, expected a T1 image file (.nii, .nii.gz, .mgz, .hdr/.img)", path)
+    try:
+        img = nib.load(str(path))
+    except ImageFileError as exc:
+        raise DataError(f"not a readable MRI image ({exc})", path) from None
+    except Exception as exc:  # corrupt headers raise many kinds of errors
+        raise DataError(f"cannot read MRI header ({type(exc).__name__}: {exc})", path) from None
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:  # truncated gzip (EOFError), zlib.error, short file (OSError), ...
+        raise DataError(f"cannot read image data, the file may be truncated or corrupt "
+                        f"({type(exc).__name__}: {exc})", path) from None
+
+    shape = data.shape
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        if data.ndim == 4:
+            raise DataError(f"is a 4D image with {shape[3]} volumes (shape {shape}); "
+                            "expected a single 3D T1 volume", path)
+        raise DataError(f"has {len(shape)} dimension(s) (shape {shape}); expected a 3D T1 volume", path)
+    if min(data.shape) < 2:
+        raise DataError(f"has shape {shape}; a 3D T1 volume needs at least 2 voxels along each axis", path)
+
+    warnings: list[str] = []
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise DataError("holds no finite values (all NaN or infinite)", path)
+    if not finite.all():
+        n_bad = int(data.size - finite.sum())
+        warnings.append(f"{path.name}: {n_bad} NaN/infinite voxels were set to 0")
+        data = np.where(finite, data, np.float32(0))
+    if float(data.max()) == float(data.min()):
+        raise DataError(f"is constant (every voxel is {float(data.min()):g}); not a T1 image", path)
+
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-8:
+        raise DataError("has no usable voxel-to-world affine (singular or non-finite)", path)
+    return nib.Nifti1Image(np.ascontiguousarray(data), affine), warnings
+
+
+@functools.lru_cache(maxsize=1)
+def _resample_kwargs() -> dict:
+    """nilearn >= 0.11 warns unless these are given explicitly; older versions do not know them."""
+    import inspect
+
+    from nilearn import image
+
+    params = inspect.signature(image.resample_img).parameters
+    return {k: True for k in ("copy_header", "force_resample") if k in params}
+
+
+# ----------------------------------------------------------------------------------------------
+# The MNI152 template (loaded once per process and resolution)
+
+
+@dataclass(frozen=True)
+class MNITemplate:
+    """The MNI152 T1 template scaled to 0..1, its affine, and its brain mask (template > 0.2)."""
+
+    data: np.ndarray  # float32, 0..1
+    affine: np.ndarray
+    mask: np.ndarray  # bool
+    centred: np.ndarray  # template values inside the mask minus their mean (for correlations)
+    norm: float  # Euclidean norm of `centred`
+
+    def correlation(self, values: np.ndarray) -> float:
+        """Pearson r between the template and `values` (taken inside the mask); 0 if undefined."""
+        v = values.astype(np.float64) - float(values.mean(dtype=np.float64))
+        denom = float(np.sqrt(v @ v)) * self.norm
+        r = float(v @ self.centred) / denom if denom > 0 else 0.0
+        return r if np.isfinite(r) else 0.0
+
+
+_TEMPLATES: dict[float, MNITemplate] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def mni_template(resolution_mm: float) -> MNITemplate:
+    """The nilearn MNI152 (ICBM 2009) T1 template and its brain mask at `resolution_mm`."""
+    res = float(resolution_mm)
+    with _TEMPLATE_LOCK:
+        if res not in _TEMPLATES:
+            from nilearn import datasets, image
+
+            if res.is_integer():
+                img = datasets.load_mni152_template(resolution=int(res))
+            else:  # what load_mni152_template does for integer resolutions
+                img = image.resample_img(datasets.load_mni152_template(resolution=1), np.eye(3) * res,
+                                         interpolation="continuous", **_resample_kwargs())
+            data = np.asarray(img.get_fdata(), dtype=np.float32)
+            data = np.ascontiguousarray(data / max(float(data.max()), 1e-6))
+            mask = data > BRAIN_MASK_THRESHOLD
+            centred = data[mask].astype(np.float64)
+            centred -= centred.mean()
+            _TEMPLATES[res] = MNITemplate(data=data, affine=np.asarray(img.affine), mask=mask, centred=centred,
+                                          norm=float(np.sqrt(centred @ centred)))
+        return _TEMPLATES[res]
+
+
+# ----------------------------------------------------------------------------------------------
+# Slices
+
+
+def slice_positions_mm(plane: str, n_slices: int) -> list[float]:
+    """MNI coordinates (mm along the plane's axis) of the slices, evenly spread over the band."""
+    lo, hi = SLICE_BANDS_MM[plane]
+    if n_slices == 1:
+        return [(lo + hi) / 2.0]
+    return [float(v) for v in np.linspace(lo, hi, n_slices)]
+
+
+def slice_indices_for(plane: str, n_slices: int, affine: np.ndarray, shape: tuple[int, ...]) -> list[int]:
+    """Voxel indices along the plane's axis of an MNI-grid volume for `slice_positions_mm`.
+
+    When the band holds fewer voxels than slices (many slices, coarse grid), the slices become
+    neighbouring voxels centred on the band instead of repeating one voxel.
+    """
+    axis = _PLANE_AXIS[plane]
+    step, origin = affine[axis, axis], affine[axis, 3]
+    size = shape[axis]
+    out = [int(round((mm - origin) / step)) for mm in slice_positions_mm(plane, n_slices)]
+    if len(set(out)) < n_slices:
+        centre = int(round((sum(SLICE_BANDS_MM[plane]) / 2.0 - origin) / step))
+        first = min(max(centre - n_slices // 2, 0), max(size - n_slices, 0))
+        out = list(range(first, first + n_slices))
+    return [min(max(idx, 0), size - 1) for idx in out]
+
+
+def extract_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
+    """One 2D slice of a RAS volume in display orientation (see `PreprocessedMRI`)."""
+    if plane == "axial":
+        sl = volume[:, :, index]  # (X, Y)
+    elif plane == "coronal":
+        sl = volume[:, index, :]  # (X, Z)
+    else:
+        sl = volume[index, :, :]  # (Y, Z)
+    # rows: last kept axis, flipped so anterior / superior is at the top; columns: first kept axis
+    return np.ascontiguousarray(sl.T[::-1])
+
+
+def _square_resize(slices: np.ndarray, size: int) -> np.ndarray:
+    """(S, H, W) -> (S, size, size): zero-pad to a square (aspect kept), then resize (torch)."""
+    import torch
+    import torch.nn.functional as F
+
+    s, h, w = slices.shape
+    side = max(h, w)
+    padded = np.zeros((s, side, side), dtype=np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    padded[:, top:top + h, left:left + w] = slices
+    if side == size:
+        return padded
+    t = torch.from_numpy(padded)[:, None]
+    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
+    return np.clip(out[:, 0].numpy(), 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The pipeline
+
+
+def preprocess_t1(path, config: PreprocessConfig | None = None) -> PreprocessedMRI:
+    """Read, reorient, resample to MNI, scale to [0, 1] and slice one T1 file (see module doc)."""
+    import nibabel as nib
+    from nilearn import image
+
+    config = config or PreprocessConfig()
+    path = Path(path)
+    img, warnings = _load_t1(path)
+    img = nib.as_closest_canonical(img)
+    data = np.asarray(img.dataobj)
+    if not data.flags.c_contiguous:  # flipped views; resampling a C-ordered array is ~4x faster
+        img = nib.Nifti1Image(np.ascontiguousarray(data), img.affine)
+    tpl = mni_template(config.resolution_mm)
+    try:
+        resampled = image.resample_img(
+            img, target_affine=tpl.affine, target_shape=tpl.data.shape, interpolation="linear",
+            fill_value=0.0, clip=False, **_resample_kwargs(),
+        )
+    except Exception as exc:
+        raise DataError(f"cannot resample onto the MNI152 grid ({type(exc).__name__}: {exc})", path) from None
+    volume = np.asarray(resampled.dataobj, dtype=np.float32)
+
+    inside = volume[tpl.mask]
+    lo, hi = np.percentile(inside, [0.5, 99.5]) if inside.size else (0.0, 0.0)
+    if not hi > lo:  # nothing inside the brain region: fall back to the whole field of view
+        nonzero = volume[volume != 0]
+        if nonzero.size:
+            lo, hi = np.percentile(nonzero, [0.5, 99.5])
+    if not hi > lo:
+        raise DataError("has no intensity contrast inside the MNI152 brain region after resampling; "
+                        "is it a T1 image in MNI space?", path)
+    volume -= np.float32(lo)
+    volume *= np.float32(1.0 / (hi - lo))
+    np.clip(volume, 0.0, 1.0, out=volume)
+
+    corr = tpl.correlation(volume[tpl.mask])
+    if corr < REGISTRATION_WARN_BELOW:
+        warnings.append(
+            f"{path.name} does not look registered to MNI space (correlation {corr:.2f} with the "
+            f"MNI152 template); the slices may miss the hippocampus. Register it to MNI152 first."
+        )
+
+    indices = slice_indices_for(config.plane, config.n_slices, tpl.affine, volume.shape)
+    raw = np.stack([extract_slice(volume, config.plane, i) for i in indices])
+    slices = _square_resize(raw, config.image_size)[:, None]  # (S, 1, H, W)
+    if config.channels > 1:
+        slices = np.repeat(slices, config.channels, axis=1)
+    return PreprocessedMRI(
+        volume=volume, affine=np.asarray(tpl.affine, dtype=np.float64), slices=np.ascontiguousarray(slices),
+        slice_indices=indices, plane=config.plane, template_correlation=corr, warnings=warnings,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Disk cache
+
+
+def default_cache_dir() -> Path:
+    """$SMMT_CACHE_DIR, else ~/.cache/smmt-studio/mri."""
+    env = os.environ.get("SMMT_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "smmt-studio" / "mri"
+
+
+def _companion(path: Path) -> Path | None:
+    """The other half of an Analyze .hdr/.img pair, if it exists (either suffix case)."""
+    if not _is_analyze_pair_member(path):
+        return None
+    other = ".img" if path.suffix.lower() == ".hdr" else ".hdr"
+    for suffix in (other, other.upper()):
+        cand = path.with_suffix(suffix)
+        if cand.exists():
+            return cand
+    return None
+
+
+def file_digest(path) -> str:
+    """sha256 of the file's contents (both halves for an Analyze .hdr/.img pair)."""
+    path = Path(path)
+    parts = [path]
+    comp = _companion(path)
+    if comp is not None:
+        parts = sorted([path, comp], key=lambda p: p.suffix.lower())  # .hdr before .img
+    h = hashlib.sha256()
+    for p in parts:
+        try:
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as exc:
+            raise DataError(f"cannot read file ({exc.strerror or exc})", p) from None
+    return h.hexdigest()
+
+
+class MRICache:
+    """Preprocessed MRI on disk, keyed by file contents + settings, so NIfTI is read only once.
+
+    One `.npz` per (file hash, config key) under `root/<2 hex>/`. Writes go to a temporary file
+    then `os.replace`, so an interrupted run never leaves a half-written entry; an unreadable
+    entry is treated as a miss and rewritten. Digests are memoised per (path, size, mtime) so a
+    second pass in the same process does not even re-hash the files.
+    """
+
+    def __init__(self, root=None):
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.hits = 0
+        self.misses = 0
+        self._digests: dict[tuple[str, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def _digest(self, path: Path) -> str:
+        try:
+            st = path.stat()
+        except OSError:
+            raise DataError("T1 image file not found", path) from None
+        comp = _companion(path)
+        stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns + (comp.stat().st_mtime_ns if comp else 0))
+        with self._lock:
+            cached = self._digests.get(stamp)
+        if cached is None:
+            cached = file_digest(path)
+            with self._lock:
+                self._digests[stamp] = cached
+        return cached
+
+    def entry_path(self, path, config: PreprocessConfig) -> Path:
+        """Where the entry for this file and these settings lives (it may not exist yet)."""
+        digest = self._digest(Path(path))
+        return self.root / digest[:2] / f"{digest}-{config.key()}.npz"
+
+    def get(self, path, config: PreprocessConfig | None = None, *, load_volume: bool = True) -> PreprocessedMRI:
+        """The preprocessed image, from disk when cached, else computed and stored.
+
+        `load_volume=False` skips reading the volume (volume=None): what training needs.
+        """
+        config = config or PreprocessConfig()
+        path = Path(path)
+        if not path.exists():
+            raise DataError("T1 image file not found", path)
+        entry = self.entry_path(path, config)
+        if entry.exists():
+            result = self._read(entry, config, load_volume)
+            if result is not None:
+                with self._lock:
+                    self.hits += 1
+                return result
+        result = preprocess_t1(path, config)
+        with self._lock:
+            self.misses += 1
+        self._write(entry, config, result)
+        if not load_volume:
+            result.volume = None
+        return result
+
+    @staticmethod
+    def _read(entry: Path, config: PreprocessConfig, load_volume: bool) -> PreprocessedMRI | None:
+        try:
+            with np.load(entry, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                if meta.get("key") != config.key():
+                    return None
+                slices = npz["slices"].astype(np.float32)
+                result = PreprocessedMRI(
+                    volume=npz["volume"].astype(np.float32) if load_volume else None,
+                    affine=npz["affine"].astype(np.float64),
+                    slices=np.repeat(slices, config.channels, axis=1) if config.channels > 1 else slices,
+                    slice_indices=[int(i) for i in meta["slice_indices"]],
+                    plane=str(meta["plane"]),
+                    template_correlation=float(meta["template_correlation"]),
+                    warnings=[str(w) for w in meta["warnings"]],
+                )
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+            log.warning("ignoring unreadable MRI cache entry %s (%s)", entry, exc)
+            return None
+        if result.slices.shape != config.mri_shape or len(result.slice_indices) != config.n_slices:
+            log.warning("ignoring MRI cache entry %s with unexpected shape %s", entry, result.slices.shape)
+            return None
+        return result
+
+    @staticmethod
+    def _write(entry: Path, config: PreprocessConfig, result: PreprocessedMRI) -> None:
+        meta = {
+            "key": config.key(),
+            "slice_indices": list(result.slice_indices),
+            "plane": result.plane,
+            "template_correlation": result.template_correlation,
+            "warnings": list(result.warnings),
+        }
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".npz")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez_compressed(
+                        fh,
+                        meta=np.array(json.dumps(meta)),
+                        slices=result.slices[:, :1].astype(np.float32),  # channels are copies
+                        volume=result.volume.astype(np.float16),  # display only; 1e-3 precision
+                        affine=result.affine,
+                    )
+                os.replace(tmp, entry)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:  # a full or read-only cache must not stop the work
+            log.warning("could not write MRI cache entry %s (%s)", entry, exc)
