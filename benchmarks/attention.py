@@ -1,0 +1,25 @@
+"""Dense SDPA vs SMMT cluster-sparse attention (K-Means included), forward + backward.
+
+    python benchmarks/attention.py                      # CPU, fp32, n = 256 .. 16384
+    python benchmarks/attention.py --sizes 1024,4096 --json
+    python benchmarks/attention.py --device cuda --dtype bf16 --dense-backend flash
+
+Same as `smmt bench attention`. Prints per n: times, speedup, the ideal n²/Σc², the achieved
+fraction of it, peak-memory ratio and log-log slopes. Results and discussion: docs/attention.md.
+"""
+
+import argparse
+import sys
+
+from smmt_core.model.attention_bench import add_arguments, run_from_args
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run_from_args(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

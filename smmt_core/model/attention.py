@@ -1,0 +1,283 @@
+"""Cluster-sparse attention (SMMT) and dense attention (3MT), behind one module.
+
+SMMT replaces dense self-attention by attention *within* K-Means clusters of the queries: token
+i attends only to the tokens of its own cluster, with a softmax normalised inside the cluster.
+Mathematically this is dense attention with a same-cluster mask (`masked_cluster_attention`,
+kept as the reference the tests compare against). The point of the method is to *not* pay for
+the masked-out n² entries, so the fast path (`cluster_sparse_attention`):
+
+1. sorts the tokens (of all batch elements together) so each cluster is one contiguous segment,
+   and segments of equal length sit next to each other;
+2. runs `scaled_dot_product_attention` once per distinct segment length, on a (segments, heads,
+   length, dim) view — no padding to the largest cluster (K-Means clusters are unbalanced, the
+   largest is often ~3× the mean, and padding would erase the gain); clusters of one token
+   return their value directly;
+3. scatters the outputs back to the original token order.
+
+A "nested" backend packs all segments into one jagged nested tensor and makes a single SDPA call
+(the varlen kernels). It is opt-in: on an H200 it was slower than the grouped path at every size
+we measured (docs/attention.md), so "auto" means grouped on every device.
+
+Cost with k clusters of sizes c_j: Σ c_j² · d instead of n² · d, i.e. about n²/k for balanced
+clusters. With the paper's k = log2 n this is O(n²/log n), not O(n log n) (see docs/attention.md).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smmt_core.model.kmeans import default_n_clusters, kmeans
+
+
+BACKENDS = ("auto", "grouped", "nested", "masked")
+
+
+def same_cluster_mask(ids: torch.Tensor) -> torch.Tensor:
+    """(B, n) cluster ids -> (B, 1, n, n) boolean mask, True where query and key share a cluster."""
+    return (ids.unsqueeze(-1) == ids.unsqueeze(-2)).unsqueeze(1)
+
+
+def masked_cluster_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Reference: dense SDPA with a same-cluster mask. Materialises n² entries; tests and tiny n only.
+
+    q, k, v: (B, h, n, dh); ids: (B, n). Every token is in its own cluster, so no row is empty.
+    """
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=same_cluster_mask(ids))
+
+
+class ClusterPlan:
+    """How to lay a batch's tokens out as contiguous cluster segments; computed once per call.
+
+    ids: (B, n) cluster ids in [0, n_clusters). Clusters of different batch elements are
+    different segments. `perm` sorts the flattened (B*n) tokens by (segment length, segment),
+    `inverse` undoes it, `groups` lists (length, number of segments) in that order, and
+    `offsets` are the segment boundaries in the order sorted by segment alone (nested backend).
+    """
+
+    def __init__(self, ids: torch.Tensor, n_clusters: int | None = None, *, for_nested: bool = False):
+        if ids.dim() != 2:
+            raise ValueError(f"cluster ids must be (batch, tokens), got shape {tuple(ids.shape)}")
+        batch, n = ids.shape
+        ids = ids.long()
+        k = int(n_clusters) if n_clusters is not None else int(ids.max().item()) + 1
+        self.batch, self.n = batch, n
+        segment = (ids + torch.arange(batch, device=ids.device).unsqueeze(1) * k).reshape(-1)
+        counts = torch.bincount(segment, minlength=batch * k)
+        nonzero = counts[counts > 0]
+        if for_nested:
+            # One jagged tensor: segments in id order, any lengths.
+            self.perm = torch.argsort(segment, stable=True)
+            self.offsets = torch.cat([counts.new_zeros(1), torch.cumsum(nonzero, 0)])
+            self.groups = []
+        else:
+            # Sort key (segment length, segment id): equal lengths become one contiguous block.
+            key = counts[segment] * (batch * k) + segment
+            self.perm = torch.argsort(key, stable=True)
+            lengths, how_many = torch.unique(nonzero, sorted=True, return_counts=True)
+            self.groups = list(zip(lengths.tolist(), how_many.tolist()))
+            # Row indices (into the flattened B*n tokens) of each group, in sorted order.
+            self.group_rows = [length * count for length, count in self.groups]
+            self.group_index = list(self.perm.split(self.group_rows))
+            self.offsets = None
+        self.inverse = torch.empty_like(self.perm)
+        self.inverse[self.perm] = torch.arange(self.perm.numel(), device=ids.device)
+        self.sum_squares = int((counts.to(torch.float64) ** 2).sum().item())
+
+
+class _Permute(torch.autograd.Function):
+    """Rows reordered by a permutation; the backward is the inverse permutation.
+
+    Autograd's own index_select backward is a scatter-add into zeros (slow on CPU and blind to
+    the fact that the index is a permutation); a gather with the inverse is a plain copy.
+    """
+
+    @staticmethod
+    def forward(ctx, x, perm, inverse):
+        ctx.save_for_backward(inverse)
+        return x.index_select(0, perm)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inverse,) = ctx.saved_tensors
+        return grad.index_select(0, inverse), None, None
+
+
+def _flatten_sorted(t: torch.Tensor, plan: ClusterPlan) -> torch.Tensor:
+    """(B, h, n, dh) -> (B*n, h, dh) in the plan's sorted token order."""
+    b, h, n, dh = t.shape
+    return _Permute.apply(t.transpose(1, 2).reshape(b * n, h, dh), plan.perm, plan.inverse)
+
+
+def _unflatten(out_sorted: torch.Tensor, plan: ClusterPlan) -> torch.Tensor:
+    """(B*n, h, dh) in sorted order -> (B, h, n, dh) in the original order."""
+    _, h, dh = out_sorted.shape
+    out = _Permute.apply(out_sorted, plan.inverse, plan.perm)
+    return out.reshape(plan.batch, plan.n, h, dh).transpose(1, 2)
+
+
+class _GroupedClusterAttention(torch.autograd.Function):
+    """Attention within clusters, one SDPA call per distinct cluster length, minimal copying.
+
+    Works on token-major tensors (B*n, h, dh). q, k and v are gathered once into cluster-sorted
+    order, where each group of equal-length clusters is a contiguous view; each group's output
+    is scattered straight into the result (every row is written exactly once, so no zero-fill
+    and no scatter-add). The backward mirrors this: one gather of the output gradient, SDPA's
+    own backward on each group's saved sub-graph, the q/k/v gradients scattered into place.
+    Built from autograd's ops instead (permute, split, attend, cat, un-permute) the bookkeeping
+    costs several extra full-size copies and zero-fills, the largest cost on a CPU after the
+    attention kernels themselves. First-order gradients only (no double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, plan):
+        rows, h, dh = q.shape
+        out = torch.empty_like(q)
+        # One gather per tensor into cluster-sorted order; each group is then a contiguous view.
+        sorted_blocks = [t.index_select(0, plan.perm).split(plan.group_rows) for t in (q, k, v)]
+        graphs = []
+        for (length, count), index, qg, kg, vg in zip(plan.groups, plan.group_index, *sorted_blocks):
+            if length == 1:  # softmax over a single key: the output is that key's value
+                out.index_copy_(0, index, vg)
+                graphs.append(None)
+                continue
+            qg, kg, vg = (t.detach().requires_grad_() for t in (qg, kg, vg))
+            with torch.enable_grad():
+                blocks = [t.view(count, length, h, dh).transpose(1, 2) for t in (qg, kg, vg)]
+                og = F.scaled_dot_product_attention(*blocks).transpose(1, 2)  # (count, length, h, dh)
+            out.index_copy_(0, index, og.detach().reshape(length * count, h, dh))
+            graphs.append((og, qg, kg, vg))
+        ctx.plan, ctx.graphs = plan, graphs
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        plan, graphs = ctx.plan, ctx.graphs
+        grad_q, grad_k, grad_v = (torch.empty_like(grad_out) for _ in range(3))
+        grads = grad_out.index_select(0, plan.perm).split(plan.group_rows)
+        for (length, count), index, grad, graph in zip(plan.groups, plan.group_index, grads, graphs):
+            if graph is None:
+                grad_q.index_fill_(0, index, 0.0)
+                grad_k.index_fill_(0, index, 0.0)
+                grad_v.index_copy_(0, index, grad)
+                continue
+            og, qg, kg, vg = graph
+            with torch.enable_grad():
+                # retain_graph: the outer graph may be back-propagated more than once.
+                gq, gk, gv = torch.autograd.grad(og, (qg, kg, vg), grad.view_as(og), retain_graph=True)
+            grad_q.index_copy_(0, index, gq)
+            grad_k.index_copy_(0, index, gk)
+            grad_v.index_copy_(0, index, gv)
+        return grad_q, grad_k, grad_v, None
+
+
+def _token_major(t: torch.Tensor) -> torch.Tensor:
+    """(B, h, n, dh) -> (B*n, h, dh); free when t is a transposed view of (B, n, h, dh)."""
+    b, h, n, dh = t.shape
+    return t.transpose(1, 2).reshape(b * n, h, dh)
+
+
+def _nested(qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, plan: ClusterPlan) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "nested tensors are a prototype"
+        nested = [torch.nested.nested_tensor_from_jagged(t, plan.offsets).transpose(1, 2) for t in (qs, ks, vs)]
+        out = F.scaled_dot_product_attention(*nested)
+    return out.transpose(1, 2).values()
+
+
+def cluster_sparse_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    ids: torch.Tensor,
+    n_clusters: int | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Exact attention within clusters, without computing the masked-out entries.
+
+    q, k, v: (B, h, n, dh); ids: (B, n) int cluster ids shared by all heads.
+    backend: "grouped" (one SDPA call per distinct cluster length), "nested" (one jagged SDPA call),
+    "masked" (the dense reference), "auto" (= grouped; nested measured slower on an H200).
+    Returns (B, h, n, dh), equal to `masked_cluster_attention(q, k, v, ids)`.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
+    if ids.shape != (q.shape[0], q.shape[2]):
+        raise ValueError(f"cluster ids of shape {tuple(ids.shape)} do not match queries {tuple(q.shape)}")
+    if backend == "masked":
+        return masked_cluster_attention(q, k, v, ids)
+    if backend == "nested":
+        plan = ClusterPlan(ids, n_clusters, for_nested=True)
+        out = _nested(*(_flatten_sorted(t, plan) for t in (q, k, v)), plan)
+        return _unflatten(out, plan)
+    plan = ClusterPlan(ids, n_clusters)
+    batch, heads, n, dh = q.shape
+    out = _GroupedClusterAttention.apply(_token_major(q), _token_major(k), _token_major(v), plan)
+    return out.view(batch, n, heads, dh).transpose(1, 2)
+
+
+class ClusterSparseAttention(nn.Module):
+    """Multi-head self-attention; sparse within K-Means clusters of the queries, or dense.
+
+    sparse=True (SMMT): K-Means on the detached queries (all heads concatenated), once per forward,
+    clusters shared by all heads, exact softmax within each cluster.
+    sparse=False (3MT / ablation): `scaled_dot_product_attention` over all tokens.
+    forward(x (B, n, d)) -> (out (B, n, d), ids (B, n) or None when dense).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        sparse: bool = True,
+        n_clusters: int | None = None,
+        cluster_size: int | None = None,
+        kmeans_iters: int = 3,
+        assignment: str = "exact",
+        backend: str = "auto",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
+        self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
+        self.sparse, self.n_clusters, self.cluster_size = sparse, n_clusters, cluster_size
+        self.kmeans_iters, self.assignment, self.backend = kmeans_iters, assignment, backend
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def clusters_for(self, n_tokens: int) -> int:
+        return self.n_clusters or default_n_clusters(n_tokens, self.cluster_size)
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, n, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if not self.sparse:
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            n_clusters = self.clusters_for(n)
+            if ids is None:
+                # Queries of all heads side by side: (B, n, d), detached inside kmeans.
+                ids, _ = kmeans(q.transpose(1, 2).reshape(batch, n, self.d_model), n_clusters,
+                                self.kmeans_iters, self.assignment)
+            if n_clusters == 1:
+                out = F.scaled_dot_product_attention(q, k, v)
+            else:
+                out = cluster_sparse_attention(q, k, v, ids, n_clusters, self.backend)
+        out = out.transpose(1, 2).reshape(batch, n, self.d_model)
+        return self.dropout(self.proj(out)), ids if self.sparse else None
+
+
+__all__ = [
+    "BACKENDS",
+    "ClusterPlan",
+    "ClusterSparseAttention",
+    "cluster_sparse_attention",
+    "masked_cluster_attention",
+    "same_cluster_mask",
+]

@@ -1,0 +1,252 @@
+"""SMMT and its ablations / the 3MT baseline, built from one `ModelConfig`.
+
+Data flow for a batch (`smmt_core.batch.ModelInputs`):
+  MRI slices, numeric scores, categorical codes
+    -> per-modality encoders (tokens of width d)
+    -> n_layers intra-modal transformer layers per modality (cluster-sparse or dense attention)
+    -> cascade: learned fusion tokens cross-attend to each available modality in turn, the
+       update masked in training (modality-wise masking)
+    -> mean of the fusion tokens -> MLP head -> logits (2 or 3 classes).
+
+Variants (`ModelConfig.variant`):
+  smmt            sparse attention + masking (the paper's method)
+  smmt-no-sparse  dense attention + masking
+  smmt-no-mask    sparse attention, no masking
+  3mt             dense attention, same cascade, no masking (baseline)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from smmt_core.batch import MODALITY_INDEX, FeatureSchema, ModelInputs
+from smmt_core.data.subject import ALL_MODALITIES, Modality
+from smmt_core.errors import ConfigError
+from smmt_core.model.encoders import CategoricalEncoder, MRIEncoder, NumericEncoder
+from smmt_core.model.fusion import CascadeStep, IntraModalLayer
+from smmt_core.model.kmeans import ASSIGNMENT_MODES
+from smmt_core.model.masking import MASK_MODES, ModalityMasking
+
+VARIANTS = ("smmt", "smmt-no-sparse", "smmt-no-mask", "3mt")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that shapes the network (not the data): stored with every checkpoint."""
+
+    variant: str = "smmt"
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 1
+    n_fusion_tokens: int = 4
+    cascade_order: tuple[str, ...] = ("mri", "clinical", "categorical")
+    attention_mode: str = "exact"  # K-Means assignment: "exact" or "balanced"
+    cluster_size: int | None = None  # None: k = ceil(log2 n) clusters
+    kmeans_iters: int = 3
+    mask_ratio: float = 0.3
+    mask_mode: str = "dimension"
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        object.__setattr__(self, "cascade_order", tuple(str(m) for m in self.cascade_order))
+        self.validate()
+
+    def validate(self) -> "ModelConfig":
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"unknown model variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.d_model < 8 or self.n_heads < 1 or self.d_model % self.n_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be at least 8 and divisible by n_heads ({self.n_heads})")
+        if self.n_layers < 0 or self.n_fusion_tokens < 1 or self.kmeans_iters < 0:
+            raise ConfigError("n_layers and kmeans_iters must be >= 0 and n_fusion_tokens >= 1")
+        names = {m.value for m in ALL_MODALITIES}
+        unknown = [m for m in self.cascade_order if m not in names]
+        if unknown or len(set(self.cascade_order)) != len(self.cascade_order) or not self.cascade_order:
+            raise ConfigError(f"cascade order {list(self.cascade_order)} must list distinct modalities from {sorted(names)}")
+        if self.attention_mode not in ASSIGNMENT_MODES:
+            raise ConfigError(f"unknown attention mode {self.attention_mode!r}; choose one of {', '.join(ASSIGNMENT_MODES)}")
+        if self.cluster_size is not None and self.cluster_size < 1:
+            raise ConfigError(f"cluster size must be at least 1, got {self.cluster_size}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ConfigError(f"mask ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.mask_mode not in MASK_MODES:
+            raise ConfigError(f"unknown mask mode {self.mask_mode!r}; choose one of {', '.join(MASK_MODES)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+    @property
+    def sparse(self) -> bool:
+        return self.variant in ("smmt", "smmt-no-mask")
+
+    @property
+    def masking(self) -> bool:
+        return self.variant in ("smmt", "smmt-no-sparse")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["cascade_order"] = list(self.cascade_order)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_train_config(cls, cfg) -> "ModelConfig":
+        """Read the model fields of a `smmt_core.train.config.TrainConfig`."""
+        return cls(
+            variant=cfg.variant, d_model=cfg.d_model, n_heads=cfg.n_heads, n_layers=cfg.n_layers,
+            n_fusion_tokens=cfg.n_fusion_tokens, cascade_order=tuple(cfg.cascade_order),
+            attention_mode=cfg.attention_mode, cluster_size=cfg.cluster_size,
+            kmeans_iters=getattr(cfg, "kmeans_iters", cls.kmeans_iters),
+            mask_ratio=cfg.mask_ratio, mask_mode=cfg.mask_mode,
+            dropout=getattr(cfg, "dropout", cls.dropout),
+        )
+
+
+@dataclass
+class ModelOutput:
+    """What the GUI draws besides the prediction.
+
+    cluster_ids: per intra-modal MRI layer, (B, S, h, w) K-Means cluster id of each MRI patch
+                 (empty for the dense variants or a model without MRI).
+    contributions: (B, 3) in MODALITY_INDEX order: predicted-class logit minus that logit with
+                 the modality left out; NaN where the modality is absent.
+    """
+
+    logits: torch.Tensor
+    cluster_ids: list[torch.Tensor]
+    contributions: torch.Tensor | None
+
+
+class SMMT(nn.Module):
+    """The multi-modal classifier; see the module docstring. Build it with `build_model`."""
+
+    def __init__(self, config: ModelConfig, schema: FeatureSchema):
+        super().__init__()
+        self.config, self.schema = config, schema
+        d = config.d_model
+        attention = dict(sparse=config.sparse, cluster_size=config.cluster_size,
+                         kmeans_iters=config.kmeans_iters, assignment=config.attention_mode)
+        self.encoders = nn.ModuleDict()
+        if schema.mri_shape is not None:
+            self.encoders[Modality.MRI.value] = MRIEncoder(tuple(schema.mri_shape), d)
+        if schema.numeric:
+            self.encoders[Modality.CLINICAL.value] = NumericEncoder(len(schema.numeric), d)
+        if schema.categorical:
+            sizes = [len(v) for v in schema.categorical.values()]
+            self.encoders[Modality.CATEGORICAL.value] = CategoricalEncoder(sizes, d)
+        if not self.encoders:
+            raise ConfigError("the feature schema has no modality (no MRI, no numeric, no categorical feature)")
+        self.intra = nn.ModuleDict({
+            name: nn.ModuleList(IntraModalLayer(d, config.n_heads, config.dropout, **attention)
+                                for _ in range(config.n_layers))
+            for name in self.encoders
+        })
+        self.order = [m for m in config.cascade_order if m in self.encoders]
+        # Every step owns a masking module: training masks only in the masking variants (ratio 0
+        # otherwise), while a forced ratio (robustness sweeps) applies to every variant alike.
+        mask_ratio = config.mask_ratio if config.masking else 0.0
+        self.cascade = nn.ModuleDict({
+            name: CascadeStep(d, config.n_heads, config.dropout, ModalityMasking(mask_ratio, config.mask_mode))
+            for name in self.order
+        })
+        self.fusion_tokens = nn.Parameter(torch.zeros(1, config.n_fusion_tokens, d))
+        nn.init.trunc_normal_(self.fusion_tokens, std=0.02)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Dropout(config.dropout),
+                                  nn.Linear(d, len(schema.classes)))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.schema.classes)
+
+    def available(self, inputs: ModelInputs) -> torch.Tensor:
+        """(B, 3) bool: modality present for the sample, known to the model, and not all-missing."""
+        present = inputs.present.bool().clone()
+        for modality in ALL_MODALITIES:
+            column = MODALITY_INDEX[modality]
+            if modality.value not in self.encoders:
+                present[:, column] = False
+        if Modality.CLINICAL.value in self.encoders:
+            present[:, MODALITY_INDEX[Modality.CLINICAL]] &= ~inputs.numeric_missing.bool().all(1)
+        if Modality.CATEGORICAL.value in self.encoders:
+            present[:, MODALITY_INDEX[Modality.CATEGORICAL]] &= (inputs.categorical != 0).any(1)
+        return present
+
+    def _encode(self, name: str, inputs: ModelInputs) -> torch.Tensor:
+        if name == Modality.MRI.value:
+            return self.encoders[name](inputs.mri)
+        if name == Modality.CLINICAL.value:
+            return self.encoders[name](inputs.numeric, inputs.numeric_missing.bool())
+        return self.encoders[name](inputs.categorical)
+
+    def _logits(self, inputs: ModelInputs, force_mask_ratio: float | None,
+                collect_ids: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        present = self.available(inputs)
+        batch = present.shape[0]
+        fusion = self.fusion_tokens.expand(batch, -1, -1)
+        cluster_ids: list[torch.Tensor] = []
+        for name in self.order:
+            column = MODALITY_INDEX[Modality(name)]
+            if not bool(present[:, column].any()):
+                continue  # nobody in the batch has it: skip the encoder entirely
+            tokens = self._encode(name, inputs)
+            for layer in self.intra[name]:
+                tokens, ids = layer(tokens)
+                if collect_ids and ids is not None and name == Modality.MRI.value:
+                    encoder = self.encoders[name]
+                    cluster_ids.append(ids.reshape(batch, encoder.mri_shape[0], *encoder.grid))
+            fusion = self.cascade[name](fusion, tokens, present[:, column], force_mask_ratio)
+        return self.head(fusion.mean(1)), cluster_ids
+
+    def forward(self, inputs: ModelInputs, return_details: bool = False,
+                force_mask_ratio: float | None = None) -> torch.Tensor | ModelOutput:
+        """Logits (B, n_classes); with return_details, a `ModelOutput` with cluster ids and contributions.
+
+        force_mask_ratio: mask the cascade updates with this ratio even in eval mode (robustness).
+        """
+        logits, cluster_ids = self._logits(inputs, force_mask_ratio, collect_ids=return_details)
+        if not return_details:
+            return logits
+        # The base logits can be reused only when they were computed without random masking.
+        reuse = None if (self.training or force_mask_ratio) else logits.detach()
+        return ModelOutput(logits, cluster_ids, self.contributions(inputs, logits=reuse))
+
+    @torch.no_grad()
+    def contributions(self, inputs: ModelInputs, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3): predicted-class logit minus the same logit with one modality left out.
+
+        Positive: the modality pushed the model towards its prediction. NaN where absent.
+        Masking is off (ratio 0) so the differences are deterministic in eval mode.
+        """
+        if logits is None:
+            logits = self._logits(inputs, 0.0)[0]
+        predicted = logits.argmax(1, keepdim=True)
+        base = logits.gather(1, predicted).squeeze(1)
+        present = self.available(inputs)
+        out = torch.full((present.shape[0], len(ALL_MODALITIES)), math.nan, device=logits.device, dtype=logits.dtype)
+        for modality in ALL_MODALITIES:
+            column = MODALITY_INDEX[modality]
+            if not bool(present[:, column].any()):
+                continue
+            without = self._logits(inputs.without(modality), 0.0)[0].gather(1, predicted).squeeze(1)
+            out[:, column] = torch.where(present[:, column], base - without, out[:, column])
+        return out
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def build_model(config: ModelConfig, schema: FeatureSchema) -> SMMT:
+    """The network for `config.variant`, sized for `schema` (its MRI shape, features and classes)."""
+    if len(schema.classes) < 2:
+        raise ConfigError(f"need at least 2 classes, got {schema.classes}")
+    return SMMT(config.validate(), schema)
