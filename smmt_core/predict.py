@@ -7,13 +7,25 @@ CONTRACT (the GUI and CLI are written against this; the implementation fills it 
     result.probabilities -> {"CN": 0.2, "AD": 0.8}
 
 `subject_or_path` is a `Subject` or a path to a subject folder / single T1 file.
+
+Why a class: loading a run (weights, encoder, preprocessing settings) happens once; predictions
+then reuse it, and the preprocessed MRI of the last few subjects is kept in memory so that
+switching modalities on and off in the GUI never re-reads the NIfTI file. Preprocessing is exactly
+the training one: the run's `PreprocessConfig` and fitted `FeatureEncoder` come from its checkpoint.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from smmt_core.data.subject import ALL_MODALITIES, Modality, Subject
+from smmt_core.errors import DataError
 
 
 @dataclass
@@ -24,9 +36,9 @@ class Prediction:
     modalities_used: list[str]  # modalities present *and* switched on
     modalities_missing: list[str]  # modalities the subject lacks
     contributions: dict[str, float]  # modality -> change in the predicted class's logit when left out
-    slices: np.ndarray | None = None  # (S, H, W) float32 in [0, 1]: what the model saw (channel 0)
+    slices: np.ndarray | None = None  # (S, H, W) float32 in [0, 1]: what the model saw (channel 0); None if MRI unused
     cluster_ids: list[np.ndarray] = field(default_factory=list)  # per layer, (S, h, w) int patch grid
-    volume: np.ndarray | None = None  # (X, Y, Z) float32 preprocessed MNI-space volume, RAS
+    volume: np.ndarray | None = None  # (X, Y, Z) float32 preprocessed MNI-space volume, RAS (also when MRI is off)
     volume_affine: np.ndarray | None = None  # 4x4 voxel -> mm
     slice_indices: list[int] = field(default_factory=list)  # volume indices of the slices, along `plane`
     plane: str = "axial"
@@ -47,3 +59,229 @@ class Prediction:
             "model": self.model_name,
             "synthetic_model": self.synthetic_model,
         }
+
+
+class _MemoryCache:
+    """Keeps the last few preprocessed T1s in memory; falls back to an optional disk MRICache.
+
+    Duck-types `MRICache.get(path, config, load_volume=...)`, which is all `encode_subject` needs.
+    Entries are keyed by (resolved path, size, mtime, settings) so an edited file is re-read.
+    """
+
+    def __init__(self, disk=None, size: int = 4):
+        self.disk = disk
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path, config, *, load_volume: bool = True):
+        from smmt_core.data.preprocess import preprocess_t1
+
+        path = Path(path)
+        try:
+            stat = path.stat()
+        except OSError:
+            raise DataError("T1 image file not found", path) from None
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, config.key())
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+            self.misses += 1
+        if self.disk is not None:
+            result = self.disk.get(path, config, load_volume=True)
+        else:
+            result = preprocess_t1(path, config)
+        with self._lock:
+            self._items[key] = result
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return result
+
+
+def subject_from_cohort(cohort, name: str) -> Subject:
+    """The scan `name` of a loaded cohort: a subject id (when the person has one scan) or an
+    id/session key such as "sub-001/ses-M006". DataError listing the choices otherwise."""
+    name = name.strip().rstrip("/")
+    matches = [s for s in cohort.subjects if s.key == name]
+    if not matches:
+        matches = [s for s in cohort.subjects if s.subject_id == name]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        examples = ", ".join(s.key for s in cohort.subjects[:5])
+        raise DataError(f"no subject {name!r} in this dataset (it holds {len(cohort.subjects)} scans, e.g. {examples})",
+                        cohort.root)
+    raise DataError(f"subject {name!r} has {len(matches)} scans; name one of: {', '.join(s.key for s in matches)}",
+                    cohort.root)
+
+
+class Predictor:
+    """A trained run, ready to predict for single subjects (thread-safe: one prediction at a time)."""
+
+    def __init__(self, loaded, disk_cache=None):
+        self.run = loaded  # smmt_core.train.checkpoints.LoadedRun
+        self._cache = _MemoryCache(disk_cache)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, run_dir, device: str = "auto", *, which: str = "best", disk_cache=None) -> "Predictor":
+        """Load `<which>` checkpoint of a run folder; CheckpointError when it is missing or does not match.
+
+        disk_cache: an `MRICache` to also store preprocessed scans on disk (None: memory only).
+        """
+        from smmt_core.train.checkpoints import load_run
+        from smmt_core.train.trainer import select_device
+
+        predictor = cls(load_run(run_dir, which=which, device=str(select_device(device))), disk_cache)
+        predictor._warm_up()
+        return predictor
+
+    def _warm_up(self) -> None:
+        """Load what every first prediction needs (the MNI template at the run's resolution), so
+        that the first prediction costs what later ones cost."""
+        if self.run.schema.mri_shape is not None:
+            from smmt_core.data.preprocess import mni_template
+
+            mni_template(self.run.preprocess.resolution_mm)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.run.classes)
+
+    @property
+    def run_name(self) -> str:
+        return self.run.name
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.run_dir
+
+    @property
+    def synthetic(self) -> bool:
+        return self.run.synthetic
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.run.encoder.features)
+
+    @property
+    def model_modalities(self) -> list[str]:
+        """Modalities the model was trained with (a model without MRI ignores any T1)."""
+        schema = self.run.schema
+        out = []
+        if schema.mri_shape is not None:
+            out.append(Modality.MRI.value)
+        if schema.numeric:
+            out.append(Modality.CLINICAL.value)
+        if schema.categorical:
+            out.append(Modality.CATEGORICAL.value)
+        return out
+
+    def predict(self, subject_or_path: Subject | str | Path, modalities=None) -> Prediction:
+        """Class probabilities and what the model saw for one subject.
+
+        modalities: the modalities switched ON (names or `Modality`), None = all. A modality that
+        is switched off or that the subject lacks is marked absent, exactly as in training.
+        Raises DataError when the subject cannot be read or no usable modality is left.
+        """
+        import torch
+
+        from smmt_core.batch import MODALITY_INDEX
+        from smmt_core.data.dataset import encode_subject, parse_modalities
+
+        subject = self._subject(subject_or_path)
+        switched_on = parse_modalities(modalities)
+        model = self.run.model
+        with self._lock:
+            inputs, pre = encode_subject(subject, self.run.encoder, self.run.preprocess, self._cache,
+                                         modalities=switched_on)
+            inputs = inputs.to(self.run.device)
+            available = model.available(inputs)[0].cpu()
+            if not bool(available.any()):
+                raise DataError(self._nothing_to_use_message(subject, switched_on))
+            with torch.inference_mode():
+                output = model(inputs, return_details=True)
+            logits = output.logits.float()[0]
+            prob = torch.softmax(logits, dim=0).cpu().numpy().astype(float)
+
+        used = [m.value for m in ALL_MODALITIES if bool(available[MODALITY_INDEX[m]])]
+        lacking = [m.value for m in ALL_MODALITIES if not self._subject_has(subject, m)]
+        contributions = {}
+        if output.contributions is not None:
+            values = output.contributions[0].float().cpu().numpy()
+            for m in ALL_MODALITIES:
+                value = float(values[MODALITY_INDEX[m]])
+                if m.value in used and math.isfinite(value):
+                    contributions[m.value] = value
+        warnings = list(subject.notes)
+        slices = volume = affine = None
+        indices: list[int] = []
+        plane = self.run.preprocess.plane
+        if pre is not None:
+            warnings.extend(pre.warnings)
+            if Modality.MRI.value in used:  # only what the model actually saw
+                slices = np.ascontiguousarray(pre.slices[:, 0], dtype=np.float32)
+            volume = pre.volume
+            affine = np.asarray(pre.affine)
+            indices = list(pre.slice_indices)
+            plane = pre.plane
+        if subject.t1_path is not None and Modality.MRI.value not in self.model_modalities:
+            warnings.append("this model was trained without MRI; the T1 image was not used")
+        cluster_ids = [ids[0].cpu().numpy().astype(np.int32) for ids in output.cluster_ids] if Modality.MRI.value in used else []
+        best = int(np.argmax(prob))
+        return Prediction(
+            subject_id=subject.key,
+            prediction=self.classes[best],
+            probabilities={c: float(p) for c, p in zip(self.classes, prob)},
+            modalities_used=used,
+            modalities_missing=lacking,
+            contributions=contributions,
+            slices=slices,
+            cluster_ids=cluster_ids,
+            volume=volume,
+            volume_affine=affine,
+            slice_indices=indices,
+            plane=plane,
+            warnings=warnings,
+            model_name=self.run_name,
+            synthetic_model=self.synthetic,
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _subject(subject_or_path) -> Subject:
+        if isinstance(subject_or_path, Subject):
+            return subject_or_path
+        from smmt_core.data.loaders import load_subject
+
+        path = Path(subject_or_path).expanduser()
+        if not path.exists():
+            raise DataError("subject folder or T1 file not found", path)
+        return load_subject(path)
+
+    def _subject_has(self, subject: Subject, modality: Modality) -> bool:
+        """Has the subject this modality *for this model's features* (not just any clinical value)."""
+        if modality is Modality.MRI:
+            return subject.t1_path is not None
+        names = self.run.encoder.numeric_names if modality is Modality.CLINICAL else self.run.encoder.categorical_names
+        values = subject.numeric if modality is Modality.CLINICAL else subject.categorical
+        for name in names:
+            value = values.get(name)
+            if value is None:
+                continue
+            if isinstance(value, float) and math.isnan(value):
+                continue
+            return True
+        return False
+
+    def _nothing_to_use_message(self, subject: Subject, switched_on: set[Modality]) -> str:
+        have = [m.value for m in ALL_MODALITIES if self._subject_has(subject, m)]
+        return (
+            f"subject {subject.key}: nothing to predict from — the model uses "
+            f"{', '.join(self.model_modalities) or 'nothing'}, the subject has {', '.join(have) or 'nothing usable'}, "
+            f"switched on: {', '.join(sorted(m.value for m in switched_on)) or 'none'}"
+        )

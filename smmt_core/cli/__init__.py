@@ -3,8 +3,9 @@
 Each area registers its own sub-commands (see the `*_commands.py` modules beside this file), so
 the data, model and training layers can grow their commands without touching one another.
 
-Exit codes: 0 success, 1 the work ran but its result is negative (e.g. a dataset that is not
-usable), 2 bad input or usage (one line on stderr, never a traceback), 130 interrupted.
+Exit codes: 0 success, 1 the work ran but failed for a reason that is not the input's fault,
+2 bad or unusable input or usage (one line on stderr naming the file and the problem, never a
+traceback), 130 interrupted.
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
 """`smmt bench …`: benchmarks that print ratios measured side by side in one run.
 
-`smmt bench` has its own sub-commands so each area can add one without touching this file:
-`attention` (dense vs cluster-sparse attention) lives here; any other command module may define
-`add_bench_commands(bench_subparsers)` (e.g. `smmt bench predict` in `train_commands`), and it
-is called when the `bench` parser is built.
+`smmt bench attention` (dense vs cluster-sparse attention, smmt_core.model.attention_bench) and
+`smmt bench predict` (first-prediction latency, smmt_core.train.latency).
 """
 
 from __future__ import annotations
 
-import importlib
-
-# Command modules asked for `add_bench_commands(bench_subparsers)`, in this order.
-BENCH_PROVIDERS = ("smmt_core.cli.train_commands", "smmt_core.cli.experiment_commands")
+from smmt_core.train.latency import add_bench_predict
 
 
 def add_commands(subparsers) -> None:
@@ -21,10 +16,7 @@ def add_commands(subparsers) -> None:
     bench_subparsers = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK")
     bench.set_defaults(handler=lambda args: _no_benchmark_chosen(bench))
     add_attention_command(bench_subparsers)
-    for module_name in BENCH_PROVIDERS:
-        hook = getattr(importlib.import_module(module_name), "add_bench_commands", None)
-        if hook is not None:
-            hook(bench_subparsers)
+    add_bench_predict(bench_subparsers)
 
 
 def _no_benchmark_chosen(parser) -> int:

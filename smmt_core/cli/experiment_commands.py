@@ -1,7 +1,242 @@
-"""`smmt` sub-commands of the experiment area. Each command sets `handler` (args -> exit code)."""
+"""`smmt experiment` (grids of training runs) and `smmt robustness` (missing-modality sweep of one run).
+
+Both are thin: they parse flags into `ExperimentSpec` / `evaluate_robustness` arguments, print
+progress on stderr and results on stdout. All the work lives in smmt_core.train.experiments and
+smmt_core.train.robustness, so the GUI and scripts get exactly the same behaviour.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import sys
+from pathlib import Path
+
+from smmt_core.errors import ConfigError
+
+EXPERIMENT_EPILOG = """\
+examples:
+  smmt experiment --data demo --variants smmt,3mt --fractions 0.2,0.6,1.0 --seeds 0,1,2 --out exp/demo
+  smmt experiment --data demo --variants smmt --fractions 0.4 --mask-ratios 0,0.3,0.6,0.9 --out exp/mask
+  smmt experiment --data /data/bids --variants smmt,3mt --folds 5 --epochs 50 --preset paper --out exp/cv
+
+Every cell is one ordinary training run in OUT/runs/<cell>. All cells share one test set (the
+split seed is fixed, --split-seed), so seeds vary only the model's initialisation and training
+order; with --folds K every cell is trained once per subject-level fold instead. Running the same
+command again resumes the grid: finished runs are not trained again.
+Outputs: OUT/results.csv (one row per run), OUT/summary.csv and OUT/summary.md (mean ± SD per
+variant, fraction and mask ratio), OUT/*.png (accuracy vs fraction, energy per variant, mask sweep).
+exit codes: 0 all runs finished, 1 some runs failed, 2 bad input, 130 interrupted (resumable).
+"""
+
+ROBUSTNESS_EPILOG = """\
+For the run's own test subjects (from its split.csv): accuracy and balanced accuracy with every
+non-empty subset of the modalities (the others treated as missing), and with all modalities under
+random modality masking at test time for each mask ratio (mean ± SD over --repeats draws).
+Scores are per person. exit codes: 0 done, 2 bad input (missing run, moved dataset, ...), 130 interrupted.
+"""
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated numbers, got {text!r}") from None
+    if not values or any(not math.isfinite(v) for v in values):
+        raise ConfigError(f"{flag} takes comma-separated numbers, got {text!r}")
+    return values
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated whole numbers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{flag} takes comma-separated whole numbers, got {text!r}")
+    return values
+
+
+def _features(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    from smmt_core.data.features import FEATURE_PRESETS
+
+    if text in FEATURE_PRESETS:
+        return list(FEATURE_PRESETS[text])
+    return [f.strip() for f in text.split(",") if f.strip()]
+
 
 def add_commands(subparsers) -> None:
-    """Register this area's sub-commands on the `smmt` parser."""
+    """Register `smmt experiment` and `smmt robustness`."""
+    import argparse
+
+    p = subparsers.add_parser(
+        "experiment",
+        help="run a grid of trainings (variant x fraction x seed [x mask ratio], or k-fold) and summarise it",
+        description="Train a grid of runs on one dataset and write a results table, a mean ± SD summary and plots.",
+        epilog=EXPERIMENT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, help="dataset folder (BIDS, ADNI, OASIS, folder of subjects) or 'demo'")
+    p.add_argument("--out", required=True, help="experiment folder (created; reused to resume)")
+    p.add_argument("--variants", default="smmt,3mt",
+                   help="comma-separated: smmt, smmt-no-sparse, smmt-no-mask, 3mt (default: smmt,3mt)")
+    p.add_argument("--fractions", default="1.0", help="fractions of the training subjects, e.g. 0.2,0.6,1.0 (default 1.0)")
+    p.add_argument("--seeds", default="0", help="model seeds, e.g. 0,1,2 (default 0)")
+    p.add_argument("--mask-ratios", default=None,
+                   help="training mask ratios for the masking variants, e.g. 0,0.3,0.6 (default: the preset's 0.3)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the preset's)")
+    p.add_argument("--folds", type=int, default=None, metavar="K", help="k-fold cross-validation by subject instead of one test set")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the subject split, the same for every run (default 0)")
+    p.add_argument("--preset", default="demo", help="settings preset: demo (CPU, minutes) or paper (default demo)")
+    p.add_argument("--features", default=None, help="clinical features: paper, non-circular, all, none, or a comma-separated list")
+    p.add_argument("--label-set", default=None, help="ad-cn (default) or cn-mci-ad")
+    p.add_argument("--device", default=None, help="auto, cpu or cuda (default auto)")
+    p.add_argument("--no-plots", action="store_true", help="write the tables only, no PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(handler=_run_experiment)
+
+    r = subparsers.add_parser(
+        "robustness",
+        help="accuracy of a trained run with modalities missing and under test-time masking",
+        description="Evaluate a run's best model on its own test subjects with modalities switched off and masked.",
+        epilog=ROBUSTNESS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("--model", required=True, metavar="RUN", help="run folder (holds best.safetensors, split.csv)")
+    r.add_argument("--mask-ratios", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="test-time mask ratios")
+    r.add_argument("--repeats", type=int, default=5, help="random masking draws per ratio (default 5)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the masking draws (default 0)")
+    r.add_argument("--data", default=None, help="the dataset's location, if it moved since training")
+    r.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    r.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    r.add_argument("--out", default=None, metavar="CSV", help="also write the rows to this CSV file")
+    r.add_argument("--plot", default=None, metavar="PNG", help="also draw the two robustness panels to this PNG")
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.set_defaults(handler=_run_robustness)
+
+
+class _ExperimentProgress:
+    """Turns experiment and training events into short progress lines on stderr."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.prefix = ""
+
+    def _line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __call__(self, event) -> None:
+        from smmt_core.train.events import BatchProgress, EpochEnd
+        from smmt_core.train.experiments import CellFinished, CellStarted
+
+        if isinstance(event, CellStarted):
+            self.prefix = f"[{event.index + 1}/{event.total}] {event.cell.name}"
+            self._line(f"{self.prefix}: training")
+        elif isinstance(event, CellFinished):
+            prefix = f"[{event.index + 1}/{event.total}] {event.cell.name}"
+            if event.status in ("finished", "reused"):
+                acc = event.row.get("accuracy", math.nan)
+                bacc = event.row.get("balanced_accuracy", math.nan)
+                note = " (finished earlier, reused)" if event.status == "reused" else ""
+                self._line(f"{prefix}: test accuracy {acc * 100:.1f}%, balanced {bacc * 100:.1f}%{note}")
+            else:
+                self._line(f"{prefix}: {event.status} {event.message}".rstrip())
+        elif isinstance(event, EpochEnd):
+            val = event.val_metrics.get("balanced_accuracy") if event.val_metrics else None
+            text = f"{self.prefix}: epoch {event.epoch} train loss {event.train_loss:.3f}"
+            if val is not None and not math.isnan(val):
+                text += f", val balanced acc {val * 100:.1f}%"
+            self._line(text)
+        elif isinstance(event, BatchProgress) and self.tty:
+            eta = f", {event.eta_s:.0f} s left in run" if event.eta_s is not None else ""
+            self.stream.write(f"\r\033[K{self.prefix}: epoch {event.epoch} batch {event.batch}/"
+                              f"{event.batches_per_epoch} loss {event.loss:.3f}{eta}")
+            self.stream.flush()
+
+
+def _run_experiment(args) -> int:
+    from smmt_core.train.experiments import ExperimentSpec, run_experiment
+
+    overrides = {}
+    features = _features(args.features)
+    if features is not None:
+        overrides["features"] = features
+    if args.label_set is not None:
+        overrides["label_set"] = args.label_set
+    if args.device is not None:
+        overrides["device"] = args.device
+    spec = ExperimentSpec(
+        data=args.data,
+        variants=[v.strip() for v in args.variants.split(",") if v.strip()],
+        fractions=_floats(args.fractions, "--fractions"),
+        seeds=_ints(args.seeds, "--seeds"),
+        mask_ratios=_floats(args.mask_ratios, "--mask-ratios") if args.mask_ratios else None,
+        epochs=args.epochs,
+        preset=args.preset,
+        n_folds=args.folds,
+        split_seed=args.split_seed,
+        overrides=overrides,
+    )
+    spec.validate()
+    if not args.quiet:
+        print(f"smmt experiment: {len(spec.cells())} runs into {args.out}", file=sys.stderr)
+    result = run_experiment(spec, args.out, on_event=None if args.quiet else _ExperimentProgress(),
+                            make_plots=not args.no_plots)
+    print(result.summary_md.read_text(encoding="utf-8"))
+    print(f"results: {result.results_csv}")
+    print(f"summary: {result.summary_csv}, {result.summary_md}")
+    for path in result.plots.values():
+        print(f"plot:    {path}")
+    if result.n_failed:
+        print(f"smmt experiment: {result.n_failed} run(s) failed; see {result.results_csv}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_robustness(args) -> int:
+    from smmt_core.train.robustness import evaluate_robustness, robustness_table
+
+    def progress(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\rsmmt robustness: {done}/{total} evaluation passes{end}")
+        sys.stderr.flush()
+
+    frame = evaluate_robustness(
+        args.model,
+        mask_ratios=_floats(args.mask_ratios, "--mask-ratios"),
+        on_progress=None if args.quiet else progress,
+        repeats=args.repeats,
+        seed=args.seed,
+        device=args.device,
+        data=args.data,
+    )
+    if args.out:
+        from smmt_core.train.experiments import atomic_write_csv
+
+        atomic_write_csv(Path(args.out), frame)
+    if args.plot:
+        from smmt_core.train.plots import plot_robustness
+
+        plot_robustness(frame, args.plot, title=f"Robustness of {Path(args.model).name}")
+    if args.json:
+        print(json.dumps({
+            "run": str(args.model),
+            "classes": frame.attrs.get("classes", []),
+            "majority_rate": frame.attrs.get("majority_rate"),
+            "synthetic": frame.attrs.get("synthetic", False),
+            "rows": json.loads(frame.to_json(orient="records")),
+        }, indent=2))
+    else:
+        if frame.attrs.get("synthetic"):
+            print("model trained on the SYNTHETIC demo cohort (not patient data)")
+        print(robustness_table(frame))
+        majority = frame.attrs.get("majority_rate")
+        if majority is not None:
+            print(f"majority-class rate of the test set: {majority * 100:.1f}%")
+    return 0

@@ -31,6 +31,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
+    # Seed of the subject split. None: use `seed`. Experiment grids fix it so that the test set
+    # stays the same in every cell while `seed` varies the model init and the training order.
+    split_seed: int | None = None
     device: str = "auto"  # "auto", "cpu", "cuda"
     val_size: float = 0.15
     test_size: float = 0.2

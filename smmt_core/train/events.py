@@ -24,6 +24,15 @@ class RunStarted:
 
 
 @dataclass
+class DataProgress:
+    """Before the first epoch: scans being read and preprocessed (or read from the cache)."""
+
+    stage: str  # e.g. "preprocessing train", "preprocessing val"
+    done: int
+    total: int
+
+
+@dataclass
 class BatchProgress:
     epoch: int  # 1-based
     batch: int  # 1-based within the epoch
@@ -74,4 +83,4 @@ class RunFailed:
     run_dir: Path | None = None
 
 
-TrainingEvent = RunStarted | BatchProgress | EpochEnd | EnergyUpdate | CheckpointSaved | RunFinished | RunFailed
+TrainingEvent = RunStarted | DataProgress | BatchProgress | EpochEnd | EnergyUpdate | CheckpointSaved | RunFinished | RunFailed

@@ -1,0 +1,27 @@
+"""Prediction latency: load a run, then time the first prediction of a 1 mm T1 (target <= 1 s on CPU).
+
+    python benchmarks/predict_latency.py                  # untrained demo-preset model
+    python benchmarks/predict_latency.py --model runs/X   # a trained run
+    python benchmarks/predict_latency.py --preset paper   # the paper's 256x256, d=512 setting
+
+Same as `smmt bench predict`; the measurement lives in smmt_core.train.latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from smmt_core.train.latency import add_bench_predict
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="predict_latency")
+    sub = parser.add_subparsers(dest="bench")
+    add_bench_predict(sub)
+    args = parser.parse_args(["predict", *(sys.argv[1:] if argv is None else argv)])
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

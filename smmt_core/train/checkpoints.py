@@ -1,0 +1,278 @@
+"""Checkpoints: weights in safetensors, everything else in JSON, written atomically.
+
+A checkpoint is a pair of files in the run folder, `<kind>.safetensors` (weights, never a pickle)
+and `<kind>.json` (what is needed to rebuild and trust the model: training config, feature schema,
+fitted feature encoder, MRI preprocessing settings, class names, versions, seed, epoch, metrics,
+energy). `kind` is "best" or "last".
+
+Why the care:
+- Atomic writes (temporary file in the same folder, fsync, `os.replace`): a crash or a cancelled
+  run never leaves a half-written file where a good one was.
+- The JSON records the SHA-256 of the weights file; the weights are written first, the JSON last.
+  If the two ever disagree (an interrupted save, files copied from different runs) `load_run`
+  refuses them instead of silently running the wrong weights.
+- `load_run` rebuilds the model from the stored config and schema and checks every tensor name and
+  shape before loading, so a mismatch is reported as what differs, not as a stack trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from smmt_core.batch import FeatureSchema
+from smmt_core.errors import CheckpointError
+from smmt_core.train.config import VARIANTS, TrainConfig
+from smmt_core.train.metrics import json_safe
+
+CHECKPOINT_FORMAT = 1  # bump when the JSON layout changes incompatibly
+CHECKPOINT_KINDS = ("best", "last")
+
+
+# -- atomic file writing -------------------------------------------------------------------
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` so that readers see either the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Strict JSON (NaN/inf become null), indented for people to read."""
+    return atomic_write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: str | Path, what: str = "file") -> dict:
+    """Read a JSON object; CheckpointError naming the file when it is missing or unreadable."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} is missing", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{what} is not valid JSON ({error})", path) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{what} does not hold a JSON object", path)
+    return data
+
+
+# -- metadata ------------------------------------------------------------------------------
+def software_versions() -> dict[str, str]:
+    """Versions that matter for reproducing a run."""
+    import sklearn
+
+    from smmt_core import __version__
+
+    return {
+        "smmt_studio": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit_learn": sklearn.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def checkpoint_paths(run_dir: str | Path, kind: str) -> tuple[Path, Path]:
+    if kind not in CHECKPOINT_KINDS:
+        raise CheckpointError(f"unknown checkpoint {kind!r}; choose one of {', '.join(CHECKPOINT_KINDS)}")
+    run_dir = Path(run_dir)
+    return run_dir / f"{kind}.safetensors", run_dir / f"{kind}.json"
+
+
+def state_dict_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the model's parameters and buffers (copies, so tied weights save cleanly)."""
+    return {name: t.detach().to("cpu").clone().contiguous() for name, t in model.state_dict().items()}
+
+
+def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dict, metadata: dict) -> Path:
+    """Write `<kind>.safetensors` then `<kind>.json` (with the weights' SHA-256); returns the weights path.
+
+    `model` is a module or an already-copied state dict (see `state_dict_tensors`).
+    """
+    from safetensors.torch import save
+
+    weights_path, meta_path = checkpoint_paths(run_dir, kind)
+    tensors = state_dict_tensors(model) if isinstance(model, torch.nn.Module) else dict(model)
+    blob = save(tensors, metadata={"format": "pt", "smmt_checkpoint": str(CHECKPOINT_FORMAT)})
+    atomic_write_bytes(weights_path, blob)
+    meta = dict(metadata)
+    meta["format_version"] = CHECKPOINT_FORMAT
+    meta["kind"] = kind
+    meta["weights_file"] = weights_path.name
+    meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    atomic_write_json(meta_path, meta)
+    return weights_path
+
+
+def update_checkpoint_metadata(run_dir: str | Path, kind: str, **changes) -> None:
+    """Add or replace metadata keys (e.g. final test metrics) without touching the weights."""
+    _, meta_path = checkpoint_paths(run_dir, kind)
+    meta = read_json(meta_path, "checkpoint metadata")
+    meta.update(changes)
+    atomic_write_json(meta_path, meta)
+
+
+# -- loading -------------------------------------------------------------------------------
+@dataclass
+class LoadedRun:
+    """A trained model rebuilt from a run folder, with everything needed to feed it new data."""
+
+    run_dir: Path
+    config: TrainConfig
+    schema: FeatureSchema
+    encoder: Any  # smmt_core.data.features.FeatureEncoder
+    preprocess: Any  # smmt_core.data.preprocess.PreprocessConfig
+    model: torch.nn.Module  # in eval mode, on `device`
+    classes: list[str]
+    metadata: dict = field(default_factory=dict)
+    which: str = "best"
+    device: str = "cpu"
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("run_name") or self.run_dir.name
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.metadata.get("synthetic", False))
+
+
+def schema_mismatch_message(expected: FeatureSchema, found: FeatureSchema) -> str:
+    """'numeric: [...] != [...]; classes: ...' — what differs between two schemas."""
+    return "; ".join(expected.differences(found))
+
+
+def read_checkpoint_metadata(run_dir: str | Path, which: str = "best") -> dict:
+    """The JSON half of a checkpoint, checked for format and required keys."""
+    weights_path, meta_path = checkpoint_paths(run_dir, which)
+    if not Path(run_dir).is_dir():
+        raise CheckpointError("run folder not found", run_dir)
+    meta = read_json(meta_path, "checkpoint metadata")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError("not an SMMT Studio checkpoint (no format_version)", meta_path)
+    if version > CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint format {version} was written by a newer SMMT Studio (this one reads up to "
+            f"{CHECKPOINT_FORMAT}); update SMMT Studio", meta_path)
+    missing = [k for k in ("config", "schema", "encoder", "preprocess", "classes", "weights_sha256") if k not in meta]
+    if missing:
+        raise CheckpointError(f"checkpoint metadata lacks {', '.join(missing)}", meta_path)
+    return meta
+
+
+def load_run(
+    run_dir: str | Path,
+    which: str = "best",
+    device: str = "cpu",
+    *,
+    expected_schema: FeatureSchema | None = None,
+) -> LoadedRun:
+    """Rebuild the model of a run from `<which>.safetensors` + `<which>.json`.
+
+    Raises CheckpointError (naming the file and what is wrong) when a file is missing or corrupt,
+    the weights do not belong to the metadata, the variant is unknown, the stored feature schema
+    disagrees with the stored encoder or with `expected_schema`, or a tensor name/shape differs.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+
+    from smmt_core.data.features import FeatureEncoder
+    from smmt_core.data.preprocess import PreprocessConfig
+    from smmt_core.model.smmt import ModelConfig, build_model
+
+    run_dir = Path(run_dir)
+    weights_path, meta_path = checkpoint_paths(run_dir, which)
+    meta = read_checkpoint_metadata(run_dir, which)
+
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+    except Exception as error:
+        raise CheckpointError(f"stored training config is invalid: {error}", meta_path) from None
+    if config.variant not in VARIANTS:
+        raise CheckpointError(
+            f"unknown model variant {config.variant!r} (this SMMT Studio knows {', '.join(VARIANTS)})", meta_path)
+
+    schema = FeatureSchema.from_dict(meta["schema"])
+    classes = list(meta["classes"])
+    if classes != list(schema.classes):
+        raise CheckpointError(f"class names {classes} differ from the schema's {schema.classes}", meta_path)
+    try:
+        encoder = FeatureEncoder.from_dict(meta["encoder"])
+        preprocess = PreprocessConfig.from_dict(meta["preprocess"])
+    except Exception as error:
+        raise CheckpointError(f"stored feature encoder or preprocessing settings are invalid: {error}", meta_path) from None
+
+    encoder_schema = encoder.schema(classes, schema.mri_shape)
+    if encoder_schema.differences(schema):
+        raise CheckpointError(
+            "stored feature encoder does not match the stored schema: "
+            + schema_mismatch_message(schema, encoder_schema), meta_path)
+    if expected_schema is not None and expected_schema.differences(schema):
+        raise CheckpointError(
+            "model was trained on different inputs than these data provide: "
+            + schema_mismatch_message(schema, expected_schema)
+            + " (checkpoint != data)", meta_path)
+
+    try:
+        blob = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError("weights file is missing", weights_path) from None
+    if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
+        raise CheckpointError(
+            f"weights do not belong to {meta_path.name} (checksum differs: interrupted save, or files "
+            "from different runs)", weights_path)
+    try:
+        tensors = load_tensors(blob)
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"weights file is corrupt ({error})", weights_path) from None
+
+    model = build_model(ModelConfig.from_train_config(config), schema)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(tensors)) if tensors[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing tensors: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected tensors: {', '.join(unexpected[:5])}{' …' if len(unexpected) > 5 else ''}")
+        if wrong_shape:
+            parts.append(f"shape (file != model): {', '.join(wrong_shape[:5])}")
+        raise CheckpointError("weights do not fit the model described in the metadata: " + "; ".join(parts), weights_path)
+    model.load_state_dict(tensors, strict=True)
+    model.to(device)
+    model.eval()
+    return LoadedRun(run_dir=run_dir, config=config, schema=schema, encoder=encoder, preprocess=preprocess,
+                     model=model, classes=classes, metadata=meta, which=which, device=str(device))

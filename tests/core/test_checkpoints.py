@@ -1,0 +1,164 @@
+"""Checkpoints: atomic writes, round trip, and clear refusals of corrupt or mismatching files."""
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from smmt_core.batch import FeatureSchema
+from smmt_core.errors import CheckpointError
+from smmt_core.train import checkpoints
+from smmt_core.train.checkpoints import atomic_write_json, load_run, read_json, save_checkpoint
+from smmt_core.train.runs import create_run_dir, list_runs, read_run_info
+from tests.core.c1_support import one_thread, shared_tiny_run
+
+
+@pytest.fixture()
+def run_copy(tmp_path_factory, tmp_path):
+    """A private copy of the shared tiny run, free to damage."""
+    with one_thread():
+        _, run_dir, _ = shared_tiny_run(tmp_path_factory)
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def _edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "run.json"
+    atomic_write_json(target, {"status": "finished"})
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_json(target, {"status": "half"})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"status": "finished"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # the temporary file is gone
+
+
+def test_json_is_strict_nan_becomes_null(tmp_path):
+    atomic_write_json(tmp_path / "m.json", {"auc": float("nan"), "path": tmp_path})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"auc": None, "path": str(tmp_path)}
+
+
+def test_a_saved_run_loads_back_with_identical_outputs(run_copy):
+    with one_thread():
+        loaded = load_run(run_copy)
+        again = load_run(run_copy, which="last")
+    assert loaded.classes == ["CN", "AD"] and loaded.config.d_model == 32
+    assert loaded.schema.mri_shape == (2, 1, 16, 16)
+    assert not loaded.model.training
+    meta = json.loads((run_copy / "best.json").read_text())
+    assert loaded.metadata["epoch"] == meta["epoch"] and again.metadata["epoch"] == 2
+    from safetensors.torch import load_file
+
+    stored = load_file(run_copy / "best.safetensors")
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.equal(tensor, stored[name]), name
+
+
+def test_weights_from_another_save_are_refused(run_copy):
+    shutil.copy(run_copy / "last.safetensors", run_copy / "best.safetensors")
+    best_epoch = json.loads((run_copy / "best.json").read_text())["epoch"]
+    if best_epoch == 2:  # best and last are the same epoch: damage a byte instead
+        blob = bytearray((run_copy / "best.safetensors").read_bytes())
+        blob[-1] ^= 0xFF
+        (run_copy / "best.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="checksum") as info:
+        load_run(run_copy)
+    assert "best.safetensors" in str(info.value)
+
+
+def test_corrupt_weights_with_a_matching_checksum_are_reported_as_corrupt(run_copy):
+    import hashlib
+
+    garbage = b"not a safetensors file"
+    (run_copy / "best.safetensors").write_bytes(garbage)
+    _edit_json(run_copy / "best.json", lambda d: d.update(weights_sha256=hashlib.sha256(garbage).hexdigest()))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_run(run_copy)
+
+
+def test_missing_and_unreadable_files_name_the_file(run_copy, tmp_path):
+    (run_copy / "best.json").write_text("{ not json")
+    with pytest.raises(CheckpointError, match="best.json.*not valid JSON"):
+        load_run(run_copy)
+    with pytest.raises(CheckpointError, match="run folder not found"):
+        load_run(tmp_path / "no_such_run")
+    with pytest.raises(CheckpointError, match="unknown checkpoint"):
+        load_run(run_copy, which="middle")
+    (run_copy / "last.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="last.safetensors.*missing"):
+        load_run(run_copy, which="last")
+
+
+def test_unknown_variant_and_newer_format_are_refused(run_copy):
+    _edit_json(run_copy / "best.json", lambda d: d["config"].update(variant="smmt-v9"))
+    with pytest.raises(CheckpointError, match="smmt-v9"):
+        load_run(run_copy)
+    _edit_json(run_copy / "last.json", lambda d: d.update(format_version=99))
+    with pytest.raises(CheckpointError, match="newer"):
+        load_run(run_copy, which="last")
+
+
+def test_a_schema_that_does_not_match_the_data_names_the_difference(run_copy):
+    loaded = load_run(run_copy)
+    other = FeatureSchema.from_dict(loaded.schema.to_dict())
+    other.numeric = [n for n in other.numeric if n != "MMSE"] + ["ADAS13"]
+    with pytest.raises(CheckpointError) as info:
+        load_run(run_copy, expected_schema=other)
+    message = str(info.value)
+    assert "numeric" in message and "MMSE" in message and "ADAS13" in message
+    assert load_run(run_copy, expected_schema=loaded.schema).classes == ["CN", "AD"]
+
+
+def test_metadata_that_describes_a_different_model_is_refused_naming_the_tensor(run_copy):
+    # the schema and encoder say 3 classes but the weights were trained for 2
+    def three_classes(d):
+        d["classes"] = ["CN", "MCI", "AD"]
+        d["schema"]["classes"] = ["CN", "MCI", "AD"]
+
+    _edit_json(run_copy / "best.json", three_classes)
+    with pytest.raises(CheckpointError) as info:
+        load_run(run_copy)
+    message = str(info.value)
+    assert "best.safetensors" in message and "shape (file != model)" in message
+    assert "(2," in message and "(3," in message
+
+
+def test_encoder_and_schema_must_agree(run_copy):
+    _edit_json(run_copy / "best.json", lambda d: d["schema"].update(numeric=["AGE"]))
+    with pytest.raises(CheckpointError, match="encoder does not match"):
+        load_run(run_copy)
+
+
+def test_save_checkpoint_records_the_weights_checksum(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    path = save_checkpoint(tmp_path, "last", model, {"note": "x"})
+    meta = read_json(tmp_path / "last.json")
+    import hashlib
+
+    assert meta["weights_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert meta["kind"] == "last" and meta["format_version"] == checkpoints.CHECKPOINT_FORMAT
+
+
+def test_run_folders_are_unique_and_listed_newest_first(tmp_path, run_copy):
+    a = create_run_dir(tmp_path / "runs", "same")
+    b = create_run_dir(tmp_path / "runs", "same")
+    assert a.name == "same" and b.name == "same-2"
+    info = read_run_info(run_copy)
+    assert info.status == "finished" and info.has_best and info.variant == "smmt"
+    runs = list_runs(run_copy.parent)
+    assert [r.name for r in runs] == [info.name]  # folders without run.json are skipped
+    (run_copy / "run.json").write_text("garbage")
+    assert list_runs(run_copy.parent) == []

@@ -1,0 +1,90 @@
+"""`smmt train`, `smmt predict`, `smmt runs`: exit codes, one-line errors, JSON output."""
+
+import json
+
+import pytest
+
+from smmt_core.cli import main
+from smmt_core.train.config import PRESETS
+from tests.core.c1_support import make_tiny_bids, mri_cache_at, one_thread, shared_tiny_run
+
+TINY = dict(epochs=1, batch_size=4, d_model=32, n_heads=2, image_size=16, n_slices=2, channels=1,
+            resolution_mm=8.0, n_fusion_tokens=2, test_size=0.25, val_size=0.2)
+
+
+@pytest.fixture(autouse=True)
+def _fast(tmp_path_factory, monkeypatch):
+    monkeypatch.setitem(PRESETS, "tiny-test", TINY)
+    with mri_cache_at(tmp_path_factory.getbasetemp() / "c1-cli-mri-cache"), one_thread():
+        yield
+
+
+def test_train_writes_a_run_and_reports_per_subject_results(tmp_path, capsys):
+    cohort = make_tiny_bids(tmp_path / "bids", n_per_class=5)
+    code = main(["train", "--data", str(cohort), "--preset", "tiny-test", "--out", str(tmp_path / "runs"),
+                 "--name", "cli", "--no-energy", "--features", "non-circular", "--seed", "1", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["run_dir"].endswith("cli") and result["stopped_early"] is False
+    assert 0.0 <= result["test_metrics"]["balanced_accuracy"] <= 1.0
+    config = json.loads((tmp_path / "runs" / "cli" / "config.json").read_text())
+    assert config["features"] == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"] and config["seed"] == 1
+    assert "epoch 1/1" in captured.err  # progress went to stderr, not stdout
+
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    listing = capsys.readouterr().out
+    assert "cli" in listing and "finished" in listing
+
+
+def test_predict_prints_json_with_the_documented_keys(tmp_path_factory, capsys):
+    cohort, run_dir, _ = shared_tiny_run(tmp_path_factory)
+    subject = sorted(cohort.glob("sub-*"))[0]
+    assert main(["predict", str(subject), "--model", str(run_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["subject"] == subject.name
+    assert out["prediction"] in ("CN", "AD")
+    assert set(out["probabilities"]) == {"CN", "AD"}
+    assert sum(out["probabilities"].values()) == pytest.approx(1.0)
+    assert out["modalities_used"] == ["mri"]  # a BIDS subject folder alone holds no clinical file
+
+    assert main(["predict", str(subject), "--model", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "P(AD)" in text and "modalities used: mri" in text and "research use only" in text
+
+
+def test_predict_takes_a_subject_from_a_cohort_with_its_clinical_data(tmp_path_factory, capsys):
+    cohort, run_dir, _ = shared_tiny_run(tmp_path_factory)
+    assert main(["predict", "sub-002", "--cohort", str(cohort), "--model", str(run_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["subject"] == "sub-002"
+    assert out["modalities_used"] == ["mri", "clinical", "categorical"]
+    assert main(["predict", "sub-999", "--cohort", str(cohort), "--model", str(run_dir)]) == 2
+    assert "no subject 'sub-999'" in capsys.readouterr().err
+
+
+def test_bad_input_gives_exit_code_2_and_one_line(tmp_path, tmp_path_factory, capsys):
+    cohort, run_dir, _ = shared_tiny_run(tmp_path_factory)
+    subject = sorted(cohort.glob("sub-*"))[0]
+    cases = [
+        ["train", "--data", str(tmp_path / "nothing"), "--preset", "tiny-test", "--no-energy"],
+        ["train", "--data", str(cohort), "--fraction", "1.5"],
+        ["train", "--data", str(cohort), "--fold", "2"],
+        ["predict", str(subject), "--model", str(tmp_path / "no-run")],
+        ["predict", str(subject), "--model", str(run_dir), "--without", "mri"],
+        ["predict", str(tmp_path / "ghost"), "--model", str(run_dir)],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"smmt {argv[0]}: error:"), err
+        assert "Traceback" not in err
+
+
+def test_help_explains_the_flags_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("--data", "--preset", "--features", "non-circular", "--mask-ratio", "Exit codes", "130"):
+        assert word in text

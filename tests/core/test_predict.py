@@ -1,0 +1,113 @@
+"""Predictor: same preprocessing as training, modality toggles, what the viewer needs, clear errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smmt_core.data.loaders import load_dataset
+from smmt_core.errors import CheckpointError, ConfigError, DataError
+from smmt_core.predict import Predictor
+from tests.core.c1_support import one_thread, shared_tiny_run
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    with one_thread():
+        return shared_tiny_run(tmp_path_factory)
+
+
+@pytest.fixture()
+def predictor(shared):
+    with one_thread():
+        yield Predictor.load(shared[1], device="auto")
+
+
+def test_predictions_for_test_subjects_match_the_training_evaluation(shared, predictor):
+    cohort_root, run_dir, _ = shared
+    cohort = {s.subject_id: s for s in load_dataset(cohort_root).subjects}
+    table = pd.read_csv(run_dir / "predictions.csv")
+    assert len(table) > 0
+    for row in table.itertuples():
+        result = predictor.predict(cohort[row.subject_id])
+        assert result.probabilities["AD"] == pytest.approx(row.p_AD, abs=1e-5)
+        assert result.prediction == row.prediction
+
+
+def test_a_prediction_carries_what_the_viewer_needs(shared, predictor):
+    subject = load_dataset(shared[0]).subjects[0]
+    result = predictor.predict(subject)
+    assert list(result.probabilities) == ["CN", "AD"] == predictor.classes
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)
+    assert result.prediction == max(result.probabilities, key=result.probabilities.get)
+    assert result.modalities_used == ["mri", "clinical", "categorical"] and result.modalities_missing == []
+    assert set(result.contributions) == {"mri", "clinical", "categorical"}
+    assert result.slices.shape == (2, 16, 16) and result.slices.dtype == np.float32
+    assert 0.0 <= result.slices.min() and result.slices.max() <= 1.0
+    assert result.cluster_ids and result.cluster_ids[0].shape[0] == 2  # (S, h, w) per layer
+    assert result.volume.ndim == 3 and result.volume_affine.shape == (4, 4)
+    assert len(result.slice_indices) == 2 and result.plane == "axial"
+    assert result.model_name == "tiny" and result.synthetic_model is False
+    summary = json.loads(json.dumps(result.to_dict()))
+    assert {"subject", "prediction", "probabilities", "modalities_used"} <= set(summary)
+
+
+def test_modalities_can_be_switched_off(shared, predictor):
+    subject = load_dataset(shared[0]).subjects[0]
+    full = predictor.predict(subject)
+    no_mri = predictor.predict(subject, modalities={"clinical", "categorical"})
+    assert no_mri.modalities_used == ["clinical", "categorical"]
+    assert no_mri.slices is None and no_mri.cluster_ids == [] and "mri" not in no_mri.contributions
+    assert no_mri.volume is not None  # the viewer still shows the scan
+    mri_only = predictor.predict(subject, modalities=["mri"])
+    assert mri_only.modalities_used == ["mri"]
+    assert mri_only.probabilities != full.probabilities != no_mri.probabilities
+    with pytest.raises(ConfigError, match="unknown modality"):
+        predictor.predict(subject, modalities=["pet"])
+
+
+def test_a_subject_folder_with_clinical_json_is_read_and_preprocessed_once(shared, predictor, tmp_path):
+    source = sorted(shared[0].glob("sub-*/anat/*_T1w.nii.gz"))[0]
+    folder = tmp_path / "patient-7"
+    folder.mkdir()
+    shutil.copy(source, folder / "T1w.nii.gz")
+    (folder / "clinical.json").write_text(json.dumps({"MMSE": 22, "CDGLOBAL": 1, "FAQ": 14, "AGE": 80,
+                                                      "PTGENDER": "Female", "APOE4": "2"}))
+    first = predictor.predict(folder)
+    assert first.subject_id == "patient-7"
+    assert first.modalities_used == ["mri", "clinical", "categorical"]
+    second = predictor.predict(folder, modalities=["mri", "clinical"])
+    assert predictor._cache.hits >= 1  # toggling modalities does not re-read the NIfTI
+    assert second.modalities_used == ["mri", "clinical"]
+
+
+def test_a_t1_alone_reports_the_missing_modalities(shared, predictor):
+    source = sorted(shared[0].glob("sub-*/anat/*_T1w.nii.gz"))[0]
+    result = predictor.predict(source)
+    assert result.modalities_used == ["mri"]
+    assert result.modalities_missing == ["clinical", "categorical"]
+    with pytest.raises(DataError, match="nothing to predict from"):
+        predictor.predict(source, modalities=["clinical"])
+
+
+def test_bad_paths_and_runs_give_clear_errors(shared, predictor, tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        predictor.predict(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="run folder not found"):
+        Predictor.load(tmp_path / "no-run")
+
+
+def test_latency_benchmark_measures_a_fresh_untrained_run(monkeypatch):
+    from smmt_core.train.config import PRESETS
+    from smmt_core.train.latency import format_report, measure_predict_latency
+
+    monkeypatch.setitem(PRESETS, "tiny-test", dict(d_model=32, n_heads=2, image_size=16, n_slices=2, channels=1,
+                                                   resolution_mm=8.0, n_fusion_tokens=2))
+    with one_thread():
+        report = measure_predict_latency(preset="tiny-test", repeats=1, device="cpu")
+    assert report["t1_shape"] == (197, 233, 189)  # the 1 mm MNI152 template
+    assert report["load_s"] > 0 and report["cold_first_s"] > 0 and report["without_mri_median_s"] > 0
+    assert report["meets_target"] == (report["first_prediction_max_s"] <= 1.0)
+    assert "first prediction of a new file" in format_report(report)
