@@ -188,15 +188,17 @@ class SMMT(nn.Module):
             return self.encoders[name](inputs.numeric, inputs.numeric_missing.bool())
         return self.encoders[name](inputs.categorical)
 
-    def _logits(self, inputs: ModelInputs, force_mask_ratio: float | None,
-                collect_ids: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        present = self.available(inputs)
+    def _encode_all(self, inputs: ModelInputs, present: torch.Tensor, collect_ids: bool = False
+                    ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """Token sequences per modality after the intra-modal layers (skipping modalities nobody has).
+
+        They do not depend on which *other* modalities are present, so contributions reuse them.
+        """
         batch = present.shape[0]
-        fusion = self.fusion_tokens.expand(batch, -1, -1)
+        tokens_by_name: dict[str, torch.Tensor] = {}
         cluster_ids: list[torch.Tensor] = []
         for name in self.order:
-            column = MODALITY_INDEX[Modality(name)]
-            if not bool(present[:, column].any()):
+            if not bool(present[:, MODALITY_INDEX[Modality(name)]].any()):
                 continue  # nobody in the batch has it: skip the encoder entirely
             tokens = self._encode(name, inputs)
             for layer in self.intra[name]:
@@ -204,8 +206,24 @@ class SMMT(nn.Module):
                 if collect_ids and ids is not None and name == Modality.MRI.value:
                     encoder = self.encoders[name]
                     cluster_ids.append(ids.reshape(batch, encoder.mri_shape[0], *encoder.grid))
-            fusion = self.cascade[name](fusion, tokens, present[:, column], force_mask_ratio)
-        return self.head(fusion.mean(1)), cluster_ids
+            tokens_by_name[name] = tokens
+        return tokens_by_name, cluster_ids
+
+    def _fuse(self, tokens_by_name: dict[str, torch.Tensor], present: torch.Tensor,
+              force_mask_ratio: float | None) -> torch.Tensor:
+        """Cascade the fusion tokens through the modalities a sample has, then the head."""
+        fusion = self.fusion_tokens.expand(present.shape[0], -1, -1)
+        for name in self.order:
+            if name in tokens_by_name:
+                column = MODALITY_INDEX[Modality(name)]
+                fusion = self.cascade[name](fusion, tokens_by_name[name], present[:, column], force_mask_ratio)
+        return self.head(fusion.mean(1))
+
+    def _logits(self, inputs: ModelInputs, force_mask_ratio: float | None,
+                collect_ids: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        present = self.available(inputs)
+        tokens_by_name, cluster_ids = self._encode_all(inputs, present, collect_ids)
+        return self._fuse(tokens_by_name, present, force_mask_ratio), cluster_ids
 
     def forward(self, inputs: ModelInputs, return_details: bool = False,
                 force_mask_ratio: float | None = None) -> torch.Tensor | ModelOutput:
@@ -213,12 +231,14 @@ class SMMT(nn.Module):
 
         force_mask_ratio: mask the cascade updates with this ratio even in eval mode (robustness).
         """
-        logits, cluster_ids = self._logits(inputs, force_mask_ratio, collect_ids=return_details)
+        present = self.available(inputs)
+        tokens_by_name, cluster_ids = self._encode_all(inputs, present, collect_ids=return_details)
+        logits = self._fuse(tokens_by_name, present, force_mask_ratio)
         if not return_details:
             return logits
-        # The base logits can be reused only when they were computed without random masking.
-        reuse = None if (self.training or force_mask_ratio) else logits.detach()
-        return ModelOutput(logits, cluster_ids, self.contributions(inputs, logits=reuse))
+        with torch.no_grad():
+            contributions = self._contributions(tokens_by_name, present)
+        return ModelOutput(logits, cluster_ids, contributions)
 
     @torch.no_grad()
     def contributions(self, inputs: ModelInputs, logits: torch.Tensor | None = None) -> torch.Tensor:
@@ -226,18 +246,26 @@ class SMMT(nn.Module):
 
         Positive: the modality pushed the model towards its prediction. NaN where absent.
         Masking is off (ratio 0) so the differences are deterministic in eval mode.
+        `logits` is accepted for backward compatibility; the base logits are always recomputed
+        without masking so that the differences are not mixed with random masks.
         """
-        if logits is None:
-            logits = self._logits(inputs, 0.0)[0]
+        present = self.available(inputs)
+        tokens_by_name, _ = self._encode_all(inputs, present)
+        return self._contributions(tokens_by_name, present)
+
+    def _contributions(self, tokens_by_name: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Only the cascade and head are re-run per left-out modality: the encoders ran once."""
+        logits = self._fuse(tokens_by_name, present, 0.0)
         predicted = logits.argmax(1, keepdim=True)
         base = logits.gather(1, predicted).squeeze(1)
-        present = self.available(inputs)
         out = torch.full((present.shape[0], len(ALL_MODALITIES)), math.nan, device=logits.device, dtype=logits.dtype)
         for modality in ALL_MODALITIES:
             column = MODALITY_INDEX[modality]
             if not bool(present[:, column].any()):
                 continue
-            without = self._logits(inputs.without(modality), 0.0)[0].gather(1, predicted).squeeze(1)
+            without_present = present.clone()
+            without_present[:, column] = False
+            without = self._fuse(tokens_by_name, without_present, 0.0).gather(1, predicted).squeeze(1)
             out[:, column] = torch.where(present[:, column], base - without, out[:, column])
         return out
 
