@@ -1,0 +1,155 @@
+"""`smmt-gui [PATH] [--model RUN] [--screenshot FILE.png]`: start SMMT Studio.
+
+PATH (a subject folder, a single T1 file or a dataset folder) and RUN (a run folder) are opened
+on worker threads as if the user had dropped / chosen them. With --screenshot the window is
+rendered once every job has finished, saved as a PNG and the app exits (docs and checks use it);
+the exit code is non-zero when something failed to load or the image could not be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import sys
+from pathlib import Path
+
+from smmt_gui import strings
+
+SCREENSHOT_TIMEOUT_S = 300
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smmt-gui",
+        description=f"{strings.APP_NAME}: see and test SMMT models on T1 MRI and clinical data. "
+                    f"{strings.RESEARCH_BADGE}.",
+    )
+    parser.add_argument("path", nargs="?", help="subject folder, T1 image file or dataset folder to open")
+    parser.add_argument("--model", metavar="RUN", help="run folder of a trained model to load")
+    parser.add_argument("--screenshot", metavar="FILE.png", help="save a PNG of the window once loaded, then exit")
+    parser.add_argument("--size", default="1500x900", help="window size WxH (default 1500x900)")
+    parser.add_argument("--tab", choices=("viewer", "training", "robustness"), default="viewer",
+                        help="tab to show (mostly for --screenshot)")
+    parser.add_argument("--no-runs", action="store_true", help="do not load the newest model from the runs folder")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
+    return parser
+
+
+def _style_sheet() -> str:
+    path = Path(__file__).parent / "resources" / "style.qss"
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def create_app(argv: list[str] | None = None):
+    """The QApplication with SMMT Studio's names, icon and style (reuses a running one)."""
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from smmt_gui.main_window import window_icon
+
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    QCoreApplication.setOrganizationName(strings.ORGANISATION)
+    QCoreApplication.setApplicationName(strings.APP_ID)
+    QGuiApplication.setApplicationDisplayName(strings.APP_NAME)
+    QGuiApplication.setDesktopFileName(strings.APP_ID)
+    icon = window_icon()
+    if icon is not None:
+        app.setWindowIcon(icon)
+    app.setStyleSheet(_style_sheet())
+    return app
+
+
+def run(args: argparse.Namespace) -> int:
+    import pyqtgraph as pg
+    from PySide6.QtCore import QEventLoop
+
+    app = create_app()
+    pg.setConfigOptions(antialias=True)
+    from smmt_gui.main_window import MainWindow
+
+    window = MainWindow(scan_runs=not (args.no_runs or args.model))
+    if args.size:
+        try:
+            width, height = (int(v) for v in args.size.lower().split("x"))
+            window.resize(width, height)
+        except ValueError:
+            print(f"smmt-gui: error: --size must look like 1500x900, got {args.size!r}", file=sys.stderr)
+            return 2
+    window.tabs.setCurrentIndex({"viewer": 0, "training": 1, "robustness": 2}[args.tab])
+    errors: list[str] = []
+    if args.screenshot:
+        original = window.show_error
+
+        def remember(message: str) -> None:
+            errors.append(message)
+            original(message)
+
+        window.show_error = remember  # record load errors for the exit code
+    if args.model:
+        window.load_model(args.model)
+    if args.path:
+        # open the data once the model (if any) is in, so the first view is already a prediction
+        if args.model and window.is_busy():
+            loop = QEventLoop()
+            window.idle.connect(loop.quit)
+            loop.exec()
+        window.open_path(args.path)
+    window.show()
+    if not args.screenshot:
+        code = app.exec()
+        _dispose(window, app)
+        return code
+    return _screenshot(app, window, Path(args.screenshot), errors)
+
+
+def _screenshot(app, window, target: Path, errors: list[str]) -> int:
+    import time
+
+    from PySide6.QtCore import QEventLoop
+
+    deadline = time.monotonic() + SCREENSHOT_TIMEOUT_S
+    quiet_since = None
+    while time.monotonic() < deadline:  # wait until nothing has run for a short while
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        if window.is_busy():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 0.5:
+            break
+        time.sleep(0.02)
+    else:
+        print(f"smmt-gui: error: still loading after {SCREENSHOT_TIMEOUT_S} s", file=sys.stderr)
+    for _ in range(5):
+        app.processEvents()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(str(target), "PNG")
+    window.close()
+    _dispose(window, app)
+    if not ok:
+        print(f"smmt-gui: error: could not write {target}", file=sys.stderr)
+        return 2
+    print(f"smmt-gui: saved {target}")
+    for message in errors:
+        print(f"smmt-gui: {message}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _dispose(window, app) -> None:
+    """Delete the window while Qt and Python are both alive (avoids teardown-order crashes)."""
+    window.deleteLater()
+    app.processEvents()
+    gc.collect()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,873 @@
+"""The main window: toolbar, cohort dock, viewer / training / robustness tabs, prediction dock,
+log dock, status bar; drag-and-drop of subjects and datasets anywhere on the window.
+
+Why it is built this way: the window owns no science. Every job (open a path, load a model,
+predict, build the demo cohort, train) is a call into `smmt_core` run by a `FunctionWorker`
+(`smmt_gui.workers`); the window keeps track of its workers, shows their progress and errors, and
+stops and joins them in `closeEvent`. Errors reach the user in a message bar at the top of the
+window (never a crash, never a modal dialog that blocks a drop). Predictions follow a "latest
+request wins" rule: toggling modalities quickly never queues more than one extra prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+    QProgressBar, QPushButton, QSizePolicy, QStackedWidget, QTabWidget, QToolBar, QVBoxLayout, QWidget,
+)
+
+from smmt_core import __version__
+from smmt_gui import shortcuts, strings
+from smmt_gui.export import ReportContext, export_report
+from smmt_gui.panels.cohort import CohortPanel
+from smmt_gui.panels.log import LogPanel
+from smmt_gui.panels.prediction import PredictionPanel
+from smmt_gui.settings import AppSettings, runs_dir
+from smmt_gui.viewer import OrthoViewer
+from smmt_gui.workers import FunctionWorker
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_MS = 60_000  # how long closeEvent waits for a worker to stop (a training batch, a write)
+
+
+# --- jobs run on worker threads (plain functions over smmt_core) ---------------------------------
+
+class JobCancelled(Exception):
+    """Raised inside a job's progress callback once the window asked it to stop."""
+
+
+def open_path_job(path: str):
+    """A Subject for a single T1 file or subject folder, a Cohort for any dataset layout."""
+    from smmt_core.data.loaders import detect_layout, load_dataset, load_subject
+
+    layout = detect_layout(path)
+    if layout in ("file", "folder"):
+        return load_subject(path)
+    return load_dataset(path)
+
+
+def preview_job(t1_path):
+    """The MNI-grid volume of a T1 (the model's own preprocessing), for showing before a model exists."""
+    from smmt_core.data.preprocess import MRICache, PreprocessConfig
+
+    result = MRICache().get(t1_path, PreprocessConfig())
+    return result.volume, result.affine, list(result.warnings)
+
+
+def load_model_job(run_dir: str):
+    from smmt_core.predict import Predictor
+
+    return Predictor.load(run_dir, device="auto")
+
+
+def demo_cohort_job(progress, stop):
+    from smmt_core.data.demo import ensure_demo_cohort
+    from smmt_core.data.loaders import load_dataset
+
+    def report(done, total):
+        if stop.is_set():
+            raise JobCancelled()
+        progress(done, total)
+
+    return load_dataset(ensure_demo_cohort(progress=report))
+
+
+def predict_all_job(predictor, subjects, progress, stop):
+    """Predict every subject (all modalities on); reports (done, total, key, label, probability or error)."""
+    from smmt_core.errors import SMMTError
+
+    done = failed = 0
+    for subject in subjects:
+        if stop.is_set():
+            break
+        try:
+            prediction = predictor.predict(subject)
+        except SMMTError as error:
+            failed += 1
+            progress((done + 1, len(subjects), subject.key, None, str(error)))
+        else:
+            progress((done + 1, len(subjects), subject.key, prediction.prediction,
+                      prediction.probabilities[prediction.prediction]))
+        done += 1
+    return done, failed
+
+
+def device_job() -> str:
+    import torch
+
+    return "GPU" if torch.cuda.is_available() else "CPU"
+
+
+def list_runs_job(root):
+    from smmt_core.train.runs import list_runs
+
+    return list_runs(root)
+
+
+class MessageBar(QWidget):
+    """A dismissable one-line message at the top of the window (errors and notices)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("messageBar")
+        self.label = QLabel("")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setFixedWidth(28)
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str, error: bool = True) -> None:
+        self.setProperty("error", error)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.label.setText(text)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class WelcomePage(QWidget):
+    """What the Viewer tab shows before anything is open: the demo and training offers."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        title = QLabel(strings.WELCOME_TITLE)
+        title.setObjectName("welcomeTitle")
+        text = QLabel(strings.WELCOME_TEXT)
+        text.setWordWrap(True)
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.demo_button = QPushButton(strings.WELCOME_DEMO_BUTTON)
+        self.train_button = QPushButton(strings.WELCOME_TRAIN_BUTTON)
+        for button in (self.demo_button, self.train_button):
+            button.setMinimumHeight(36)
+            button.setMinimumWidth(220)
+        hint = QLabel(strings.DROP_HINT)
+        hint.setObjectName("dropHint")
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.demo_button)
+        buttons.addWidget(self.train_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        layout.addWidget(title, 0, Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(text)
+        layout.addSpacing(12)
+        layout.addLayout(buttons)
+        layout.addSpacing(24)
+        layout.addWidget(hint)
+        layout.addStretch(3)
+
+
+class MainWindow(QMainWindow):
+    """SMMT Studio's window. Public methods are what the app, the tests and the docs drive."""
+
+    subject_shown = Signal(object)  # a Subject, once its volume or prediction is on screen
+    prediction_shown = Signal(object)  # each Prediction drawn
+    model_loaded = Signal(object)  # the Predictor
+    idle = Signal()  # no job left running
+
+    def __init__(self, settings: AppSettings | None = None, *, scan_runs: bool = True):
+        super().__init__()
+        self.setObjectName("SMMTStudioMainWindow")
+        self.setWindowTitle(f"{strings.APP_NAME} — {strings.RESEARCH_BADGE}")
+        self.setAcceptDrops(True)
+        self.settings = settings or AppSettings()
+        self.predictor = None
+        self.cohort = None
+        self.subject = None
+        self.data_path: str = ""
+        self.last_prediction = None
+        self._workers: list[FunctionWorker] = []
+        self._predict_worker: FunctionWorker | None = None
+        self._predict_all_worker: FunctionWorker | None = None
+        self._predict_pending = False
+        self._shown_volume_key: str | None = None
+        self._closing = False
+
+        self._build_central()
+        self._build_docks()
+        self._build_actions()
+        self._build_toolbar()
+        self._build_menus()
+        self._build_status_bar()
+        self._restore_layout()
+        self._update_synthetic_badge()
+        self._refresh_model_list([])
+        self._start(FunctionWorker(device_job, name="device"), result=self._on_device)
+        if scan_runs:
+            self.refresh_runs(load_newest=True)
+
+    # ================================================================ layout
+    def _build_central(self) -> None:
+        self.message_bar = MessageBar()
+        self.viewer = OrthoViewer()
+        self.viewer.status_text.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.welcome = WelcomePage()
+        self.welcome.demo_button.clicked.connect(self.open_demo_cohort)
+        self.welcome.train_button.clicked.connect(self.train_demo_model)
+        self.viewer_stack = QStackedWidget()
+        self.viewer_stack.addWidget(self.welcome)
+        self.viewer_stack.addWidget(self.viewer)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
+        self.tabs.addTab(self.viewer_stack, strings.TAB_VIEWER)
+        self.dashboard = self._make_dashboard()
+        self.tabs.addTab(self.dashboard, strings.TAB_TRAINING)
+        self.robustness = self._make_robustness()
+        self.tabs.addTab(self.robustness, strings.TAB_ROBUSTNESS)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+    def _make_dashboard(self) -> QWidget:
+        try:
+            from smmt_gui.panels.training import TrainingDashboard
+        except Exception as error:  # noqa: BLE001 - a broken optional view must not stop the app
+            log.error("training dashboard unavailable: %s", error)
+            return QLabel(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
+        dashboard = TrainingDashboard()
+        dashboard.finished.connect(self._on_training_finished)
+        dashboard.failed.connect(lambda message: self.show_error(message))
+        dashboard.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        return dashboard
+
+    def _make_robustness(self) -> QWidget:
+        try:
+            from smmt_gui.panels.robustness import RobustnessPanel
+        except Exception as error:  # noqa: BLE001
+            log.error("robustness view unavailable: %s", error)
+            return QLabel(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
+        return RobustnessPanel()
+
+    def _build_docks(self) -> None:
+        self.cohort_panel = CohortPanel()
+        self.cohort_panel.subject_selected.connect(self.show_subject)
+        self.cohort_panel.predict_all_requested.connect(self.predict_all)
+        self.prediction_panel = PredictionPanel()
+        self.prediction_panel.modalities_changed.connect(lambda _mods: self.request_prediction())
+        self.log_panel = LogPanel()
+        self.cohort_dock = self._dock(strings.DOCK_COHORT, self.cohort_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.prediction_dock = self._dock(strings.DOCK_PREDICTION, self.prediction_panel,
+                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.log_dock = self._dock(strings.DOCK_LOG, self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.log_dock.hide()
+        self.resizeDocks([self.cohort_dock, self.prediction_dock], [300, 320], Qt.Orientation.Horizontal)
+
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.act_open_folder = self._action(strings.ACTION_OPEN_FOLDER, self.choose_folder, shortcuts.OPEN_FOLDER)
+        self.act_open_file = self._action(strings.ACTION_OPEN_FILE, self.choose_file, shortcuts.OPEN_FILE)
+        self.act_open_model = self._action(strings.ACTION_OPEN_MODEL, self.choose_model, shortcuts.OPEN_MODEL)
+        self.act_train = self._action(strings.ACTION_TRAIN, self.open_training_wizard, shortcuts.TRAIN)
+        self.act_demo_data = self._action(strings.ACTION_DEMO_DATA, self.open_demo_cohort)
+        self.act_demo_train = self._action(strings.ACTION_DEMO_TRAIN, self.train_demo_model)
+        self.act_export = self._action(strings.ACTION_EXPORT, self.choose_export, shortcuts.EXPORT)
+        self.act_export.setEnabled(False)
+        self.act_reset = self._action(strings.ACTION_RESET_VIEW, self.viewer.reset_view, shortcuts.RESET_VIEW)
+        self.act_about = self._action(strings.ACTION_ABOUT, self.show_about)
+        self.act_quit = self._action(strings.ACTION_QUIT, self.close, shortcuts.QUIT)
+        self.act_log = self.log_dock.toggleViewAction()
+        self.act_log.setText(strings.ACTION_LOG)
+        self.act_log.setShortcut(QKeySequence(shortcuts.TOGGLE_LOG))
+        for index, key in enumerate((shortcuts.TAB_VIEWER, shortcuts.TAB_TRAINING, shortcuts.TAB_ROBUSTNESS)):
+            self._action(f"tab {index + 1}", lambda i=index: self.tabs.setCurrentIndex(i), key)
+        for name, key in (("mri", shortcuts.TOGGLE_MRI), ("clinical", shortcuts.TOGGLE_CLINICAL),
+                          ("categorical", shortcuts.TOGGLE_CATEGORICAL)):
+            self._action(f"toggle {name}", lambda n=name: self._toggle_modality(n), key)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main")
+        bar.setObjectName("mainToolbar")
+        bar.setMovable(False)
+        bar.setIconSize(QSize(18, 18))
+        bar.addAction(self.act_open_folder)
+        bar.addAction(self.act_open_file)
+        bar.addAction(self.act_train)
+        bar.addSeparator()
+        bar.addWidget(QLabel(f" {strings.MODEL_LABEL} "))
+        self.model_box = QComboBox()
+        self.model_box.setObjectName("modelSelector")
+        self.model_box.setMinimumWidth(220)
+        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.model_box.activated.connect(self._on_model_chosen)
+        bar.addWidget(self.model_box)
+        bar.addAction(self.act_open_model)
+        self.device_label = QLabel(strings.DEVICE_LABEL.format(device="…"))
+        self.device_label.setObjectName("deviceLabel")
+        bar.addWidget(self.device_label)
+        bar.addSeparator()
+        bar.addAction(self.act_export)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        self.synthetic_badge = QLabel(strings.SYNTHETIC_BADGE)
+        self.synthetic_badge.setObjectName("syntheticBadge")
+        self.synthetic_badge.setToolTip(strings.SYNTHETIC_TOOLTIP)
+        self.synthetic_badge_action = bar.addWidget(self.synthetic_badge)
+        self.research_badge = QLabel(strings.RESEARCH_BADGE)
+        self.research_badge.setObjectName("researchBadge")
+        self.research_badge.setToolTip(strings.RESEARCH_TOOLTIP)
+        bar.addWidget(self.research_badge)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.toolbar = bar
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu(strings.MENU_FILE)
+        for action in (self.act_open_folder, self.act_open_file, self.act_open_model, self.act_demo_data):
+            menu.addAction(action)
+        self.recent_folders_menu = menu.addMenu(strings.MENU_RECENT_FOLDERS)
+        self.recent_models_menu = menu.addMenu(strings.MENU_RECENT_MODELS)
+        menu.addSeparator()
+        menu.addAction(self.act_train)
+        menu.addAction(self.act_demo_train)
+        menu.addAction(self.act_export)
+        menu.addSeparator()
+        menu.addAction(self.act_quit)
+        view = self.menuBar().addMenu(strings.MENU_VIEW)
+        view.addAction(self.act_reset)
+        for dock in (self.cohort_dock, self.prediction_dock, self.log_dock):
+            view.addAction(dock.toggleViewAction() if dock is not self.log_dock else self.act_log)
+        help_menu = self.menuBar().addMenu(strings.MENU_HELP)
+        help_menu.addAction(self.act_about)
+        self._fill_recent_menus()
+
+    def _build_status_bar(self) -> None:
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().showMessage(strings.STATUS_READY)
+
+    def _fill_recent_menus(self) -> None:
+        for menu, items, slot in ((self.recent_folders_menu, self.settings.recent_folders(), self.open_path),
+                                  (self.recent_models_menu, self.settings.recent_models(), self.load_model)):
+            menu.clear()
+            for item in items:
+                action = menu.addAction(item)
+                action.triggered.connect(lambda _checked=False, p=item, s=slot: s(p))
+            menu.setEnabled(bool(items))
+
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.window_geometry(), self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 900)
+        if state is not None:
+            self.restoreState(state)
+
+    # ================================================================ jobs
+    def _start(self, worker: FunctionWorker, *, result=None, error=None, progress=None, busy: str = "") -> FunctionWorker:
+        """Start a worker and keep it until it finishes; errors go to the message bar by default."""
+        if self._closing:
+            return worker
+        if result is not None:
+            worker.result.connect(result)
+        worker.error.connect(error or self.show_error)
+        if progress is not None:
+            worker.progress.connect(progress)
+        worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
+        self._workers.append(worker)
+        if busy:
+            self.statusBar().showMessage(busy)
+        worker.start()
+        return worker
+
+    def _on_worker_finished(self, worker: FunctionWorker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if not self._workers and not self._closing:
+            self.progress.setVisible(False)
+            self.idle.emit()
+
+    def is_busy(self) -> bool:
+        """True while any job of this window (not the training dashboard) is running."""
+        return bool(self._workers) or self._predict_pending
+
+    def wait_idle_workers(self, timeout_ms: int = CLOSE_TIMEOUT_MS) -> None:
+        for worker in list(self._workers):
+            worker.wait(timeout_ms)
+
+    # ================================================================ messages
+    def show_error(self, message: str) -> None:
+        log.warning("%s", message)
+        self.message_bar.show_message(message, error=True)
+        self.statusBar().showMessage(message.splitlines()[-1] if message else "", 8000)
+
+    def show_notice(self, message: str) -> None:
+        self.message_bar.show_message(message, error=False)
+
+    # ================================================================ opening data
+    def choose_folder(self) -> None:
+        start = self.settings.get("recent/last_open_dir", str(Path.home()))
+        path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_FOLDER, start)
+        if path:
+            self.open_path(path)
+
+    def choose_file(self) -> None:
+        start = self.settings.get("recent/last_open_dir", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, strings.ACTION_OPEN_FILE, start,
+                                              "T1 images (*.nii *.nii.gz *.mgz *.hdr *.img);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path) -> FunctionWorker:
+        """Open a subject folder, a single T1 file or a dataset folder (on a worker)."""
+        path = str(Path(path).expanduser())
+        self.message_bar.hide()
+        return self._start(FunctionWorker(open_path_job, path, name="open"),
+                           result=lambda value, p=path: self._on_opened(p, value),
+                           error=lambda message: self.show_error(strings.ERROR_DROP.format(message=message)),
+                           busy=strings.STATUS_LOADING.format(path=path))
+
+    def _on_opened(self, path: str, value) -> None:
+        from smmt_core.data.subject import Cohort
+
+        self.data_path = path
+        self.settings.add_recent_folder(path)
+        self.settings.set("recent/last_open_dir", str(Path(path).parent if Path(path).is_file() else path))
+        self._fill_recent_menus()
+        if isinstance(value, Cohort):
+            self.set_cohort(value, path)
+        else:
+            self.cohort = None
+            self.cohort_panel.set_single_subject(value)
+            self._update_synthetic_badge()
+            self.cohort_panel.select_row(0)
+            self.statusBar().showMessage(strings.STATUS_LOADED_SUBJECT.format(subject=value.key), 5000)
+
+    def set_cohort(self, cohort, path: str | None = None) -> None:
+        self.cohort = cohort
+        self.data_path = str(path or cohort.root)
+        self.cohort_panel.set_cohort(cohort)
+        self._update_synthetic_badge()
+        for problem in cohort.problems:
+            log.info("%s: %s", cohort.root, problem)
+        if not len(cohort):
+            self.show_error(strings.ERROR_DROP.format(message=f"{cohort.root}: no subjects found"))
+            return
+        self.statusBar().showMessage(strings.STATUS_LOADED_COHORT.format(
+            n=len(cohort), layout=cohort.layout, path=self.data_path), 5000)
+        if cohort.problems:
+            self.show_notice(f"{len(cohort.problems)} problem(s) noted while reading {cohort.root} (see the log).")
+        self.cohort_panel.select_row(0)
+
+    def show_subject(self, subject) -> None:
+        """Make `subject` the current one: predict with the loaded model, else show its MRI."""
+        self.subject = subject
+        self.last_prediction = None
+        self.act_export.setEnabled(False)
+        self.prediction_panel.set_subject(subject.key, {m.value for m in subject.modalities})
+        self.viewer_stack.setCurrentWidget(self.viewer)
+        if subject.t1_path is None:
+            self.viewer.clear()
+            self._shown_volume_key = None
+        if self.predictor is not None:
+            self.request_prediction()
+        elif subject.t1_path is not None:
+            self._preview(subject)
+        else:
+            self.subject_shown.emit(subject)
+
+    def _preview(self, subject) -> None:
+        if self._shown_volume_key == subject.key:
+            return
+        self._start(FunctionWorker(preview_job, subject.t1_path, name="preview"),
+                    result=lambda value, s=subject: self._on_preview(s, value),
+                    busy=strings.STATUS_LOADING.format(path=subject.t1_path))
+
+    def _on_preview(self, subject, value) -> None:
+        if self.subject is None or subject.key != self.subject.key:
+            return
+        volume, affine, warnings = value
+        self.viewer.set_volume(volume, affine, space=strings.SPACE_MNI)
+        self.viewer.set_clusters(None)
+        self._shown_volume_key = subject.key
+        if warnings:
+            self.prediction_panel.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.subject_shown.emit(subject)
+
+    # ================================================================ prediction
+    def request_prediction(self) -> None:
+        """Predict the current subject with the switched-on modalities; the latest request wins."""
+        if self.predictor is None or self.subject is None or self._closing:
+            return
+        if self._predict_worker is not None:
+            self._predict_pending = True
+            return
+        subject = self.subject
+        modalities = sorted(self.prediction_panel.enabled_modalities())
+        self.prediction_panel.set_busy(True)
+        worker = FunctionWorker(self.predictor.predict, subject, modalities=modalities, name="predict")
+        self._predict_worker = worker
+        worker.finished.connect(self._on_predict_finished)
+        self._start(worker, result=lambda p, s=subject: self._on_prediction(s, p),
+                    error=lambda message, s=subject: self._on_predict_error(s, message),
+                    busy=strings.STATUS_PREDICTING.format(subject=subject.key))
+
+    def _on_predict_finished(self) -> None:
+        self._predict_worker = None
+        if self._predict_pending:
+            self._predict_pending = False
+            self.request_prediction()
+
+    def _on_prediction(self, subject, prediction) -> None:
+        if self.subject is None or subject.key != self.subject.key:
+            return
+        self.last_prediction = prediction
+        new_volume = prediction.volume is not None and self._shown_volume_key != subject.key
+        if new_volume:
+            self.viewer.set_volume(prediction.volume, prediction.volume_affine, space=strings.SPACE_MNI)
+            self._shown_volume_key = subject.key
+        saw_mri = prediction.slices is not None and "mri" in prediction.modalities_used
+        self.viewer.set_clusters(prediction if saw_mri else None)  # MRI off: the model saw no slices
+        if new_volume:
+            self.viewer.go_to_model_slice(len(prediction.slice_indices) // 2)
+        self.prediction_panel.set_prediction(prediction)
+        p = prediction.probabilities.get(prediction.prediction, float("nan"))
+        self.cohort_panel.set_prediction(subject.key, prediction.prediction, p)
+        self.act_export.setEnabled(True)
+        self.statusBar().showMessage(f"{subject.key}: {prediction.prediction} ({p * 100:.1f}%)", 5000)
+        self.prediction_shown.emit(prediction)
+        self.subject_shown.emit(subject)
+
+    def _on_predict_error(self, subject, message: str) -> None:
+        if self.subject is None or subject.key != self.subject.key:
+            return
+        self.prediction_panel.set_error(message)
+        self.last_prediction = None
+        self.act_export.setEnabled(False)
+        self.viewer.set_clusters(None)
+        self.statusBar().showMessage(strings.ERROR_PREDICT.format(subject=subject.key, message=message), 8000)
+        if subject.t1_path is not None and self._shown_volume_key != subject.key:
+            self._preview(subject)
+
+    def predict_all(self) -> FunctionWorker | None:
+        """Predict every scan of the table on a worker; a second click stops it."""
+        if self._predict_all_worker is not None:
+            self._predict_all_worker.request_stop()
+            return None
+        subjects = self.cohort_panel.subjects()
+        if self.predictor is None or not subjects:
+            return None
+        self.progress.setRange(0, len(subjects))
+        self.progress.setValue(0)
+        self.progress.setFormat("predicting %v/%m")
+        self.progress.setVisible(True)
+        self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL_RUNNING)
+        worker = FunctionWorker(predict_all_job, self.predictor, subjects, progress_kw="progress", stop_kw="stop",
+                                name="predict-all")
+        self._predict_all_worker = worker
+        worker.finished.connect(self._on_predict_all_finished)
+        return self._start(worker, progress=self._on_predict_all_progress,
+                           result=lambda value, n=len(subjects): self.statusBar().showMessage(
+                               strings.STATUS_PREDICTED_ALL.format(done=value[0], n=n, failed=value[1]), 10000))
+
+    def _on_predict_all_progress(self, value) -> None:
+        done, total, key, label, detail = value
+        self.progress.setValue(done)
+        if label is None:
+            log.warning("%s: %s", key, detail)
+        else:
+            self.cohort_panel.set_prediction(key, label, detail)
+
+    def _on_predict_all_finished(self) -> None:
+        self._predict_all_worker = None
+        self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
+
+    def _toggle_modality(self, name: str) -> None:
+        box = self.prediction_panel.toggles[name]
+        if box.isEnabled():
+            box.toggle()
+
+    # ================================================================ models
+    def refresh_runs(self, load_newest: bool = False) -> None:
+        root = runs_dir()
+        self._start(FunctionWorker(list_runs_job, root, name="list-runs"),
+                    result=lambda runs: self._on_runs_listed(runs, load_newest))
+
+    def _on_runs_listed(self, runs, load_newest: bool) -> None:
+        self._refresh_model_list(runs)
+        if load_newest and self.predictor is None:
+            usable = [r for r in runs if r.has_best]
+            if usable:
+                self.load_model(usable[0].run_dir)
+
+    def _refresh_model_list(self, runs) -> None:
+        current = str(self.predictor.run_dir) if self.predictor is not None else None
+        entries: list[tuple[str, str]] = []
+        seen = set()
+        for run in runs:
+            if run.has_best:
+                label = f"{run.name}{'  [SYNTHETIC]' if run.synthetic else ''}"
+                entries.append((label, str(run.run_dir)))
+                seen.add(str(Path(run.run_dir).resolve()))
+        for path in self.settings.recent_models():
+            if path not in seen and Path(path).is_dir():
+                entries.append((Path(path).name, path))
+                seen.add(path)
+        if current and str(Path(current).resolve()) not in seen:
+            entries.insert(0, (self.predictor.run_name, current))
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        self.model_box.addItem(strings.NO_MODEL, "")
+        for label, path in entries:
+            self.model_box.addItem(label, path)
+            self.model_box.setItemData(self.model_box.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+        index = self.model_box.findData(current) if current else 0
+        self.model_box.setCurrentIndex(max(index, 0))
+        self.model_box.blockSignals(False)
+
+    def _on_model_chosen(self, index: int) -> None:
+        path = self.model_box.itemData(index)
+        if path and (self.predictor is None or str(self.predictor.run_dir) != path):
+            self.load_model(path)
+
+    def choose_model(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_MODEL, str(runs_dir()))
+        if path:
+            self.load_model(path)
+
+    def load_model(self, run_dir) -> FunctionWorker:
+        run_dir = str(Path(run_dir).expanduser())
+        return self._start(FunctionWorker(load_model_job, run_dir, name="load-model"),
+                           result=self._on_model_loaded,
+                           error=lambda message: self.show_error(strings.ERROR_MODEL.format(message=message)),
+                           busy=strings.STATUS_LOADING_MODEL.format(path=run_dir))
+
+    def _on_model_loaded(self, predictor) -> None:
+        self.predictor = predictor
+        self.settings.add_recent_model(predictor.run_dir)
+        self._fill_recent_menus()
+        self.refresh_runs()
+        self._refresh_model_list([])
+        device = "GPU" if str(predictor.run.device).startswith("cuda") else "CPU"
+        self.device_label.setText(strings.DEVICE_LABEL.format(device=device))
+        self.prediction_panel.set_model(predictor.run_name, predictor.classes, synthetic=predictor.synthetic,
+                                        modalities=predictor.model_modalities)
+        if hasattr(self.robustness, "set_run"):
+            self.robustness.set_run(predictor.run_dir)
+        self._update_synthetic_badge()
+        self.statusBar().showMessage(strings.STATUS_LOADED_MODEL.format(name=predictor.run_name), 5000)
+        self.model_loaded.emit(predictor)
+        if self.subject is not None:
+            self.prediction_panel.set_subject(self.subject.key, {m.value for m in self.subject.modalities})
+            self.request_prediction()
+
+    def _on_device(self, device: str) -> None:
+        if self.predictor is None:
+            self.device_label.setText(strings.DEVICE_LABEL.format(device=device))
+
+    # ================================================================ demo & training
+    def open_demo_cohort(self) -> FunctionWorker:
+        """Build the synthetic demo cohort on first use (progress in the status bar), then open it."""
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        return self._start(FunctionWorker(demo_cohort_job, progress_kw="progress", stop_kw="stop", name="demo"),
+                           result=lambda cohort: self.set_cohort(cohort),
+                           error=lambda message: self.show_error(strings.ERROR_DEMO.format(message=message)),
+                           progress=self._on_demo_progress, busy=strings.STATUS_BUILDING_DEMO)
+
+    def _on_demo_progress(self, value) -> None:
+        done, total = value
+        self.progress.setRange(0, max(int(total), 1))
+        self.progress.setValue(int(done))
+        self.progress.setFormat(f"demo cohort %v/%m")
+
+    def train_demo_model(self) -> None:
+        from smmt_core.train.config import from_preset
+
+        self.start_training(from_preset("demo", data="demo", out=str(runs_dir())))
+
+    def start_training(self, config) -> None:
+        """Train one TrainConfig (or a list, one after another) in the Training tab."""
+        if not hasattr(self.dashboard, "start"):
+            self.show_error(self.dashboard.text())
+            return
+        if self.dashboard.is_running():
+            self.tabs.setCurrentWidget(self.dashboard)
+            return
+        self.tabs.setCurrentWidget(self.dashboard)
+        try:
+            self.dashboard.start(config)
+        except Exception as error:  # noqa: BLE001 - ConfigError and friends: tell the user
+            from smmt_gui.workers import describe_error
+
+            self.show_error(describe_error(error))
+
+    def open_training_wizard(self) -> None:
+        try:
+            from smmt_gui.wizard import TrainingWizard
+        except Exception as error:  # noqa: BLE001
+            self.show_error(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
+            return
+        wizard = TrainingWizard(self, settings=self.settings.qsettings)
+        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        wizard.accepted.connect(lambda w=wizard: self._train_from_wizard(w))
+        self.wizard = wizard
+        wizard.open()
+
+    def _train_from_wizard(self, wizard) -> None:
+        from smmt_gui.workers import describe_error
+
+        try:
+            configs = wizard.configs()  # one per seed
+        except Exception as error:  # noqa: BLE001 - ConfigError: tell the user
+            self.show_error(describe_error(error))
+            return
+        self.start_training(configs)
+
+    def _on_training_finished(self, run_dir) -> None:
+        if run_dir:
+            self.load_model(run_dir)
+            self.tabs.setCurrentIndex(0)
+            if self.subject is None and self.cohort is None:
+                self.viewer_stack.setCurrentWidget(self.welcome)
+
+    # ================================================================ export
+    def report_context(self) -> ReportContext:
+        predictor = self.predictor
+        return ReportContext(
+            model_name=predictor.run_name if predictor else "",
+            model_dir=str(predictor.run_dir) if predictor else "",
+            data_path=str(self.subject.t1_path or self.data_path) if self.subject else self.data_path,
+            synthetic_data=bool(self.cohort is not None and self.cohort.synthetic),
+            synthetic_model=bool(predictor is not None and predictor.synthetic),
+            device=self.device_label.text(),
+        )
+
+    def choose_export(self) -> None:
+        if self.last_prediction is None:
+            self.show_error(strings.ERROR_NO_PREDICTION)
+            return
+        start = str(Path(self.settings.get("recent/last_export_dir", str(Path.home()))) /
+                    f"smmt-report-{self.last_prediction.subject_id}")
+        path, _ = QFileDialog.getSaveFileName(self, strings.EXPORT_DIALOG, start, strings.EXPORT_FILTER)
+        if path:
+            self.export_report_to(path)
+
+    def export_report_to(self, base) -> list[Path]:
+        """Write the PNG/CSV/JSON/PDF report of the current prediction next to `base`."""
+        from smmt_core.errors import SMMTError
+
+        try:
+            files = export_report(base, self.last_prediction, self.viewer.grab().toImage(), self.report_context())
+        except SMMTError as error:
+            self.show_error(strings.ERROR_EXPORT.format(message=error))
+            return []
+        self.settings.set("recent/last_export_dir", str(Path(base).expanduser().parent))
+        self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=", ".join(p.name for p in files)), 8000)
+        return files
+
+    # ================================================================ misc
+    def _update_predict_all(self) -> None:
+        self.cohort_panel.predict_all_button.setEnabled(
+            self.predictor is not None and bool(self.cohort_panel.subjects()))
+
+    def _update_synthetic_badge(self) -> None:
+        synthetic_data = bool(self.cohort is not None and self.cohort.synthetic)
+        synthetic = synthetic_data or bool(self.predictor is not None and self.predictor.synthetic)
+        self.synthetic_badge_action.setVisible(synthetic)
+        self.viewer.set_synthetic(synthetic_data)
+        self._update_predict_all()
+
+    def show_about(self) -> QMessageBox:
+        import torch
+        from PySide6 import __version__ as qt_version
+
+        box = QMessageBox(QMessageBox.Icon.Information, strings.ACTION_ABOUT,
+                          strings.ABOUT_TEXT.format(version=__version__, python=platform.python_version(),
+                                                    torch=torch.__version__, qt=qt_version, mni=strings.MNI_NOTICE),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
+
+    # ================================================================ drag and drop
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        urls = event.mimeData().urls()
+        event.acceptProposedAction()
+        if len(urls) != 1:
+            self.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_MANY.format(n=len(urls))))
+            return
+        if not urls[0].isLocalFile():
+            self.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_NOT_LOCAL))
+            return
+        self.open_path(urls[0].toLocalFile())
+
+    # ================================================================ closing
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """Stop every job (training included) and join its thread before the window goes."""
+        self._closing = True
+        self.statusBar().showMessage(strings.STATUS_STOPPING)
+        QApplication.processEvents()
+        if hasattr(self.dashboard, "stop_and_wait"):
+            self.dashboard.stop_and_wait(CLOSE_TIMEOUT_MS)
+        if hasattr(self.robustness, "stop_and_wait"):
+            self.robustness.stop_and_wait(CLOSE_TIMEOUT_MS)
+        for worker in list(self._workers):
+            worker.request_stop()
+        for worker in list(self._workers):
+            if not worker.wait(CLOSE_TIMEOUT_MS):
+                log.error("worker %s did not stop in time", worker.name)
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.log_panel.detach()
+        super().closeEvent(event)
+
+
+def window_icon() -> QIcon | None:
+    """The app icon from smmt_gui/resources/icons, when the packaging step has put one there."""
+    folder = Path(__file__).parent / "resources" / "icons"
+    if not folder.is_dir():
+        return None
+    icon = QIcon()
+    for path in sorted(folder.glob("*.png")) + sorted(folder.glob("*.svg")):
+        icon.addFile(str(path))
+    return None if icon.isNull() else icon

@@ -1,0 +1,205 @@
+"""Run `smmt_core` jobs off the GUI thread and hand their results back as Qt signals.
+
+Why this shape: widgets may only be touched from the GUI thread, and the event loop must never
+stall. A job (load a subject, predict, train, build the demo cohort) runs in a `QThread`; whatever
+it reports travels back through *queued* signals and is re-emitted by a `FunctionWorker` that
+lives in the GUI thread, so every slot connected to a worker's public signals runs in the GUI
+thread, whether it is a method or a lambda. Cancelling is cooperative: the job receives a
+`threading.Event` and checks it between batches.
+
+    worker = FunctionWorker(load_subject, path)
+    worker.result.connect(show)            # called with the return value
+    worker.error.connect(show_message)     # one line for the user
+    worker.start()
+    ...
+    worker.request_stop(); worker.wait()   # e.g. in closeEvent
+
+`TrainingWorker(config)` wraps `smmt_core.train.trainer.train(config, on_event, stop)` and re-emits
+every training event through its `event` signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+import weakref
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from smmt_core.errors import SMMTError
+
+log = logging.getLogger(__name__)
+
+# Every worker that has been started and not yet finished, so the app can stop them all on close.
+_LIVE: "weakref.WeakSet[FunctionWorker]" = weakref.WeakSet()
+
+
+def live_workers() -> list["FunctionWorker"]:
+    """Workers whose thread is still running (for closeEvent and tests)."""
+    return [w for w in list(_LIVE) if w.is_running()]
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for the user: our own errors as they are, anything else with its type."""
+    if isinstance(error, SMMTError):
+        return str(error)
+    text = str(error) or error.__class__.__name__
+    return f"Unexpected error ({error.__class__.__name__}): {text}"
+
+
+class _Runner(QThread):
+    """The thread itself. Its signals are emitted from the worker thread and arrive queued."""
+
+    succeeded = Signal(object)
+    failed = Signal(str)
+    progressed = Signal(object)
+
+    def __init__(self, job: Callable[[], Any]):
+        super().__init__()
+        self._job = job
+
+    def run(self) -> None:  # runs in the worker thread
+        try:
+            value = self._job()
+        except BaseException as error:  # noqa: BLE001 - every failure must reach the user
+            if not isinstance(error, SMMTError):
+                log.error("worker job failed:\n%s", traceback.format_exc())
+            self.failed.emit(describe_error(error))
+        else:
+            self.succeeded.emit(value)
+
+
+class FunctionWorker(QObject):
+    """Runs `fn(*args, **kwargs)` on its own QThread.
+
+    progress_kw / stop_kw: when given, the call also receives a progress callback
+    (`fn(..., **{progress_kw: report})`, callable from any thread, each call emits `progress`)
+    and the stop flag (`fn(..., **{stop_kw: threading.Event})`).
+
+    Signals (all delivered in the GUI thread):
+      progress(object)  whatever the job reported
+      result(object)    the return value, when the job succeeded
+      error(str)        one line for the user, when it raised
+      finished()        always last, once the thread has ended
+    """
+
+    progress = Signal(object)
+    result = Signal(object)
+    error = Signal(str)
+    finished = Signal()
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        progress_kw: str | None = None,
+        stop_kw: str | None = None,
+        name: str = "",
+        parent: QObject | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(parent)
+        self.name = name or getattr(fn, "__name__", "job")
+        self.stop_event = threading.Event()
+        self._fn, self._args, self._kwargs = fn, args, dict(kwargs)
+        if progress_kw:
+            self._kwargs[progress_kw] = self.report_progress
+        if stop_kw:
+            self._kwargs[stop_kw] = self.stop_event
+        self._runner: _Runner | None = None
+        self._done = False
+        self.value: Any = None  # the result, once there is one
+        self.error_message: str | None = None
+
+    # --- called from the GUI thread -------------------------------------------------------
+    def start(self) -> "FunctionWorker":
+        if self._runner is not None:
+            raise RuntimeError(f"worker {self.name!r} was already started")
+        runner = _Runner(lambda: self._fn(*self._args, **self._kwargs))
+        runner.setObjectName(f"smmt-worker-{self.name}")
+        runner.succeeded.connect(self._on_succeeded)
+        runner.failed.connect(self._on_failed)
+        runner.progressed.connect(self._on_progress)
+        runner.finished.connect(self._on_finished)
+        self._runner = runner
+        _LIVE.add(self)
+        runner.start()
+        return self
+
+    def request_stop(self) -> None:
+        """Ask the job to stop at its next check; returns at once."""
+        self.stop_event.set()
+
+    def is_running(self) -> bool:
+        return self._runner is not None and self._runner.isRunning()
+
+    def is_done(self) -> bool:
+        """True once `finished` has been emitted."""
+        return self._done
+
+    def wait(self, timeout_ms: int | None = None) -> bool:
+        """Block until the thread has ended (True) or the timeout passed (False)."""
+        if self._runner is None:
+            return True
+        if timeout_ms is None:
+            return bool(self._runner.wait())
+        return bool(self._runner.wait(int(timeout_ms)))
+
+    def stop_and_wait(self, timeout_ms: int | None = None) -> bool:
+        self.request_stop()
+        return self.wait(timeout_ms)
+
+    # --- called from the worker thread ------------------------------------------------------
+    def report_progress(self, *values: Any) -> None:
+        """Progress callback for the job; several arguments arrive as one tuple."""
+        runner = self._runner
+        if runner is not None:
+            runner.progressed.emit(values[0] if len(values) == 1 else values)
+
+    # --- queued back into the GUI thread ----------------------------------------------------
+    @Slot(object)
+    def _on_progress(self, value: Any) -> None:
+        self.progress.emit(value)
+
+    @Slot(object)
+    def _on_succeeded(self, value: Any) -> None:
+        self.value = value
+        self.result.emit(value)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.error_message = message
+        self.error.emit(message)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self._done = True
+        _LIVE.discard(self)
+        self.finished.emit()
+
+
+def _train(config, on_event, stop):
+    from smmt_core.train.trainer import train  # imported here: torch loads on the worker
+
+    return train(config, on_event=on_event, stop=stop)
+
+
+class TrainingWorker(FunctionWorker):
+    """Trains one run: `train(config, on_event, stop)` on a QThread.
+
+    Signals (GUI thread): event(object) for each `smmt_core.train.events` event, result(RunResult),
+    failed(str) / error(str) with one line for the user, finished() at the end.
+    """
+
+    event = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, config, parent: QObject | None = None, train_fn: Callable | None = None):
+        super().__init__(
+            train_fn or _train, config, progress_kw="on_event", stop_kw="stop", name="training", parent=parent
+        )
+        self.config = config
+        self.progress.connect(self.event.emit)
+        self.error.connect(self.failed.emit)

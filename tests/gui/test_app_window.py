@@ -1,0 +1,328 @@
+"""The main window end to end with a real (tiny) trained model: predict, toggle modalities,
+overlay = model's cluster ids, export, settings, badges, closing mid-job, the smmt-gui command."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from smmt_core import __version__
+from smmt_gui import shortcuts, strings
+from smmt_gui.workers import FunctionWorker, live_workers
+
+
+@pytest.fixture
+def loaded(main_window, qtbot, tiny_run):
+    """The window with the tiny model loaded and its BIDS cohort open on the first subject."""
+    cohort, run_dir = tiny_run
+    with qtbot.waitSignal(main_window.model_loaded, timeout=60000):
+        main_window.load_model(run_dir)
+    with qtbot.waitSignal(main_window.prediction_shown, timeout=60000):
+        main_window.open_path(cohort)
+    qtbot.waitUntil(lambda: not main_window.is_busy(), timeout=30000)
+    return main_window
+
+
+def test_prediction_for_the_first_subject(loaded):
+    window = loaded
+    prediction = window.last_prediction
+    assert prediction.subject_id == window.subject.key == "sub-001"
+    assert set(prediction.probabilities) == {"CN", "AD"}
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert prediction.modalities_used == ["mri", "clinical", "categorical"]
+    bar = window.prediction_panel.prob_bars[prediction.prediction]
+    assert bar.value() == round(prediction.probabilities[prediction.prediction] * 1000)
+    assert window.cohort_panel.model.predictions["sub-001"][0] == prediction.prediction
+    assert window.model_box.currentText() == "tiny" and window.act_export.isEnabled()
+    assert window.device_label.text() == "device: CPU"
+    assert window.viewer.has_volume and window.viewer.space_label.text() == strings.SPACE_MNI
+
+
+def test_cluster_overlay_is_what_the_model_returned(loaded):
+    window = loaded
+    prediction = window.last_prediction
+    assert prediction.cluster_ids, "the model should return cluster ids for the MRI tokens"
+    strip = window.viewer.model_input
+    for s in range(len(prediction.slice_indices)):
+        np.testing.assert_array_equal(strip.overlay_ids(s), prediction.cluster_ids[0][s])
+        np.testing.assert_array_equal(strip.overlays[s].image, prediction.cluster_ids[0][s])
+        np.testing.assert_allclose(strip.images[s].image, prediction.slices[s])
+    # the axial view is on a slice the model saw, with that slice's grid drawn over it
+    k = window.viewer.cursor[2]
+    assert k in prediction.slice_indices
+    s = prediction.slice_indices.index(k)
+    np.testing.assert_array_equal(window.viewer.views["axial"].overlay.image,
+                                  prediction.cluster_ids[0][s].T[:, ::-1])
+
+
+def test_toggling_a_modality_updates_the_prediction(loaded, qtbot):
+    window = loaded
+    before = window.last_prediction
+    with qtbot.waitSignal(window.prediction_shown, timeout=30000) as blocker:
+        window.prediction_panel.toggles["clinical"].setChecked(False)
+    after = blocker.args[0]
+    assert after.modalities_used == ["mri", "categorical"]
+    assert after.probabilities != before.probabilities
+    assert "Clinical" not in window.prediction_panel.used_label.text()
+    with qtbot.waitSignal(window.prediction_shown, timeout=30000) as blocker:
+        window.prediction_panel.toggles["mri"].setChecked(False)
+    assert blocker.args[0].modalities_used == ["categorical"]
+    assert window.viewer.model_input.images == []  # no MRI used: no clusters to draw
+    # the keyboard shortcut switches MRI back on
+    action = next(a for a in window.actions() if a.shortcut().toString() == shortcuts.TOGGLE_MRI)
+    with qtbot.waitSignal(window.prediction_shown, timeout=30000) as blocker:
+        action.trigger()
+    assert blocker.args[0].modalities_used == ["mri", "categorical"]
+
+
+def test_everything_off_says_so_without_crashing(loaded, qtbot):
+    window = loaded
+    for name in ("mri", "clinical", "categorical"):
+        window.prediction_panel.toggles[name].setChecked(False)
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=30000)
+    assert window.last_prediction is None and not window.act_export.isEnabled()
+    assert window.prediction_panel.warnings.text()  # the core's message, shown in the panel
+
+
+def test_fast_toggling_runs_at_most_one_extra_prediction(loaded, qtbot):
+    window = loaded
+    calls = []
+    original = window.predictor.predict
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("modalities"))
+        return original(*args, **kwargs)
+
+    window.predictor.predict = counting
+    box = window.prediction_panel.toggles["categorical"]
+    for _ in range(5):
+        box.toggle()
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=30000)
+    assert 1 <= len(calls) <= 2
+    assert calls[-1] == ["clinical", "mri"]  # the final state wins
+    assert window.last_prediction.modalities_used == ["mri", "clinical"]
+
+
+def test_selecting_another_subject_predicts_it(loaded, qtbot):
+    window = loaded
+    with qtbot.waitSignal(window.prediction_shown, timeout=30000) as blocker:
+        window.cohort_panel.select_row(7)
+    assert blocker.args[0].subject_id == window.subject.key == "sub-008"
+
+
+def test_export_from_the_window(loaded, tmp_path):
+    files = loaded.export_report_to(tmp_path / "report")
+    assert sorted(p.suffix for p in files) == [".csv", ".json", ".pdf", ".png"]
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["model"]["name"] == "tiny" and data["prediction"]["subject"] == "sub-001"
+    assert data["disclaimer"] == strings.DISCLAIMER
+    image = QImage(str(tmp_path / "report.png"))
+    assert image.width() > 400 and image.height() > 300
+
+
+def test_settings_remember_models_folders_and_layout(loaded, tiny_run):
+    cohort, run_dir = tiny_run
+    settings = loaded.settings
+    assert settings.recent_models()[0] == str(run_dir.resolve())
+    assert settings.recent_folders()[0] == str(cohort.resolve())
+    loaded.close()
+    from smmt_gui.settings import AppSettings
+
+    fresh = AppSettings()
+    assert fresh.window_geometry() is not None and fresh.window_state() is not None
+    assert fresh.recent_models()[0] == str(run_dir.resolve())
+
+
+def test_badges_and_about(main_window, qtbot):
+    main_window.show()
+    assert main_window.research_badge.isVisible()
+    assert main_window.research_badge.text() == strings.RESEARCH_BADGE
+    assert not main_window.synthetic_badge.isVisible()
+    box = main_window.show_about()
+    assert __version__ in box.text() and "not a medical device" in box.text()
+    box.close()
+    assert main_window.viewer_stack.currentWidget() is main_window.welcome
+
+
+def test_synthetic_cohort_shows_the_badge(main_window, qtbot, tmp_path):
+    from smmt_core.data.subject import Cohort, Subject
+
+    main_window.show()
+    cohort = Cohort([Subject("demo-001", label="AD")], layout="bids", root=tmp_path, name="demo", synthetic=True)
+    main_window.set_cohort(cohort)
+    qtbot.waitUntil(lambda: main_window.synthetic_badge.isVisible(), timeout=2000)  # toolbar lays out lazily
+    assert main_window.cohort_panel.synthetic_badge.isVisible()
+
+
+def test_shortcuts_are_unique():
+    values = list(shortcuts.all_shortcuts().values())
+    assert len(values) == len(set(values))
+
+
+def test_closing_stops_and_joins_running_jobs(main_window, qtbot):
+    started = threading.Event()
+    stopped = []
+
+    def slow(stop):
+        started.set()
+        while not stop.is_set():
+            time.sleep(0.01)
+        stopped.append(True)
+
+    worker = main_window._start(FunctionWorker(slow, stop_kw="stop", name="slow"))
+    assert started.wait(5)
+    t0 = time.perf_counter()
+    main_window.close()
+    assert time.perf_counter() - t0 < 5
+    assert stopped == [True] and not worker.is_running() and live_workers() == []
+
+
+def test_closing_mid_training_stops_and_joins(main_window, qtbot, tiny_run, tmp_path):
+    from tests.core.c1_support import tiny_config
+
+    cohort, _ = tiny_run
+    dashboard = main_window.dashboard
+    runs = tmp_path / "runs"
+    config = tiny_config(cohort, runs, run_name="closing", epochs=200)
+    main_window.start_training(config)
+    assert main_window.tabs.currentWidget() is dashboard and dashboard.is_running()
+    # wait until the run is under way (its first checkpoint is on disk), then close the window
+    qtbot.waitUntil(lambda: any(runs.rglob("*.safetensors")), timeout=120000)
+    t0 = time.perf_counter()
+    main_window.close()
+    assert time.perf_counter() - t0 < 30
+    assert live_workers() == []  # the training thread has ended (joined in closeEvent)
+    qtbot.waitUntil(lambda: not dashboard.is_running(), timeout=5000)  # its queued "finished" arrives
+    leftovers = [p.name for p in runs.rglob("*") if p.name.startswith(".") or p.suffix in (".tmp", ".part")]
+    assert leftovers == []
+    run_json = json.loads(next(runs.rglob("run.json")).read_text())
+    assert run_json.get("status") in ("stopped", "finished")
+
+
+def test_training_to_completion_opens_the_new_model(main_window, qtbot, tiny_run, tmp_path):
+    from tests.core.c1_support import tiny_config
+
+    cohort, _ = tiny_run
+    config = tiny_config(cohort, tmp_path / "runs", run_name="fresh", epochs=1)
+    with qtbot.waitSignal(main_window.model_loaded, timeout=120000) as blocker:
+        main_window.start_training(config)
+    assert blocker.args[0].run_name == "fresh"
+    assert main_window.tabs.currentIndex() == 0
+    assert main_window.model_box.currentText().startswith("fresh")
+
+
+def test_smmt_gui_screenshot_command(qtbot, tiny_run, tmp_path):
+    from smmt_gui.app import main
+
+    cohort, run_dir = tiny_run
+    target = tmp_path / "shots" / "main.png"
+    code = main([str(cohort / "sub-003"), "--model", str(run_dir), "--screenshot", str(target), "--size", "1280x800"])
+    assert code == 0
+    image = QImage(str(target))
+    assert (image.width(), image.height()) == (1280, 800)
+    from PySide6.QtGui import QGuiApplication
+
+    assert QGuiApplication.desktopFileName() == "smmt-studio"  # packaging's .desktop file uses this name
+
+
+def test_smmt_gui_screenshot_reports_a_bad_path(qtbot, tmp_path):
+    from smmt_gui.app import main
+
+    target = tmp_path / "bad.png"
+    assert main([str(tmp_path / "missing"), "--no-runs", "--screenshot", str(target)]) == 1
+    assert target.is_file()  # the window (with its error message) is still rendered
+
+
+@pytest.fixture
+def small_demo(monkeypatch, tmp_path):
+    """ensure_demo_cohort builds a 4-subject demo cohort in tmp_path (the real builder, just smaller)."""
+    import smmt_core.data.demo as demo
+
+    target = tmp_path / "demo-cohort"
+    monkeypatch.setattr(demo, "ensure_demo_cohort", lambda progress=None: demo.make_demo_cohort(
+        target, n_subjects=4, seed=1, missing_rate=0.0, progress=progress))
+    return target
+
+
+@pytest.mark.slow
+def test_welcome_offers_the_demo_cohort_with_progress(main_window, qtbot, small_demo):
+    main_window.show()
+    values = []
+    main_window.progress.valueChanged.connect(values.append)
+    with qtbot.waitSignal(main_window.subject_shown, timeout=120000):
+        main_window.welcome.demo_button.click()
+    assert main_window.cohort.synthetic and len(main_window.cohort) == 4
+    assert main_window.cohort_panel.model.rowCount() == 4
+    assert 4 in values  # the status-bar progress bar followed the build
+    assert not main_window.viewer.synthetic_badge.isHidden()
+    qtbot.waitUntil(lambda: main_window.synthetic_badge.isVisible(), timeout=2000)
+    assert main_window.viewer.has_volume  # no model yet: the preprocessed MRI is shown
+
+
+def test_closing_while_the_demo_builds_leaves_nothing_behind(main_window, qtbot, small_demo):
+    main_window.show()
+    main_window.open_demo_cohort()
+    qtbot.waitUntil(lambda: main_window.progress.value() >= 1, timeout=120000)
+    main_window.close()
+    assert live_workers() == []
+    assert not small_demo.exists()
+    assert not [p for p in small_demo.parent.iterdir() if ".building-" in p.name]
+
+
+def test_first_launch_loads_the_newest_model(qtbot, tiny_run, monkeypatch):
+    from smmt_gui.main_window import MainWindow
+
+    _cohort, run_dir = tiny_run
+    monkeypatch.setenv("SMMT_RUNS_DIR", str(run_dir.parent))
+    window = MainWindow()  # scans $SMMT_RUNS_DIR
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.model_loaded, timeout=60000) as blocker:
+        pass
+    assert blocker.args[0].run_dir == run_dir
+    assert window.model_box.currentData() == str(run_dir)
+    assert window.prediction_panel.model_label.text().endswith("tiny")
+    window.close()
+
+
+def test_train_action_opens_the_wizard(main_window, qtbot):
+    from smmt_gui.wizard import TrainingWizard
+
+    main_window.show()
+    main_window.act_train.trigger()
+    assert isinstance(main_window.wizard, TrainingWizard)
+    qtbot.waitUntil(main_window.wizard.isVisible, timeout=2000)
+    main_window.wizard.reject()
+
+
+def test_predict_all_fills_the_table(loaded, qtbot):
+    window = loaded
+    panel = window.cohort_panel
+    assert panel.predict_all_button.isEnabled()
+    worker = window.predict_all()
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    assert worker.value == (12, 0)
+    predictions = panel.model.predictions
+    assert set(predictions) == {s.key for s in window.cohort.subjects}
+    label, p = predictions["sub-001"]
+    assert (label, p) == (window.last_prediction.prediction,
+                          pytest.approx(window.last_prediction.probabilities[label], abs=1e-6))
+    assert panel.predict_all_button.text() == strings.COHORT_PREDICT_ALL
+
+
+def test_one_click_demo_training_uses_the_demo_preset(main_window, monkeypatch):
+    from smmt_core.train.config import PRESETS
+    from smmt_gui.settings import runs_dir
+
+    started = []
+    monkeypatch.setattr(main_window.dashboard, "start", started.append)
+    main_window.welcome.train_button.click()
+    (config,) = started
+    assert config.data == "demo" and config.preset == "demo" and config.out == str(runs_dir())
+    assert config.epochs == PRESETS["demo"]["epochs"] and config.image_size == PRESETS["demo"]["image_size"]
+    assert main_window.tabs.currentWidget() is main_window.dashboard
