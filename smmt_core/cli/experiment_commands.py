@@ -202,9 +202,14 @@ def _run_experiment(args) -> int:
 def _run_robustness(args) -> int:
     from smmt_core.train.robustness import evaluate_robustness, robustness_table
 
+    tty = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        sys.stderr.write(f"\rsmmt robustness: {done}/{total} evaluation passes{end}")
+        if tty:  # one line, redrawn
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\r\033[Ksmmt robustness: {done}/{total} evaluation passes{end}")
+        elif done == total or (done and done % max(1, total // 4) == 0):  # a log file: a few lines
+            sys.stderr.write(f"smmt robustness: {done}/{total} evaluation passes\n")
         sys.stderr.flush()
 
     frame = evaluate_robustness(
