@@ -13,7 +13,6 @@ import io
 import json
 import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from PySide6.QtGui import QFont, QGuiApplication, QImage, QPageLayout, QPageSize
 
 from smmt_core import __version__
 from smmt_core.errors import SMMTError
+from smmt_core.fileio import new_file_mode, temporary_sibling
 from smmt_gui import strings
 
 FORMATS = ("png", "csv", "json", "pdf")
@@ -88,12 +88,6 @@ def report_rows(prediction, context: ReportContext) -> list[tuple[str, str, str]
     return rows
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def _write_all(jobs: list[tuple[Path, object]]) -> None:
     """Write every (target, write) pair to a temp file beside its target, then rename them all.
 
@@ -102,11 +96,10 @@ def _write_all(jobs: list[tuple[Path, object]]) -> None:
     temps: list[tuple[Path, Path]] = []
     try:
         for target, write in jobs:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-            os.close(fd)
-            temps.append((Path(tmp), target))
-            write(Path(tmp))
-        mode = 0o666 & ~_umask()  # mkstemp makes private files; a report is an ordinary document
+            tmp = temporary_sibling(target, ".part")
+            temps.append((tmp, target))
+            write(tmp)
+        mode = new_file_mode()  # temp files are private; a report is an ordinary document
         for tmp, target in temps:
             os.chmod(tmp, mode)
             os.replace(tmp, target)
@@ -155,10 +148,9 @@ def _write_pdf(prediction, context: ReportContext, image: QImage | None):
 
 def _paint_report(painter: QPainter, width: int, height: int, prediction, context, image) -> None:
     y = 0.0
-    line = 0.0
 
     def text(value: str, size: float, bold: bool = False, color=Qt.GlobalColor.black, wrap: bool = True) -> None:
-        nonlocal y, line
+        nonlocal y
         font = QFont("Sans Serif")
         font.setPointSizeF(size)
         font.setBold(bold)

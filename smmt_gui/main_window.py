@@ -707,7 +707,7 @@ class MainWindow(QMainWindow):
         done, total = value
         self.progress.setRange(0, max(int(total), 1))
         self.progress.setValue(int(done))
-        self.progress.setFormat(f"demo cohort %v/%m")
+        self.progress.setFormat("demo cohort %v/%m")
 
     def train_demo_model(self) -> None:
         from smmt_core.train.config import from_preset

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,37 +30,14 @@ import torch
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError
 from smmt_core.train.config import VARIANTS, TrainConfig
+from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from smmt_core.train.metrics import json_safe
 
 CHECKPOINT_FORMAT = 1  # bump when the JSON layout changes incompatibly
 CHECKPOINT_KINDS = ("best", "last")
 
 
-# -- atomic file writing -------------------------------------------------------------------
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` so that readers see either the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
+# -- atomic file writing (smmt_core.fileio; re-exported here for the trainer) -----------------
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Strict JSON (NaN/inf become null), indented for people to read."""
     return atomic_write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")

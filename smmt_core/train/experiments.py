@@ -34,9 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.fileio import atomic_write_text
 from smmt_core.train.config import LABEL_SETS, PRESETS, VARIANTS, TrainConfig, from_preset
 
 # Variants whose training applies the modality-wise masking (see smmt_core.model): only these have
@@ -273,31 +272,6 @@ class ExperimentResult:
 
 
 # ------------------------------------------------------------------------------------ file helpers
-def file_mode() -> int:
-    """Permissions of an ordinary new file (0o666 less the umask); mkstemp alone would give 0o600."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename: readers never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 

@@ -13,13 +13,13 @@ The plots mirror the paper's tables: accuracy by fraction of the training data p
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from smmt_core.fileio import atomic_write
 
 VARIANT_STYLE = {
     "smmt": dict(color="#1b6ca8", marker="o"),
@@ -35,20 +35,8 @@ def _style(variant: str, index: int) -> dict:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    from smmt_core.train.experiments import file_mode
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"),
+                        suffix=".png")
 
 
 def _sd(values) -> np.ndarray:

@@ -1,0 +1,630 @@
+"""The live training dashboard: curves while a run trains, test results when it ends.
+
+Why it looks like this: a researcher watching a run wants to know, at a glance, whether it learns
+(train/val loss and accuracy per epoch, plus the raw batch loss so the first epoch is not a blank
+plot), what it costs (energy in kWh and power in W, from codecarbon), and how long is left; when it
+ends, the test-set figures (metrics, confusion matrix, ROC curve) that the run folder also holds.
+
+How it works: `start(config)` runs `train(config, on_event, stop)` on a `TrainingWorker`; every
+event arrives in the GUI thread and goes through `handle_event`, which only appends numbers to
+lists and calls `setData` on curves created once. Batch-level redraws are throttled to ~10 per
+second so a fast GPU cannot flood the event loop. Cancel sets the worker's stop flag; the trainer
+stops between batches and keeps the checkpoints written so far. Several configs (one per seed)
+train one after another; the metrics table gets one column per finished run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from smmt_core.data.features import circular_features_in
+from smmt_core.errors import SMMTError
+from smmt_core.train.config import LABEL_SETS, TrainConfig
+from smmt_core.train.events import (
+    BatchProgress,
+    CheckpointSaved,
+    DataProgress,
+    EnergyUpdate,
+    EpochEnd,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
+from smmt_gui.workers import TrainingWorker
+
+# --- user-facing text (kept here; D1's strings.py holds the app-wide ones) -------------------------
+IDLE_TITLE = "No training running"
+IDLE_HINT = "Use Train… to configure a run; its curves appear here live."
+TITLE_RUN = "Training {name}"
+TITLE_SERIES = "Training {name} (run {index} of {total})"
+TITLE_DONE = "Finished {name}"
+TITLE_CANCELLED = "Cancelled {name}"
+TITLE_FAILED = "Training failed"
+INFO_RUN = "{n_train} training · {n_val} validation · {n_test} test subjects · {device} · {variant}, {epochs} epochs"
+INFO_BEST = " · best so far: epoch {epoch} (its checkpoint is kept)"
+STATUS_PREPARING = "Preparing data and model…"
+STATUS_DATA = "Preparing data: {stage} {done}/{total} scans"
+STATUS_BATCH = "Epoch {epoch}/{epochs} · batch {batch}/{batches} · loss {loss:.3f}"
+STATUS_CANCELLING = "Cancelling: stopping after the current batch…"
+STATUS_CANCELLED = "Cancelled after {duration}; the best checkpoint so far is in {run_dir}"
+STATUS_DONE = "Done in {duration} · {energy} · run folder {run_dir}"
+ETA_TEXT = "{done:.0f} % · {left} left"
+ETA_UNKNOWN = "{done:.0f} % · estimating time left…"
+CIRCULAR_NOTE = (
+    "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
+    "scores that say little about the MRI. The non-circular feature preset shows what is left without them."
+)
+ENERGY_TEXT = "{kwh:.4f} kWh · {watts:.0f} W"
+ENERGY_ESTIMATED = " (estimated: no power sensors)"
+CANCEL = "Cancel"
+CANCELLING = "Cancelling…"
+
+METRIC_ROWS = [
+    ("accuracy", "Accuracy"),
+    ("balanced_accuracy", "Balanced accuracy"),
+    ("sensitivity", "Sensitivity"),
+    ("specificity", "Specificity"),
+    ("precision", "Precision"),
+    ("f1", "F1"),
+    ("roc_auc", "ROC AUC"),
+]
+
+# Colour-blind-safe pairs (Okabe-Ito): train blue, validation orange.
+TRAIN_COLOUR = "#0072B2"
+VAL_COLOUR = "#E69F00"
+BATCH_COLOUR = (0, 114, 178, 70)
+ENERGY_COLOUR = "#009E73"
+POWER_COLOUR = "#CC79A7"
+BATCH_REDRAW_MS = 100
+
+
+def format_duration(seconds: float | None) -> str:
+    """'45 s', '3 min 05 s', '1 h 02 min'."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {(seconds % 3600) // 60:02d} min"
+
+
+def _format_metric(value) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if math.isnan(value) else f"{value:.3f}"
+
+
+def styled_plot(title: str, y_label: str, x_label: str) -> pg.PlotWidget:
+    """A white plot with black axes and plain units (no SI prefixes); shared with the robustness view."""
+    plot = pg.PlotWidget(background="w")
+    plot.setTitle(title, color="k", size="10pt")
+    plot.setLabel("left", y_label, color="k")
+    plot.setLabel("bottom", x_label, color="k")
+    for side in ("left", "bottom"):
+        axis = plot.getAxis(side)
+        axis.setPen(pg.mkPen("k"))
+        axis.setTextPen(pg.mkPen("k"))
+        axis.enableAutoSIPrefix(False)  # "kWh", not "kWh (x0.001)"
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMenuEnabled(False)
+    plot.setMinimumHeight(150)
+    return plot
+
+
+def title_label() -> QLabel:
+    """The bold, slightly larger heading of a panel."""
+    label = QLabel()
+    font = QFont(label.font())
+    font.setPointSizeF(font.pointSizeF() * 1.25)
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+class TrainingDashboard(QWidget):
+    """Live curves, progress, Cancel, and the test results of each run.
+
+    Signals (GUI thread):
+      finished(Path)   a run trained to the end; its folder holds the model (D1 opens it)
+      cancelled(object) the user cancelled; the run folder (Path) or None if it never started
+      failed(str)      one line for the user
+      busy_changed(bool)
+      status(str)      a short line for the main window's status bar
+    """
+
+    finished = Signal(object)
+    cancelled = Signal(object)
+    failed = Signal(str)
+    busy_changed = Signal(bool)
+    status = Signal(str)
+
+    def __init__(self, parent=None, train_fn: Callable | None = None):
+        super().__init__(parent)
+        self._train_fn = train_fn  # None: smmt_core.train.trainer.train (tests and benchmarks inject one)
+        self._worker: TrainingWorker | None = None
+        self._queue: list[TrainConfig] = []
+        self._series_total = 0
+        self._series_index = 0
+        self._cancel_requested = False
+        self._reset_run_state()
+        self._build_ui()
+        self._batch_timer = QTimer(self)
+        self._batch_timer.setSingleShot(True)
+        self._batch_timer.setInterval(BATCH_REDRAW_MS)
+        self._batch_timer.timeout.connect(self._redraw_batches)
+        self._show_idle()
+
+    # --- layout -----------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        self.title_label = title_label()
+        self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.cancel_button = QPushButton(CANCEL)
+        self.cancel_button.setToolTip("Stop after the current batch; the checkpoints written so far are kept.")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.info_label = QLabel()
+        self.info_label.setWordWrap(True)
+        self.circular_label = QLabel()
+        self.circular_label.setWordWrap(True)
+        self.circular_label.setObjectName("circularNote")
+        self.circular_label.setStyleSheet(
+            "QLabel#circularNote { background: #fff4ce; color: #5c4400; border: 1px solid #e0c060;"
+            " border-radius: 4px; padding: 4px; }"
+        )
+        self.circular_label.hide()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setTextVisible(False)
+        self.eta_label = QLabel()
+        self.eta_label.setMinimumWidth(160)
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.energy_label = QLabel()
+
+        header = QHBoxLayout()
+        header.addWidget(self.title_label, 1)
+        header.addWidget(self.cancel_button)
+        progress = QHBoxLayout()
+        progress.addWidget(self.progress_bar, 1)
+        progress.addWidget(self.eta_label)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self.energy_label)
+
+        # Curves: created once, fed with setData.
+        self.loss_plot = styled_plot("Loss", "cross-entropy", "epoch")
+        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="k")
+        self.batch_loss_curve = self.loss_plot.plot(pen=pg.mkPen(BATCH_COLOUR, width=1), name="batch")
+        self.train_loss_curve = self.loss_plot.plot(
+            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR, name="train"
+        )
+        self.val_loss_curve = self.loss_plot.plot(
+            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR, name="validation"
+        )
+        self.acc_plot = styled_plot("Accuracy", "accuracy", "epoch")
+        self.acc_plot.addLegend(offset=(-10, -10), labelTextColor="k")
+        self.acc_plot.setYRange(0, 1, padding=0.02)
+        self.train_acc_curve = self.acc_plot.plot(
+            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR, name="train"
+        )
+        self.val_acc_curve = self.acc_plot.plot(
+            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR, name="validation"
+        )
+        self.energy_plot = styled_plot("Energy (codecarbon)", "kWh", "minutes")
+        self.energy_curve = self.energy_plot.plot(
+            pen=pg.mkPen(ENERGY_COLOUR, width=2), symbol="o", symbolSize=5, symbolBrush=ENERGY_COLOUR
+        )
+        self.power_plot = styled_plot("Power", "W", "minutes")
+        self.power_curve = self.power_plot.plot(
+            pen=pg.mkPen(POWER_COLOUR, width=2), symbol="o", symbolSize=5, symbolBrush=POWER_COLOUR
+        )
+        curves = QWidget()
+        grid = QGridLayout(curves)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.loss_plot, 0, 0)
+        grid.addWidget(self.acc_plot, 0, 1)
+        grid.addWidget(self.energy_plot, 1, 0)
+        grid.addWidget(self.power_plot, 1, 1)
+
+        # Results of the test set.
+        self.metrics_table = QTableWidget(len(METRIC_ROWS), 0)
+        self.metrics_table.setVerticalHeaderLabels([text for _, text in METRIC_ROWS])
+        self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.metrics_table.horizontalHeader().setStretchLastSection(True)
+        self.metrics_table.verticalHeader().setDefaultSectionSize(20)
+        self.metrics_table.setMinimumHeight(7 * 20 + 30)
+        self.confusion_table = QTableWidget(0, 0)
+        self.confusion_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confusion_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.confusion_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.confusion_caption = QLabel("rows: true class · columns: predicted")
+        self.confusion_caption.setStyleSheet("color: palette(mid);")
+        self.roc_plot = styled_plot("ROC curve (test set)", "true positive rate", "false positive rate")
+        self.roc_plot.setXRange(0, 1, padding=0.02)
+        self.roc_plot.setYRange(0, 1, padding=0.02)
+        self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), width=1, style=Qt.PenStyle.DashLine))
+        self.roc_curve = self.roc_plot.plot(pen=pg.mkPen(TRAIN_COLOUR, width=2))
+        self.roc_label = pg.TextItem(anchor=(1, 1), color="k")
+        self.roc_plot.addItem(self.roc_label)
+        self.roc_label.setPos(0.98, 0.02)
+
+        metrics_box = QGroupBox("Test-set metrics (per subject)")
+        QVBoxLayout(metrics_box).addWidget(self.metrics_table)
+        confusion_box = QGroupBox("Confusion matrix (test set)")
+        confusion_layout = QVBoxLayout(confusion_box)
+        confusion_layout.addWidget(self.confusion_table, 1)
+        confusion_layout.addWidget(self.confusion_caption)
+        results = QWidget()
+        results_layout = QHBoxLayout(results)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.addWidget(metrics_box, 3)
+        results_layout.addWidget(confusion_box, 2)
+        results_layout.addWidget(self.roc_plot, 3)
+        self.results = results
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(curves)
+        splitter.addWidget(results)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.info_label)
+        layout.addWidget(self.circular_label)
+        layout.addLayout(progress)
+        layout.addLayout(status_row)
+        layout.addWidget(splitter, 1)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    # --- public API ------------------------------------------------------------------------------
+    def start(self, config: TrainConfig | Sequence[TrainConfig]) -> None:
+        """Train `config` (or several configs, one after another) on a worker thread."""
+        configs = [config] if isinstance(config, TrainConfig) else list(config)
+        if not configs:
+            raise ValueError("no configuration to train")
+        if self.is_running():
+            raise RuntimeError("a training run is already in progress; cancel it first")
+        for item in configs:
+            item.validate()
+        self._queue = configs
+        self._series_total = len(configs)
+        self._series_index = 0
+        self._cancel_requested = False
+        self.metrics_table.setColumnCount(0)
+        self._start_next()
+
+    def cancel(self) -> None:
+        """Stop after the current batch; the run keeps the checkpoints written so far."""
+        self._queue.clear()
+        if self._worker is None or self._worker.is_done():
+            return
+        self._cancel_requested = True
+        self._worker.request_stop()
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText(CANCELLING)
+        self._set_status(STATUS_CANCELLING)
+
+    def is_running(self) -> bool:
+        return self._worker is not None and not self._worker.is_done()
+
+    def stop_and_wait(self, timeout_ms: int | None = None) -> bool:
+        """For closeEvent: cancel and block until the training thread has ended."""
+        self.cancel()
+        return self._worker.wait(timeout_ms) if self._worker is not None else True
+
+    def handle_event(self, event) -> None:
+        """Update the view from one `smmt_core.train.events` event (GUI thread only)."""
+        if isinstance(event, RunStarted):
+            self._on_started(event)
+        elif isinstance(event, DataProgress):
+            self._on_data(event)
+        elif isinstance(event, BatchProgress):
+            self._on_batch(event)
+        elif isinstance(event, EpochEnd):
+            self._on_epoch(event)
+        elif isinstance(event, EnergyUpdate):
+            self._on_energy(event)
+        elif isinstance(event, CheckpointSaved):
+            pass  # the run folder holds them; EpochEnd.is_best already says which epoch is best
+        elif isinstance(event, RunFinished):
+            self._on_run_finished(event)
+        elif isinstance(event, RunFailed):
+            self._on_run_failed(event.message, event.run_dir)
+
+    # --- worker lifecycle ------------------------------------------------------------------------
+    def _start_next(self) -> None:
+        config = self._queue.pop(0)
+        self._series_index += 1
+        self._reset_run_state()
+        self._clear_curves()
+        self._config = config
+        name = config.run_name or f"{config.variant}, {config.fraction:.0%} data, seed {config.seed}"
+        self._display_name = name
+        if self._series_total > 1:
+            self.title_label.setText(TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total))
+        else:
+            self.title_label.setText(TITLE_RUN.format(name=name))
+        self.info_label.setText("")
+        self.progress_bar.setValue(0)
+        self.eta_label.setText("")
+        self.energy_label.setText("")
+        self.status_label.setStyleSheet("")
+        self._set_status(STATUS_PREPARING)
+        self.cancel_button.setText(CANCEL)
+        self.cancel_button.setEnabled(True)
+        worker = TrainingWorker(config, parent=self, train_fn=self._train_fn)
+        worker.event.connect(self.handle_event)
+        worker.result.connect(self._on_result)
+        worker.failed.connect(lambda message: self._on_run_failed(message, self._run_dir))
+        worker.finished.connect(self._on_worker_finished)
+        self._worker = worker
+        self.busy_changed.emit(True)
+        worker.start()
+
+    def _on_result(self, result) -> None:
+        run_dir = getattr(result, "run_dir", None)
+        if run_dir is not None and self._run_dir is None:
+            self._run_dir = Path(run_dir)
+
+    def _on_worker_finished(self) -> None:
+        self._batch_timer.stop()
+        self._redraw_batches()
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText(CANCEL)
+        run_dir, outcome = self._run_dir, self._outcome
+        if outcome == "finished":
+            self.finished.emit(run_dir)
+        elif outcome == "cancelled" or (outcome is None and self._cancel_requested):
+            self.title_label.setText(TITLE_CANCELLED.format(name=self._display_name))
+            self.cancelled.emit(run_dir)
+        elif outcome is None:
+            # The job ended without saying how (e.g. a train function that emits no events).
+            self._on_run_failed("training ended without reporting a result", run_dir)
+        if self._queue and outcome == "finished" and not self._cancel_requested:
+            self._start_next()
+            return
+        self._queue.clear()
+        self.busy_changed.emit(False)
+
+    # --- events -----------------------------------------------------------------------------------
+    def _reset_run_state(self) -> None:
+        self._run_dir: Path | None = None
+        self._outcome: str | None = None  # "finished", "cancelled", "failed"
+        self._total_epochs = 0
+        self._batches_per_epoch = 0
+        self._classes: list[str] = ["CN", "AD"]
+        self._info_text = ""
+        self.batch_x: list[float] = []
+        self.batch_loss: list[float] = []
+        self.epochs: list[int] = []
+        self.train_loss: list[float] = []
+        self.val_loss: list[float] = []
+        self.train_acc: list[float] = []
+        self.val_acc: list[float] = []
+        self.energy_t: list[float] = []
+        self.energy_kwh: list[float] = []
+        self.power_w: list[float] = []
+        self.test_metrics: dict = {}
+
+    def _on_started(self, event: RunStarted) -> None:
+        self._run_dir = Path(event.run_dir)
+        self._total_epochs = int(event.total_epochs)
+        self._batches_per_epoch = int(event.batches_per_epoch)
+        config = event.config or {}
+        label_set = config.get("label_set", getattr(self._config, "label_set", "ad-cn"))
+        self._classes = list(LABEL_SETS.get(label_set, self._classes))
+        name = config.get("run_name") or self._run_dir.name
+        self._display_name = name
+        if self._series_total > 1:
+            self.title_label.setText(TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total))
+        else:
+            self.title_label.setText(TITLE_RUN.format(name=name))
+        self._info_text = INFO_RUN.format(
+            n_train=event.n_train, n_val=event.n_val, n_test=event.n_test, device=event.device,
+            variant=config.get("variant", getattr(self._config, "variant", "")), epochs=event.total_epochs,
+        )
+        self.info_label.setText(self._info_text)
+        # The trainer module is already loaded by the worker at this point, so this import is free.
+        from smmt_core.train.trainer import resolve_features
+
+        try:
+            features = resolve_features(config.get("features", getattr(self._config, "features", None)))
+        except SMMTError:
+            features = []
+        circular = circular_features_in(features)
+        self.circular_label.setText(CIRCULAR_NOTE.format(names=", ".join(circular)))
+        self.circular_label.setVisible(bool(circular))
+        self.loss_plot.setXRange(0, max(1, self._total_epochs), padding=0.02)
+        self.acc_plot.setXRange(0, max(1, self._total_epochs), padding=0.02)
+        self._set_status(STATUS_PREPARING)
+
+    def _on_data(self, event: DataProgress) -> None:
+        # Before the first batch: the bar shows the scans read so far, then restarts for training.
+        total = max(1, int(event.total))
+        self.progress_bar.setValue(round(1000 * min(1.0, event.done / total)))
+        self.eta_label.setText("")
+        if not self._cancel_requested:
+            self._set_status(STATUS_DATA.format(stage=event.stage, done=event.done, total=event.total))
+
+    def _on_batch(self, event: BatchProgress) -> None:
+        per_epoch = max(1, int(event.batches_per_epoch))
+        self._batches_per_epoch = per_epoch
+        self.batch_x.append(event.epoch - 1 + event.batch / per_epoch)
+        self.batch_loss.append(float(event.loss))
+        total = max(1, self._total_epochs) * per_epoch
+        done = min(1.0, ((event.epoch - 1) * per_epoch + event.batch) / total)
+        self.progress_bar.setValue(round(done * 1000))
+        if event.eta_s is None:
+            self.eta_label.setText(ETA_UNKNOWN.format(done=done * 100))
+        else:
+            self.eta_label.setText(ETA_TEXT.format(done=done * 100, left=format_duration(event.eta_s)))
+        if not self._cancel_requested:
+            self._set_status(
+                STATUS_BATCH.format(
+                    epoch=event.epoch, epochs=self._total_epochs or "?", batch=event.batch, batches=per_epoch,
+                    loss=event.loss,
+                )
+            )
+        if not self._batch_timer.isActive():
+            self._batch_timer.start()
+
+    def _redraw_batches(self) -> None:
+        self.batch_loss_curve.setData(np.asarray(self.batch_x, float), np.asarray(self.batch_loss, float))
+
+    def _on_epoch(self, event: EpochEnd) -> None:
+        self.epochs.append(int(event.epoch))
+        self.train_loss.append(float(event.train_loss))
+        self.val_loss.append(float("nan") if event.val_loss is None else float(event.val_loss))
+        self.train_acc.append(float(event.train_metrics.get("accuracy", float("nan"))))
+        self.val_acc.append(float(event.val_metrics.get("accuracy", float("nan"))))
+        x = np.asarray(self.epochs, float)
+        # connect="finite" leaves gaps where a value is NaN (e.g. no validation subjects).
+        self.train_loss_curve.setData(x, np.asarray(self.train_loss, float), connect="finite")
+        self.val_loss_curve.setData(x, np.asarray(self.val_loss, float), connect="finite")
+        self.train_acc_curve.setData(x, np.asarray(self.train_acc, float), connect="finite")
+        self.val_acc_curve.setData(x, np.asarray(self.val_acc, float), connect="finite")
+        if self._total_epochs:
+            self.progress_bar.setValue(round(1000 * min(1.0, event.epoch / self._total_epochs)))
+        if event.is_best:
+            self.info_label.setText(self._info_text + INFO_BEST.format(epoch=event.epoch))
+
+    def _on_energy(self, event: EnergyUpdate) -> None:
+        self.energy_t.append(float(event.elapsed_s) / 60.0)
+        self.energy_kwh.append(float(event.energy_kwh))
+        self.power_w.append(float(event.power_w))
+        t = np.asarray(self.energy_t, float)
+        self.energy_curve.setData(t, np.asarray(self.energy_kwh, float), connect="finite")
+        self.power_curve.setData(t, np.asarray(self.power_w, float), connect="finite")
+        text = ENERGY_TEXT.format(kwh=event.energy_kwh, watts=event.power_w)
+        self.energy_label.setText(text + (ENERGY_ESTIMATED if event.estimated else ""))
+        self.power_plot.setTitle("Power (estimated)" if event.estimated else "Power", color="k", size="10pt")
+
+    def _on_run_finished(self, event: RunFinished) -> None:
+        self._run_dir = Path(event.run_dir)
+        self._outcome = "cancelled" if event.stopped_early else "finished"
+        self.test_metrics = dict(event.test_metrics or {})
+        self.eta_label.setText("")
+        if not event.stopped_early:
+            self.progress_bar.setValue(1000)
+        self._show_results(self.test_metrics)
+        if event.energy_kwh is not None and math.isfinite(event.energy_kwh) and event.energy_kwh > 0:
+            energy = f"{event.energy_kwh:.4f} kWh"
+        else:
+            energy = "energy not measured"
+        if event.stopped_early:
+            self._set_status(STATUS_CANCELLED.format(duration=format_duration(event.duration_s), run_dir=self._run_dir))
+            self.title_label.setText(TITLE_CANCELLED.format(name=self._display_name))
+        else:
+            self._set_status(STATUS_DONE.format(duration=format_duration(event.duration_s), energy=energy, run_dir=self._run_dir))
+            self.title_label.setText(TITLE_DONE.format(name=self._display_name))
+
+    def _on_run_failed(self, message: str, run_dir=None) -> None:
+        if self._outcome == "failed":
+            return  # the RunFailed event and the worker's error carry the same message
+        self._outcome = "failed"
+        if run_dir is not None:
+            self._run_dir = Path(run_dir)
+        self._queue.clear()
+        self.title_label.setText(TITLE_FAILED)
+        self.eta_label.setText("")
+        self.status_label.setStyleSheet("color: #b00020;")
+        self._set_status(message)
+        self.failed.emit(message)
+
+    # --- results --------------------------------------------------------------------------------
+    def _show_results(self, metrics: dict) -> None:
+        column = self.metrics_table.columnCount()
+        self.metrics_table.insertColumn(column)
+        header = f"seed {self._config.seed}" if self._config is not None else self._display_name
+        self.metrics_table.setHorizontalHeaderItem(column, QTableWidgetItem(header))
+        for row, (key, _) in enumerate(METRIC_ROWS):
+            item = QTableWidgetItem(_format_metric(metrics.get(key)))
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.metrics_table.setItem(row, column, item)
+        self._show_confusion(metrics.get("confusion_matrix"))
+        roc = metrics.get("roc_curve") or {}
+        fpr, tpr = roc.get("fpr"), roc.get("tpr")
+        if fpr is not None and tpr is not None and len(fpr) == len(tpr) and len(fpr) > 0:
+            self.roc_curve.setData(np.asarray(fpr, float), np.asarray(tpr, float))
+            self.roc_label.setText(f"AUC {_format_metric(metrics.get('roc_auc'))}")
+        else:
+            self.roc_curve.setData([], [])
+            self.roc_label.setText("no ROC curve (one class only in the test set)")
+
+    def _show_confusion(self, matrix) -> None:
+        if matrix is None:
+            self.confusion_table.setRowCount(0)
+            self.confusion_table.setColumnCount(0)
+            return
+        counts = np.asarray(matrix, dtype=float)
+        n = counts.shape[0]
+        classes = self._classes if len(self._classes) == n else [str(i) for i in range(n)]
+        self.confusion_table.setRowCount(n)
+        self.confusion_table.setColumnCount(n)
+        self.confusion_table.setHorizontalHeaderLabels([f"→ {c}" for c in classes])
+        self.confusion_table.setVerticalHeaderLabels(classes)
+        row_sums = counts.sum(axis=1, keepdims=True)
+        share = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
+        for i in range(n):
+            for j in range(n):
+                item = QTableWidgetItem(f"{int(counts[i, j])}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                item.setToolTip(f"true {classes[i]}, predicted {classes[j]}: {share[i, j]:.0%} of the {classes[i]} subjects")
+                # Diagonal in blue, errors in orange, stronger where a larger share of the row falls.
+                base = (0, 114, 178) if i == j else (213, 94, 0)
+                alpha = int(30 + 170 * share[i, j])
+                item.setBackground(QBrush(QColor(*base, alpha)))
+                self.confusion_table.setItem(i, j, item)
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _clear_curves(self) -> None:
+        for curve in (self.batch_loss_curve, self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
+                      self.val_acc_curve, self.energy_curve, self.power_curve, self.roc_curve):
+            curve.setData([], [])
+        self.roc_label.setText("")
+        self._show_confusion(None)
+
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+        self.status.emit(text)
+
+    def _show_idle(self) -> None:
+        self._config: TrainConfig | None = None
+        self._display_name = ""
+        self.title_label.setText(IDLE_TITLE)
+        self.status_label.setText(IDLE_HINT)
+        self.cancel_button.setEnabled(False)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.stop_and_wait()
+        super().closeEvent(event)

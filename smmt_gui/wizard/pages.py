@@ -1,0 +1,693 @@
+"""The four pages of the training wizard.
+
+Each page owns a slice of `TrainConfig` and knows how to read (`values()`) and restore
+(`restore(values)`) it as plain JSON-friendly values, so the wizard can remember the last choices
+in QSettings without knowing what is on each page. Anything slow (checking a dataset) runs on a
+`FunctionWorker`; the page only shows what comes back.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+    QWizardPage,
+)
+
+from smmt_core.data.features import (
+    CATEGORICAL_FEATURES,
+    CIRCULAR_FEATURES,
+    FEATURE_PRESETS,
+    KNOWN_FEATURES,
+    PAPER_FEATURES,
+)
+from smmt_core.train.config import LABEL_SETS, MASK_MODES, PRESETS, VARIANTS
+from smmt_gui.settings import runs_dir
+from smmt_gui.workers import FunctionWorker
+
+# --- what the user can pick ---------------------------------------------------------------------
+# (key, button text, hint shown under the path field)
+DATA_SOURCES: list[tuple[str, str, str]] = [
+    ("demo", "Demo cohort (SYNTHETIC)",
+     "100 synthetic subjects made from the MNI152 template; built on first use. For trying the app, not for science."),
+    ("bids", "BIDS dataset",
+     "A folder with dataset_description.json, participants.tsv and sub-*/[ses-*/]anat/*_T1w.nii[.gz]."),
+    ("adni", "ADNI download + ADNIMERGE",
+     "The ADNI/ download folder as LONI IDA delivers it (or the folder holding it), with the ADNIMERGE*.csv "
+     "table in that folder or beside the subject folders."),
+    ("oasis", "OASIS-1",
+     "The OAS1_XXXX_MR1 folders (Analyze images) with the OASIS cross-sectional CSV beside them."),
+    ("folders", "Folder of subject folders",
+     "One sub-folder per subject, each with one T1 volume and optionally clinical.json or a one-row CSV/TSV."),
+]
+
+# How the page names the canonical clinical columns (ADNIMERGE names; the lists come from the core).
+FEATURE_TEXT: dict[str, str] = {
+    "MMSE": "MMSE (Mini-Mental State Examination)",
+    "CDGLOBAL": "Global CDR (Clinical Dementia Rating)",
+    "CDRSB": "CDR sum of boxes",
+    "FAQ": "FAQ (Functional Activities Questionnaire)",
+    "ADAS13": "ADAS-Cog 13",
+    "AGE": "Age",
+    "PTEDUCAT": "Years of education",
+    "PTGENDER": "Sex",
+    "APOE4": "APOE ε4 alleles (0/1/2)",
+}
+# Preset buttons: (key in FEATURE_PRESETS, button text)
+PRESET_BUTTONS = [("paper", "Paper set"), ("non-circular", "Non-circular"), ("all", "All"), ("none", "MRI only")]
+
+VARIANT_TEXT: dict[str, tuple[str, str]] = {
+    "smmt": ("SMMT", "Cluster-sparse attention and modality masking (the paper's model)."),
+    "3mt": ("3MT baseline", "Dense attention, no masking (Liu et al. 2023)."),
+    "smmt-no-sparse": ("SMMT without sparse attention", "Ablation: dense attention, with masking."),
+    "smmt-no-mask": ("SMMT without masking", "Ablation: sparse attention, no masking."),
+}
+LABEL_SET_TEXT = {"ad-cn": "AD vs CN (as in the paper; MCI subjects left out)", "cn-mci-ad": "CN vs MCI vs AD"}
+MASK_MODE_TEXT = {"dimension": "Per dimension (the paper)", "modality": "Whole modality"}
+PRESET_TEXT = {
+    "demo": "Demo: small model (d = 128, 64×64 slices), 12 epochs: minutes on a laptop CPU.",
+    "paper": "Paper: d = 512, 256×256 3-channel slices, 50 epochs: hours, a GPU is advisable.",
+}
+DEVICES: list[tuple[str, str]] = [
+    ("auto", "Automatic (GPU when available)"),
+    ("cpu", "CPU"),
+    ("cuda", "GPU (CUDA)"),
+]
+
+CIRCULAR_WARNING = (
+    "<b>Circular features selected.</b> ADNI assigns its diagnostic groups partly from MMSE and "
+    "CDR, so a model given them scores near-perfectly, and the score says little about the MRI. "
+    "Use <i>Non-circular</i> to see what the images and risk factors alone achieve."
+)
+
+FRACTION_STEP = 5  # percent per slider step
+MASK_STEP = 0.05  # mask ratio per slider step
+MAX_MASK_RATIO = 0.9
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0', '0, 1, 2', '0-4' or '0 2 5-7' -> a sorted list of distinct seeds; ValueError when malformed."""
+    seeds: set[int] = set()
+    for part in re.split(r"[,\s;]+", text.strip()):
+        if not part:
+            continue
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise ValueError(f"{part!r} is not a seed or a range like 0-4")
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last < first:
+            raise ValueError(f"range {part!r} runs backwards")
+        if last - first >= 100:
+            raise ValueError(f"range {part!r} has more than 100 seeds")
+        seeds.update(range(first, last + 1))
+    if not seeds:
+        raise ValueError("enter at least one seed")
+    return sorted(seeds)
+
+
+def _hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setObjectName("hint")
+    label.setStyleSheet("color: palette(mid);")
+    return label
+
+
+def _browse_row(edit: QLineEdit, button: QPushButton) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    layout.addWidget(button)
+    return row
+
+
+# --- page 1: data ---------------------------------------------------------------------------------
+class DataPage(QWizardPage):
+    """Where the data comes from, checked with `validate_path` on a worker as soon as it is chosen."""
+
+    validated = Signal(object)  # the ValidationReport (or None after an error), for tests and the summary
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setTitle("Data")
+        self.setSubTitle("Choose the cohort to train on. It is checked before you go on.")
+        self._group = QButtonGroup(self)
+        self.source_buttons: dict[str, QRadioButton] = {}
+        sources = QGroupBox("Source")
+        grid = QVBoxLayout(sources)
+        for key, text, _ in DATA_SOURCES:
+            button = QRadioButton(text)
+            button.setObjectName(f"source-{key}")
+            self._group.addButton(button)
+            self.source_buttons[key] = button
+            grid.addWidget(button)
+            button.toggled.connect(self._source_changed)
+
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("Folder of the dataset")
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.clicked.connect(self._browse)
+        self.source_hint = _hint("")
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.summary = QPlainTextEdit()
+        self.summary.setReadOnly(True)
+        self.summary.setMinimumHeight(120)
+        self.summary.setPlaceholderText("The validation summary appears here.")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(sources)
+        layout.addWidget(QLabel("Dataset folder:"))
+        layout.addWidget(_browse_row(self.path_edit, self.browse_button))
+        layout.addWidget(self.source_hint)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.summary, 1)
+
+        # Typing a path re-validates after a short pause, not on every key.
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(400)
+        self._debounce.timeout.connect(self.validate_now)
+        self.path_edit.textChanged.connect(lambda _text: self._schedule_validation())
+
+        self._workers: list[FunctionWorker] = []
+        self._generation = 0  # results of an older request are ignored
+        self.report = None  # the last ValidationReport for the current choice
+        self._complete = False
+        self._active = False  # no checks before the page is first shown
+        self.source_buttons["demo"].setChecked(True)
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt API: the wizard shows this page
+        self._active = True
+        self.validate_now()
+
+    # --- values ----------------------------------------------------------------------------------
+    def source(self) -> str:
+        for key, button in self.source_buttons.items():
+            if button.isChecked():
+                return key
+        return "demo"
+
+    def data_value(self) -> str:
+        """What goes into TrainConfig.data."""
+        return "demo" if self.source() == "demo" else self.path_edit.text().strip()
+
+    def values(self) -> dict:
+        return {"source": self.source(), "path": self.path_edit.text().strip()}
+
+    def restore(self, values: dict) -> None:
+        self.path_edit.setText(str(values.get("path", "")))
+        source = values.get("source", "demo")
+        if source in self.source_buttons:
+            self.source_buttons[source].setChecked(True)
+
+    # --- validation --------------------------------------------------------------------------------
+    def isComplete(self) -> bool:  # noqa: N802 - Qt API
+        return self._complete
+
+    def _set_complete(self, complete: bool) -> None:
+        if complete != self._complete:
+            self._complete = complete
+            self.completeChanged.emit()
+
+    def _source_changed(self, checked: bool) -> None:
+        if not checked:
+            return
+        source = self.source()
+        demo = source == "demo"
+        self.path_edit.setEnabled(not demo)
+        self.browse_button.setEnabled(not demo)
+        self.source_hint.setText(dict((k, h) for k, _, h in DATA_SOURCES)[source])
+        self._schedule_validation(immediately=True)
+
+    def _schedule_validation(self, immediately: bool = False) -> None:
+        self._generation += 1
+        self.report = None
+        self._set_complete(False)
+        if not self._active:
+            return
+        if immediately:
+            self._debounce.stop()
+            self.validate_now()
+        else:
+            self._debounce.start()
+
+    def validate_now(self) -> None:
+        """Check the current choice on a worker thread; the result arrives in `_on_report`."""
+        self._debounce.stop()
+        self._generation += 1
+        generation = self._generation
+        self.report = None
+        self._set_complete(False)
+        if self.source() == "demo":
+            from smmt_core.data.demo import default_demo_dir
+
+            demo_dir = default_demo_dir()
+            if not (demo_dir / "participants.tsv").is_file():
+                self.status_label.setText("✓ The SYNTHETIC demo cohort will be built when training starts.")
+                self.summary.setPlainText(
+                    f"Demo cohort folder: {demo_dir}\nNot built yet: 100 synthetic subjects, about a minute to make."
+                )
+                self._set_complete(True)
+                self.validated.emit(None)
+                return
+            path = str(demo_dir)
+        else:
+            path = self.path_edit.text().strip()
+            if not path:
+                self.status_label.setText("Choose a folder.")
+                self.summary.clear()
+                return
+            if not Path(path).exists():
+                self.status_label.setText("✗ This folder does not exist.")
+                self.summary.clear()
+                return
+        from smmt_core.data.validate import validate_path
+
+        self.status_label.setText("Checking the data…")
+        self.summary.clear()
+        # Our own demo images need no reading; a user's dataset gets every image opened once.
+        check_images = self.source() != "demo"
+        worker = FunctionWorker(validate_path, path, check_images=check_images, name="validate")
+        worker.result.connect(lambda report, g=generation: self._on_report(g, report))
+        worker.error.connect(lambda message, g=generation: self._on_error(g, message))
+        worker.finished.connect(lambda w=worker: self._forget(w))
+        self._workers.append(worker)
+        worker.start()
+
+    def _forget(self, worker: FunctionWorker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+
+    def _on_report(self, generation: int, report) -> None:
+        if generation != self._generation:
+            return  # the user has moved on
+        self.report = report
+        lines = list(report.summary_lines())
+        self.summary.setPlainText("\n".join(lines))
+        if report.usable:
+            note = ""
+            if self.source() not in ("demo", report.layout) and not (
+                self.source() == "folders" and report.layout in ("folders", "folder")
+            ):
+                note = f" (found a {report.layout.upper()} layout)"
+            self.status_label.setText(f"✓ Usable: {report.n_subjects} subjects{note}.")
+        else:
+            self.status_label.setText("✗ Not usable for training: see the problems below.")
+        self._set_complete(bool(report.usable))
+        self.validated.emit(report)
+
+    def _on_error(self, generation: int, message: str) -> None:
+        if generation != self._generation:
+            return
+        self.status_label.setText("✗ " + message)
+        self.summary.clear()
+        self._set_complete(False)
+        self.validated.emit(None)
+
+    def is_checking(self) -> bool:
+        return any(w.is_running() for w in self._workers)
+
+    def stop_workers(self) -> None:
+        """Wait for running checks (validate_path has no stop flag; they are short)."""
+        self._debounce.stop()
+        self._generation += 1
+        for worker in list(self._workers):
+            worker.stop_and_wait()
+
+    def _browse(self) -> None:
+        start = self.path_edit.text().strip() or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Choose the dataset folder", start)
+        if folder:
+            self.path_edit.setText(folder)
+
+
+# --- page 2: features ---------------------------------------------------------------------------
+class FeaturesPage(QWizardPage):
+    """Which clinical columns the model sees, with the circularity warning in plain words."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setTitle("Features")
+        self.setSubTitle("Which clinical scores and variables the model sees besides the MRI.")
+        self.label_set_combo = QComboBox()
+        for key in LABEL_SETS:
+            self.label_set_combo.addItem(LABEL_SET_TEXT.get(key, key), key)
+
+        presets = QHBoxLayout()
+        presets.addWidget(QLabel("Presets:"))
+        self.preset_buttons: dict[str, QPushButton] = {}
+        for key, text in PRESET_BUTTONS:
+            names = FEATURE_PRESETS[key]
+            button = QPushButton(text)
+            button.setToolTip(", ".join(names) if names else "No clinical inputs: the model sees the MRI only.")
+            button.clicked.connect(lambda _checked=False, names=names: self.set_features(names))
+            self.preset_buttons[key] = button
+            presets.addWidget(button)
+        presets.addStretch(1)
+
+        self.checks: dict[str, QCheckBox] = {}
+        boxes = QHBoxLayout()
+        numeric = [name for name in KNOWN_FEATURES if name not in CATEGORICAL_FEATURES]
+        categorical = [name for name in KNOWN_FEATURES if name in CATEGORICAL_FEATURES]
+        for title, names in (("Clinical scores", numeric), ("Categorical", categorical)):
+            box = QGroupBox(title)
+            column = QVBoxLayout(box)
+            for name in names:
+                check = QCheckBox(FEATURE_TEXT.get(name, name))
+                circular = " — part of how the diagnosis is made (circular)" if name in CIRCULAR_FEATURES else ""
+                check.setToolTip(f"column {name}{circular}")
+                check.toggled.connect(self._features_changed)
+                self.checks[name] = check
+                column.addWidget(check)
+            column.addStretch(1)
+            boxes.addWidget(box)
+
+        self.warning = QLabel(CIRCULAR_WARNING)
+        self.warning.setWordWrap(True)
+        self.warning.setObjectName("circularWarning")
+        self.warning.setStyleSheet(
+            "QLabel#circularWarning { background: #fff4ce; color: #5c4400; border: 1px solid #e0c060;"
+            " border-radius: 4px; padding: 6px; }"
+        )
+        self.count_label = QLabel()
+
+        form = QFormLayout()
+        form.addRow("Classes:", self.label_set_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(presets)
+        layout.addLayout(boxes)
+        layout.addWidget(self.count_label)
+        layout.addWidget(self.warning)
+        layout.addStretch(1)
+        self.set_features(PAPER_FEATURES)
+
+    def features(self) -> list[str]:
+        return [name for name in KNOWN_FEATURES if self.checks[name].isChecked()]
+
+    def set_features(self, names) -> None:
+        wanted = set(names)
+        for name, check in self.checks.items():
+            check.setChecked(name in wanted)
+        self._features_changed()
+
+    def circular_selected(self) -> list[str]:
+        return [name for name in self.features() if name in CIRCULAR_FEATURES]
+
+    def _features_changed(self, *_args) -> None:
+        chosen = self.features()
+        self.warning.setVisible(bool(self.circular_selected()))
+        self.count_label.setText(
+            f"{len(chosen)} selected: {', '.join(chosen)}" if chosen
+            else "No clinical inputs: the model sees the MRI only."
+        )
+
+    def values(self) -> dict:
+        return {"features": self.features(), "label_set": self.label_set_combo.currentData()}
+
+    def restore(self, values: dict) -> None:
+        features = values.get("features")
+        if isinstance(features, (list, tuple)):
+            self.set_features([f for f in features if f in self.checks])
+        index = self.label_set_combo.findData(values.get("label_set"))
+        if index >= 0:
+            self.label_set_combo.setCurrentIndex(index)
+
+
+# --- page 3: model ------------------------------------------------------------------------------
+class ModelPage(QWizardPage):
+    """Variant, data fraction and mask ratio: the paper's three experimental knobs."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setTitle("Model")
+        self.setSubTitle("The variant to train, how much of the training data to use, and how much to mask.")
+        self._group = QButtonGroup(self)
+        self.variant_buttons: dict[str, QRadioButton] = {}
+        variants = QGroupBox("Variant")
+        grid = QGridLayout(variants)
+        for row, key in enumerate(VARIANTS):
+            title, text = VARIANT_TEXT.get(key, (key, ""))
+            button = QRadioButton(title)
+            button.setObjectName(f"variant-{key}")
+            self._group.addButton(button)
+            self.variant_buttons[key] = button
+            grid.addWidget(button, row, 0)
+            grid.addWidget(_hint(text), row, 1)
+            button.toggled.connect(self._variant_changed)
+        grid.setColumnStretch(1, 1)
+
+        self.fraction_slider = QSlider(Qt.Orientation.Horizontal)
+        self.fraction_slider.setRange(1, 100 // FRACTION_STEP)
+        self.fraction_slider.setPageStep(2)
+        self.fraction_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.fraction_slider.setTickInterval(2)
+        self.fraction_label = QLabel()
+        self.fraction_label.setMinimumWidth(60)
+        self.fraction_slider.valueChanged.connect(self._update_labels)
+
+        self.mask_slider = QSlider(Qt.Orientation.Horizontal)
+        self.mask_slider.setRange(0, round(MAX_MASK_RATIO / MASK_STEP))
+        self.mask_slider.setPageStep(2)
+        self.mask_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.mask_slider.setTickInterval(2)
+        self.mask_label = QLabel()
+        self.mask_label.setMinimumWidth(60)
+        self.mask_slider.valueChanged.connect(self._update_labels)
+        self.mask_mode_combo = QComboBox()
+        for key in MASK_MODES:
+            self.mask_mode_combo.addItem(MASK_MODE_TEXT.get(key, key), key)
+        self.mask_note = _hint("")
+
+        sliders = QGroupBox("Data and masking")
+        form = QGridLayout(sliders)
+        form.addWidget(QLabel("Training data fraction:"), 0, 0)
+        form.addWidget(self.fraction_slider, 0, 1)
+        form.addWidget(self.fraction_label, 0, 2)
+        form.addWidget(_hint("Shrinks the training subjects only; the test subjects never change."), 1, 1, 1, 2)
+        form.addWidget(QLabel("Mask ratio:"), 2, 0)
+        form.addWidget(self.mask_slider, 2, 1)
+        form.addWidget(self.mask_label, 2, 2)
+        form.addWidget(QLabel("Masking:"), 3, 0)
+        form.addWidget(self.mask_mode_combo, 3, 1)
+        form.addWidget(self.mask_note, 4, 1, 1, 2)
+        form.setColumnStretch(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(variants)
+        layout.addWidget(sliders)
+        layout.addStretch(1)
+        self.variant_buttons["smmt"].setChecked(True)
+        self.set_fraction(1.0)
+        self.set_mask_ratio(0.3)
+
+    def variant(self) -> str:
+        for key, button in self.variant_buttons.items():
+            if button.isChecked():
+                return key
+        return "smmt"
+
+    def fraction(self) -> float:
+        return round(self.fraction_slider.value() * FRACTION_STEP / 100.0, 4)
+
+    def set_fraction(self, fraction: float) -> None:
+        self.fraction_slider.setValue(max(1, round(float(fraction) * 100 / FRACTION_STEP)))
+
+    def mask_ratio(self) -> float:
+        return round(self.mask_slider.value() * MASK_STEP, 4)
+
+    def set_mask_ratio(self, ratio: float) -> None:
+        self.mask_slider.setValue(round(float(ratio) / MASK_STEP))
+
+    def masking_used(self) -> bool:
+        return self.variant() not in ("3mt", "smmt-no-mask")
+
+    def _variant_changed(self, checked: bool) -> None:
+        if checked:
+            self._update_labels()
+
+    def _update_labels(self, *_args) -> None:
+        self.fraction_label.setText(f"{self.fraction() * 100:.0f} %")
+        self.mask_label.setText(f"{self.mask_ratio():.2f}")
+        used = self.masking_used()
+        self.mask_slider.setEnabled(used)
+        self.mask_mode_combo.setEnabled(used)
+        self.mask_note.setText(
+            "The paper's best ratio is 0.30; above about 0.6 accuracy falls to the majority-class rate."
+            if used else f"{VARIANT_TEXT[self.variant()][0]} trains without masking; the ratio is not used."
+        )
+
+    def values(self) -> dict:
+        return {
+            "variant": self.variant(),
+            "fraction": self.fraction(),
+            "mask_ratio": self.mask_ratio(),
+            "mask_mode": self.mask_mode_combo.currentData(),
+        }
+
+    def restore(self, values: dict) -> None:
+        variant = values.get("variant")
+        if variant in self.variant_buttons:
+            self.variant_buttons[variant].setChecked(True)
+        try:
+            self.set_fraction(float(values.get("fraction", self.fraction())))
+            self.set_mask_ratio(float(values.get("mask_ratio", self.mask_ratio())))
+        except (TypeError, ValueError):
+            pass
+        index = self.mask_mode_combo.findData(values.get("mask_mode"))
+        if index >= 0:
+            self.mask_mode_combo.setCurrentIndex(index)
+        self._update_labels()
+
+
+# --- page 4: run settings -----------------------------------------------------------------------
+class RunPage(QWizardPage):
+    """Preset, epochs, batch size, learning rate, seeds, device and where the run folder goes."""
+
+    def __init__(self, parent=None, cuda_available: bool | None = None):
+        super().__init__(parent)
+        self.setTitle("Run settings")
+        self.setSubTitle("Training schedule, seeds and device. One run is trained per seed.")
+        self.preset_combo = QComboBox()
+        for key in PRESETS:
+            self.preset_combo.addItem(key.capitalize(), key)
+        self.preset_note = _hint("")
+        self.preset_combo.currentIndexChanged.connect(self._preset_changed)
+
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 1000)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 1024)
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(5)
+        self.lr_spin.setRange(0.00001, 1.0)
+        self.lr_spin.setSingleStep(0.0001)
+        self.seeds_edit = QLineEdit("0")
+        self.seeds_edit.setPlaceholderText("0   or   0, 1, 2   or   0-4")
+        self.seeds_edit.textChanged.connect(self._seeds_changed)
+        self.seeds_note = QLabel()
+
+        if cuda_available is None:
+            import torch
+
+            cuda_available = bool(torch.cuda.is_available())
+        self.cuda_available = cuda_available
+        self.device_combo = QComboBox()
+        for key, text in DEVICES:
+            self.device_combo.addItem(text, key)
+        if not cuda_available:
+            index = self.device_combo.findData("cuda")
+            item = self.device_combo.model().item(index)
+            item.setEnabled(False)
+            item.setText("GPU (CUDA) — not available on this computer")
+
+        self.out_edit = QLineEdit(str(runs_dir()))
+        self.out_button = QPushButton("Browse…")
+        self.out_button.clicked.connect(self._browse_out)
+        self.run_name_edit = QLineEdit()
+        self.run_name_edit.setPlaceholderText("automatic (variant, fraction, seed, time)")
+
+        form = QFormLayout(self)
+        form.addRow("Preset:", self.preset_combo)
+        form.addRow("", self.preset_note)
+        form.addRow("Epochs:", self.epochs_spin)
+        form.addRow("Batch size:", self.batch_spin)
+        form.addRow("Learning rate:", self.lr_spin)
+        form.addRow("Seed(s):", self.seeds_edit)
+        form.addRow("", self.seeds_note)
+        form.addRow("Device:", self.device_combo)
+        form.addRow("Runs folder:", _browse_row(self.out_edit, self.out_button))
+        form.addRow("Run name:", self.run_name_edit)
+        self._preset_changed()
+        self._seeds_changed()
+
+    def preset(self) -> str:
+        return self.preset_combo.currentData()
+
+    def _preset_changed(self, *_args) -> None:
+        preset = PRESETS[self.preset()]
+        self.epochs_spin.setValue(int(preset.get("epochs", 12)))
+        self.batch_spin.setValue(int(preset.get("batch_size", 8)))
+        self.lr_spin.setValue(float(preset.get("lr", 1e-3)))
+        self.preset_note.setText(PRESET_TEXT.get(self.preset(), ""))
+
+    def seeds(self) -> list[int]:
+        return parse_seeds(self.seeds_edit.text())
+
+    def _seeds_changed(self, *_args) -> None:
+        try:
+            seeds = self.seeds()
+        except ValueError as error:
+            self.seeds_note.setText(f"✗ {error}")
+        else:
+            self.seeds_note.setText("1 run" if len(seeds) == 1 else f"{len(seeds)} runs, one after another")
+        self.completeChanged.emit()
+
+    def device(self) -> str:
+        return self.device_combo.currentData()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt API
+        try:
+            self.seeds()
+        except ValueError:
+            return False
+        return bool(self.out_edit.text().strip())
+
+    def values(self) -> dict:
+        return {
+            "preset": self.preset(),
+            "epochs": self.epochs_spin.value(),
+            "batch_size": self.batch_spin.value(),
+            "lr": self.lr_spin.value(),
+            "seeds": self.seeds_edit.text().strip(),
+            "device": self.device(),
+            "out": self.out_edit.text().strip(),
+            "run_name": self.run_name_edit.text().strip(),
+        }
+
+    def restore(self, values: dict) -> None:
+        index = self.preset_combo.findData(values.get("preset"))
+        if index >= 0:
+            self.preset_combo.setCurrentIndex(index)
+        try:
+            self.epochs_spin.setValue(int(values.get("epochs", self.epochs_spin.value())))
+            self.batch_spin.setValue(int(values.get("batch_size", self.batch_spin.value())))
+            self.lr_spin.setValue(float(values.get("lr", self.lr_spin.value())))
+        except (TypeError, ValueError):
+            pass
+        if values.get("seeds"):
+            self.seeds_edit.setText(str(values["seeds"]))
+        device = values.get("device")
+        index = self.device_combo.findData(device)
+        if index >= 0 and (device != "cuda" or self.cuda_available):
+            self.device_combo.setCurrentIndex(index)
+        if values.get("out"):
+            self.out_edit.setText(str(values["out"]))
+        self.run_name_edit.setText(str(values.get("run_name", "")))
+
+    def _browse_out(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the runs", self.out_edit.text().strip())
+        if folder:
+            self.out_edit.setText(folder)

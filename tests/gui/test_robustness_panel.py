@@ -1,0 +1,194 @@
+"""The robustness panel: draws what evaluate_robustness returns, computes lazily, cancels cleanly."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smmt_core.train.robustness import ALL_NAME, COLUMNS, modality_subsets, subset_name
+from smmt_gui.panels.robustness import RobustnessPanel, subset_label
+
+
+def fake_frame(run_dir, ratios, stopped=False):
+    """Rows shaped like evaluate_robustness's: subsets at ratio 0, then the sweep with all modalities."""
+    rows = []
+    for i, subset in enumerate(modality_subsets()):
+        rows.append(dict(modalities=subset_name(subset), mask_ratio=0.0, accuracy=0.9 - 0.05 * i,
+                         balanced_accuracy=0.85 - 0.05 * i, n_subjects=20, accuracy_sd=0.0,
+                         balanced_accuracy_sd=0.0, repeats=1))
+    for r in ratios:
+        if r > 0:
+            rows.append(dict(modalities=ALL_NAME, mask_ratio=r, accuracy=0.9 - r / 2, balanced_accuracy=0.85 - r / 2,
+                             n_subjects=20, accuracy_sd=0.01, balanced_accuracy_sd=0.02, repeats=3))
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame.attrs.update(run_dir=str(run_dir), classes=["CN", "AD"], stopped=stopped, majority_rate=0.55, synthetic=True)
+    return frame
+
+
+class FakeEvaluate:
+    """Records its calls; reports progress and honours the stop flag like the real function."""
+
+    def __init__(self, block: threading.Event | None = None):
+        self.calls = []
+        self.block = block
+
+    def __call__(self, run_dir, mask_ratios, on_progress=None, stop=None, device="cpu"):
+        self.calls.append((run_dir, tuple(mask_ratios), device))
+        total = 7 + 3 * sum(1 for r in mask_ratios if r > 0)
+        for done in range(total + 1):
+            if self.block is not None:
+                while not stop.is_set():
+                    stop.wait(0.01)
+            if stop is not None and stop.is_set():
+                return fake_frame(run_dir, [], stopped=True)
+            on_progress(done, total)
+        return fake_frame(run_dir, mask_ratios)
+
+
+def test_draws_bars_sweep_and_table(qtbot, tmp_path):
+    evaluate = FakeEvaluate()
+    panel = RobustnessPanel(evaluate_fn=evaluate, mask_ratios=(0.0, 0.3, 0.6), device="cpu")
+    qtbot.addWidget(panel)
+    panel.show()
+    with qtbot.waitSignal(panel.computed, timeout=10_000):
+        panel.set_run(tmp_path / "run-1")
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
+    assert evaluate.calls == [(tmp_path / "run-1", (0.0, 0.3, 0.6), "cpu")]
+    assert panel.title_label.text() == "Robustness of run-1"
+
+    # Balanced accuracy is shown by default: 7 bars in subset order, chance line at 1/2.
+    heights = panel.bars.opts["height"]
+    np.testing.assert_allclose(heights, [0.85 - 0.05 * i for i in range(7)])
+    assert panel.bar_labels[0].toPlainText() == "0.85"
+    assert panel.subset_chance.value() == pytest.approx(0.5)
+    x, y = panel.sweep_curve.getData()
+    np.testing.assert_allclose(x, [0.0, 0.3, 0.6])
+    np.testing.assert_allclose(y, [0.85, 0.70, 0.55])
+    assert "chance" in panel.chance_label.text()
+
+    # Switch to accuracy: same curves redrawn, the line moves to the majority-class rate.
+    panel.metric_combo.setCurrentIndex(panel.metric_combo.findData("accuracy"))
+    np.testing.assert_allclose(panel.bars.opts["height"][:2], [0.9, 0.85])
+    _, y = panel.sweep_curve.getData()
+    np.testing.assert_allclose(y, [0.9, 0.75, 0.6])
+    assert panel.sweep_chance.value() == pytest.approx(0.55)
+    assert "55%" in panel.chance_label.text()
+
+    assert panel.table.rowCount() == 9
+    assert panel.table.item(0, 0).text() == "All (MRI+Clin+Cat)"
+    ticks = panel.subset_plot.getAxis("bottom")._tickLevels[0]
+    assert [label for _, label in ticks] == ["All", "MRI+Clin", "MRI+Cat", "Clin+Cat", "MRI", "Clin", "Cat"]
+    assert panel.table.item(8, 3).text() == "0.550 ± 0.020"
+    assert "20 test subjects" in panel.status_label.text() and "SYNTHETIC" in panel.status_label.text()
+    assert panel.compute_button.text() == "Recompute"
+
+
+def test_hidden_panel_waits_until_shown_and_caches_per_run(qtbot, tmp_path):
+    evaluate = FakeEvaluate()
+    panel = RobustnessPanel(evaluate_fn=evaluate, mask_ratios=(0.0, 0.5), device="cpu")
+    qtbot.addWidget(panel)
+    panel.set_run(tmp_path / "a")
+    assert evaluate.calls == [] and not panel.is_running()
+    assert "when this view is shown" in panel.status_label.text()
+    with qtbot.waitSignal(panel.computed, timeout=10_000):
+        panel.show()
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
+    with qtbot.waitSignal(panel.computed, timeout=10_000):
+        panel.set_run(tmp_path / "b")
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
+    panel.set_run(tmp_path / "a")  # cached: drawn at once, no new computation
+    assert len(evaluate.calls) == 2
+    assert panel.frame is not None and panel.frame.attrs["run_dir"] == str(tmp_path / "a")
+
+
+def test_cancel_stops_the_worker(qtbot, tmp_path):
+    evaluate = FakeEvaluate(block=threading.Event())
+    panel = RobustnessPanel(evaluate_fn=evaluate, device="cpu")
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_run(tmp_path / "slow")
+    qtbot.waitUntil(panel.is_running, timeout=5000)
+    assert panel.compute_button.text() == "Cancel"
+    with qtbot.waitSignal(panel.busy_changed, timeout=5000):
+        panel.compute_button.click()
+    assert not panel.is_running()
+    assert panel.frame is not None and panel.frame.attrs["stopped"]
+    assert "Cancelled" in panel.status_label.text()
+
+
+def test_error_is_shown(qtbot, tmp_path):
+    from smmt_core.errors import CheckpointError
+
+    def broken(run_dir, mask_ratios, on_progress=None, stop=None, device="cpu"):
+        raise CheckpointError("best.safetensors is missing", run_dir)
+
+    panel = RobustnessPanel(evaluate_fn=broken, device="cpu")
+    qtbot.addWidget(panel)
+    panel.show()
+    with qtbot.waitSignal(panel.failed, timeout=5000) as blocker:
+        panel.set_run(tmp_path / "broken")
+    assert "best.safetensors is missing" in blocker.args[0]
+    assert "best.safetensors is missing" in panel.status_label.text()
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
+    panel.hide()
+    panel.show()  # no automatic retry on every show; the user presses Compute
+    assert not panel.is_running()
+
+
+def test_no_run_disables_compute(qtbot):
+    panel = RobustnessPanel(evaluate_fn=FakeEvaluate())
+    qtbot.addWidget(panel)
+    panel.set_run(None)
+    assert not panel.compute_button.isEnabled()
+    assert subset_label("mri+clinical") == "MRI+Clin"
+    assert subset_label(ALL_NAME, short=True) == "All"
+
+
+@pytest.mark.slow
+def test_real_run_is_scored_and_drawn(qtbot, tmp_path_factory):
+    """A tiny run trained for real (C1's shared fixture), scored by the real evaluate_robustness."""
+    from tests.core.c1_support import one_thread, shared_tiny_run
+
+    with one_thread():
+        _cohort, run_dir, _cache = shared_tiny_run(tmp_path_factory)
+        panel = RobustnessPanel(mask_ratios=(0.0, 0.5), device="cpu")
+        qtbot.addWidget(panel)
+        panel.show()
+        failures = []
+        panel.failed.connect(failures.append)
+        with qtbot.waitSignal(panel.computed, timeout=120_000) as blocker:
+            panel.set_run(run_dir)
+        qtbot.waitUntil(lambda: not panel.is_running(), timeout=10_000)
+    assert failures == []
+    frame = blocker.args[0]
+    assert len(frame) == 8  # 7 modality subsets + the sweep at 0.5
+    by_name = frame[frame["mask_ratio"] == 0.0].set_index("modalities")["balanced_accuracy"]
+    expected = [by_name[subset_name(s)] for s in modality_subsets()]
+    np.testing.assert_allclose(panel.bars.opts["height"], np.nan_to_num(expected))
+    x, _ = panel.sweep_curve.getData()
+    np.testing.assert_allclose(x, [0.0, 0.5])
+    assert panel.table.rowCount() == 8
+
+
+def test_undefined_values_are_left_out_not_drawn_as_zero(qtbot, tmp_path):
+    frame = fake_frame(tmp_path, (0.0, 0.5, 0.9))
+    frame.loc[frame["mask_ratio"] == 0.5, "balanced_accuracy"] = float("nan")
+    frame.loc[frame["modalities"] == "categorical", "balanced_accuracy"] = float("nan")
+
+    def evaluate(run_dir, mask_ratios, on_progress=None, stop=None, device="cpu"):
+        return frame
+
+    panel = RobustnessPanel(evaluate_fn=evaluate, device="cpu")
+    qtbot.addWidget(panel)
+    panel.show()
+    with qtbot.waitSignal(panel.computed, timeout=10_000):
+        panel.set_run(tmp_path / "nan-run")
+    x, _ = panel.sweep_curve.getData()
+    np.testing.assert_allclose(x, [0.0, 0.9])
+    assert panel.bar_labels[-1].toPlainText() == ""  # categorical alone: undefined
+    row = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())].index("Cat")
+    assert panel.table.item(row, 3).text() == "–"
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
