@@ -34,6 +34,10 @@ def add_commands(subparsers) -> None:
     )
     train.add_argument("--data", required=True, metavar="PATH",
                        help="dataset folder (BIDS, ADNI download, OASIS-1, folder of subject folders) or 'demo'")
+    train.add_argument("--adnimerge", metavar="CSV",
+                       help="ADNI: the ADNIMERGE table, when it is not inside the download folder")
+    train.add_argument("--date-window", type=int, metavar="DAYS", dest="date_window",
+                       help="ADNI: max days between a scan and the EXAMDATE matched to it (default 180)")
     train.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                        help="starting settings: 'demo' (small, minutes on a CPU) or 'paper' (Table I: "
                             "d=512, 256x256 slices, 50 epochs); flags below override it (default: demo)")
@@ -107,7 +111,7 @@ def config_from_args(args):
         "variant": "variant", "label_set": "label_set", "fraction": "fraction", "mask_ratio": "mask_ratio",
         "mask_mode": "mask_mode", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
         "device": "device", "out": "out", "name": "run_name", "country": "energy_country",
-        "folds": "n_folds", "fold": "fold",
+        "folds": "n_folds", "fold": "fold", "adnimerge": "adnimerge", "date_window": "date_window_days",
     }
     for flag, key in mapping.items():
         value = getattr(args, flag, None)

@@ -18,6 +18,8 @@ MASK_MODES = ("dimension", "modality")  # per-dimension Bernoulli (paper) or who
 @dataclass
 class TrainConfig:
     data: str = ""  # dataset path (BIDS, ADNI tree, OASIS, folder of subjects) or "demo"
+    adnimerge: str | None = None  # ADNI only: the ADNIMERGE table when it is not inside the download
+    date_window_days: int = 180  # ADNI only: max days between a scan and the EXAMDATE matched to it
     out: str = "runs"  # parent folder; the run gets its own sub-folder
     run_name: str = ""  # empty: generated from variant, fraction, seed and time
     variant: str = "smmt"

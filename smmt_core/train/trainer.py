@@ -154,7 +154,8 @@ def load_training_cohort(config: TrainConfig, progress: Callable[[int, int], Non
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError("dataset not found", path)
-    return load_dataset(path)
+    adnimerge = Path(config.adnimerge).expanduser() if config.adnimerge else None
+    return load_dataset(path, adnimerge=adnimerge, date_window_days=config.date_window_days)
 
 
 # -- the run ---------------------------------------------------------------------------------

@@ -133,3 +133,14 @@ def test_no_dx_column_uses_dx_bl_everywhere(tmp_path):
     cohort = load_dataset(make_adni(tmp_path / "dl", SCANS[:3], rows))
     assert {s.key: s.label for s in cohort} == {"002_S_0295/bl": "CN", "002_S_0295/m06": "CN"}
     assert any("no DX column" in p for p in cohort.problems)
+
+
+def test_training_config_passes_a_separate_adnimerge_to_the_loader(tmp_path):
+    from smmt_core.train.config import TrainConfig
+    from smmt_core.train.trainer import load_training_cohort
+
+    root = make_adni(tmp_path / "dl", SCANS[:1], None)
+    merge = write_table(tmp_path / "tables" / "ADNIMERGE_01Feb2025.csv", MERGE)
+    assert load_training_cohort(TrainConfig(data=str(root))).subjects[0].label is None
+    cohort = load_training_cohort(TrainConfig(data=str(root), adnimerge=str(merge), date_window_days=30))
+    assert cohort.subjects[0].label == "CN"
