@@ -2,6 +2,8 @@
 
 Why: wording stays consistent across windows, a reviewer can read all of it at once, and a later
 translation has one file to work on. Strings with fields use `str.format` names.
+One section per screen: the app-wide ones first, then the training wizard (WIZARD_*), the training
+dashboard (TRAINING_*) and the robustness tab (ROBUSTNESS_*).
 """
 
 APP_NAME = "SMMT Studio"
@@ -148,3 +150,225 @@ ABOUT_TEXT = (
     "<b>Research use only — not a medical device.</b><br><br>"
     "Python {python} · PyTorch {torch} · Qt {qt}<br>{mni}"
 )
+
+# ==============================================================================================
+# Training wizard (smmt_gui/wizard): four pages that build a TrainConfig.
+# ==============================================================================================
+WIZARD_TITLE = "Train a model"
+WIZARD_FINISH = "Start training"
+WIZARD_CHECK_SETTINGS = "Check the settings"
+WIZARD_BROWSE = "Browse…"
+
+# --- page 1: data ---------------------------------------------------------------------------
+WIZARD_DATA_TITLE = "Data"
+WIZARD_DATA_SUBTITLE = "Choose the cohort to train on. It is checked before you go on."
+WIZARD_DATA_SOURCE_BOX = "Source"
+# (key, button text, hint shown under the path field)
+WIZARD_DATA_SOURCES: list[tuple[str, str, str]] = [
+    ("demo", "Demo cohort (SYNTHETIC)",
+     "100 synthetic subjects made from the MNI152 template; built on first use. For trying the app, not for science."),
+    ("bids", "BIDS dataset",
+     "A folder with dataset_description.json, participants.tsv and sub-*/[ses-*/]anat/*_T1w.nii[.gz]."),
+    ("adni", "ADNI download + ADNIMERGE",
+     "The ADNI/ download folder as LONI IDA delivers it (or the folder holding it), with the ADNIMERGE*.csv "
+     "table in that folder or beside the subject folders."),
+    ("oasis", "OASIS-1",
+     "The OAS1_XXXX_MR1 folders (Analyze images) with the OASIS cross-sectional CSV beside them."),
+    ("folders", "Folder of subject folders",
+     "One sub-folder per subject, each with one T1 volume and optionally clinical.json or a one-row CSV/TSV."),
+]
+WIZARD_DATA_PATH_LABEL = "Dataset folder:"
+WIZARD_DATA_PATH_PLACEHOLDER = "Folder of the dataset"
+WIZARD_DATA_SUMMARY_PLACEHOLDER = "The validation summary appears here."
+WIZARD_DATA_BROWSE_DIALOG = "Choose the dataset folder"
+WIZARD_DATA_DEMO_PENDING = "✓ The SYNTHETIC demo cohort will be built when training starts."
+WIZARD_DATA_DEMO_PENDING_SUMMARY = (
+    "Demo cohort folder: {folder}\nNot built yet: 100 synthetic subjects, about a minute to make."
+)
+WIZARD_DATA_CHOOSE = "Choose a folder."
+WIZARD_DATA_NOT_FOUND = "✗ This folder does not exist."
+WIZARD_DATA_CHECKING = "Checking the data…"
+WIZARD_DATA_USABLE = "✓ Usable: {n} subjects{note}."
+WIZARD_DATA_OTHER_LAYOUT = " (found a {layout} layout)"
+WIZARD_DATA_UNUSABLE = "✗ Not usable for training: see the problems below."
+WIZARD_DATA_ERROR = "✗ {message}"
+
+# --- page 2: features -----------------------------------------------------------------------
+WIZARD_FEATURES_TITLE = "Features"
+WIZARD_FEATURES_SUBTITLE = "Which clinical scores and variables the model sees besides the MRI."
+WIZARD_FEATURES_CLASSES = "Classes:"
+WIZARD_FEATURES_PRESETS = "Presets:"
+WIZARD_FEATURES_NUMERIC_BOX = "Clinical scores"
+WIZARD_FEATURES_CATEGORICAL_BOX = "Categorical"
+# How the page names the canonical clinical columns (ADNIMERGE names; the lists come from the core).
+WIZARD_FEATURE_TEXT: dict[str, str] = {
+    "MMSE": "MMSE (Mini-Mental State Examination)",
+    "CDGLOBAL": "Global CDR (Clinical Dementia Rating)",
+    "CDRSB": "CDR sum of boxes",
+    "FAQ": "FAQ (Functional Activities Questionnaire)",
+    "ADAS13": "ADAS-Cog 13",
+    "AGE": "Age",
+    "PTEDUCAT": "Years of education",
+    "PTGENDER": "Sex",
+    "APOE4": "APOE ε4 alleles (0/1/2)",
+}
+WIZARD_FEATURE_TIP = "column {name}"
+WIZARD_FEATURE_TIP_CIRCULAR = "column {name} — part of how the diagnosis is made (circular)"
+# Preset buttons: (key in smmt_core.data.features.FEATURE_PRESETS, button text)
+WIZARD_PRESET_BUTTONS = [("paper", "Paper set"), ("non-circular", "Non-circular"), ("all", "All"), ("none", "MRI only")]
+WIZARD_MRI_ONLY = "No clinical inputs: the model sees the MRI only."
+WIZARD_FEATURES_COUNT = "{n} selected: {names}"
+WIZARD_LABEL_SET_TEXT = {"ad-cn": "AD vs CN (as in the paper; MCI subjects left out)", "cn-mci-ad": "CN vs MCI vs AD"}
+WIZARD_CIRCULAR_WARNING = (
+    "<b>Circular features selected.</b> ADNI assigns its diagnostic groups partly from MMSE and "
+    "CDR, so a model given them scores near-perfectly, and the score says little about the MRI. "
+    "Use <i>Non-circular</i> to see what the images and risk factors alone achieve."
+)
+
+# --- page 3: model --------------------------------------------------------------------------
+WIZARD_MODEL_TITLE = "Model"
+WIZARD_MODEL_SUBTITLE = "The variant to train, how much of the training data to use, and how much to mask."
+WIZARD_VARIANT_BOX = "Variant"
+# variant key -> (button text, hint beside it)
+WIZARD_VARIANT_TEXT: dict[str, tuple[str, str]] = {
+    "smmt": ("SMMT", "Cluster-sparse attention and modality masking (the paper's model)."),
+    "3mt": ("3MT baseline", "Dense attention, no masking (Liu et al. 2023)."),
+    "smmt-no-sparse": ("SMMT without sparse attention", "Ablation: dense attention, with masking."),
+    "smmt-no-mask": ("SMMT without masking", "Ablation: sparse attention, no masking."),
+}
+WIZARD_SLIDERS_BOX = "Data and masking"
+WIZARD_FRACTION_LABEL = "Training data fraction:"
+WIZARD_FRACTION_HINT = "Shrinks the training subjects only; the test subjects never change."
+WIZARD_FRACTION_VALUE = "{percent:.0f} %"
+WIZARD_MASK_LABEL = "Mask ratio:"
+WIZARD_MASK_VALUE = "{ratio:.2f}"
+WIZARD_MASK_MODE_LABEL = "Masking:"
+WIZARD_MASK_MODE_TEXT = {"dimension": "Per dimension (the paper)", "modality": "Whole modality"}
+WIZARD_MASK_NOTE = "The paper's best ratio is 0.30; above about 0.6 accuracy falls to the majority-class rate."
+WIZARD_MASK_UNUSED = "{variant} trains without masking; the ratio is not used."
+
+# --- page 4: run settings -------------------------------------------------------------------
+WIZARD_RUN_TITLE = "Run settings"
+WIZARD_RUN_SUBTITLE = "Training schedule, seeds and device. One run is trained per seed."
+WIZARD_PRESET_LABEL = "Preset:"
+WIZARD_PRESET_NAMES = {"demo": "Demo", "paper": "Paper"}  # other presets: the key, capitalised
+WIZARD_PRESET_TEXT = {
+    "demo": "Demo: small model (d = 128, 64×64 slices), 12 epochs: minutes on a laptop CPU.",
+    "paper": "Paper: d = 512, 256×256 3-channel slices, 50 epochs: hours, a GPU is advisable.",
+}
+WIZARD_EPOCHS_LABEL = "Epochs:"
+WIZARD_BATCH_LABEL = "Batch size:"
+WIZARD_LR_LABEL = "Learning rate:"
+WIZARD_SEEDS_LABEL = "Seed(s):"
+WIZARD_SEEDS_PLACEHOLDER = "0   or   0, 1, 2   or   0-4"
+WIZARD_SEEDS_ONE = "1 run"
+WIZARD_SEEDS_MANY = "{n} runs, one after another"
+WIZARD_SEEDS_INVALID = "✗ {error}"
+WIZARD_SEED_NOT_A_SEED = "{part!r} is not a seed or a range like 0-4"
+WIZARD_SEED_BACKWARDS = "range {part!r} runs backwards"
+WIZARD_SEED_TOO_MANY = "range {part!r} has more than 100 seeds"
+WIZARD_SEED_NONE = "enter at least one seed"
+WIZARD_DEVICE_LABEL = "Device:"
+# (TrainConfig.device value, combo text)
+WIZARD_DEVICES: list[tuple[str, str]] = [
+    ("auto", "Automatic (GPU when available)"),
+    ("cpu", "CPU"),
+    ("cuda", "GPU (CUDA)"),
+]
+WIZARD_CUDA_UNAVAILABLE = "GPU (CUDA) — not available on this computer"
+WIZARD_RUNS_FOLDER_LABEL = "Runs folder:"
+WIZARD_RUNS_FOLDER_DIALOG = "Folder for the runs"
+WIZARD_RUN_NAME_LABEL = "Run name:"
+WIZARD_RUN_NAME_PLACEHOLDER = "automatic (variant, fraction, seed, time)"
+
+# ==============================================================================================
+# Training dashboard (smmt_gui/panels/training.py): live curves, then the test results.
+# ==============================================================================================
+TRAINING_IDLE_TITLE = "No training running"
+TRAINING_IDLE_HINT = "Use Train… to configure a run; its curves appear here live."
+TRAINING_DEFAULT_NAME = "{variant}, {fraction:.0%} data, seed {seed}"  # a run without a name, until it starts
+TRAINING_TITLE_RUN = "Training {name}"
+TRAINING_TITLE_SERIES = "Training {name} (run {index} of {total})"
+TRAINING_TITLE_DONE = "Finished {name}"
+TRAINING_TITLE_CANCELLED = "Cancelled {name}"
+TRAINING_TITLE_FAILED = "Training failed"
+TRAINING_INFO_RUN = (
+    "{n_train} training · {n_val} validation · {n_test} test subjects · {device} · {variant}, {epochs} epochs"
+)
+TRAINING_INFO_BEST = " · best so far: epoch {epoch} (its checkpoint is kept)"
+TRAINING_STATUS_PREPARING = "Preparing data and model…"
+TRAINING_STATUS_DATA = "Preparing data: {stage} {done}/{total} scans"
+TRAINING_STATUS_BATCH = "Epoch {epoch}/{epochs} · batch {batch}/{batches} · loss {loss:.3f}"
+TRAINING_STATUS_CANCELLING = "Cancelling: stopping after the current batch…"
+TRAINING_STATUS_CANCELLED = "Cancelled after {duration}; the best checkpoint so far is in {run_dir}"
+TRAINING_STATUS_DONE = "Done in {duration} · {energy} · run folder {run_dir}"
+TRAINING_NO_RESULT = "training ended without reporting a result"
+TRAINING_ETA = "{done:.0f} % · {left} left"
+TRAINING_ETA_UNKNOWN = "{done:.0f} % · estimating time left…"
+TRAINING_CIRCULAR_NOTE = (
+    "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
+    "scores that say little about the MRI. The non-circular feature preset shows what is left without them."
+)
+TRAINING_ENERGY = "{kwh:.4f} kWh · {watts:.0f} W"
+TRAINING_ENERGY_ESTIMATED = " (estimated: no power sensors)"
+TRAINING_ENERGY_TOTAL = "{kwh:.4f} kWh"
+TRAINING_ENERGY_NOT_MEASURED = "energy not measured"
+TRAINING_CANCEL = "Cancel"
+TRAINING_CANCELLING = "Cancelling…"
+TRAINING_CANCEL_TIP = "Stop after the current batch; the checkpoints written so far are kept."
+# Plots: (title, y axis, x axis); legend entries.
+TRAINING_PLOT_LOSS = ("Loss", "cross-entropy", "epoch")
+TRAINING_PLOT_ACCURACY = ("Accuracy", "accuracy", "epoch")
+TRAINING_PLOT_ENERGY = ("Energy (codecarbon)", "kWh", "minutes")
+TRAINING_PLOT_POWER = ("Power", "W", "minutes")
+TRAINING_PLOT_POWER_ESTIMATED = "Power (estimated)"
+TRAINING_PLOT_ROC = ("ROC curve (test set)", "true positive rate", "false positive rate")
+TRAINING_LEGEND_BATCH = "batch"
+TRAINING_LEGEND_TRAIN = "train"
+TRAINING_LEGEND_VAL = "validation"
+# Results of the test set.
+TRAINING_METRICS_BOX = "Test-set metrics (per subject)"
+# (key in compute_metrics' dict, row header)
+TRAINING_METRIC_ROWS = [
+    ("accuracy", "Accuracy"),
+    ("balanced_accuracy", "Balanced accuracy"),
+    ("sensitivity", "Sensitivity"),
+    ("specificity", "Specificity"),
+    ("precision", "Precision"),
+    ("f1", "F1"),
+    ("roc_auc", "ROC AUC"),
+]
+TRAINING_METRICS_COLUMN = "seed {seed}"
+TRAINING_CONFUSION_BOX = "Confusion matrix (test set)"
+TRAINING_CONFUSION_CAPTION = "rows: true class · columns: predicted"
+TRAINING_CONFUSION_COLUMN = "→ {name}"
+TRAINING_CONFUSION_TIP = "true {true}, predicted {predicted}: {share:.0%} of the {true} subjects"
+TRAINING_ROC_AUC = "AUC {auc}"
+TRAINING_ROC_NONE = "no ROC curve (one class only in the test set)"
+
+# ==============================================================================================
+# Robustness tab (smmt_gui/panels/robustness.py): the loaded run with modalities left out / masked.
+# ==============================================================================================
+ROBUSTNESS_TITLE_NONE = "Robustness"
+ROBUSTNESS_TITLE_RUN = "Robustness of {name}"
+ROBUSTNESS_HINT_NO_RUN = "Load or train a model: its test subjects are scored here with modalities left out and masked."
+ROBUSTNESS_STATUS_WAITING = "Computed when this view is shown."
+ROBUSTNESS_STATUS_ASK = "Press Compute to score the test set."
+ROBUSTNESS_STATUS_COMPUTING = "Scoring the test subjects… {done}/{total} passes"
+ROBUSTNESS_STATUS_DONE = "{n} test subjects · classes {classes} · {repeats} masking repeats per ratio{synthetic}"
+ROBUSTNESS_STATUS_SYNTHETIC = " · SYNTHETIC demo model"
+ROBUSTNESS_STATUS_STOPPED = "Cancelled: showing the {n} results computed so far."
+ROBUSTNESS_SHOW = "Show:"
+ROBUSTNESS_COMPUTE = "Compute"
+ROBUSTNESS_RECOMPUTE = "Recompute"
+ROBUSTNESS_CANCEL = "Cancel"
+# (column of evaluate_robustness's frame, combo text and y-axis label)
+ROBUSTNESS_METRICS = [("balanced_accuracy", "Balanced accuracy"), ("accuracy", "Accuracy")]
+ROBUSTNESS_SHORT_NAMES = {"mri": "MRI", "clinical": "Clin", "categorical": "Cat"}
+ROBUSTNESS_ALL = "All"
+ROBUSTNESS_ALL_LONG = "All ({names})"
+ROBUSTNESS_PLOT_SUBSETS = ("Modalities given (no masking)", "modalities given to the model")  # (title, x axis)
+ROBUSTNESS_PLOT_SWEEP = ("Test-time masking (all modalities)", "mask ratio")
+ROBUSTNESS_TABLE_COLUMNS = ["Modalities", "Mask ratio", "Accuracy", "Balanced accuracy", "Test subjects"]
+ROBUSTNESS_CHANCE_CLASSES = "dashed line: chance level (1/{n} classes)"
+ROBUSTNESS_CHANCE_MAJORITY = "dashed line: always guessing the larger class ({rate:.0%})"

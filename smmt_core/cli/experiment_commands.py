@@ -120,8 +120,8 @@ def add_commands(subparsers) -> None:
 class _ExperimentProgress:
     """Turns experiment and training events into short progress lines on stderr."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr  # looked up now: tests swap sys.stderr
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.prefix = ""
 

@@ -10,7 +10,7 @@ balanced accuracy), so a bar at that line means the model has learnt nothing fro
 The numbers come from `smmt_core.train.robustness.evaluate_robustness`, run on a worker thread
 with progress and Cancel. Computing starts when the panel is visible (set_run on a hidden tab
 only remembers the run), and results are kept per run folder, so switching models back and forth
-costs nothing.
+costs nothing. Every text it shows is in `smmt_gui.strings` (the ROBUSTNESS_* section).
 """
 
 from __future__ import annotations
@@ -38,24 +38,9 @@ from PySide6.QtWidgets import (
 )
 
 from smmt_core.train.robustness import ALL_NAME, DEFAULT_MASK_RATIOS, modality_subsets, subset_name
+from smmt_gui import strings
 from smmt_gui.panels.training import styled_plot, title_label
 from smmt_gui.workers import FunctionWorker
-
-# --- user-facing text ------------------------------------------------------------------------------
-TITLE_NONE = "Robustness"
-TITLE_RUN = "Robustness of {name}"
-HINT_NO_RUN = "Load or train a model: its test subjects are scored here with modalities left out and masked."
-STATUS_WAITING = "Computed when this view is shown."
-STATUS_ASK = "Press Compute to score the test set."
-STATUS_COMPUTING = "Scoring the test subjects… {done}/{total} passes"
-STATUS_DONE = "{n} test subjects · classes {classes} · {repeats} masking repeats per ratio{synthetic}"
-STATUS_STOPPED = "Cancelled: showing the {n} results computed so far."
-COMPUTE = "Compute"
-RECOMPUTE = "Recompute"
-CANCEL = "Cancel"
-METRICS = [("balanced_accuracy", "Balanced accuracy"), ("accuracy", "Accuracy")]
-SHORT_NAMES = {"mri": "MRI", "clinical": "Clin", "categorical": "Cat"}
-TABLE_COLUMNS = ["Modalities", "Mask ratio", "Accuracy", "Balanced accuracy", "Test subjects"]
 
 BAR_COLOURS = {3: "#0072B2", 2: "#56B4E9", 1: "#A6CEE3"}  # by number of modalities given
 SWEEP_COLOUR = "#D55E00"
@@ -63,9 +48,9 @@ SWEEP_COLOUR = "#D55E00"
 
 def subset_label(name: str, short: bool = False) -> str:
     """'mri+clinical' -> 'MRI+Clin'; all three -> 'All (MRI+Clin+Cat)', or 'All' when `short`."""
-    text = "+".join(SHORT_NAMES.get(part, part) for part in name.split("+"))
+    text = "+".join(strings.ROBUSTNESS_SHORT_NAMES.get(part, part) for part in name.split("+"))
     if name == ALL_NAME:
-        return "All" if short else f"All ({text})"
+        return strings.ROBUSTNESS_ALL if short else strings.ROBUSTNESS_ALL_LONG.format(names=text)
     return text
 
 
@@ -104,12 +89,12 @@ class RobustnessPanel(QWidget):
     # --- layout -------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
         self.title_label = title_label()
-        self.title_label.setText(TITLE_NONE)
+        self.title_label.setText(strings.ROBUSTNESS_TITLE_NONE)
         self.metric_combo = QComboBox()
-        for key, text in METRICS:
+        for key, text in strings.ROBUSTNESS_METRICS:
             self.metric_combo.addItem(text, key)
         self.metric_combo.currentIndexChanged.connect(lambda _index: self._draw())
-        self.compute_button = QPushButton(COMPUTE)
+        self.compute_button = QPushButton(strings.ROBUSTNESS_COMPUTE)
         self.compute_button.clicked.connect(self._compute_clicked)
         self.progress_bar = QProgressBar()
         self.progress_bar.setTextVisible(False)
@@ -119,12 +104,12 @@ class RobustnessPanel(QWidget):
 
         header = QHBoxLayout()
         header.addWidget(self.title_label, 1)
-        header.addWidget(QLabel("Show:"))
+        header.addWidget(QLabel(strings.ROBUSTNESS_SHOW))
         header.addWidget(self.metric_combo)
         header.addWidget(self.compute_button)
 
         # Left: one bar per modality subset (created once; heights set later).
-        self.subset_plot = _plot("Modalities given (no masking)", "modalities given to the model")
+        self.subset_plot = _plot(*strings.ROBUSTNESS_PLOT_SUBSETS)
         n = len(self._subset_names)
         x = np.arange(n, dtype=float)
         brushes = [BAR_COLOURS[len(name.split("+"))] for name in self._subset_names]
@@ -143,7 +128,7 @@ class RobustnessPanel(QWidget):
         self.subset_plot.addItem(self.subset_chance)
 
         # Right: the mask-ratio sweep with all modalities.
-        self.sweep_plot = _plot("Test-time masking (all modalities)", "mask ratio")
+        self.sweep_plot = _plot(*strings.ROBUSTNESS_PLOT_SWEEP)
         self.sweep_plot.setXRange(-0.02, 0.92, padding=0)
         self.sweep_errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0.02,
                                             pen=pg.mkPen(SWEEP_COLOUR, width=1))
@@ -161,8 +146,8 @@ class RobustnessPanel(QWidget):
         plots_layout.addWidget(self.subset_plot, 1)
         plots_layout.addWidget(self.sweep_plot, 1)
 
-        self.table = QTableWidget(0, len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table = QTableWidget(0, len(strings.ROBUSTNESS_TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(strings.ROBUSTNESS_TABLE_COLUMNS)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -195,7 +180,7 @@ class RobustnessPanel(QWidget):
         if run_dir is None:
             self._show_empty()
             return
-        self.title_label.setText(TITLE_RUN.format(name=run_dir.name))
+        self.title_label.setText(strings.ROBUSTNESS_TITLE_RUN.format(name=run_dir.name))
         self.compute_button.setEnabled(True)
         if run_dir in self._results:
             self._show_frame(self._results[run_dir])
@@ -203,8 +188,10 @@ class RobustnessPanel(QWidget):
             self.compute()
         else:
             self._clear_plots()
-            self.compute_button.setText(COMPUTE)
-            self.status_label.setText(STATUS_ASK if run_dir in self._attempted else STATUS_WAITING)
+            self.compute_button.setText(strings.ROBUSTNESS_COMPUTE)
+            self.status_label.setText(
+                strings.ROBUSTNESS_STATUS_ASK if run_dir in self._attempted else strings.ROBUSTNESS_STATUS_WAITING
+            )
 
     def compute(self) -> None:
         """Score the current run's test set on a worker thread (again, if it was done before)."""
@@ -225,10 +212,10 @@ class RobustnessPanel(QWidget):
         worker.error.connect(lambda message, w=worker: w is self._worker and self._on_error(message))
         worker.finished.connect(lambda w=worker: w is self._worker and self._on_finished())
         self._worker = worker
-        self.compute_button.setText(CANCEL)
+        self.compute_button.setText(strings.ROBUSTNESS_CANCEL)
         self.progress_bar.setRange(0, 0)  # busy until the first progress report
         self.status_label.setStyleSheet("")
-        self.status_label.setText(STATUS_COMPUTING.format(done=0, total="?"))
+        self.status_label.setText(strings.ROBUSTNESS_STATUS_COMPUTING.format(done=0, total="?"))
         self.busy_changed.emit(True)
         worker.start()
 
@@ -256,7 +243,7 @@ class RobustnessPanel(QWidget):
         done, total = value
         self.progress_bar.setRange(0, max(1, int(total)))
         self.progress_bar.setValue(int(done))
-        self.status_label.setText(STATUS_COMPUTING.format(done=done, total=total))
+        self.status_label.setText(strings.ROBUSTNESS_STATUS_COMPUTING.format(done=done, total=total))
 
     def _on_result(self, frame: pd.DataFrame) -> None:
         if not frame.attrs.get("stopped"):
@@ -272,7 +259,9 @@ class RobustnessPanel(QWidget):
     def _on_finished(self) -> None:
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1 if self.frame is not None else 0)
-        self.compute_button.setText(RECOMPUTE if self.run_dir is not None else COMPUTE)
+        self.compute_button.setText(
+            strings.ROBUSTNESS_RECOMPUTE if self.run_dir is not None else strings.ROBUSTNESS_COMPUTE
+        )
         self.compute_button.setEnabled(self.run_dir is not None)
         self.busy_changed.emit(False)
 
@@ -285,15 +274,17 @@ class RobustnessPanel(QWidget):
     # --- drawing -----------------------------------------------------------------------------------
     def _show_frame(self, frame: pd.DataFrame) -> None:
         self.frame = frame
-        self.compute_button.setText(RECOMPUTE)
+        self.compute_button.setText(strings.ROBUSTNESS_RECOMPUTE)
         n = int(frame["n_subjects"].max()) if len(frame) else 0
         if frame.attrs.get("stopped"):
-            self.status_label.setText(STATUS_STOPPED.format(n=len(frame)))
+            self.status_label.setText(strings.ROBUSTNESS_STATUS_STOPPED.format(n=len(frame)))
         else:
             repeats = int(frame["repeats"].max()) if "repeats" in frame and len(frame) else 1
             classes = ", ".join(frame.attrs.get("classes", []))
-            synthetic = " · SYNTHETIC demo model" if frame.attrs.get("synthetic") else ""
-            self.status_label.setText(STATUS_DONE.format(n=n, classes=classes or "?", repeats=repeats, synthetic=synthetic))
+            synthetic = strings.ROBUSTNESS_STATUS_SYNTHETIC if frame.attrs.get("synthetic") else ""
+            self.status_label.setText(
+                strings.ROBUSTNESS_STATUS_DONE.format(n=n, classes=classes or "?", repeats=repeats, synthetic=synthetic)
+            )
         self._fill_table(frame)
         self._draw()
 
@@ -304,19 +295,19 @@ class RobustnessPanel(QWidget):
         if self.metric_key() == "balanced_accuracy":
             classes = self.frame.attrs.get("classes") or []
             if classes:
-                return 1.0 / len(classes), f"dashed line: chance level (1/{len(classes)} classes)"
+                return 1.0 / len(classes), strings.ROBUSTNESS_CHANCE_CLASSES.format(n=len(classes))
             return None, ""
         rate = self.frame.attrs.get("majority_rate")
         if rate is None:
             return None, ""
-        return float(rate), f"dashed line: always guessing the larger class ({rate:.0%})"
+        return float(rate), strings.ROBUSTNESS_CHANCE_MAJORITY.format(rate=rate)
 
     def _draw(self) -> None:
         frame = self.frame
         if frame is None:
             return
         metric = self.metric_key()
-        text = dict(METRICS)[metric]
+        text = dict(strings.ROBUSTNESS_METRICS)[metric]
         self.subset_plot.setLabel("left", text, color="k")
         self.sweep_plot.setLabel("left", text, color="k")
 
@@ -372,9 +363,9 @@ class RobustnessPanel(QWidget):
         self.table.setRowCount(0)
 
     def _show_empty(self) -> None:
-        self.title_label.setText(TITLE_NONE)
-        self.status_label.setText(HINT_NO_RUN)
-        self.compute_button.setText(COMPUTE)
+        self.title_label.setText(strings.ROBUSTNESS_TITLE_NONE)
+        self.status_label.setText(strings.ROBUSTNESS_HINT_NO_RUN)
+        self.compute_button.setText(strings.ROBUSTNESS_COMPUTE)
         self.compute_button.setEnabled(False)
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)

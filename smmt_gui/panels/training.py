@@ -10,7 +10,8 @@ event arrives in the GUI thread and goes through `handle_event`, which only appe
 lists and calls `setData` on curves created once. Batch-level redraws are throttled to ~10 per
 second so a fast GPU cannot flood the event loop. Cancel sets the worker's stop flag; the trainer
 stops between batches and keeps the checkpoints written so far. Several configs (one per seed)
-train one after another; the metrics table gets one column per finished run.
+train one after another; the metrics table gets one column per finished run. Every text it shows
+is in `smmt_gui.strings` (the TRAINING_* section).
 """
 
 from __future__ import annotations
@@ -53,44 +54,8 @@ from smmt_core.train.events import (
     RunFinished,
     RunStarted,
 )
+from smmt_gui import strings
 from smmt_gui.workers import TrainingWorker
-
-# --- user-facing text (kept here; D1's strings.py holds the app-wide ones) -------------------------
-IDLE_TITLE = "No training running"
-IDLE_HINT = "Use Train… to configure a run; its curves appear here live."
-TITLE_RUN = "Training {name}"
-TITLE_SERIES = "Training {name} (run {index} of {total})"
-TITLE_DONE = "Finished {name}"
-TITLE_CANCELLED = "Cancelled {name}"
-TITLE_FAILED = "Training failed"
-INFO_RUN = "{n_train} training · {n_val} validation · {n_test} test subjects · {device} · {variant}, {epochs} epochs"
-INFO_BEST = " · best so far: epoch {epoch} (its checkpoint is kept)"
-STATUS_PREPARING = "Preparing data and model…"
-STATUS_DATA = "Preparing data: {stage} {done}/{total} scans"
-STATUS_BATCH = "Epoch {epoch}/{epochs} · batch {batch}/{batches} · loss {loss:.3f}"
-STATUS_CANCELLING = "Cancelling: stopping after the current batch…"
-STATUS_CANCELLED = "Cancelled after {duration}; the best checkpoint so far is in {run_dir}"
-STATUS_DONE = "Done in {duration} · {energy} · run folder {run_dir}"
-ETA_TEXT = "{done:.0f} % · {left} left"
-ETA_UNKNOWN = "{done:.0f} % · estimating time left…"
-CIRCULAR_NOTE = (
-    "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
-    "scores that say little about the MRI. The non-circular feature preset shows what is left without them."
-)
-ENERGY_TEXT = "{kwh:.4f} kWh · {watts:.0f} W"
-ENERGY_ESTIMATED = " (estimated: no power sensors)"
-CANCEL = "Cancel"
-CANCELLING = "Cancelling…"
-
-METRIC_ROWS = [
-    ("accuracy", "Accuracy"),
-    ("balanced_accuracy", "Balanced accuracy"),
-    ("sensitivity", "Sensitivity"),
-    ("specificity", "Specificity"),
-    ("precision", "Precision"),
-    ("f1", "F1"),
-    ("roc_auc", "ROC AUC"),
-]
 
 # Colour-blind-safe pairs (Okabe-Ito): train blue, validation orange.
 TRAIN_COLOUR = "#0072B2"
@@ -185,8 +150,8 @@ class TrainingDashboard(QWidget):
     def _build_ui(self) -> None:
         self.title_label = title_label()
         self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.cancel_button = QPushButton(CANCEL)
-        self.cancel_button.setToolTip("Stop after the current batch; the checkpoints written so far are kept.")
+        self.cancel_button = QPushButton(strings.TRAINING_CANCEL)
+        self.cancel_button.setToolTip(strings.TRAINING_CANCEL_TIP)
         self.cancel_button.clicked.connect(self.cancel)
         self.info_label = QLabel()
         self.info_label.setWordWrap(True)
@@ -219,29 +184,35 @@ class TrainingDashboard(QWidget):
         status_row.addWidget(self.energy_label)
 
         # Curves: created once, fed with setData.
-        self.loss_plot = styled_plot("Loss", "cross-entropy", "epoch")
+        self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS)
         self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="k")
-        self.batch_loss_curve = self.loss_plot.plot(pen=pg.mkPen(BATCH_COLOUR, width=1), name="batch")
+        self.batch_loss_curve = self.loss_plot.plot(
+            pen=pg.mkPen(BATCH_COLOUR, width=1), name=strings.TRAINING_LEGEND_BATCH
+        )
         self.train_loss_curve = self.loss_plot.plot(
-            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR, name="train"
+            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR,
+            name=strings.TRAINING_LEGEND_TRAIN,
         )
         self.val_loss_curve = self.loss_plot.plot(
-            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR, name="validation"
+            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR,
+            name=strings.TRAINING_LEGEND_VAL,
         )
-        self.acc_plot = styled_plot("Accuracy", "accuracy", "epoch")
+        self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY)
         self.acc_plot.addLegend(offset=(-10, -10), labelTextColor="k")
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self.train_acc_curve = self.acc_plot.plot(
-            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR, name="train"
+            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR,
+            name=strings.TRAINING_LEGEND_TRAIN,
         )
         self.val_acc_curve = self.acc_plot.plot(
-            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR, name="validation"
+            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR,
+            name=strings.TRAINING_LEGEND_VAL,
         )
-        self.energy_plot = styled_plot("Energy (codecarbon)", "kWh", "minutes")
+        self.energy_plot = styled_plot(*strings.TRAINING_PLOT_ENERGY)
         self.energy_curve = self.energy_plot.plot(
             pen=pg.mkPen(ENERGY_COLOUR, width=2), symbol="o", symbolSize=5, symbolBrush=ENERGY_COLOUR
         )
-        self.power_plot = styled_plot("Power", "W", "minutes")
+        self.power_plot = styled_plot(*strings.TRAINING_PLOT_POWER)
         self.power_curve = self.power_plot.plot(
             pen=pg.mkPen(POWER_COLOUR, width=2), symbol="o", symbolSize=5, symbolBrush=POWER_COLOUR
         )
@@ -254,8 +225,8 @@ class TrainingDashboard(QWidget):
         grid.addWidget(self.power_plot, 1, 1)
 
         # Results of the test set.
-        self.metrics_table = QTableWidget(len(METRIC_ROWS), 0)
-        self.metrics_table.setVerticalHeaderLabels([text for _, text in METRIC_ROWS])
+        self.metrics_table = QTableWidget(len(strings.TRAINING_METRIC_ROWS), 0)
+        self.metrics_table.setVerticalHeaderLabels([text for _, text in strings.TRAINING_METRIC_ROWS])
         self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.metrics_table.horizontalHeader().setStretchLastSection(True)
@@ -265,9 +236,9 @@ class TrainingDashboard(QWidget):
         self.confusion_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.confusion_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.confusion_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.confusion_caption = QLabel("rows: true class · columns: predicted")
+        self.confusion_caption = QLabel(strings.TRAINING_CONFUSION_CAPTION)
         self.confusion_caption.setStyleSheet("color: palette(mid);")
-        self.roc_plot = styled_plot("ROC curve (test set)", "true positive rate", "false positive rate")
+        self.roc_plot = styled_plot(*strings.TRAINING_PLOT_ROC)
         self.roc_plot.setXRange(0, 1, padding=0.02)
         self.roc_plot.setYRange(0, 1, padding=0.02)
         self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), width=1, style=Qt.PenStyle.DashLine))
@@ -276,9 +247,9 @@ class TrainingDashboard(QWidget):
         self.roc_plot.addItem(self.roc_label)
         self.roc_label.setPos(0.98, 0.02)
 
-        metrics_box = QGroupBox("Test-set metrics (per subject)")
+        metrics_box = QGroupBox(strings.TRAINING_METRICS_BOX)
         QVBoxLayout(metrics_box).addWidget(self.metrics_table)
-        confusion_box = QGroupBox("Confusion matrix (test set)")
+        confusion_box = QGroupBox(strings.TRAINING_CONFUSION_BOX)
         confusion_layout = QVBoxLayout(confusion_box)
         confusion_layout.addWidget(self.confusion_table, 1)
         confusion_layout.addWidget(self.confusion_caption)
@@ -331,8 +302,8 @@ class TrainingDashboard(QWidget):
         self._cancel_requested = True
         self._worker.request_stop()
         self.cancel_button.setEnabled(False)
-        self.cancel_button.setText(CANCELLING)
-        self._set_status(STATUS_CANCELLING)
+        self.cancel_button.setText(strings.TRAINING_CANCELLING)
+        self._set_status(strings.TRAINING_STATUS_CANCELLING)
 
     def is_running(self) -> bool:
         return self._worker is not None and not self._worker.is_done()
@@ -368,19 +339,23 @@ class TrainingDashboard(QWidget):
         self._reset_run_state()
         self._clear_curves()
         self._config = config
-        name = config.run_name or f"{config.variant}, {config.fraction:.0%} data, seed {config.seed}"
+        name = config.run_name or strings.TRAINING_DEFAULT_NAME.format(
+            variant=config.variant, fraction=config.fraction, seed=config.seed
+        )
         self._display_name = name
         if self._series_total > 1:
-            self.title_label.setText(TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total))
+            self.title_label.setText(
+                strings.TRAINING_TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total)
+            )
         else:
-            self.title_label.setText(TITLE_RUN.format(name=name))
+            self.title_label.setText(strings.TRAINING_TITLE_RUN.format(name=name))
         self.info_label.setText("")
         self.progress_bar.setValue(0)
         self.eta_label.setText("")
         self.energy_label.setText("")
         self.status_label.setStyleSheet("")
-        self._set_status(STATUS_PREPARING)
-        self.cancel_button.setText(CANCEL)
+        self._set_status(strings.TRAINING_STATUS_PREPARING)
+        self.cancel_button.setText(strings.TRAINING_CANCEL)
         self.cancel_button.setEnabled(True)
         worker = TrainingWorker(config, parent=self, train_fn=self._train_fn)
         worker.event.connect(self.handle_event)
@@ -400,16 +375,16 @@ class TrainingDashboard(QWidget):
         self._batch_timer.stop()
         self._redraw_batches()
         self.cancel_button.setEnabled(False)
-        self.cancel_button.setText(CANCEL)
+        self.cancel_button.setText(strings.TRAINING_CANCEL)
         run_dir, outcome = self._run_dir, self._outcome
         if outcome == "finished":
             self.finished.emit(run_dir)
         elif outcome == "cancelled" or (outcome is None and self._cancel_requested):
-            self.title_label.setText(TITLE_CANCELLED.format(name=self._display_name))
+            self.title_label.setText(strings.TRAINING_TITLE_CANCELLED.format(name=self._display_name))
             self.cancelled.emit(run_dir)
         elif outcome is None:
             # The job ended without saying how (e.g. a train function that emits no events).
-            self._on_run_failed("training ended without reporting a result", run_dir)
+            self._on_run_failed(strings.TRAINING_NO_RESULT, run_dir)
         if self._queue and outcome == "finished" and not self._cancel_requested:
             self._start_next()
             return
@@ -446,10 +421,12 @@ class TrainingDashboard(QWidget):
         name = config.get("run_name") or self._run_dir.name
         self._display_name = name
         if self._series_total > 1:
-            self.title_label.setText(TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total))
+            self.title_label.setText(
+                strings.TRAINING_TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total)
+            )
         else:
-            self.title_label.setText(TITLE_RUN.format(name=name))
-        self._info_text = INFO_RUN.format(
+            self.title_label.setText(strings.TRAINING_TITLE_RUN.format(name=name))
+        self._info_text = strings.TRAINING_INFO_RUN.format(
             n_train=event.n_train, n_val=event.n_val, n_test=event.n_test, device=event.device,
             variant=config.get("variant", getattr(self._config, "variant", "")), epochs=event.total_epochs,
         )
@@ -462,11 +439,11 @@ class TrainingDashboard(QWidget):
         except SMMTError:
             features = []
         circular = circular_features_in(features)
-        self.circular_label.setText(CIRCULAR_NOTE.format(names=", ".join(circular)))
+        self.circular_label.setText(strings.TRAINING_CIRCULAR_NOTE.format(names=", ".join(circular)))
         self.circular_label.setVisible(bool(circular))
         self.loss_plot.setXRange(0, max(1, self._total_epochs), padding=0.02)
         self.acc_plot.setXRange(0, max(1, self._total_epochs), padding=0.02)
-        self._set_status(STATUS_PREPARING)
+        self._set_status(strings.TRAINING_STATUS_PREPARING)
 
     def _on_data(self, event: DataProgress) -> None:
         # Before the first batch: the bar shows the scans read so far, then restarts for training.
@@ -474,7 +451,7 @@ class TrainingDashboard(QWidget):
         self.progress_bar.setValue(round(1000 * min(1.0, event.done / total)))
         self.eta_label.setText("")
         if not self._cancel_requested:
-            self._set_status(STATUS_DATA.format(stage=event.stage, done=event.done, total=event.total))
+            self._set_status(strings.TRAINING_STATUS_DATA.format(stage=event.stage, done=event.done, total=event.total))
 
     def _on_batch(self, event: BatchProgress) -> None:
         per_epoch = max(1, int(event.batches_per_epoch))
@@ -485,12 +462,12 @@ class TrainingDashboard(QWidget):
         done = min(1.0, ((event.epoch - 1) * per_epoch + event.batch) / total)
         self.progress_bar.setValue(round(done * 1000))
         if event.eta_s is None:
-            self.eta_label.setText(ETA_UNKNOWN.format(done=done * 100))
+            self.eta_label.setText(strings.TRAINING_ETA_UNKNOWN.format(done=done * 100))
         else:
-            self.eta_label.setText(ETA_TEXT.format(done=done * 100, left=format_duration(event.eta_s)))
+            self.eta_label.setText(strings.TRAINING_ETA.format(done=done * 100, left=format_duration(event.eta_s)))
         if not self._cancel_requested:
             self._set_status(
-                STATUS_BATCH.format(
+                strings.TRAINING_STATUS_BATCH.format(
                     epoch=event.epoch, epochs=self._total_epochs or "?", batch=event.batch, batches=per_epoch,
                     loss=event.loss,
                 )
@@ -516,7 +493,7 @@ class TrainingDashboard(QWidget):
         if self._total_epochs:
             self.progress_bar.setValue(round(1000 * min(1.0, event.epoch / self._total_epochs)))
         if event.is_best:
-            self.info_label.setText(self._info_text + INFO_BEST.format(epoch=event.epoch))
+            self.info_label.setText(self._info_text + strings.TRAINING_INFO_BEST.format(epoch=event.epoch))
 
     def _on_energy(self, event: EnergyUpdate) -> None:
         self.energy_t.append(float(event.elapsed_s) / 60.0)
@@ -525,9 +502,10 @@ class TrainingDashboard(QWidget):
         t = np.asarray(self.energy_t, float)
         self.energy_curve.setData(t, np.asarray(self.energy_kwh, float), connect="finite")
         self.power_curve.setData(t, np.asarray(self.power_w, float), connect="finite")
-        text = ENERGY_TEXT.format(kwh=event.energy_kwh, watts=event.power_w)
-        self.energy_label.setText(text + (ENERGY_ESTIMATED if event.estimated else ""))
-        self.power_plot.setTitle("Power (estimated)" if event.estimated else "Power", color="k", size="10pt")
+        text = strings.TRAINING_ENERGY.format(kwh=event.energy_kwh, watts=event.power_w)
+        self.energy_label.setText(text + (strings.TRAINING_ENERGY_ESTIMATED if event.estimated else ""))
+        title = strings.TRAINING_PLOT_POWER_ESTIMATED if event.estimated else strings.TRAINING_PLOT_POWER[0]
+        self.power_plot.setTitle(title, color="k", size="10pt")
 
     def _on_run_finished(self, event: RunFinished) -> None:
         self._run_dir = Path(event.run_dir)
@@ -538,15 +516,21 @@ class TrainingDashboard(QWidget):
             self.progress_bar.setValue(1000)
         self._show_results(self.test_metrics)
         if event.energy_kwh is not None and math.isfinite(event.energy_kwh) and event.energy_kwh > 0:
-            energy = f"{event.energy_kwh:.4f} kWh"
+            energy = strings.TRAINING_ENERGY_TOTAL.format(kwh=event.energy_kwh)
         else:
-            energy = "energy not measured"
+            energy = strings.TRAINING_ENERGY_NOT_MEASURED
         if event.stopped_early:
-            self._set_status(STATUS_CANCELLED.format(duration=format_duration(event.duration_s), run_dir=self._run_dir))
-            self.title_label.setText(TITLE_CANCELLED.format(name=self._display_name))
+            self._set_status(
+                strings.TRAINING_STATUS_CANCELLED.format(
+                    duration=format_duration(event.duration_s), run_dir=self._run_dir
+                )
+            )
+            self.title_label.setText(strings.TRAINING_TITLE_CANCELLED.format(name=self._display_name))
         else:
-            self._set_status(STATUS_DONE.format(duration=format_duration(event.duration_s), energy=energy, run_dir=self._run_dir))
-            self.title_label.setText(TITLE_DONE.format(name=self._display_name))
+            self._set_status(strings.TRAINING_STATUS_DONE.format(
+                duration=format_duration(event.duration_s), energy=energy, run_dir=self._run_dir
+            ))
+            self.title_label.setText(strings.TRAINING_TITLE_DONE.format(name=self._display_name))
 
     def _on_run_failed(self, message: str, run_dir=None) -> None:
         if self._outcome == "failed":
@@ -555,7 +539,7 @@ class TrainingDashboard(QWidget):
         if run_dir is not None:
             self._run_dir = Path(run_dir)
         self._queue.clear()
-        self.title_label.setText(TITLE_FAILED)
+        self.title_label.setText(strings.TRAINING_TITLE_FAILED)
         self.eta_label.setText("")
         self.status_label.setStyleSheet("color: #b00020;")
         self._set_status(message)
@@ -565,9 +549,12 @@ class TrainingDashboard(QWidget):
     def _show_results(self, metrics: dict) -> None:
         column = self.metrics_table.columnCount()
         self.metrics_table.insertColumn(column)
-        header = f"seed {self._config.seed}" if self._config is not None else self._display_name
+        if self._config is not None:
+            header = strings.TRAINING_METRICS_COLUMN.format(seed=self._config.seed)
+        else:
+            header = self._display_name
         self.metrics_table.setHorizontalHeaderItem(column, QTableWidgetItem(header))
-        for row, (key, _) in enumerate(METRIC_ROWS):
+        for row, (key, _) in enumerate(strings.TRAINING_METRIC_ROWS):
             item = QTableWidgetItem(_format_metric(metrics.get(key)))
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.metrics_table.setItem(row, column, item)
@@ -576,10 +563,10 @@ class TrainingDashboard(QWidget):
         fpr, tpr = roc.get("fpr"), roc.get("tpr")
         if fpr is not None and tpr is not None and len(fpr) == len(tpr) and len(fpr) > 0:
             self.roc_curve.setData(np.asarray(fpr, float), np.asarray(tpr, float))
-            self.roc_label.setText(f"AUC {_format_metric(metrics.get('roc_auc'))}")
+            self.roc_label.setText(strings.TRAINING_ROC_AUC.format(auc=_format_metric(metrics.get("roc_auc"))))
         else:
             self.roc_curve.setData([], [])
-            self.roc_label.setText("no ROC curve (one class only in the test set)")
+            self.roc_label.setText(strings.TRAINING_ROC_NONE)
 
     def _show_confusion(self, matrix) -> None:
         if matrix is None:
@@ -591,7 +578,9 @@ class TrainingDashboard(QWidget):
         classes = self._classes if len(self._classes) == n else [str(i) for i in range(n)]
         self.confusion_table.setRowCount(n)
         self.confusion_table.setColumnCount(n)
-        self.confusion_table.setHorizontalHeaderLabels([f"→ {c}" for c in classes])
+        self.confusion_table.setHorizontalHeaderLabels(
+            [strings.TRAINING_CONFUSION_COLUMN.format(name=c) for c in classes]
+        )
         self.confusion_table.setVerticalHeaderLabels(classes)
         row_sums = counts.sum(axis=1, keepdims=True)
         share = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
@@ -599,7 +588,9 @@ class TrainingDashboard(QWidget):
             for j in range(n):
                 item = QTableWidgetItem(f"{int(counts[i, j])}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                item.setToolTip(f"true {classes[i]}, predicted {classes[j]}: {share[i, j]:.0%} of the {classes[i]} subjects")
+                item.setToolTip(
+                    strings.TRAINING_CONFUSION_TIP.format(true=classes[i], predicted=classes[j], share=share[i, j])
+                )
                 # Diagonal in blue, errors in orange, stronger where a larger share of the row falls.
                 base = (0, 114, 178) if i == j else (213, 94, 0)
                 alpha = int(30 + 170 * share[i, j])
@@ -621,8 +612,8 @@ class TrainingDashboard(QWidget):
     def _show_idle(self) -> None:
         self._config: TrainConfig | None = None
         self._display_name = ""
-        self.title_label.setText(IDLE_TITLE)
-        self.status_label.setText(IDLE_HINT)
+        self.title_label.setText(strings.TRAINING_IDLE_TITLE)
+        self.status_label.setText(strings.TRAINING_IDLE_HINT)
         self.cancel_button.setEnabled(False)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

@@ -3,7 +3,8 @@
 Each page owns a slice of `TrainConfig` and knows how to read (`values()`) and restore
 (`restore(values)`) it as plain JSON-friendly values, so the wizard can remember the last choices
 in QSettings without knowing what is on each page. Anything slow (checking a dataset) runs on a
-`FunctionWorker`; the page only shows what comes back.
+`FunctionWorker`; the page only shows what comes back. Every text it shows is in `smmt_gui.strings`
+(the WIZARD_* section).
 """
 
 from __future__ import annotations
@@ -42,64 +43,11 @@ from smmt_core.data.features import (
     PAPER_FEATURES,
 )
 from smmt_core.train.config import LABEL_SETS, MASK_MODES, PRESETS, VARIANTS
+from smmt_gui import strings
 from smmt_gui.settings import runs_dir
 from smmt_gui.workers import FunctionWorker
 
-# --- what the user can pick ---------------------------------------------------------------------
-# (key, button text, hint shown under the path field)
-DATA_SOURCES: list[tuple[str, str, str]] = [
-    ("demo", "Demo cohort (SYNTHETIC)",
-     "100 synthetic subjects made from the MNI152 template; built on first use. For trying the app, not for science."),
-    ("bids", "BIDS dataset",
-     "A folder with dataset_description.json, participants.tsv and sub-*/[ses-*/]anat/*_T1w.nii[.gz]."),
-    ("adni", "ADNI download + ADNIMERGE",
-     "The ADNI/ download folder as LONI IDA delivers it (or the folder holding it), with the ADNIMERGE*.csv "
-     "table in that folder or beside the subject folders."),
-    ("oasis", "OASIS-1",
-     "The OAS1_XXXX_MR1 folders (Analyze images) with the OASIS cross-sectional CSV beside them."),
-    ("folders", "Folder of subject folders",
-     "One sub-folder per subject, each with one T1 volume and optionally clinical.json or a one-row CSV/TSV."),
-]
-
-# How the page names the canonical clinical columns (ADNIMERGE names; the lists come from the core).
-FEATURE_TEXT: dict[str, str] = {
-    "MMSE": "MMSE (Mini-Mental State Examination)",
-    "CDGLOBAL": "Global CDR (Clinical Dementia Rating)",
-    "CDRSB": "CDR sum of boxes",
-    "FAQ": "FAQ (Functional Activities Questionnaire)",
-    "ADAS13": "ADAS-Cog 13",
-    "AGE": "Age",
-    "PTEDUCAT": "Years of education",
-    "PTGENDER": "Sex",
-    "APOE4": "APOE ε4 alleles (0/1/2)",
-}
-# Preset buttons: (key in FEATURE_PRESETS, button text)
-PRESET_BUTTONS = [("paper", "Paper set"), ("non-circular", "Non-circular"), ("all", "All"), ("none", "MRI only")]
-
-VARIANT_TEXT: dict[str, tuple[str, str]] = {
-    "smmt": ("SMMT", "Cluster-sparse attention and modality masking (the paper's model)."),
-    "3mt": ("3MT baseline", "Dense attention, no masking (Liu et al. 2023)."),
-    "smmt-no-sparse": ("SMMT without sparse attention", "Ablation: dense attention, with masking."),
-    "smmt-no-mask": ("SMMT without masking", "Ablation: sparse attention, no masking."),
-}
-LABEL_SET_TEXT = {"ad-cn": "AD vs CN (as in the paper; MCI subjects left out)", "cn-mci-ad": "CN vs MCI vs AD"}
-MASK_MODE_TEXT = {"dimension": "Per dimension (the paper)", "modality": "Whole modality"}
-PRESET_TEXT = {
-    "demo": "Demo: small model (d = 128, 64×64 slices), 12 epochs: minutes on a laptop CPU.",
-    "paper": "Paper: d = 512, 256×256 3-channel slices, 50 epochs: hours, a GPU is advisable.",
-}
-DEVICES: list[tuple[str, str]] = [
-    ("auto", "Automatic (GPU when available)"),
-    ("cpu", "CPU"),
-    ("cuda", "GPU (CUDA)"),
-]
-
-CIRCULAR_WARNING = (
-    "<b>Circular features selected.</b> ADNI assigns its diagnostic groups partly from MMSE and "
-    "CDR, so a model given them scores near-perfectly, and the score says little about the MRI. "
-    "Use <i>Non-circular</i> to see what the images and risk factors alone achieve."
-)
-
+# --- slider steps (the texts are in smmt_gui.strings) ----------------------------------------------
 FRACTION_STEP = 5  # percent per slider step
 MASK_STEP = 0.05  # mask ratio per slider step
 MAX_MASK_RATIO = 0.9
@@ -113,15 +61,15 @@ def parse_seeds(text: str) -> list[int]:
             continue
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not match:
-            raise ValueError(f"{part!r} is not a seed or a range like 0-4")
+            raise ValueError(strings.WIZARD_SEED_NOT_A_SEED.format(part=part))
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first:
-            raise ValueError(f"range {part!r} runs backwards")
+            raise ValueError(strings.WIZARD_SEED_BACKWARDS.format(part=part))
         if last - first >= 100:
-            raise ValueError(f"range {part!r} has more than 100 seeds")
+            raise ValueError(strings.WIZARD_SEED_TOO_MANY.format(part=part))
         seeds.update(range(first, last + 1))
     if not seeds:
-        raise ValueError("enter at least one seed")
+        raise ValueError(strings.WIZARD_SEED_NONE)
     return sorted(seeds)
 
 
@@ -150,13 +98,13 @@ class DataPage(QWizardPage):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setTitle("Data")
-        self.setSubTitle("Choose the cohort to train on. It is checked before you go on.")
+        self.setTitle(strings.WIZARD_DATA_TITLE)
+        self.setSubTitle(strings.WIZARD_DATA_SUBTITLE)
         self._group = QButtonGroup(self)
         self.source_buttons: dict[str, QRadioButton] = {}
-        sources = QGroupBox("Source")
+        sources = QGroupBox(strings.WIZARD_DATA_SOURCE_BOX)
         grid = QVBoxLayout(sources)
-        for key, text, _ in DATA_SOURCES:
+        for key, text, _ in strings.WIZARD_DATA_SOURCES:
             button = QRadioButton(text)
             button.setObjectName(f"source-{key}")
             self._group.addButton(button)
@@ -165,8 +113,8 @@ class DataPage(QWizardPage):
             button.toggled.connect(self._source_changed)
 
         self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("Folder of the dataset")
-        self.browse_button = QPushButton("Browse…")
+        self.path_edit.setPlaceholderText(strings.WIZARD_DATA_PATH_PLACEHOLDER)
+        self.browse_button = QPushButton(strings.WIZARD_BROWSE)
         self.browse_button.clicked.connect(self._browse)
         self.source_hint = _hint("")
         self.status_label = QLabel()
@@ -174,11 +122,11 @@ class DataPage(QWizardPage):
         self.summary = QPlainTextEdit()
         self.summary.setReadOnly(True)
         self.summary.setMinimumHeight(120)
-        self.summary.setPlaceholderText("The validation summary appears here.")
+        self.summary.setPlaceholderText(strings.WIZARD_DATA_SUMMARY_PLACEHOLDER)
 
         layout = QVBoxLayout(self)
         layout.addWidget(sources)
-        layout.addWidget(QLabel("Dataset folder:"))
+        layout.addWidget(QLabel(strings.WIZARD_DATA_PATH_LABEL))
         layout.addWidget(_browse_row(self.path_edit, self.browse_button))
         layout.addWidget(self.source_hint)
         layout.addWidget(self.status_label)
@@ -238,7 +186,7 @@ class DataPage(QWizardPage):
         demo = source == "demo"
         self.path_edit.setEnabled(not demo)
         self.browse_button.setEnabled(not demo)
-        self.source_hint.setText(dict((k, h) for k, _, h in DATA_SOURCES)[source])
+        self.source_hint.setText(dict((k, h) for k, _, h in strings.WIZARD_DATA_SOURCES)[source])
         self._schedule_validation(immediately=True)
 
     def _schedule_validation(self, immediately: bool = False) -> None:
@@ -265,10 +213,8 @@ class DataPage(QWizardPage):
 
             demo_dir = default_demo_dir()
             if not (demo_dir / "participants.tsv").is_file():
-                self.status_label.setText("✓ The SYNTHETIC demo cohort will be built when training starts.")
-                self.summary.setPlainText(
-                    f"Demo cohort folder: {demo_dir}\nNot built yet: 100 synthetic subjects, about a minute to make."
-                )
+                self.status_label.setText(strings.WIZARD_DATA_DEMO_PENDING)
+                self.summary.setPlainText(strings.WIZARD_DATA_DEMO_PENDING_SUMMARY.format(folder=demo_dir))
                 self._set_complete(True)
                 self.validated.emit(None)
                 return
@@ -276,16 +222,16 @@ class DataPage(QWizardPage):
         else:
             path = self.path_edit.text().strip()
             if not path:
-                self.status_label.setText("Choose a folder.")
+                self.status_label.setText(strings.WIZARD_DATA_CHOOSE)
                 self.summary.clear()
                 return
             if not Path(path).exists():
-                self.status_label.setText("✗ This folder does not exist.")
+                self.status_label.setText(strings.WIZARD_DATA_NOT_FOUND)
                 self.summary.clear()
                 return
         from smmt_core.data.validate import validate_path
 
-        self.status_label.setText("Checking the data…")
+        self.status_label.setText(strings.WIZARD_DATA_CHECKING)
         self.summary.clear()
         # Our own demo images need no reading; a user's dataset gets every image opened once.
         check_images = self.source() != "demo"
@@ -311,17 +257,17 @@ class DataPage(QWizardPage):
             if self.source() not in ("demo", report.layout) and not (
                 self.source() == "folders" and report.layout in ("folders", "folder")
             ):
-                note = f" (found a {report.layout.upper()} layout)"
-            self.status_label.setText(f"✓ Usable: {report.n_subjects} subjects{note}.")
+                note = strings.WIZARD_DATA_OTHER_LAYOUT.format(layout=report.layout.upper())
+            self.status_label.setText(strings.WIZARD_DATA_USABLE.format(n=report.n_subjects, note=note))
         else:
-            self.status_label.setText("✗ Not usable for training: see the problems below.")
+            self.status_label.setText(strings.WIZARD_DATA_UNUSABLE)
         self._set_complete(bool(report.usable))
         self.validated.emit(report)
 
     def _on_error(self, generation: int, message: str) -> None:
         if generation != self._generation:
             return
-        self.status_label.setText("✗ " + message)
+        self.status_label.setText(strings.WIZARD_DATA_ERROR.format(message=message))
         self.summary.clear()
         self._set_complete(False)
         self.validated.emit(None)
@@ -338,7 +284,7 @@ class DataPage(QWizardPage):
 
     def _browse(self) -> None:
         start = self.path_edit.text().strip() or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Choose the dataset folder", start)
+        folder = QFileDialog.getExistingDirectory(self, strings.WIZARD_DATA_BROWSE_DIALOG, start)
         if folder:
             self.path_edit.setText(folder)
 
@@ -349,19 +295,19 @@ class FeaturesPage(QWizardPage):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setTitle("Features")
-        self.setSubTitle("Which clinical scores and variables the model sees besides the MRI.")
+        self.setTitle(strings.WIZARD_FEATURES_TITLE)
+        self.setSubTitle(strings.WIZARD_FEATURES_SUBTITLE)
         self.label_set_combo = QComboBox()
         for key in LABEL_SETS:
-            self.label_set_combo.addItem(LABEL_SET_TEXT.get(key, key), key)
+            self.label_set_combo.addItem(strings.WIZARD_LABEL_SET_TEXT.get(key, key), key)
 
         presets = QHBoxLayout()
-        presets.addWidget(QLabel("Presets:"))
+        presets.addWidget(QLabel(strings.WIZARD_FEATURES_PRESETS))
         self.preset_buttons: dict[str, QPushButton] = {}
-        for key, text in PRESET_BUTTONS:
+        for key, text in strings.WIZARD_PRESET_BUTTONS:
             names = FEATURE_PRESETS[key]
             button = QPushButton(text)
-            button.setToolTip(", ".join(names) if names else "No clinical inputs: the model sees the MRI only.")
+            button.setToolTip(", ".join(names) if names else strings.WIZARD_MRI_ONLY)
             button.clicked.connect(lambda _checked=False, names=names: self.set_features(names))
             self.preset_buttons[key] = button
             presets.addWidget(button)
@@ -371,20 +317,22 @@ class FeaturesPage(QWizardPage):
         boxes = QHBoxLayout()
         numeric = [name for name in KNOWN_FEATURES if name not in CATEGORICAL_FEATURES]
         categorical = [name for name in KNOWN_FEATURES if name in CATEGORICAL_FEATURES]
-        for title, names in (("Clinical scores", numeric), ("Categorical", categorical)):
+        groups = ((strings.WIZARD_FEATURES_NUMERIC_BOX, numeric),
+                  (strings.WIZARD_FEATURES_CATEGORICAL_BOX, categorical))
+        for title, names in groups:
             box = QGroupBox(title)
             column = QVBoxLayout(box)
             for name in names:
-                check = QCheckBox(FEATURE_TEXT.get(name, name))
-                circular = " — part of how the diagnosis is made (circular)" if name in CIRCULAR_FEATURES else ""
-                check.setToolTip(f"column {name}{circular}")
+                check = QCheckBox(strings.WIZARD_FEATURE_TEXT.get(name, name))
+                tip = strings.WIZARD_FEATURE_TIP_CIRCULAR if name in CIRCULAR_FEATURES else strings.WIZARD_FEATURE_TIP
+                check.setToolTip(tip.format(name=name))
                 check.toggled.connect(self._features_changed)
                 self.checks[name] = check
                 column.addWidget(check)
             column.addStretch(1)
             boxes.addWidget(box)
 
-        self.warning = QLabel(CIRCULAR_WARNING)
+        self.warning = QLabel(strings.WIZARD_CIRCULAR_WARNING)
         self.warning.setWordWrap(True)
         self.warning.setObjectName("circularWarning")
         self.warning.setStyleSheet(
@@ -394,7 +342,7 @@ class FeaturesPage(QWizardPage):
         self.count_label = QLabel()
 
         form = QFormLayout()
-        form.addRow("Classes:", self.label_set_combo)
+        form.addRow(strings.WIZARD_FEATURES_CLASSES, self.label_set_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(presets)
@@ -420,8 +368,8 @@ class FeaturesPage(QWizardPage):
         chosen = self.features()
         self.warning.setVisible(bool(self.circular_selected()))
         self.count_label.setText(
-            f"{len(chosen)} selected: {', '.join(chosen)}" if chosen
-            else "No clinical inputs: the model sees the MRI only."
+            strings.WIZARD_FEATURES_COUNT.format(n=len(chosen), names=", ".join(chosen)) if chosen
+            else strings.WIZARD_MRI_ONLY
         )
 
     def values(self) -> dict:
@@ -442,14 +390,14 @@ class ModelPage(QWizardPage):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setTitle("Model")
-        self.setSubTitle("The variant to train, how much of the training data to use, and how much to mask.")
+        self.setTitle(strings.WIZARD_MODEL_TITLE)
+        self.setSubTitle(strings.WIZARD_MODEL_SUBTITLE)
         self._group = QButtonGroup(self)
         self.variant_buttons: dict[str, QRadioButton] = {}
-        variants = QGroupBox("Variant")
+        variants = QGroupBox(strings.WIZARD_VARIANT_BOX)
         grid = QGridLayout(variants)
         for row, key in enumerate(VARIANTS):
-            title, text = VARIANT_TEXT.get(key, (key, ""))
+            title, text = strings.WIZARD_VARIANT_TEXT.get(key, (key, ""))
             button = QRadioButton(title)
             button.setObjectName(f"variant-{key}")
             self._group.addButton(button)
@@ -478,19 +426,19 @@ class ModelPage(QWizardPage):
         self.mask_slider.valueChanged.connect(self._update_labels)
         self.mask_mode_combo = QComboBox()
         for key in MASK_MODES:
-            self.mask_mode_combo.addItem(MASK_MODE_TEXT.get(key, key), key)
+            self.mask_mode_combo.addItem(strings.WIZARD_MASK_MODE_TEXT.get(key, key), key)
         self.mask_note = _hint("")
 
-        sliders = QGroupBox("Data and masking")
+        sliders = QGroupBox(strings.WIZARD_SLIDERS_BOX)
         form = QGridLayout(sliders)
-        form.addWidget(QLabel("Training data fraction:"), 0, 0)
+        form.addWidget(QLabel(strings.WIZARD_FRACTION_LABEL), 0, 0)
         form.addWidget(self.fraction_slider, 0, 1)
         form.addWidget(self.fraction_label, 0, 2)
-        form.addWidget(_hint("Shrinks the training subjects only; the test subjects never change."), 1, 1, 1, 2)
-        form.addWidget(QLabel("Mask ratio:"), 2, 0)
+        form.addWidget(_hint(strings.WIZARD_FRACTION_HINT), 1, 1, 1, 2)
+        form.addWidget(QLabel(strings.WIZARD_MASK_LABEL), 2, 0)
         form.addWidget(self.mask_slider, 2, 1)
         form.addWidget(self.mask_label, 2, 2)
-        form.addWidget(QLabel("Masking:"), 3, 0)
+        form.addWidget(QLabel(strings.WIZARD_MASK_MODE_LABEL), 3, 0)
         form.addWidget(self.mask_mode_combo, 3, 1)
         form.addWidget(self.mask_note, 4, 1, 1, 2)
         form.setColumnStretch(1, 1)
@@ -529,14 +477,14 @@ class ModelPage(QWizardPage):
             self._update_labels()
 
     def _update_labels(self, *_args) -> None:
-        self.fraction_label.setText(f"{self.fraction() * 100:.0f} %")
-        self.mask_label.setText(f"{self.mask_ratio():.2f}")
+        self.fraction_label.setText(strings.WIZARD_FRACTION_VALUE.format(percent=self.fraction() * 100))
+        self.mask_label.setText(strings.WIZARD_MASK_VALUE.format(ratio=self.mask_ratio()))
         used = self.masking_used()
         self.mask_slider.setEnabled(used)
         self.mask_mode_combo.setEnabled(used)
         self.mask_note.setText(
-            "The paper's best ratio is 0.30; above about 0.6 accuracy falls to the majority-class rate."
-            if used else f"{VARIANT_TEXT[self.variant()][0]} trains without masking; the ratio is not used."
+            strings.WIZARD_MASK_NOTE if used
+            else strings.WIZARD_MASK_UNUSED.format(variant=strings.WIZARD_VARIANT_TEXT[self.variant()][0])
         )
 
     def values(self) -> dict:
@@ -568,11 +516,11 @@ class RunPage(QWizardPage):
 
     def __init__(self, parent=None, cuda_available: bool | None = None):
         super().__init__(parent)
-        self.setTitle("Run settings")
-        self.setSubTitle("Training schedule, seeds and device. One run is trained per seed.")
+        self.setTitle(strings.WIZARD_RUN_TITLE)
+        self.setSubTitle(strings.WIZARD_RUN_SUBTITLE)
         self.preset_combo = QComboBox()
         for key in PRESETS:
-            self.preset_combo.addItem(key.capitalize(), key)
+            self.preset_combo.addItem(strings.WIZARD_PRESET_NAMES.get(key, key.capitalize()), key)
         self.preset_note = _hint("")
         self.preset_combo.currentIndexChanged.connect(self._preset_changed)
 
@@ -585,7 +533,7 @@ class RunPage(QWizardPage):
         self.lr_spin.setRange(0.00001, 1.0)
         self.lr_spin.setSingleStep(0.0001)
         self.seeds_edit = QLineEdit("0")
-        self.seeds_edit.setPlaceholderText("0   or   0, 1, 2   or   0-4")
+        self.seeds_edit.setPlaceholderText(strings.WIZARD_SEEDS_PLACEHOLDER)
         self.seeds_edit.textChanged.connect(self._seeds_changed)
         self.seeds_note = QLabel()
 
@@ -595,31 +543,31 @@ class RunPage(QWizardPage):
             cuda_available = bool(torch.cuda.is_available())
         self.cuda_available = cuda_available
         self.device_combo = QComboBox()
-        for key, text in DEVICES:
+        for key, text in strings.WIZARD_DEVICES:
             self.device_combo.addItem(text, key)
         if not cuda_available:
             index = self.device_combo.findData("cuda")
             item = self.device_combo.model().item(index)
             item.setEnabled(False)
-            item.setText("GPU (CUDA) — not available on this computer")
+            item.setText(strings.WIZARD_CUDA_UNAVAILABLE)
 
         self.out_edit = QLineEdit(str(runs_dir()))
-        self.out_button = QPushButton("Browse…")
+        self.out_button = QPushButton(strings.WIZARD_BROWSE)
         self.out_button.clicked.connect(self._browse_out)
         self.run_name_edit = QLineEdit()
-        self.run_name_edit.setPlaceholderText("automatic (variant, fraction, seed, time)")
+        self.run_name_edit.setPlaceholderText(strings.WIZARD_RUN_NAME_PLACEHOLDER)
 
         form = QFormLayout(self)
-        form.addRow("Preset:", self.preset_combo)
+        form.addRow(strings.WIZARD_PRESET_LABEL, self.preset_combo)
         form.addRow("", self.preset_note)
-        form.addRow("Epochs:", self.epochs_spin)
-        form.addRow("Batch size:", self.batch_spin)
-        form.addRow("Learning rate:", self.lr_spin)
-        form.addRow("Seed(s):", self.seeds_edit)
+        form.addRow(strings.WIZARD_EPOCHS_LABEL, self.epochs_spin)
+        form.addRow(strings.WIZARD_BATCH_LABEL, self.batch_spin)
+        form.addRow(strings.WIZARD_LR_LABEL, self.lr_spin)
+        form.addRow(strings.WIZARD_SEEDS_LABEL, self.seeds_edit)
         form.addRow("", self.seeds_note)
-        form.addRow("Device:", self.device_combo)
-        form.addRow("Runs folder:", _browse_row(self.out_edit, self.out_button))
-        form.addRow("Run name:", self.run_name_edit)
+        form.addRow(strings.WIZARD_DEVICE_LABEL, self.device_combo)
+        form.addRow(strings.WIZARD_RUNS_FOLDER_LABEL, _browse_row(self.out_edit, self.out_button))
+        form.addRow(strings.WIZARD_RUN_NAME_LABEL, self.run_name_edit)
         self._preset_changed()
         self._seeds_changed()
 
@@ -631,7 +579,7 @@ class RunPage(QWizardPage):
         self.epochs_spin.setValue(int(preset.get("epochs", 12)))
         self.batch_spin.setValue(int(preset.get("batch_size", 8)))
         self.lr_spin.setValue(float(preset.get("lr", 1e-3)))
-        self.preset_note.setText(PRESET_TEXT.get(self.preset(), ""))
+        self.preset_note.setText(strings.WIZARD_PRESET_TEXT.get(self.preset(), ""))
 
     def seeds(self) -> list[int]:
         return parse_seeds(self.seeds_edit.text())
@@ -640,9 +588,11 @@ class RunPage(QWizardPage):
         try:
             seeds = self.seeds()
         except ValueError as error:
-            self.seeds_note.setText(f"✗ {error}")
+            self.seeds_note.setText(strings.WIZARD_SEEDS_INVALID.format(error=error))
         else:
-            self.seeds_note.setText("1 run" if len(seeds) == 1 else f"{len(seeds)} runs, one after another")
+            self.seeds_note.setText(
+                strings.WIZARD_SEEDS_ONE if len(seeds) == 1 else strings.WIZARD_SEEDS_MANY.format(n=len(seeds))
+            )
         self.completeChanged.emit()
 
     def device(self) -> str:
@@ -688,6 +638,6 @@ class RunPage(QWizardPage):
         self.run_name_edit.setText(str(values.get("run_name", "")))
 
     def _browse_out(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the runs", self.out_edit.text().strip())
+        folder = QFileDialog.getExistingDirectory(self, strings.WIZARD_RUNS_FOLDER_DIALOG, self.out_edit.text().strip())
         if folder:
             self.out_edit.setText(folder)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox, QWizard
 
 from smmt_core.errors import SMMTError
 from smmt_core.train.config import TrainConfig, from_preset
+from smmt_gui import strings
 from smmt_gui.settings import WIZARD_PREFIX, open_settings
 from smmt_gui.wizard.pages import DataPage, FeaturesPage, ModelPage, RunPage
 
@@ -27,10 +28,10 @@ class TrainingWizard(QWizard):
 
     def __init__(self, parent=None, settings: QSettings | None = None, cuda_available: bool | None = None):
         super().__init__(parent)
-        self.setWindowTitle("Train a model")
+        self.setWindowTitle(strings.WIZARD_TITLE)
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
-        self.setButtonText(QWizard.WizardButton.FinishButton, "Start training")
+        self.setButtonText(QWizard.WizardButton.FinishButton, strings.WIZARD_FINISH)
         self.setMinimumSize(640, 560)
         self._settings = settings if settings is not None else open_settings()
         self.data_page = DataPage(self)
@@ -105,7 +106,7 @@ class TrainingWizard(QWizard):
             try:
                 self.configs()
             except (SMMTError, ValueError) as error:
-                QMessageBox.warning(self, "Check the settings", str(error))
+                QMessageBox.warning(self, strings.WIZARD_CHECK_SETTINGS, str(error))
                 return False
         return super().validateCurrentPage()
 
