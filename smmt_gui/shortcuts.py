@@ -21,8 +21,8 @@ TOGGLE_CATEGORICAL = "Alt+3"
 
 # Viewer navigation (handled by the viewer's keyPressEvent, listed here so they are documented):
 # Up / Down or Page Up / Page Down: next / previous slice of the view under the mouse (the last
-# one clicked); Left / Right: move the crosshair; A / C / S: focus axial / coronal / sagittal;
-# O: show or hide the cluster overlay; R: reset zoom and window/level.
+# one clicked); A / C / S: focus axial / coronal / sagittal; O: show or hide the cluster overlay;
+# R: reset zoom and window/level. Clicking a view moves the linked crosshair.
 VIEWER_KEYS = {
     "next_slice": ("Up", "PgUp"),
     "previous_slice": ("Down", "PgDown"),
