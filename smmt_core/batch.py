@@ -41,12 +41,29 @@ class FeatureSchema:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSchema":
+        """Rebuild from `to_dict`; ValueError saying which entry is malformed (e.g. a hand-edited file)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"schema must be a JSON object, got {type(d).__name__}")
+
+        def names(value, what: str) -> list[str]:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"schema {what} must be a list of names, got {value!r}")
+            return list(value)
+
+        categorical = d.get("categorical", {})
+        if not isinstance(categorical, dict):
+            raise ValueError(f"schema categorical must map names to category lists, got {categorical!r}")
         shape = d.get("mri_shape")
+        if shape is not None and not (
+            isinstance(shape, (list, tuple)) and len(shape) == 4
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        ):
+            raise ValueError(f"schema mri_shape must be null or 4 positive integers, got {shape!r}")
         return cls(
-            numeric=list(d.get("numeric", [])),
-            categorical={k: list(v) for k, v in d.get("categorical", {}).items()},
+            numeric=names(d.get("numeric", []), "numeric"),
+            categorical={k: names(v, f"categories of {k}") for k, v in categorical.items()},
             mri_shape=tuple(shape) if shape else None,
-            classes=list(d.get("classes", ["CN", "AD"])),
+            classes=names(d.get("classes", ["CN", "AD"]), "classes"),
         )
 
     def differences(self, other: "FeatureSchema") -> list[str]:

@@ -1,6 +1,8 @@
-"""One exception type for every problem a user can cause with their input.
+"""The exceptions SMMT Studio raises on purpose: one base type, `SMMTError`, for every problem the
+user can act on (their input, or a run that failed on its own, `TrainingError`).
 
-The CLI prints `str(error)` as a single line and exits non-zero; the GUI shows it in a message.
+The CLI prints `str(error)` as a single line and exits non-zero (2 for bad input, 1 for a
+TrainingError, which is not the input's fault); the GUI shows it in a message.
 Always name the file and the problem, so the user knows what to fix.
 """
 
@@ -28,3 +30,11 @@ class CheckpointError(SMMTError):
 
 class ConfigError(SMMTError):
     """An invalid setting (unknown variant, fraction outside (0, 1], ...)."""
+
+
+class TrainingError(SMMTError):
+    """Training ran but failed for a reason that is not the input's fault (e.g. the loss diverged).
+
+    Kept apart from input errors so that callers can tell "fix your data or settings" from "the
+    run itself went wrong": the CLI exits 1 for it, 2 for other SMMTErrors.
+    """

@@ -199,17 +199,18 @@ class Predictor:
         with self._lock:
             inputs, pre = encode_subject(subject, self.run.encoder, self.run.preprocess, self._cache,
                                          modalities=switched_on)
+            has = self._has_from_inputs(inputs, pre)
             inputs = inputs.to(self.run.device)
             available = model.available(inputs)[0].cpu()
             if not bool(available.any()):
-                raise DataError(self._nothing_to_use_message(subject, switched_on))
+                raise DataError(self._nothing_to_use_message(subject, has, switched_on))
             with torch.inference_mode():
                 output = model(inputs, return_details=True)
             logits = output.logits.float()[0]
             prob = torch.softmax(logits, dim=0).cpu().numpy().astype(float)
 
         used = [m.value for m in ALL_MODALITIES if bool(available[MODALITY_INDEX[m]])]
-        lacking = [m.value for m in ALL_MODALITIES if not self._subject_has(subject, m)]
+        lacking = [m.value for m in ALL_MODALITIES if m not in has]
         contributions = {}
         if output.contributions is not None:
             values = output.contributions[0].float().cpu().numpy()
@@ -263,23 +264,26 @@ class Predictor:
             raise DataError("subject folder or T1 file not found", path)
         return load_subject(path)
 
-    def _subject_has(self, subject: Subject, modality: Modality) -> bool:
-        """Has the subject this modality *for this model's features* (not just any clinical value)."""
-        if modality is Modality.MRI:
-            return subject.t1_path is not None
-        names = self.run.encoder.numeric_names if modality is Modality.CLINICAL else self.run.encoder.categorical_names
-        values = subject.numeric if modality is Modality.CLINICAL else subject.categorical
-        for name in names:
-            value = values.get(name)
-            if value is None:
-                continue
-            if isinstance(value, float) and math.isnan(value):
-                continue
-            return True
-        return False
+    @staticmethod
+    def _has_from_inputs(inputs, pre) -> set[Modality]:
+        """The modalities the subject has *as the model sees them*, whether switched on or not.
 
-    def _nothing_to_use_message(self, subject: Subject, switched_on: set[Modality]) -> str:
-        have = [m.value for m in ALL_MODALITIES if self._subject_has(subject, m)]
+        Read from the encoded inputs with the rule `encode_subject` and `SMMT.available` apply
+        (some of the model's numeric features not missing; some category known to the encoder,
+        so an APOE4 value never seen in training counts as absent), so that
+        `Prediction.modalities_missing` never disagrees with what the model used.
+        """
+        has = set()
+        if pre is not None:
+            has.add(Modality.MRI)
+        if inputs.numeric.shape[1] and not bool(inputs.numeric_missing.bool().all()):
+            has.add(Modality.CLINICAL)
+        if inputs.categorical.shape[1] and bool((inputs.categorical != 0).any()):
+            has.add(Modality.CATEGORICAL)
+        return has
+
+    def _nothing_to_use_message(self, subject: Subject, has: set[Modality], switched_on: set[Modality]) -> str:
+        have = [m.value for m in ALL_MODALITIES if m in has]
         return (
             f"subject {subject.key}: nothing to predict from — the model uses "
             f"{', '.join(self.model_modalities) or 'nothing'}, the subject has {', '.join(have) or 'nothing usable'}, "

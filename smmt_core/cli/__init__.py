@@ -3,9 +3,10 @@
 Each area registers its own sub-commands (see the `*_commands.py` modules beside this file), so
 the data, model and training layers can grow their commands without touching one another.
 
-Exit codes: 0 success, 1 the work ran but failed for a reason that is not the input's fault,
-2 bad or unusable input or usage (one line on stderr naming the file and the problem, never a
-traceback), 130 interrupted.
+Exit codes: 0 success, 1 the work ran but failed for a reason that is not the input's fault
+(e.g. `TrainingError`: the loss diverged), 2 bad or unusable input or usage, including a file or
+folder that cannot be read or written (one line on stderr naming the file and the problem, never
+a traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import logging
 import sys
 
 from smmt_core import __version__
-from smmt_core.errors import SMMTError
+from smmt_core.errors import SMMTError, TrainingError
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_FAILED = EXIT_NEGATIVE  # the work ran but failed, not because of the input (TrainingError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_line(error: OSError) -> str:
+    """'PATH: Permission denied' rather than "[Errno 13] Permission denied: 'PATH'"; one line."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is not None and error.filename2 is not None:
+        text = f"{error.filename} -> {error.filename2}: {reason}"
+    elif error.filename is not None:
+        text = f"{error.filename}: {reason}"
+    else:
+        text = reason
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -51,8 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return int(args.handler(args) or 0)
+    except TrainingError as error:
+        print(f"smmt {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except SMMTError as error:
         print(f"smmt {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # a file or folder the OS refused (permissions, disk full, read-only, ...)
+        print(f"smmt {args.command}: error: {os_error_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"smmt {args.command}: interrupted", file=sys.stderr)

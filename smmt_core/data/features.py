@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from smmt_core.batch import FeatureSchema
+from smmt_core.data.layouts.common import is_missing
 from smmt_core.data.subject import Subject
 from smmt_core.errors import CheckpointError, ConfigError, DataError
 
@@ -42,15 +43,8 @@ FEATURE_PRESETS: dict[str, list[str]] = {
 _ENCODER_FORMAT = 1
 
 
-def _missing(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return value.strip().lower() in ("", "n/a", "na", "nan", "none")
-    try:
-        return not math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+# The loaders' rule for a missing value, so that "missing" means the same everywhere.
+_missing = is_missing
 
 
 def _category_text(value) -> str | None:

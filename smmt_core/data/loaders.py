@@ -12,6 +12,7 @@ makes the input unusable raises `DataError` naming the file and the problem.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from smmt_core.data.layouts import adni, bids, oasis
@@ -79,8 +80,8 @@ def detect_layout(path) -> str:
         return "adni"
     if oasis.SESSION_DIR.match(path.name) is None and oasis.find_session_dirs(path):
         return "oasis"
-    if _is_subject_folder(path) or oasis.SESSION_DIR.match(path.name):
-        return "folder"
+    if _is_subject_folder(path) or oasis.SESSION_DIR.match(path.name) or _bids_position(path)[0] is not None:
+        return "folder"  # (a sub-X/ses-Y folder of a BIDS dataset is one scan, not a folder of folders)
     if _has_clinical_file(path) and not any(p.is_dir() for p in entries):
         return "folder"
     if _subject_subfolders(path):
@@ -99,27 +100,91 @@ def load_subject(path) -> Subject:
     """One subject from a single T1 file or a subject folder (+ optional clinical.json / one-row CSV/TSV).
 
     Problems that do not stop the subject from being used (an unreadable score) go to Subject.notes.
+    A sub-X (or sub-X/ses-Y) folder of a BIDS dataset is read through the dataset, so its
+    participants.tsv / sessions.tsv values come along (the latest session unless one is opened).
     A dataset folder (BIDS, ADNI, OASIS, a folder of subject folders) is refused: use load_dataset.
     """
     path = Path(path).expanduser()
     try:
-        return _load_subject(path, detect_layout(path))
+        subject, problems = _load_subject(path, detect_layout(path))
     except OSError as error:
         raise DataError(f"cannot read: {error.strerror or error}", error.filename or path) from None
-
-
-def _load_subject(path: Path, layout: str) -> Subject:
-    if layout == "file":
-        subject, problems = load_single_file(path)
-    elif layout == "folder":
-        if oasis.SESSION_DIR.match(path.name):
-            subject, problems = _load_oasis_session(path)
-        else:
-            subject, problems = load_subject_folder(path)
-    else:
-        raise DataError(f"this is a {layout} dataset, not a single subject; open it as a dataset", path)
     subject.notes.extend(problems)
     return subject
+
+
+def _load_subject(path: Path, layout: str) -> tuple[Subject, list[str]]:
+    """(The subject, the non-fatal problems found reading it)."""
+    if layout == "file":
+        return load_single_file(path)
+    if layout != "folder":
+        raise DataError(f"this is a {layout} dataset, not a single subject; open it as a dataset", path)
+    bids_root, participant, session = _bids_position(path)
+    if bids_root is not None:  # sub-X or sub-X/ses-Y inside BIDS: bring its participants.tsv data along
+        return _load_bids_subject(bids_root, participant, session)
+    if oasis.SESSION_DIR.match(path.name):
+        return _load_oasis_session(path)
+    subject, problems = load_subject_folder(path)
+    download = _enclosing_adni(path)
+    if download is not None:
+        subject.notes.append(
+            f"this folder is part of an ADNI download ({download}); its ADNIMERGE clinical data are only read "
+            f"when the subject is taken from the dataset (smmt predict <PTID> --cohort {download}, "
+            "or open the download folder)")
+    return subject, problems
+
+
+def _bids_position(path: Path) -> tuple[Path | None, str | None, str | None]:
+    """(BIDS root, participant, session) when `path` is a sub-X or sub-X/ses-Y folder of a BIDS
+    dataset; (None, None, None) otherwise."""
+    path = path.resolve()
+    if path.name.startswith("sub-") and _is_bids_root(path.parent):
+        return path.parent, path.name, None
+    if path.name.startswith("ses-") and path.parent.name.startswith("sub-") and _is_bids_root(path.parent.parent):
+        return path.parent.parent, path.parent.name, path.name
+    return None, None, None
+
+
+def _is_bids_root(folder: Path) -> bool:
+    """A BIDS dataset folder: it describes itself or has the participants table (the clinical data)."""
+    return (folder / bids.DESCRIPTION).is_file() or (folder / bids.PARTICIPANTS).is_file()
+
+
+def _session_order(session: str | None):
+    """Natural order of session names: ses-M006 < ses-M012, ses-2 < ses-10."""
+    parts = re.split(r"(\d+)", session or "")
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+
+def _load_bids_subject(root: Path, participant: str, session: str | None) -> tuple[Subject, list[str]]:
+    """One participant (and session) of a BIDS dataset, with its participants.tsv/sessions.tsv data.
+
+    Without a session, the latest scan with a T1 is taken and a note says which (and the others).
+    """
+    cohort = bids.load_bids(root, only=participant)
+    scans = cohort.subjects
+    if session is not None:
+        scans = [s for s in scans if s.session == session]
+        if not scans:
+            raise DataError(f"no T1w image for {participant} in this session folder", root / participant / session)
+    with_mri = [s for s in scans if s.t1_path is not None] or scans
+    subject = max(with_mri, key=lambda s: _session_order(s.session))
+    if len(scans) > 1:
+        others = ", ".join(s.session or "(no session)" for s in scans if s is not subject)
+        subject.notes.append(f"{participant} has {len(scans)} sessions; using the latest, {subject.session} "
+                             f"(others: {others}; open a ses-* folder to pick one)")
+    return subject, list(cohort.problems)
+
+
+def _enclosing_adni(folder: Path) -> Path | None:
+    """The ADNI download that holds `folder` (an image folder below ADNI/<PTID>/...), else None.
+
+    Judged from the names of the folders above (a few levels), never by scanning the disk around it."""
+    for ancestor in list(folder.resolve().parents)[:5]:
+        if adni.PTID.match(ancestor.name) and adni.image_root(ancestor.parent) is not None:
+            images = ancestor.parent
+            return images.parent if images.name == "ADNI" else images
+    return None
 
 
 def _load_oasis_session(folder: Path) -> tuple[Subject, list[str]]:
@@ -131,6 +196,8 @@ def _load_oasis_session(folder: Path) -> tuple[Subject, list[str]]:
     subject, problems = load_single_file(t1)
     subject.subject_id, subject.session, subject.source = person, visit, "oasis"
     subject.notes.extend([note] if note else [])
+    subject.notes.append("an OASIS-1 session folder alone has no clinical data; take the subject from the "
+                         f"dataset instead (smmt predict {subject.key} --cohort <OASIS folder>, or open the OASIS folder)")
     return subject, problems
 
 
@@ -159,9 +226,10 @@ def _load(path: Path, layout: str, adnimerge, date_window_days: int) -> Cohort:
     elif layout == "folders":
         cohort = _load_folders(path)
     else:
-        subject = load_subject(path)
+        subject, problems = _load_subject(path, layout)
+        subject.notes.extend(problems)
         root = path.parent if layout == "file" else path
-        cohort = Cohort([subject], layout, root, name=subject.subject_id)
+        cohort = Cohort([subject], layout, root, name=subject.subject_id, problems=list(problems))
     if adnimerge is not None:
         cohort.problems.append(f"{adnimerge}: ignored; an ADNIMERGE table only applies to ADNI downloads")
     return cohort

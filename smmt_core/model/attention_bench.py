@@ -338,8 +338,9 @@ def run_from_args(args, out=print) -> list[BenchRecord]:
     records = bench_attention(args.sizes, on_record=None if args.json else (lambda r: out(format_record(r))),
                               **options)
     if args.json_out:
-        import os
         from pathlib import Path
+
+        from smmt_core.fileio import atomic_write_text
 
         path = Path(args.json_out)
         meta = {"settings": {k: v for k, v in vars(args).items() if k != "handler"},
@@ -349,9 +350,7 @@ def run_from_args(args, out=print) -> list[BenchRecord]:
                 "loglog_slope_sparse": loglog_slope(records, "sparse_ms")}
         for target, payload in ((path, [r.to_dict() for r in records]),
                                 (path.with_suffix(".meta.json"), meta)):
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(json.dumps(payload, indent=1))
-            os.replace(tmp, target)
+            atomic_write_text(target, json.dumps(payload, indent=1))
     if args.json:
         out(json.dumps([r.to_dict() for r in records], indent=1))
     else:

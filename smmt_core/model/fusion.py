@@ -69,11 +69,11 @@ class CascadeStep(nn.Module):
         self.feed_forward = FeedForward(d_model, dropout)
 
     def forward(self, fusion: torch.Tensor, tokens: torch.Tensor, present: torch.Tensor,
-                force_mask_ratio: float | None = None) -> torch.Tensor:
+                force_mask_ratio: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         gate = present.to(fusion.dtype).view(-1, 1, 1)
         update = self.cross(self.norm_q(fusion), self.norm_kv(tokens))
         if self.masking is not None:
-            update = self.masking(update, force_mask_ratio)
+            update = self.masking(update, force_mask_ratio, generator)
         # torch.where, not multiplication: an absent modality's tokens may hold anything.
         fusion = fusion + torch.where(gate > 0, update, torch.zeros_like(update))
         return fusion + gate * self.feed_forward(self.norm_ff(fusion))

@@ -210,30 +210,29 @@ class SMMT(nn.Module):
         return tokens_by_name, cluster_ids
 
     def _fuse(self, tokens_by_name: dict[str, torch.Tensor], present: torch.Tensor,
-              force_mask_ratio: float | None) -> torch.Tensor:
+              force_mask_ratio: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Cascade the fusion tokens through the modalities a sample has, then the head."""
         fusion = self.fusion_tokens.expand(present.shape[0], -1, -1)
         for name in self.order:
             if name in tokens_by_name:
                 column = MODALITY_INDEX[Modality(name)]
-                fusion = self.cascade[name](fusion, tokens_by_name[name], present[:, column], force_mask_ratio)
+                fusion = self.cascade[name](fusion, tokens_by_name[name], present[:, column], force_mask_ratio,
+                                            generator)
         return self.head(fusion.mean(1))
 
-    def _logits(self, inputs: ModelInputs, force_mask_ratio: float | None,
-                collect_ids: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        present = self.available(inputs)
-        tokens_by_name, cluster_ids = self._encode_all(inputs, present, collect_ids)
-        return self._fuse(tokens_by_name, present, force_mask_ratio), cluster_ids
-
     def forward(self, inputs: ModelInputs, return_details: bool = False,
-                force_mask_ratio: float | None = None) -> torch.Tensor | ModelOutput:
+                force_mask_ratio: float | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor | ModelOutput:
         """Logits (B, n_classes); with return_details, a `ModelOutput` with cluster ids and contributions.
 
         force_mask_ratio: mask the cascade updates with this ratio even in eval mode (robustness).
+        generator: draw the masks from this generator instead of torch's global RNG (a robustness
+        sweep on one thread must not disturb a training on another). Dropout, active only in
+        training mode, always uses the global RNG.
         """
         present = self.available(inputs)
         tokens_by_name, cluster_ids = self._encode_all(inputs, present, collect_ids=return_details)
-        logits = self._fuse(tokens_by_name, present, force_mask_ratio)
+        logits = self._fuse(tokens_by_name, present, force_mask_ratio, generator)
         if not return_details:
             return logits
         with torch.no_grad():

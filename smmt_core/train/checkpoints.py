@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from smmt_core.batch import FeatureSchema
-from smmt_core.errors import CheckpointError
+from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.train.config import VARIANTS, TrainConfig
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from smmt_core.train.metrics import json_safe
@@ -163,18 +163,34 @@ def read_checkpoint_metadata(run_dir: str | Path, which: str = "best") -> dict:
     return meta
 
 
-def load_run(
-    run_dir: str | Path,
-    which: str = "best",
-    device: str = "cpu",
-    *,
-    expected_schema: FeatureSchema | None = None,
-) -> LoadedRun:
+def check_data_schema(model_schema: FeatureSchema, data_schema: FeatureSchema, where: str | Path | None = None,
+                      missing_columns: list[str] | None = None) -> None:
+    """CheckpointError naming every difference when data would not feed the model as it was trained.
+
+    `data_schema` is what the data provide (the run's encoder applied to the data's columns, the
+    MRI shape the data give); `missing_columns` are feature columns the data lack, named first.
+    """
+    differences = model_schema.differences(data_schema)
+    if not differences and not missing_columns:
+        return
+    parts = []
+    if missing_columns:
+        parts.append(f"the data lack feature column(s) {', '.join(missing_columns)}")
+    parts.extend(differences)
+    raise CheckpointError("model was trained on different inputs than these data provide: "
+                          + "; ".join(parts) + " (checkpoint != data)", where)
+
+
+def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> LoadedRun:
     """Rebuild the model of a run from `<which>.safetensors` + `<which>.json`.
 
     Raises CheckpointError (naming the file and what is wrong) when a file is missing or corrupt,
     the weights do not belong to the metadata, the variant is unknown, the stored feature schema
-    disagrees with the stored encoder or with `expected_schema`, or a tensor name/shape differs.
+    is malformed or disagrees with the stored encoder or preprocessing settings, or a tensor
+    name/shape differs. Whether some *data* fit the run is `check_data_schema`'s question.
+
+    Loading draws no random numbers (the model is built on the meta device, then given the
+    stored weights), so it never disturbs a training running on another thread.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
@@ -195,8 +211,13 @@ def load_run(
         raise CheckpointError(
             f"unknown model variant {config.variant!r} (this SMMT Studio knows {', '.join(VARIANTS)})", meta_path)
 
-    schema = FeatureSchema.from_dict(meta["schema"])
-    classes = list(meta["classes"])
+    try:
+        schema = FeatureSchema.from_dict(meta["schema"])
+    except ValueError as error:
+        raise CheckpointError(f"stored feature schema is invalid: {error}", meta_path) from None
+    classes = meta["classes"]
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"stored class names must be a list of names, got {classes!r}", meta_path)
     if classes != list(schema.classes):
         raise CheckpointError(f"class names {classes} differ from the schema's {schema.classes}", meta_path)
     try:
@@ -210,11 +231,10 @@ def load_run(
         raise CheckpointError(
             "stored feature encoder does not match the stored schema: "
             + schema_mismatch_message(schema, encoder_schema), meta_path)
-    if expected_schema is not None and expected_schema.differences(schema):
+    if schema.mri_shape is not None and tuple(preprocess.mri_shape) != tuple(schema.mri_shape):
         raise CheckpointError(
-            "model was trained on different inputs than these data provide: "
-            + schema_mismatch_message(schema, expected_schema)
-            + " (checkpoint != data)", meta_path)
+            f"stored preprocessing settings give MRI input {list(preprocess.mri_shape)} but the schema "
+            f"says {list(schema.mri_shape)} (slices, channels, height, width)", meta_path)
 
     try:
         blob = weights_path.read_bytes()
@@ -229,7 +249,11 @@ def load_run(
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"weights file is corrupt ({error})", weights_path) from None
 
-    model = build_model(ModelConfig.from_train_config(config), schema)
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no random initialisation
+            model = build_model(ModelConfig.from_train_config(config), schema)
+    except ConfigError as error:
+        raise CheckpointError(f"stored model settings are invalid: {error.problem}", meta_path) from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -246,7 +270,7 @@ def load_run(
         if wrong_shape:
             parts.append(f"shape (file != model): {', '.join(wrong_shape[:5])}")
         raise CheckpointError("weights do not fit the model described in the metadata: " + "; ".join(parts), weights_path)
-    model.load_state_dict(tensors, strict=True)
+    model.load_state_dict(tensors, strict=True, assign=True)
     model.to(device)
     model.eval()
     return LoadedRun(run_dir=run_dir, config=config, schema=schema, encoder=encoder, preprocess=preprocess,

@@ -7,12 +7,16 @@ researcher needs to see that for *their* run, on the run's own held-out test sub
    (exactly what happens to a subject that lacks them), no masking;
 2. all modalities, with the model's modality masking forced on at test time at ratio r for a range
    of r (`SMMT.forward(force_mask_ratio=r)`); masking is random, so each ratio is evaluated
-   `repeats` times with seeded generators and the mean and SD are reported.
+   `repeats` times with seeded generators of its own (never torch's global RNG, which a training
+   on another thread may be drawing from) and the mean and SD are reported.
 
 The test subjects are rebuilt from the run folder: the dataset named in config.json (or "demo")
-is loaded again and the scans listed as `test` in split.csv are taken from it, so nothing here can
-leak training subjects into the figures. Scores are per person (soft vote over a person's scans,
-`smmt_core.train.metrics.soft_vote`), like every figure the trainer reports.
+is loaded again and the scans of the persons listed as `test` in split.csv are taken from it, so
+nothing here can leak training subjects into the figures. Before evaluating, the dataset is
+checked to still give the model the inputs it was trained on (every feature column, MRI): a
+dataset that does not match is refused with the difference named. Scores are per person (soft
+vote over a person's scans, `smmt_core.train.metrics.soft_vote`), like every figure the trainer
+reports.
 
 The returned DataFrame has one row per (modalities, mask_ratio): the subset rows at mask ratio 0
 and the sweep rows with all modalities (`ALL_NAME`); the all-modality row at ratio 0 is shared by
@@ -31,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from smmt_core.batch import FeatureSchema
 from smmt_core.data.subject import ALL_MODALITIES, Modality, Subject
 from smmt_core.errors import ConfigError, DataError
 
@@ -53,45 +58,70 @@ def subset_name(modalities: Sequence[Modality]) -> str:
 
 
 def load_test_subjects(run_dir: str | Path, data: str) -> list[Subject]:
-    """The run's test scans, in split.csv order, taken from a fresh load of `data` (a path or "demo").
+    """The run's test scans, taken from a fresh load of `data` (a path or "demo").
 
-    DataError when split.csv is missing or malformed, lists no test scans, or names scans that the
-    dataset does not hold (e.g. a different dataset than the run was trained on, or one that moved).
+    DataError when split.csv is missing or malformed, lists no test subjects, or names persons
+    that the dataset does not hold (e.g. a different dataset than the run was trained on, or one
+    that moved).
     """
+    return _load_test_cohort(run_dir, data)[1]
+
+
+def _load_test_cohort(run_dir: str | Path, data: str):
+    """(cohort, test scans): the dataset as the trainer loads it and the scans of the run's test persons."""
+    from smmt_core.data.splits import Split
     from smmt_core.train.config import TrainConfig
     from smmt_core.train.trainer import load_training_cohort
 
     split_path = Path(run_dir) / "split.csv"
     try:
-        split = pd.read_csv(split_path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(split_path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise DataError("split.csv is missing: cannot tell which subjects were held out for testing", split_path) from None
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"cannot read the split table ({error})", split_path) from None
-    missing_cols = {"subject_id", "part"} - set(split.columns)
-    if missing_cols:
-        raise DataError(f"split table lacks column(s) {', '.join(sorted(missing_cols))}", split_path)
-    if "session" not in split.columns:
-        split["session"] = ""
-    test = split[split["part"].str.strip().str.lower() == "test"]
-    if test.empty:
+    try:
+        split = Split.from_frame(frame)
+    except DataError as error:
+        raise DataError(error.problem, split_path) from None
+    if not split.test:
         raise DataError("split table lists no test subjects", split_path)
     if str(data).strip().lower() != "demo" and not Path(data).expanduser().exists():
         raise DataError("the run's dataset is not there any more; pass its current location (--data)", data)
     cohort = load_training_cohort(TrainConfig(data=str(data)))  # same loading as the trainer
-    by_key = {(s.subject_id, s.session or ""): s for s in cohort.subjects}
-    subjects, unknown = [], []
-    for sid, session in zip(test["subject_id"], test["session"]):
-        subject = by_key.get((sid, session or ""))
-        if subject is None:
-            unknown.append(f"{sid}/{session}" if session else sid)
-        else:
-            subjects.append(subject)
+    in_dataset = {s.subject_id for s in cohort.subjects}
+    unknown = [pid for pid in split.test if pid not in in_dataset]
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise DataError(f"{len(unknown)} test scan(s) of the run are not in the dataset {data}: {shown}; "
+        raise DataError(f"{len(unknown)} test subject(s) of the run are not in the dataset {data}: {shown}; "
                         "is this the dataset the run was trained on?", split_path)
-    return subjects
+    return cohort, split.select(cohort.subjects, "test")
+
+
+def data_schema(loaded, subjects: Sequence[Subject]) -> tuple[FeatureSchema, list[str]]:
+    """(the schema these subjects give the run's model, the feature columns they lack).
+
+    The run's fitted encoder applied to the subjects' columns: a feature the run learned from
+    (it had values in training) counts only if some subject has that column; MRI counts only if
+    some subject has a T1. Compare with the run's schema (`check_data_schema`) before evaluating:
+    a missing column would otherwise be silently fed to the model as "missing" for everybody.
+    """
+    encoder = loaded.encoder
+    columns = {name for s in subjects for name in (*s.numeric, *s.categorical)}
+    # Features with no value in the training subjects were always "missing" for the model: their
+    # absence from the data changes nothing (the encoder records them in its warnings).
+    never_seen = {name for name in encoder.features
+                  if any(w.startswith(f"{name} has no values") for w in encoder.warnings)}
+    never_seen |= {name for name in encoder.categorical_names if not encoder.categories.get(name)}
+    lacking = [name for name in encoder.features if name not in columns and name not in never_seen]
+    has_mri = any(s.t1_path is not None for s in subjects)
+    schema = FeatureSchema(
+        numeric=[n for n in encoder.numeric_names if n not in lacking],
+        categorical={k: list(encoder.categories[k]) for k in encoder.categorical_names if k not in lacking},
+        mri_shape=tuple(loaded.preprocess.mri_shape) if has_mri and loaded.schema.mri_shape is not None else None,
+        classes=list(loaded.classes),
+    )
+    return schema, lacking
 
 
 class _Evaluator:
@@ -114,14 +144,15 @@ class _Evaluator:
         self.batches = [collate(items[i:i + batch_size])[0].to(self.device) for i in range(0, len(items), batch_size)]
 
     @torch.inference_mode()
-    def score(self, absent: Sequence[Modality], force_mask_ratio: float | None) -> tuple[float, float, int]:
+    def score(self, absent: Sequence[Modality], force_mask_ratio: float | None,
+              generator: torch.Generator | None = None) -> tuple[float, float, int]:
         from smmt_core.train.metrics import compute_metrics, soft_vote
 
         probs = []
         for inputs in self.batches:
             if absent:
                 inputs = inputs.without(*absent)
-            logits = self.model(inputs, force_mask_ratio=force_mask_ratio)
+            logits = self.model(inputs, force_mask_ratio=force_mask_ratio, generator=generator)
             probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
         ids, labels, prob = soft_vote(self.person_ids, self.labels, np.concatenate(probs))
         metrics = compute_metrics(labels, prob, self.classes)
@@ -163,18 +194,17 @@ def evaluate_robustness(
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    cuda = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
-    # Rebuilding the model and the masking draws consume random numbers: keep the caller's RNG as it was.
-    with torch.random.fork_rng(devices=cuda):
-        return _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache)
+    return _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache)
 
 
 def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache) -> pd.DataFrame:
     from smmt_core.data.preprocess import MRICache
-    from smmt_core.train.checkpoints import load_run
+    from smmt_core.train.checkpoints import check_data_schema, load_run
 
     loaded = load_run(run_dir, device=device)
-    subjects = load_test_subjects(run_dir, data if data is not None else loaded.config.data)
+    cohort, subjects = _load_test_cohort(run_dir, data if data is not None else loaded.config.data)
+    found, lacking = data_schema(loaded, subjects)
+    check_data_schema(loaded.schema, found, cohort.root, missing_columns=lacking)
     evaluator = _Evaluator(loaded, subjects, batch_size, cache if cache is not None else MRICache())
 
     subsets = modality_subsets()
@@ -210,9 +240,11 @@ def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_s
             if should_stop():
                 stopped = True
                 break
-            # A fixed seed per (seed, ratio, repeat): the same call gives the same masks.
-            torch.manual_seed(seed * 100_003 + rep * 1_009 + int(round(ratio * 1000)))
-            scores.append(evaluator.score([], ratio))
+            # A generator of its own, seeded per (seed, ratio, repeat): the same call gives the same
+            # masks, and torch's global RNG (which a training on another thread draws from) is untouched.
+            generator = torch.Generator(device=evaluator.device)
+            generator.manual_seed(seed * 100_003 + rep * 1_009 + int(round(ratio * 1000)))
+            scores.append(evaluator.score([], ratio, generator))
             done += 1
             progress()
         if len(scores) < repeats:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from smmt_core.errors import CheckpointError
+from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.train.checkpoints import read_json
 
 RUN_FILE = "run.json"
@@ -44,17 +44,26 @@ def _safe_name(name: str) -> str:
 
 
 def create_run_dir(parent: str | Path, name: str) -> Path:
-    """Make a new, empty run folder `parent/name` (adding -2, -3 … if the name is taken)."""
+    """Make a new, empty run folder `parent/name` (adding -2, -3 … if the name is taken).
+
+    ConfigError naming the folder when the output folder cannot be made or written (no
+    permission, read-only, a file in the way, a system folder such as /proc).
+    """
     parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
     base = _safe_name(name)
-    for i in range(1, 1000):
-        candidate = parent / (base if i == 1 else f"{base}-{i}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 1000):
+            candidate = parent / (base if i == 1 else f"{base}-{i}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"cannot create a run folder here ({reason}); choose another output folder",
+                          error.filename or parent) from None
     raise CheckpointError(f"could not create a run folder named {base!r} (too many runs with that name)", parent)
 
 

@@ -5,9 +5,10 @@ What one run does, in order:
    subjects whose label is in the chosen label set (AD vs CN, or CN vs MCI vs AD).
 2. Split by person (stratified, seeded; k-fold when `n_folds` is set); the data fraction shrinks
    the training persons only, the test persons never change.
-3. Create the run folder: config.json, split.csv, run.json (status "running"); emit RunStarted.
-4. Fit the clinical feature encoder on the training subjects only; preprocess every scan once
-   (disk cache), emitting DataProgress.
+3. Fit the clinical feature encoder on the training subjects only (before anything is written,
+   so an unknown feature name leaves no folder behind). Create the run folder: config.json,
+   split.csv, run.json (status "running"); emit RunStarted.
+4. Preprocess every scan once (disk cache), emitting DataProgress.
 5. Train with Adam and cross-entropy (AMP on CUDA). After each epoch: per-subject train and
    validation metrics (EpochEnd), energy so far (EnergyUpdate), `last` checkpoint and, when the
    validation result improved, `best` checkpoint (CheckpointSaved); metrics.csv is rewritten.
@@ -27,7 +28,9 @@ epoch finished) is evaluated on the test set, and RunFinished(stopped_early=True
 
 Errors: any exception emits RunFailed (one line for the user) and run.json records status
 "failed"; then the exception is re-raised unchanged — an `SMMTError` for bad input (the CLI prints
-it as one line), anything else is a bug and keeps its traceback.
+it as one line, exit 2), a `TrainingError` (also an SMMTError) when the run itself went wrong
+although the input was fine, e.g. a diverged loss (exit 1), anything else is a bug and keeps its
+traceback.
 
 Reproducibility: the seed drives the model initialisation, the batch order and masking; on the
 CPU the same config and seed give identical metrics. `split_seed` (default: `seed`) drives the
@@ -50,7 +53,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.train import events as ev
 from smmt_core.train.checkpoints import (
     atomic_write_json,
@@ -154,6 +157,9 @@ def load_training_cohort(config: TrainConfig, progress: Callable[[int, int], Non
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError("dataset not found", path)
+    if path.is_file():  # name the file itself, not the folder a one-scan "cohort" would be rooted at
+        raise DataError("a single file, not a dataset; training needs a dataset folder (BIDS, ADNI, "
+                        "OASIS-1 or a folder of subject folders) with labelled CN and AD subjects", path)
     adnimerge = Path(config.adnimerge).expanduser() if config.adnimerge else None
     return load_dataset(path, adnimerge=adnimerge, date_window_days=config.date_window_days)
 
@@ -220,7 +226,21 @@ class _Run:
         preprocess = PreprocessConfig.from_train_config(cfg)
         model_config = ModelConfig.from_train_config(cfg)  # fails early on bad model settings
 
-        cohort = load_training_cohort(cfg, progress=self._data_progress("building demo cohort", stoppable=False))
+        report_demo_build = self._data_progress("building demo cohort", stoppable=False)
+
+        def demo_build_progress(done: int, total: int) -> None:
+            # A stop while the demo cohort is still being built abandons the build (the builder
+            # removes its temporary folder) and ends the run before it has a folder: there is no
+            # data to train on yet. A finished build (done == total) is kept; the run then ends
+            # cleanly at its next stop check.
+            report_demo_build(done, total)
+            if done < total and self.stop.is_set():
+                from smmt_core.data.demo import DemoBuildStopped
+
+                raise DemoBuildStopped("training was stopped while the demo cohort was being built; "
+                                       "nothing was written")
+
+        cohort = load_training_cohort(cfg, progress=demo_build_progress)
         subjects = [s for s in cohort.subjects if s.label in classes]
         excluded = len(cohort.subjects) - len(subjects)
         counts = {c: sum(s.label == c for s in subjects) for c in classes}
@@ -244,6 +264,11 @@ class _Run:
         if len(train_labels) < 2:
             raise DataError(f"the training subjects hold only {', '.join(sorted(train_labels))}; "
                             "need at least two classes (use more data or a larger fraction)", cohort.root)
+
+        # The clinical feature encoder is fitted on the training subjects only. Fitting it here,
+        # before the run folder exists, means an unknown or non-numeric feature column fails the
+        # run without leaving a "failed" folder behind.
+        encoder = FeatureEncoder(features).fit(train_s)
 
         # run folder ------------------------------------------------------------------------
         name = cfg.run_name or default_run_name(cfg.variant, cfg.fraction, cfg.seed)
@@ -279,7 +304,6 @@ class _Run:
                                 config=cfg.to_dict()))
 
         # data ------------------------------------------------------------------------------
-        encoder = FeatureEncoder(features).fit(train_s)
         cache = MRICache()
         datasets = {}
         try:
@@ -349,7 +373,7 @@ class _Run:
                     logits = model(inputs)
                     loss = F.cross_entropy(logits.float(), y)
                 if not torch.isfinite(loss):
-                    raise SMMTError(f"training diverged at epoch {epoch}, batch {b + 1} (loss is {loss.item()}); "
+                    raise TrainingError(f"training diverged at epoch {epoch}, batch {b + 1} (loss is {loss.item()}); "
                                     "lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
@@ -526,8 +550,9 @@ def train(config: TrainConfig, on_event: EventCallback | None = None, stop: thre
 
     on_event: called from the calling thread with each event of `smmt_core.train.events`.
     stop:     set it (from any thread) to end the run cleanly between batches.
-    Raises SMMTError (ConfigError, DataError, CheckpointError) for bad input after emitting
-    RunFailed; other exceptions (bugs) are re-raised unchanged after RunFailed too.
+    Raises SMMTError (ConfigError, DataError, CheckpointError) for bad input and TrainingError
+    when training itself fails (diverged loss), after emitting RunFailed; other exceptions (bugs)
+    are re-raised unchanged after RunFailed too.
     """
     run = _Run(config, on_event, stop)
     try:

@@ -14,12 +14,7 @@ from smmt_core.model.attention import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def qkv(batch, heads, n, dim, dtype=torch.float64, seed=0):

@@ -11,12 +11,7 @@ from smmt_core.model.attention_bench import bench_attention, loglog_slope
 REQUIRED = {"n", "dense_ms", "sparse_ms", "speedup", "ideal_speedup", "efficiency", "memory_ratio"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_records_are_consistent():
@@ -50,3 +45,28 @@ def test_cli_rejects_bad_input(capsys):
     assert "at least 2" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["bench", "attention", "--device", "cuda", "--sizes", "8"]) == 2
+
+
+def test_json_out_is_written_atomically_and_an_unwritable_path_is_one_line(capsys, tmp_path, monkeypatch):
+    import os
+
+    argv = ["bench", "attention", "--sizes", "8", "--heads", "1", "--head-dim", "4", "--repeats", "1", "--json"]
+    out_file = tmp_path / "bench.json"
+    out_file.write_text("old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    assert main([*argv, "--json-out", str(out_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"smmt bench: error: {out_file}: No space left on device"
+    monkeypatch.undo()
+    assert out_file.read_text() == "old"  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]  # and no temporary file is left
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main([*argv, "--json-out", str(blocker / "bench.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("smmt bench: error: ") and str(blocker) in err

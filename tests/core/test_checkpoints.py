@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from smmt_core.batch import FeatureSchema
-from smmt_core.errors import CheckpointError
+from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.train import checkpoints
-from smmt_core.train.checkpoints import atomic_write_json, load_run, read_json, save_checkpoint
+from smmt_core.train.checkpoints import atomic_write_json, check_data_schema, load_run, read_json, save_checkpoint
 from smmt_core.train.runs import create_run_dir, list_runs, read_run_info
 from tests.core.c1_support import one_thread, shared_tiny_run
 
@@ -116,10 +116,46 @@ def test_a_schema_that_does_not_match_the_data_names_the_difference(run_copy):
     other = FeatureSchema.from_dict(loaded.schema.to_dict())
     other.numeric = [n for n in other.numeric if n != "MMSE"] + ["ADAS13"]
     with pytest.raises(CheckpointError) as info:
-        load_run(run_copy, expected_schema=other)
+        check_data_schema(loaded.schema, other, "some/dataset", missing_columns=["MMSE"])
     message = str(info.value)
+    assert message.startswith("some/dataset: ") and "checkpoint != data" in message
+    assert "lack feature column(s) MMSE" in message
     assert "numeric" in message and "MMSE" in message and "ADAS13" in message
-    assert load_run(run_copy, expected_schema=loaded.schema).classes == ["CN", "AD"]
+    check_data_schema(loaded.schema, FeatureSchema.from_dict(loaded.schema.to_dict()))  # same inputs: fine
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda d: d.update(schema=["MMSE"]), "schema must be a JSON object"),
+    (lambda d: d.update(classes=5), "class names must be a list"),
+    (lambda d: d["schema"].update(mri_shape=[3, 1, "x", 64]), "mri_shape must be null or 4 positive integers"),
+    (lambda d: d["schema"].update(mri_shape=[2, 1, 16]), "mri_shape"),
+    (lambda d: d["schema"].update(numeric="MMSE"), "numeric must be a list of names"),
+    (lambda d: d["schema"].update(categorical=["PTGENDER"]), "categorical must map names"),
+    (lambda d: d["schema"]["categorical"].update(PTGENDER=3), "categories of PTGENDER"),
+    (lambda d: d["schema"].update(classes="CN,AD"), "classes must be a list of names"),
+    (lambda d: [d.update(classes=["CN"]), d["schema"].update(classes=["CN"])], "model settings are invalid.*2 classes"),
+])
+def test_malformed_metadata_is_a_checkpoint_error_naming_the_file(run_copy, change, problem):
+    _edit_json(run_copy / "best.json", change)
+    with pytest.raises(CheckpointError, match=problem) as info:
+        load_run(run_copy)
+    assert str(info.value).startswith(str(run_copy / "best.json"))
+
+
+def test_preprocessing_that_gives_another_mri_shape_than_the_schema_is_refused(run_copy):
+    _edit_json(run_copy / "best.json", lambda d: d["preprocess"].update(image_size=32))
+    with pytest.raises(CheckpointError, match=r"MRI input \[2, 1, 32, 32\].*\[2, 1, 16, 16\]") as info:
+        load_run(run_copy)
+    assert "best.json" in str(info.value)
+
+
+def test_loading_a_run_draws_no_random_numbers(run_copy):
+    """A GUI loading a model (prediction, robustness) must not disturb a training on another thread."""
+    before = torch.random.get_rng_state()
+    loaded = load_run(run_copy)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert not any(t.is_meta for t in loaded.model.state_dict().values())
+    assert all(p.requires_grad for p in loaded.model.parameters())
 
 
 def test_metadata_that_describes_a_different_model_is_refused_naming_the_tensor(run_copy):
@@ -150,6 +186,16 @@ def test_save_checkpoint_records_the_weights_checksum(tmp_path):
 
     assert meta["weights_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert meta["kind"] == "last" and meta["format_version"] == checkpoints.CHECKPOINT_FORMAT
+
+
+def test_a_run_folder_that_cannot_be_made_is_a_config_error_naming_the_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for parent in (blocker, blocker / "runs"):  # a file in the way, a folder below a file
+        with pytest.raises(ConfigError, match="cannot create a run folder here") as info:
+            create_run_dir(parent, "r")
+        assert str(blocker) in str(info.value)
+    assert blocker.read_text() == "not a folder"
 
 
 def test_run_folders_are_unique_and_listed_newest_first(tmp_path, run_copy):

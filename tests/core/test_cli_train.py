@@ -1,6 +1,8 @@
 """`smmt train`, `smmt predict`, `smmt runs`: exit codes, one-line errors, JSON output."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -37,16 +39,22 @@ def test_train_writes_a_run_and_reports_per_subject_results(tmp_path, capsys):
     assert "cli" in listing and "finished" in listing
 
 
-def test_predict_prints_json_with_the_documented_keys(tmp_path_factory, capsys):
+def _lone_subject_folder(cohort, tmp_path):
+    """A copy of the first subject folder outside its BIDS dataset: a T1 and no clinical data."""
+    source = sorted(cohort.glob("sub-*"))[0]
+    return Path(shutil.copytree(source, tmp_path / source.name))
+
+
+def test_predict_prints_json_with_the_documented_keys(tmp_path_factory, tmp_path, capsys):
     cohort, run_dir, _ = shared_tiny_run(tmp_path_factory)
-    subject = sorted(cohort.glob("sub-*"))[0]
+    subject = _lone_subject_folder(cohort, tmp_path)
     assert main(["predict", str(subject), "--model", str(run_dir), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["subject"] == subject.name
     assert out["prediction"] in ("CN", "AD")
     assert set(out["probabilities"]) == {"CN", "AD"}
     assert sum(out["probabilities"].values()) == pytest.approx(1.0)
-    assert out["modalities_used"] == ["mri"]  # a BIDS subject folder alone holds no clinical file
+    assert out["modalities_used"] == ["mri"]  # a subject folder outside its dataset holds no clinical file
 
     assert main(["predict", str(subject), "--model", str(run_dir)]) == 0
     text = capsys.readouterr().out
@@ -65,9 +73,14 @@ def test_predict_takes_a_subject_from_a_cohort_with_its_clinical_data(tmp_path_f
 
 def test_bad_input_gives_exit_code_2_and_one_line(tmp_path, tmp_path_factory, capsys):
     cohort, run_dir, _ = shared_tiny_run(tmp_path_factory)
-    subject = sorted(cohort.glob("sub-*"))[0]
+    subject = _lone_subject_folder(cohort, tmp_path)  # MRI only: nothing left with --without mri
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
     cases = [
         ["train", "--data", str(tmp_path / "nothing"), "--preset", "tiny-test", "--no-energy"],
+        ["train", "--data", str(cohort), "--preset", "tiny-test", "--no-energy", "--out", str(blocker / "runs")],
+        ["train", "--data", str(cohort), "--preset", "tiny-test", "--no-energy", "--features", "AGE,NOPE",
+         "--out", str(tmp_path / "runs")],
         ["train", "--data", str(cohort), "--fraction", "1.5"],
         ["train", "--data", str(cohort), "--fold", "2"],
         ["predict", str(subject), "--model", str(tmp_path / "no-run")],
@@ -79,6 +92,29 @@ def test_bad_input_gives_exit_code_2_and_one_line(tmp_path, tmp_path_factory, ca
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and err.startswith(f"smmt {argv[0]}: error:"), err
         assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # a bad feature name leaves no run folder behind
+
+
+def test_a_diverging_training_exits_1_not_2(tmp_path_factory, tmp_path, capsys):
+    """Exit 2 says "fix your input"; a loss that blows up is the run's failure, not the input's."""
+    cohort, _, _ = shared_tiny_run(tmp_path_factory)
+    code = main(["train", "--data", str(cohort), "--preset", "tiny-test", "--no-energy", "--lr", "1e30",
+                 "--out", str(tmp_path / "runs"), "--name", "boom", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1, err
+    assert err.count("\n") == 0 and err.startswith("smmt train: error:") and "diverged" in err
+    assert json.loads((tmp_path / "runs" / "boom" / "run.json").read_text())["status"] == "failed"
+
+
+def test_an_os_error_in_any_command_is_one_line_and_exit_2(monkeypatch, capsys):
+    import smmt_core.data.validate as validate
+
+    def refused(path, **options):
+        raise PermissionError(13, "Permission denied", "/data/locked")
+
+    monkeypatch.setattr(validate, "validate_path", refused)
+    assert main(["validate", "/data/locked"]) == 2
+    assert capsys.readouterr().err.strip() == "smmt validate: error: /data/locked: Permission denied"
 
 
 def test_help_explains_the_flags_and_exit_codes(capsys):

@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from smmt_core.train.experiments import ExperimentSpec, run_experiment
 from tests.core.c1_support import make_tiny_bids
@@ -15,13 +14,7 @@ TINY = dict(batch_size=4, d_model=32, n_heads=2, n_fusion_tokens=2, image_size=1
             resolution_mm=8.0, test_size=0.25, val_size=0.2, measure_energy=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two threads on the shared 2-core machine mostly wait for each other (see docs/experiments.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_real_grid_keeps_the_test_set_and_resumes(tmp_path, monkeypatch):

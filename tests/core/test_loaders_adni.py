@@ -144,3 +144,14 @@ def test_training_config_passes_a_separate_adnimerge_to_the_loader(tmp_path):
     assert load_training_cohort(TrainConfig(data=str(root))).subjects[0].label is None
     cohort = load_training_cohort(TrainConfig(data=str(root), adnimerge=str(merge), date_window_days=30))
     assert cohort.subjects[0].label == "CN"
+
+
+def test_an_image_folder_opened_alone_says_where_its_clinical_data_are(adni_root):
+    from smmt_core.data.loaders import load_subject
+    from tests.core.fakes import adni_scan_path
+
+    scan = adni_scan_path(adni_root, "027_S_1200", "MPR__GradWarp__B1_Correction__N3__Scaled", "2007-02-03",
+                          30000, 40000)
+    subject = load_subject(scan.parent)
+    assert subject.t1_path == scan and subject.label is None
+    assert any("part of an ADNI download" in n and f"--cohort {adni_root.resolve()}" in n for n in subject.notes)

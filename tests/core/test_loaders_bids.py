@@ -150,3 +150,67 @@ def test_missing_description_and_participants_are_problems(tmp_path):
     assert any("participants.tsv" in p for p in cohort.problems)
     (tmp_path / "ds" / "dataset_description.json").write_text(json.dumps({"Name": "x", "Description": "Synthetic data"}))
     assert load_dataset(tmp_path / "ds").synthetic
+
+
+# -- a single sub-X (or sub-X/ses-Y) folder opened on its own keeps its participants.tsv data ---------
+
+def test_a_sub_folder_opened_alone_brings_its_participants_row(tmp_path):
+    from smmt_core.data.loaders import load_subject
+
+    root = make_bids(tmp_path / "ds", PARTICIPANTS)
+    subject = load_subject(root / "sub-02")
+    assert (subject.subject_id, subject.label, subject.source) == ("sub-02", "AD", "bids")
+    assert subject.numeric["MMSE"] == 21 and subject.categorical == {"PTGENDER": "Male", "APOE4": "2"}
+    assert subject.t1_path == root / "sub-02" / "anat" / "sub-02_T1w.nii.gz"
+    assert subject.modalities == {Modality.MRI, Modality.CLINICAL, Modality.CATEGORICAL}
+    cohort = load_dataset(root / "sub-02")  # as a one-subject dataset too (what `smmt validate` reads)
+    assert len(cohort) == 1 and cohort.subjects[0].label == "AD"
+
+
+def test_a_sub_folder_with_sessions_takes_the_latest_or_the_session_opened(tmp_path):
+    from smmt_core.data.loaders import load_subject
+
+    participants = [{"participant_id": "sub-01", "sex": "F"}]
+    sessions = {"sub-01": [{"session_id": f"ses-M{m:03d}", "MMS": str(30 - i), "diagnosis": "CN"}
+                           for i, m in enumerate((0, 6, 12, 24))]}
+    images = {"sub-01": ["ses-M000", "ses-M006", "ses-M012"]}  # no T1 at M024: never the pick
+    root = make_bids(tmp_path / "ds", participants, sessions=sessions, images=images)
+    latest = load_subject(root / "sub-01")
+    assert latest.session == "ses-M012" and latest.numeric["MMSE"] == 28
+    assert latest.categorical == {"PTGENDER": "Female"}
+    assert any("using the latest, ses-M012" in note and "ses-M000" in note for note in latest.notes)
+    assert detect_layout(root / "sub-01" / "ses-M000") == detect_layout(root / "sub-01") == "folder"
+    first = load_subject(root / "sub-01" / "ses-M000")
+    assert first.session == "ses-M000" and first.numeric["MMSE"] == 30
+    assert first.t1_path.name == "sub-01_ses-M000_T1w.nii.gz"
+
+
+def test_session_order_is_natural():
+    from smmt_core.data.loaders import _session_order
+
+    names = ["ses-10", "ses-2", "ses-M012", "ses-M006", None]
+    assert sorted(names, key=_session_order) == [None, "ses-2", "ses-10", "ses-M006", "ses-M012"]
+
+
+def test_only_one_participant_is_loaded_and_an_unknown_one_is_refused(tmp_path):
+    from smmt_core.data.layouts.bids import load_bids
+
+    root = make_bids(tmp_path / "ds", PARTICIPANTS)
+    assert [s.subject_id for s in load_bids(root, only="sub-01")] == ["sub-01"]
+    with pytest.raises(DataError, match="no participant sub-09"):
+        load_bids(root, only="sub-09")
+
+
+# -- one diagnosis column when several are there ----------------------------------------------------
+
+def test_dx_wins_over_the_baseline_dx_bl_whatever_the_column_order(tmp_path):
+    from smmt_core.data.layouts.common import map_columns
+
+    assert map_columns(["RID", "DX_bl", "AGE", "DX"]) == {"DX": "diagnosis", "AGE": "AGE"}
+    assert map_columns(["DX_bl", "group"]) == {"group": "diagnosis"}
+    assert map_columns(["RID", "DX_bl"]) == {"DX_bl": "diagnosis"}  # the fallback
+    assert map_columns(["Diagnosis", "DX"]) == {"Diagnosis": "diagnosis"}
+    rows = [{"participant_id": "sub-01", "DX_bl": "CN", "AGE": "70", "DX": "Dementia"},
+            {"participant_id": "sub-02", "DX_bl": "AD", "AGE": "75", "DX": "n/a"}]
+    cohort = load_dataset(make_bids(tmp_path / "ds", rows))
+    assert [s.label for s in cohort] == ["AD", None]

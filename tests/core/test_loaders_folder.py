@@ -193,3 +193,38 @@ def test_load_dataset_on_a_subject_folder_gives_a_one_subject_cohort(tmp_path):
     folder = make_subject_folder(tmp_path, "one", clinical={"diagnosis": "MCI"})
     cohort = load_dataset(folder)
     assert cohort.layout == "folder" and len(cohort) == 1 and cohort.labels() == ["MCI"]
+
+
+# -- one rule for "missing" in the loaders and the feature encoder -----------------------------------
+
+@pytest.mark.parametrize("value", [None, "", " n/a ", "NA", "?", "unknown", math.nan, math.inf,
+                                   __import__("numpy").float32("nan")])
+def test_loaders_and_feature_encoder_agree_on_missing(value):
+    from smmt_core.data.features import FeatureEncoder
+    from smmt_core.data.layouts.common import is_missing, parse_number
+    from smmt_core.data.subject import Subject
+
+    assert is_missing(value) and math.isnan(parse_number(value)[0])
+    train = [Subject("a", "CN", numeric={"AGE": 70.0}, categorical={"APOE4": "0"}),
+             Subject("b", "AD", numeric={"AGE": 80.0}, categorical={"APOE4": "1"})]
+    encoder = FeatureEncoder(["AGE", "APOE4"]).fit(train)
+    numeric, missing, categorical = encoder.transform([Subject("c", numeric={"AGE": value},
+                                                               categorical={"APOE4": value})])
+    assert missing.tolist() == [[True]] and numeric.tolist() == [[0.0]] and categorical.tolist() == [[0]]
+
+
+@pytest.mark.parametrize("value", [0, 0.0, "0", 29, "29.5"])
+def test_real_values_are_not_missing(value):
+    from smmt_core.data.layouts.common import is_missing
+
+    assert not is_missing(value)
+
+
+def test_training_on_a_single_file_names_the_file(tmp_path):
+    from smmt_core.train.config import TrainConfig
+    from smmt_core.train.trainer import load_training_cohort
+
+    image = write_volume(tmp_path / "small.nii")
+    with pytest.raises(DataError) as info:
+        load_training_cohort(TrainConfig(data=str(image)))
+    assert info.value.path == image and "small.nii" in str(info.value) and "not a dataset" in str(info.value)

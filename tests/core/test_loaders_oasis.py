@@ -73,4 +73,5 @@ def test_single_oasis_session_folder_is_a_subject(tmp_path):
     subject = load_subject(root / "disc1" / "OAS1_0001_MR1")
     assert (subject.subject_id, subject.session) == ("OAS1_0001", "MR1")
     assert subject.t1_path.name.endswith("masked_gfc.hdr")
+    assert any("no clinical data" in n and "smmt predict OAS1_0001/MR1 --cohort" in n for n in subject.notes)
 

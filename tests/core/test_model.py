@@ -20,13 +20,7 @@ SCHEMA = FeatureSchema(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds contention on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_config(**changes) -> ModelConfig:
@@ -138,6 +132,30 @@ def test_masking_only_in_training_unless_forced():
     assert not torch.allclose(model(inputs), model(inputs))
     no_mask = build_model(small_config(variant="smmt-no-mask"), SCHEMA).train()
     assert torch.equal(no_mask(inputs), no_mask(inputs))
+
+
+@pytest.mark.parametrize("mode", ["dimension", "modality"])
+def test_forced_masks_from_a_generator_are_reproducible_and_leave_the_global_rng_alone(mode):
+    torch.manual_seed(8)
+    model = build_model(small_config(variant="smmt", mask_ratio=0.5, mask_mode=mode), SCHEMA).eval()
+    inputs = make_inputs(batch=8)
+    before = torch.random.get_rng_state()
+    a = model(inputs, force_mask_ratio=0.5, generator=torch.Generator().manual_seed(1))
+    b = model(inputs, force_mask_ratio=0.5, generator=torch.Generator().manual_seed(1))
+    c = model(inputs, force_mask_ratio=0.5, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(torch.random.get_rng_state(), before)  # nothing drawn from the global RNG
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert not torch.allclose(a, model(inputs))  # the masks did apply
+    # Without a generator the masks come from the global RNG, as before.
+    torch.manual_seed(5)
+    d = model(inputs, force_mask_ratio=0.5)
+    assert not torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(5)
+    assert torch.equal(model(inputs, force_mask_ratio=0.5), d)
+    # Training-mode masking takes the generator too (dropout is 0 in this config).
+    model.train()
+    assert torch.equal(model(inputs, generator=torch.Generator().manual_seed(3)),
+                       model(inputs, generator=torch.Generator().manual_seed(3)))
 
 
 def test_training_reduces_the_loss():

@@ -111,3 +111,27 @@ def test_latency_benchmark_measures_a_fresh_untrained_run(monkeypatch):
     assert report["load_s"] > 0 and report["cold_first_s"] > 0 and report["without_mri_median_s"] > 0
     assert report["meets_target"] == (report["first_prediction_max_s"] <= 1.0)
     assert "first prediction of a new file" in format_report(report)
+
+
+def test_modalities_missing_follows_what_the_model_could_use(shared, predictor):
+    """An APOE4 value never seen in training is code 0 (absent) for the model, so it is reported missing."""
+    from smmt_core.data.subject import Subject
+
+    source = sorted(shared[0].glob("sub-*/anat/*_T1w.nii.gz"))[0]
+    assert "7" not in predictor.run.encoder.categories["APOE4"]
+    odd = Subject("odd", t1_path=source, numeric={"MMSE": 25.0},
+                  categorical={"APOE4": "7", "PTGENDER": "Unstated"})
+    result = predictor.predict(odd)
+    assert result.modalities_used == ["mri", "clinical"]
+    assert result.modalities_missing == ["categorical"]
+    with pytest.raises(DataError, match="the subject has mri, clinical"):
+        predictor.predict(odd, modalities=["categorical"])
+
+
+def test_a_sub_folder_of_a_bids_dataset_uses_its_participants_row(shared, predictor):
+    cohort_root = shared[0]
+    from_cohort = predictor.predict(load_dataset(cohort_root).subjects[0])
+    from_folder = predictor.predict(cohort_root / "sub-001")
+    assert from_folder.subject_id == "sub-001"
+    assert from_folder.modalities_used == ["mri", "clinical", "categorical"]
+    assert from_folder.probabilities == pytest.approx(from_cohort.probabilities)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -64,13 +65,18 @@ def test_subsets_and_sweep_rows(trained):
 
 
 def test_masking_draws_are_seeded_and_leave_the_global_rng_alone(trained):
+    """The sweep neither reseeds nor restores torch's global RNG: a training on another thread
+    draws its masks and dropout from it. Here the progress callback stands in for that training."""
     torch.manual_seed(123)
-    expected_next = torch.rand(3)
+    expected = torch.rand(40)
     torch.manual_seed(123)
-    a = evaluate_robustness(trained.run_dir, mask_ratios=(0.6,), repeats=2, seed=4)
-    assert torch.equal(torch.rand(3), expected_next)
+    drawn = []
+    a = evaluate_robustness(trained.run_dir, mask_ratios=(0.6,), repeats=2, seed=4,
+                            on_progress=lambda done, total: drawn.append(torch.rand(1)))
+    drawn.append(torch.rand(1))
+    assert torch.equal(torch.cat(drawn), expected[:len(drawn)])  # an undisturbed stream
     b = evaluate_robustness(trained.run_dir, mask_ratios=(0.6,), repeats=2, seed=4)
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, b)  # reproducible without any global seeding
 
 
 def test_stop_returns_the_rows_done_so_far(trained):
@@ -102,6 +108,44 @@ def test_bad_inputs_are_clear_errors(trained, tmp_path):
     (copy / "split.csv").unlink()
     with pytest.raises(DataError, match="split.csv is missing"):
         evaluate_robustness(copy)
+
+
+def test_a_dataset_without_a_feature_column_of_the_run_is_refused_naming_it(trained, tmp_path):
+    data = tmp_path / "bids"
+    shutil.copytree(trained.run_dir.parent.parent / "bids", data)
+    table = pd.read_csv(data / "participants.tsv", sep="\t", dtype=str)
+    table.drop(columns=["MMSE", "APOE4"]).to_csv(data / "participants.tsv", sep="\t", index=False)
+    with pytest.raises(CheckpointError, match="checkpoint != data") as info:
+        evaluate_robustness(trained.run_dir, mask_ratios=(0.0,), data=str(data))
+    message = str(info.value)
+    assert "lack feature column(s) MMSE, APOE4" in message and str(data) in message
+
+
+def test_the_data_schema_ignores_features_the_run_never_had_values_for(trained):
+    """PTEDUCAT is not in the tiny cohort: a run asked for it saw it always missing, so a dataset
+    without it still fits that run; MMSE had values, so its absence is named."""
+    from smmt_core.data.features import FeatureEncoder
+    from smmt_core.data.subject import Subject
+    from smmt_core.train.checkpoints import load_run
+    from smmt_core.train.robustness import data_schema
+
+    loaded = load_run(trained.run_dir)
+    train_subjects = [Subject(f"s{i}", "CN", numeric={"AGE": 70.0 + i, "MMSE": 28.0 - i}) for i in range(4)]
+    encoder = FeatureEncoder(["AGE", "PTEDUCAT", "MMSE"]).fit(train_subjects)
+    run = SimpleNamespace(encoder=encoder, preprocess=loaded.preprocess, schema=loaded.schema, classes=["CN", "AD"])
+    new = [Subject("n1", "AD", numeric={"AGE": 80.0})]
+    schema, lacking = data_schema(run, new)
+    assert lacking == ["MMSE"]
+    assert schema.numeric == ["AGE", "PTEDUCAT"] and schema.mri_shape is None  # no T1 in the new data
+
+
+def test_a_malformed_split_table_names_the_file(trained, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained.run_dir, copy)
+    (copy / "split.csv").write_text("subject_id,part\nsub-001,holdout\n")
+    with pytest.raises(DataError, match="unknown part 'holdout'") as info:
+        evaluate_robustness(copy)
+    assert "split.csv" in str(info.value)
 
 
 def test_cli_robustness_json_csv_and_plot(trained, tmp_path, capsys):

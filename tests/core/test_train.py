@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from smmt_core.errors import ConfigError, DataError
+from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.train import events as ev
 from smmt_core.train.trainer import resolve_features, train
 from tests.core.c1_support import make_tiny_bids, mri_cache_at, one_thread, tiny_config
@@ -201,7 +201,28 @@ def test_bad_settings_fail_before_anything_is_written(cohort, tmp_path):
         train(tiny_config(cohort, tmp_path).with_(variant="nope"))
     with pytest.raises(ConfigError, match="country"):
         train(tiny_config(cohort, tmp_path).with_(measure_energy=True, energy_country="ZZZ"))
-    assert not list(tmp_path.iterdir())
+    events, on_event = _collect()
+    with pytest.raises(ConfigError, match="unknown clinical feature.*NOT_A_COLUMN"):
+        train(tiny_config(cohort, tmp_path).with_(features=["AGE", "NOT_A_COLUMN"]), on_event=on_event)
+    assert isinstance(events[-1], ev.RunFailed) and events[-1].run_dir is None
+    assert not list(tmp_path.iterdir())  # no "failed" run folder left behind
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_config_error_naming_it(cohort, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot create a run folder") as info:
+        train(tiny_config(cohort, blocker / "runs"))
+    assert str(blocker) in str(info.value)
+
+
+def test_a_diverging_loss_is_a_training_error_not_bad_input(cohort, tmp_path):
+    events, on_event = _collect()
+    with pytest.raises(TrainingError, match="diverged") as info:
+        train(tiny_config(cohort, tmp_path, run_name="boom", lr=1e30), on_event=on_event)
+    assert isinstance(info.value, SMMTError)
+    assert isinstance(events[-1], ev.RunFailed) and "diverged" in events[-1].message
+    assert json.loads((tmp_path / "boom" / "run.json").read_text())["status"] == "failed"
 
 
 def test_feature_presets_resolve_to_column_names():

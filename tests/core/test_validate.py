@@ -193,3 +193,13 @@ def test_single_subject_without_label_is_usable_for_prediction(tmp_path, capsys)
     folder = make_subject_folder(tmp_path, "s", images=(), clinical={"shoe_size": 40})
     code, out, err = _run(capsys, folder)
     assert code == 2 and "no MRI and no clinical values" in err
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_problems_in_a_single_subject_folder_are_reported(tmp_path, fmt):
+    folder = make_subject_folder(tmp_path, "s", clinical={"diagnosis": "AD", "AGE": "abc", "PTGENDER": "X"},
+                                 clinical_format=fmt)
+    report = validate_path(folder)
+    assert any("AGE" in p and "'abc'" in p for p in report.problems), report.problems
+    assert any("PTGENDER" in p and "'X'" in p for p in report.problems), report.problems
+    assert "problems: none" not in report.summary_lines()

@@ -132,15 +132,24 @@ def _merge(base: tuple[dict, dict, str | None], extra: tuple[dict, dict, str | N
     return numeric, categorical, extra[2] or base[2]
 
 
-def load_bids(root: Path) -> Cohort:
+def load_bids(root: Path, *, only: str | None = None) -> Cohort:
+    """The whole dataset, or with `only` ("sub-X") that one participant (its sessions, its
+    participants.tsv row), as when a single sub-X folder is opened; DataError if it is not there."""
     root = Path(root)
     problems: list[str] = []
     name, synthetic = dataset_name(root, problems)
     participants = _read_participants(root, problems)
     participants_path = root / PARTICIPANTS
     folders = {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and p.name.startswith("sub-")}
+    listed = set(participants)
+    if only is not None:
+        only = _with_prefix(only, "sub-")
+        if only not in participants and only not in folders:
+            raise DataError(f"no participant {only} in this BIDS dataset", root)
+        participants = {k: v for k, v in participants.items() if k == only}
+        folders = {k: v for k, v in folders.items() if k == only}
     for pid in folders:
-        if participants and pid not in participants:
+        if listed and pid not in listed:
             problems.append(f"{root / pid}: not listed in participants.tsv; no clinical data for it")
     subjects: list[Subject] = []
     for pid in list(participants) + [p for p in folders if p not in participants]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 import re
 import warnings
 from pathlib import Path
@@ -53,8 +54,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "PTGENDER": ("ptgender", "sex", "gender"),
     "APOE4": ("apoe4", "apoee4", "apoe4count", "apoee4count", "numapoe4", "apoe", "apoegenotype",
               "genotype"),
-    LABEL_COLUMN: ("diagnosis", "dx", "dxbl", "group", "researchgroup", "label", "diagnosisgroup",
-                   "dxgroup", "clinicaldiagnosis"),
+    # DX_bl (ADNIMERGE's *baseline* diagnosis) is last: a table with both DX and DX_bl must label
+    # each visit with its own DX; DX_bl is only a fallback when nothing better is there.
+    LABEL_COLUMN: ("diagnosis", "dx", "group", "researchgroup", "label", "diagnosisgroup",
+                   "dxgroup", "clinicaldiagnosis", "dxbl"),
     ID_COLUMN: ("subjectid", "participantid", "ptid", "id", "subject"),
 }
 _ALIAS_TO_CANONICAL: dict[str, str] = {a: canon for canon, aliases in _ALIASES.items() for a in aliases}
@@ -67,11 +70,20 @@ def canonical_name(column: str) -> str | None:
     return _ALIAS_TO_CANONICAL.get(_norm(column))
 
 
+def _alias_rank(column: str) -> int:
+    """Position of the column's spelling in its alias list: 0 = the canonical name itself."""
+    canon = canonical_name(column)
+    return _ALIASES[canon].index(_norm(column)) if canon else len(_ALIAS_TO_CANONICAL)
+
+
 def map_columns(columns) -> dict[str, str]:
-    """Original column -> canonical name, for the columns we know. The first of duplicates wins."""
+    """Original column -> canonical name, for the columns we know.
+
+    When several columns map to one canonical name, the better-ranked alias wins (the canonical
+    spelling first, "APOE4" over "APOE"; "DX" over "DX_bl"), then the leftmost column.
+    """
     columns = list(columns)
-    # A column spelled exactly as the canonical name beats an alias ("APOE4" over "APOE").
-    ranked = sorted(columns, key=lambda c: (_norm(c) != _norm(canonical_name(c) or ""), columns.index(c)))
+    ranked = sorted(columns, key=lambda c: (_alias_rank(c), columns.index(c)))
     out: dict[str, str] = {}
     taken: set[str] = set()
     for col in ranked:
@@ -83,11 +95,15 @@ def map_columns(columns) -> dict[str, str]:
 
 
 def is_missing(value) -> bool:
+    """The one rule for a missing clinical value, used by the loaders and the feature encoder:
+    None, a NaN/infinite number (any numeric type) or a missing-value word ("", "n/a", "NA", ...)."""
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip().lower() in MISSING_STRINGS
+    if isinstance(value, str):
+        return value.strip().lower() in MISSING_STRINGS
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return not math.isfinite(float(value))
+    return False
 
 
 # --------------------------------------------------------------------------------------------
