@@ -28,7 +28,7 @@ def add_commands(subparsers) -> None:
             "Train one model and write a run folder (config, split, per-epoch metrics, energy, best "
             "and last checkpoints, test metrics). Every figure is per subject: scans of one person are "
             "soft-voted. Ctrl-C stops cleanly after the current batch. Exit codes: 0 done, "
-            "2 bad input, 130 stopped by Ctrl-C."
+            "1 training failed (e.g. the loss diverged), 2 bad input, 130 stopped by Ctrl-C."
         ),
         epilog="example: smmt demo-data && smmt train --data demo --epochs 12",
     )
