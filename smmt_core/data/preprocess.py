@@ -13,8 +13,9 @@ scales them to [0, 1] and replicates them to 3 channels):
    never used silently.
 3. Robust intensity scaling to [0, 1]: the 0.5th and 99.5th percentiles of the voxels inside the
    MNI brain mask map to 0 and 1 (outliers and scanner scaling no longer matter).
-4. Slices: `n_slices` slices of `plane`, spread evenly over a band through the hippocampi (the
-   structure that shrinks first in AD), see `SLICE_BANDS_MM`. Each slice is padded to a square
+4. Slices: `n_slices` slices of `plane`, spread evenly over a band that runs from the hippocampi
+   (the structure that shrinks first in AD) up through the lateral ventricles (which widen as
+   the brain around them shrinks), see `SLICE_BANDS_MM`. Each slice is padded to a square
    (aspect ratio kept), resized to `image_size` with `torch.nn.functional.interpolate` and
    replicated to `channels`.
 
@@ -42,19 +43,25 @@ from smmt_core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-# Bump when the algorithm changes so that old cache entries are not reused.
-PREPROCESS_VERSION = 1
+# Bump when the algorithm or the slice positions change, so that old cache entries are not
+# reused. 2: the axial band moved up to include the lateral ventricles (was z = -20..+4 mm).
+PREPROCESS_VERSION = 2
 
 PLANES = ("axial", "coronal", "sagittal")
 
-# Where the slices go, in MNI mm along the plane's axis. The hippocampi lie at about
-# x = ±20..35, y = -40..-10, z = -25..0 mm in MNI152 space.
-#   axial:    z from -20 to +4 mm (hippocampal body and head up to the lateral ventricles)
-#   coronal:  y from -38 to -10 mm (hippocampal tail to head)
+# Where the slices go, in MNI mm along the plane's axis. The two places where AD shows on a T1
+# are the hippocampi (x = +-20..35, y = -40..-10, z = -25..0 mm in MNI152 space) and the
+# lateral ventricles (bodies at z = about 0..+30 mm, widest at z = +10..+25 mm).
+#   axial:    z from -14 to +22 mm: hippocampal body and temporal horns (-14), the frontal horns
+#             and third ventricle (+4), the bodies of the lateral ventricles (+22). A band through
+#             the hippocampi alone (the old -20..+4) left a slice classifier near chance: per-slice
+#             logistic regression on the demo cohort gave CV AUC 0.40 at z = -20 and -8 and 0.64
+#             at +4, but 0.76 at +10 and +16 and 0.75 at +22 (docs/demo-cohort.md).
+#   coronal:  y from -38 to -10 mm (hippocampal tail to head; the ventricles are in every slice)
 #   sagittal: x from -28 to +28 mm (left hippocampus, midline, right hippocampus)
 # One slice sits at the band's centre; several are spread evenly from one end to the other.
 SLICE_BANDS_MM: dict[str, tuple[float, float]] = {
-    "axial": (-20.0, 4.0),
+    "axial": (-14.0, 22.0),
     "coronal": (-38.0, -10.0),
     "sagittal": (-28.0, 28.0),
 }
@@ -136,7 +143,8 @@ class PreprocessConfig:
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings plus the algorithm version, so that a checkpoint can tell it is out of date."""
+        return {**asdict(self), "version": PREPROCESS_VERSION}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessConfig":

@@ -196,7 +196,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     from safetensors.torch import load as load_tensors
 
     from smmt_core.data.features import FeatureEncoder
-    from smmt_core.data.preprocess import PreprocessConfig
+    from smmt_core.data.preprocess import PREPROCESS_VERSION, PreprocessConfig
     from smmt_core.model.smmt import ModelConfig, build_model
 
     run_dir = Path(run_dir)
@@ -231,6 +231,12 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
         raise CheckpointError(
             "stored feature encoder does not match the stored schema: "
             + schema_mismatch_message(schema, encoder_schema), meta_path)
+    stored_version = meta["preprocess"].get("version", 1) if isinstance(meta["preprocess"], dict) else None
+    if schema.mri_shape is not None and stored_version != PREPROCESS_VERSION:
+        # Same settings, other slices: predicting would feed the model images it never saw.
+        raise CheckpointError(
+            f"the model was trained with MRI preprocessing version {stored_version}; this SMMT Studio "
+            f"uses version {PREPROCESS_VERSION} (other slice positions): train the model again", meta_path)
     if schema.mri_shape is not None and tuple(preprocess.mri_shape) != tuple(schema.mri_shape):
         raise CheckpointError(
             f"stored preprocessing settings give MRI input {list(preprocess.mri_shape)} but the schema "

@@ -149,6 +149,16 @@ def test_preprocessing_that_gives_another_mri_shape_than_the_schema_is_refused(r
     assert "best.json" in str(info.value)
 
 
+def test_a_run_preprocessed_by_an_older_slicing_is_refused(run_copy):
+    from smmt_core.data.preprocess import PREPROCESS_VERSION
+
+    stored = json.loads((run_copy / "best.json").read_text())["preprocess"]
+    assert stored["version"] == PREPROCESS_VERSION
+    _edit_json(run_copy / "best.json", lambda d: d["preprocess"].pop("version"))  # runs before versions: 1
+    with pytest.raises(CheckpointError, match=rf"preprocessing version 1; .* uses version {PREPROCESS_VERSION}"):
+        load_run(run_copy)
+
+
 def test_loading_a_run_draws_no_random_numbers(run_copy):
     """A GUI loading a model (prediction, robustness) must not disturb a training on another thread."""
     before = torch.random.get_rng_state()

@@ -55,13 +55,13 @@ def test_config_presets_key_and_validation():
             PreprocessConfig(**bad)
 
 
-def test_slice_positions_cover_the_hippocampal_band():
-    assert slice_positions_mm("axial", 1) == [-8.0]
-    assert slice_positions_mm("axial", 3) == [-20.0, -8.0, 4.0]
+def test_slice_positions_cover_hippocampi_and_ventricles():
+    assert slice_positions_mm("axial", 1) == [4.0]
+    assert slice_positions_mm("axial", 3) == [-14.0, 4.0, 22.0]  # hippocampi .. ventricle bodies
     assert slice_positions_mm("coronal", 2) == [-38.0, -10.0]
     tpl = pp.mni_template(2.0)
-    many = pp.slice_indices_for("axial", 20, tpl.affine, tpl.data.shape)  # band holds 13 voxels
-    assert many == list(range(22, 42))  # neighbours centred on z = -8 mm (index 32)
+    many = pp.slice_indices_for("axial", 20, tpl.affine, tpl.data.shape)  # band holds 19 voxels
+    assert many == list(range(28, 48))  # neighbours centred on z = +4 mm (index 38)
 
 
 # -- the pipeline --------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def test_registered_scan_gives_mni_volume_slices_and_no_warning(tmp_path, templa
     assert out.template_correlation > 0.99 and out.warnings == []
     # slice indices are where the documented MNI positions are
     z_mm = [(out.affine @ [0, 0, k, 1])[2] for k in out.slice_indices]
-    assert np.allclose(z_mm, [-20, -8, 4], atol=1.0)
+    assert np.allclose(z_mm, [-14, 4, 22], atol=1.0)
     assert out.slices[1, 0].mean() > 0.1  # the slice shows brain
 
 
