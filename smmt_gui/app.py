@@ -17,6 +17,7 @@ from pathlib import Path
 from smmt_gui import strings
 
 SCREENSHOT_TIMEOUT_S = 300
+CLOSE_TIMEOUT_S = 120  # after the screenshot: how long to let still-running jobs stop before exiting
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,9 +125,8 @@ def _screenshot(app, window, target: Path, errors: list[str]) -> int:
         print(f"smmt-gui: error: still loading after {SCREENSHOT_TIMEOUT_S} s", file=sys.stderr)
     for _ in range(5):
         app.processEvents()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ok = window.grab().save(str(target), "PNG")
-    window.close()
+    ok = _save_png(window.grab().toImage(), target)
+    _close(app, window, time.monotonic() + CLOSE_TIMEOUT_S)
     _dispose(window, app)
     if not ok:
         print(f"smmt-gui: error: could not write {target}", file=sys.stderr)
@@ -135,6 +135,35 @@ def _screenshot(app, window, target: Path, errors: list[str]) -> int:
     for message in errors:
         print(f"smmt-gui: {message}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _save_png(image, target: Path) -> bool:
+    """Write `image` to `target` as a PNG, atomically (never a truncated file); False on failure."""
+    from smmt_core.fileio import atomic_write
+
+    def write(tmp: Path) -> None:
+        if not image.save(str(tmp), "PNG"):  # the format explicitly: the temp name ends in .tmp
+            raise OSError(f"Qt could not write a PNG to {tmp}")
+
+    try:
+        atomic_write(target, write)
+    except OSError as error:
+        print(f"smmt-gui: {error}", file=sys.stderr)
+        return False
+    return True
+
+
+def _close(app, window, deadline: float) -> None:
+    """Close the window; if a job still has to stop, keep the event loop running until it has."""
+    import time
+
+    from PySide6.QtCore import QEventLoop
+
+    if window.close():
+        return
+    while not window.is_closed() and time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.02)
 
 
 def _dispose(window, app) -> None:

@@ -4,21 +4,25 @@ log dock, status bar; drag-and-drop of subjects and datasets anywhere on the win
 Why it is built this way: the window owns no science. Every job (open a path, load a model,
 predict, build the demo cohort, train) is a call into `smmt_core` run by a `FunctionWorker`
 (`smmt_gui.workers`); the window keeps track of its workers, shows their progress and errors, and
-stops and joins them in `closeEvent`. Errors reach the user in a message bar at the top of the
-window (never a crash, never a modal dialog that blocks a drop). Predictions follow a "latest
-request wins" rule: toggling modalities quickly never queues more than one extra prediction.
+stops and joins them when the window closes: a job that does not end within a moment keeps the
+window open in a "stopping…" state until it has (no thread may outlive the window). Errors reach
+the user in a message bar at the top of the window (never a crash, never a modal dialog that
+blocks a drop). Predictions follow a "latest request wins" rule: toggling modalities quickly
+never queues more than one extra prediction, and a result computed by a model that is no longer
+the current one (the user switched models meanwhile) is dropped, never shown.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+    QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
     QProgressBar, QPushButton, QSizePolicy, QStackedWidget, QTabWidget, QToolBar, QVBoxLayout, QWidget,
 )
 
@@ -30,18 +34,16 @@ from smmt_gui.panels.log import LogPanel
 from smmt_gui.panels.prediction import PredictionPanel
 from smmt_gui.settings import AppSettings, runs_dir
 from smmt_gui.viewer import OrthoViewer
-from smmt_gui.workers import FunctionWorker
+from smmt_gui.workers import FunctionWorker, live_workers
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_MS = 60_000  # how long closeEvent waits for a worker to stop (a training batch, a write)
+CLOSE_TIMEOUT_MS = 60_000  # how long wait_idle_workers waits for each worker
+CLOSE_GRACE_MS = 2_000  # closeEvent blocks at most this long for jobs to stop, then closes later
+CLOSE_POLL_MS = 100  # while "stopping…", how often the window checks whether the jobs have ended
 
 
 # --- jobs run on worker threads (plain functions over smmt_core) ---------------------------------
-
-class JobCancelled(Exception):
-    """Raised inside a job's progress callback once the window asked it to stop."""
-
 
 def open_path_job(path: str):
     """A Subject for a single T1 file or subject folder, a Cohort for any dataset layout."""
@@ -68,15 +70,11 @@ def load_model_job(run_dir: str):
 
 
 def demo_cohort_job(progress, stop):
+    """Build the demo cohort (stoppable between subjects, nothing left behind) and open it."""
     from smmt_core.data.demo import ensure_demo_cohort
     from smmt_core.data.loaders import load_dataset
 
-    def report(done, total):
-        if stop.is_set():
-            raise JobCancelled()
-        progress(done, total)
-
-    return load_dataset(ensure_demo_cohort(progress=report))
+    return load_dataset(ensure_demo_cohort(progress=progress, stop=stop))
 
 
 def predict_all_job(predictor, subjects, progress, stop):
@@ -182,6 +180,7 @@ class MainWindow(QMainWindow):
     prediction_shown = Signal(object)  # each Prediction drawn
     model_loaded = Signal(object)  # the Predictor
     idle = Signal()  # no job left running
+    closed = Signal()  # the window has closed, after every job of the app had ended
 
     def __init__(self, settings: AppSettings | None = None, *, scan_runs: bool = True):
         super().__init__()
@@ -199,7 +198,10 @@ class MainWindow(QMainWindow):
         self._predict_all_worker: FunctionWorker | None = None
         self._predict_pending = False
         self._shown_volume_key: str | None = None
-        self._closing = False
+        self._model_request = 0  # number of the latest load_model call: an older load finishing later is dropped
+        self._closing = False  # set on the first close request; no job starts after it
+        self._closed = False  # set once the window has really closed
+        self._close_timer: QTimer | None = None  # polls the jobs while the window is "stopping…"
 
         self._build_central()
         self._build_docks()
@@ -390,6 +392,14 @@ class MainWindow(QMainWindow):
             self.resize(1500, 900)
         if state is not None:
             self.restoreState(state)
+        from smmt_gui.viewer.colormaps import COLORMAPS
+
+        colormap = self.settings.viewer_colormap()
+        if colormap in COLORMAPS:
+            self.viewer.set_colormap(colormap)
+        opacity = self.settings.overlay_opacity()
+        if opacity is not None:
+            self.viewer.set_opacity(opacity)
 
     # ================================================================ jobs
     def _start(self, worker: FunctionWorker, *, result=None, error=None, progress=None, busy: str = "") -> FunctionWorker:
@@ -398,7 +408,10 @@ class MainWindow(QMainWindow):
             return worker
         if result is not None:
             worker.result.connect(result)
-        worker.error.connect(error or self.show_error)
+        report = error or self.show_error
+        # A job that fails because the window stopped it while closing is not news to the user.
+        worker.error.connect(lambda message, w=worker: (
+            log.info("%s ended while closing: %s", w.name, message) if self._closing else report(message)))
         if progress is not None:
             worker.progress.connect(progress)
         worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
@@ -530,15 +543,21 @@ class MainWindow(QMainWindow):
         if self._predict_worker is not None:
             self._predict_pending = True
             return
-        subject = self.subject
+        subject, predictor = self.subject, self.predictor
         modalities = sorted(self.prediction_panel.enabled_modalities())
         self.prediction_panel.set_busy(True)
-        worker = FunctionWorker(self.predictor.predict, subject, modalities=modalities, name="predict")
+        worker = FunctionWorker(predictor.predict, subject, modalities=modalities, name="predict")
         self._predict_worker = worker
         worker.finished.connect(self._on_predict_finished)
-        self._start(worker, result=lambda p, s=subject: self._on_prediction(s, p),
-                    error=lambda message, s=subject: self._on_predict_error(s, message),
+        # Each result is tagged with the subject and the model that produced it (see _is_current).
+        self._start(worker, result=lambda p, s=subject, m=predictor: self._on_prediction(s, p, m),
+                    error=lambda message, s=subject, m=predictor: self._on_predict_error(s, message, m),
                     busy=strings.STATUS_PREDICTING.format(subject=subject.key))
+
+    def _is_current(self, subject, predictor) -> bool:
+        """Whether a result for `subject` made by `predictor` still belongs on screen."""
+        return (not self._closing and predictor is self.predictor and self.subject is not None
+                and subject.key == self.subject.key)
 
     def _on_predict_finished(self) -> None:
         self._predict_worker = None
@@ -546,9 +565,9 @@ class MainWindow(QMainWindow):
             self._predict_pending = False
             self.request_prediction()
 
-    def _on_prediction(self, subject, prediction) -> None:
-        if self.subject is None or subject.key != self.subject.key:
-            return
+    def _on_prediction(self, subject, prediction, predictor=None) -> None:
+        if not self._is_current(subject, predictor if predictor is not None else self.predictor):
+            return  # another subject is shown, or the model changed while this one was computed
         self.last_prediction = prediction
         new_volume = prediction.volume is not None and self._shown_volume_key != subject.key
         if new_volume:
@@ -566,8 +585,8 @@ class MainWindow(QMainWindow):
         self.prediction_shown.emit(prediction)
         self.subject_shown.emit(subject)
 
-    def _on_predict_error(self, subject, message: str) -> None:
-        if self.subject is None or subject.key != self.subject.key:
+    def _on_predict_error(self, subject, message: str, predictor=None) -> None:
+        if not self._is_current(subject, predictor if predictor is not None else self.predictor):
             return
         self.prediction_panel.set_error(message)
         self.last_prediction = None
@@ -590,15 +609,20 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("predicting %v/%m")
         self.progress.setVisible(True)
         self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL_RUNNING)
-        worker = FunctionWorker(predict_all_job, self.predictor, subjects, progress_kw="progress", stop_kw="stop",
+        predictor = self.predictor
+        worker = FunctionWorker(predict_all_job, predictor, subjects, progress_kw="progress", stop_kw="stop",
                                 name="predict-all")
         self._predict_all_worker = worker
-        worker.finished.connect(self._on_predict_all_finished)
-        return self._start(worker, progress=self._on_predict_all_progress,
-                           result=lambda value, n=len(subjects): self.statusBar().showMessage(
-                               strings.STATUS_PREDICTED_ALL.format(done=value[0], n=n, failed=value[1]), 10000))
+        worker.finished.connect(lambda w=worker: self._on_predict_all_finished(w))
+        # Reports of a run that was abandoned (the model changed, see _abandon_predict_all) are dropped.
+        return self._start(worker, progress=lambda value, w=worker: self._on_predict_all_progress(w, value),
+                           result=lambda value, w=worker, n=len(subjects): (
+                               w is self._predict_all_worker and self.statusBar().showMessage(
+                                   strings.STATUS_PREDICTED_ALL.format(done=value[0], n=n, failed=value[1]), 10000)))
 
-    def _on_predict_all_progress(self, value) -> None:
+    def _on_predict_all_progress(self, worker, value) -> None:
+        if worker is not self._predict_all_worker:
+            return
         done, total, key, label, detail = value
         self.progress.setValue(done)
         if label is None:
@@ -606,9 +630,29 @@ class MainWindow(QMainWindow):
         else:
             self.cohort_panel.set_prediction(key, label, detail)
 
-    def _on_predict_all_finished(self) -> None:
+    def _on_predict_all_finished(self, worker) -> None:
+        if worker is not self._predict_all_worker:
+            return
         self._predict_all_worker = None
         self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
+
+    def _abandon_predict_all(self) -> None:
+        """Stop a running "Predict all" and ignore whatever it still reports (the model changed)."""
+        worker = self._predict_all_worker
+        if worker is None:
+            return
+        worker.request_stop()
+        self._predict_all_worker = None
+        self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
+
+    def _clear_table_predictions(self) -> None:
+        """Empty the table's prediction column: its values came from the previous model."""
+        table = self.cohort_panel.model
+        if table.predictions:
+            table.predictions.clear()
+            rows = table.rowCount()
+            if rows:
+                table.dataChanged.emit(table.index(0, 4), table.index(rows - 1, 5))
 
     def _toggle_modality(self, name: str) -> None:
         box = self.prediction_panel.toggles[name]
@@ -664,13 +708,27 @@ class MainWindow(QMainWindow):
             self.load_model(path)
 
     def load_model(self, run_dir) -> FunctionWorker:
+        """Load a run on a worker; when several loads overlap, the latest request wins."""
         run_dir = str(Path(run_dir).expanduser())
+        self._model_request += 1
+        request = self._model_request
         return self._start(FunctionWorker(load_model_job, run_dir, name="load-model"),
-                           result=self._on_model_loaded,
-                           error=lambda message: self.show_error(strings.ERROR_MODEL.format(message=message)),
+                           result=lambda predictor, r=request: (
+                               r == self._model_request and self._on_model_loaded(predictor)),
+                           error=lambda message, r=request: (
+                               r == self._model_request and self.show_error(strings.ERROR_MODEL.format(message=message))),
                            busy=strings.STATUS_LOADING_MODEL.format(path=run_dir))
 
     def _on_model_loaded(self, predictor) -> None:
+        if self._closing:
+            return
+        if predictor is not self.predictor:
+            # Whatever the old model computed, or is still computing, is stale from now on: the
+            # table is emptied, "Predict all" stops, and in-flight results are dropped on arrival.
+            self._abandon_predict_all()
+            self._clear_table_predictions()
+            self.last_prediction = None
+            self.act_export.setEnabled(False)
         self.predictor = predictor
         self.settings.add_recent_model(predictor.run_dir)
         self._fill_recent_menus()
@@ -716,6 +774,8 @@ class MainWindow(QMainWindow):
 
     def start_training(self, config) -> None:
         """Train one TrainConfig (or a list, one after another) in the Training tab."""
+        if self._closing:
+            return
         if not hasattr(self.dashboard, "start"):
             self.show_error(self.dashboard.text())
             return
@@ -843,23 +903,78 @@ class MainWindow(QMainWindow):
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        """Stop every job (training included) and join its thread before the window goes."""
-        self._closing = True
-        self.statusBar().showMessage(strings.STATUS_STOPPING)
-        QApplication.processEvents()
-        if hasattr(self.dashboard, "stop_and_wait"):
-            self.dashboard.stop_and_wait(CLOSE_TIMEOUT_MS)
-        if hasattr(self.robustness, "stop_and_wait"):
-            self.robustness.stop_and_wait(CLOSE_TIMEOUT_MS)
-        for worker in list(self._workers):
-            worker.request_stop()
-        for worker in list(self._workers):
-            if not worker.wait(CLOSE_TIMEOUT_MS):
-                log.error("worker %s did not stop in time", worker.name)
+        """Close only once every job has ended: a thread left running would crash the app on exit.
+
+        The first close request stops every job (training and robustness included) and waits up
+        to CLOSE_GRACE_MS. A job that needs longer (a training batch, a subject being written)
+        keeps the window open, its controls disabled, saying "stopping…"; a timer then closes the
+        window as soon as the last job has ended. Further close requests meanwhile are ignored.
+        """
+        if self._closed:
+            super().closeEvent(event)
+            return
+        if not self._closing:
+            self._stop_all_jobs()
+            deadline = time.monotonic() + CLOSE_GRACE_MS / 1000
+            for worker in live_workers():
+                worker.wait(max(0, int((deadline - time.monotonic()) * 1000)))
+        running = self.running_jobs()
+        if running:
+            event.ignore()
+            self._show_stopping(running)
+            return
+        if self._close_timer is not None:
+            self._close_timer.stop()
+        self._closed = True
+        self.settings.save_viewer(self.viewer.colormap_box.currentText(), self.viewer.opacity)
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.log_panel.detach()
         super().closeEvent(event)
+        self.closed.emit()
+
+    def running_jobs(self) -> list[str]:
+        """Names of the jobs whose thread is still running (any worker of the app)."""
+        return [worker.name for worker in live_workers()]
+
+    def is_closed(self) -> bool:
+        """True once the window has really closed (every job had ended)."""
+        return self._closed
+
+    def _stop_all_jobs(self) -> None:
+        self._closing = True
+        self.statusBar().showMessage(strings.STATUS_STOPPING)
+        self.statusBar().repaint()  # visible at once, without running the event loop from here
+        for panel in (self.dashboard, self.robustness):
+            if hasattr(panel, "cancel"):
+                panel.cancel()
+        # Every worker of the app, not only this window's: none may outlive the window.
+        for worker in live_workers():
+            worker.request_stop()
+
+    def _show_stopping(self, running: list[str]) -> None:
+        text = f"{strings.STATUS_STOPPING} ({', '.join(sorted(set(running)))})"
+        if self.message_bar.text() != text:
+            self.message_bar.show_message(text, error=False)
+            self.statusBar().showMessage(text)
+        # Nothing new may start (no menu, toolbar, shortcut or button); the message bar stays readable.
+        for widget in (self.menuBar(), self.toolbar, self.tabs, self.cohort_dock, self.prediction_dock):
+            widget.setEnabled(False)
+        for action in self.actions():
+            action.setEnabled(False)
+        if self._close_timer is None:
+            self._close_timer = QTimer(self)
+            self._close_timer.setInterval(CLOSE_POLL_MS)
+            self._close_timer.timeout.connect(self._close_when_stopped)
+        self._close_timer.start()
+
+    def _close_when_stopped(self) -> None:
+        running = self.running_jobs()
+        if running:
+            self._show_stopping(running)
+        else:
+            self._close_timer.stop()
+            self.close()
 
 
 def window_icon() -> QIcon | None:

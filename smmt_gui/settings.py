@@ -86,6 +86,24 @@ class AppSettings:
         value = self.qsettings.value(KEY_STATE)
         return value if isinstance(value, QByteArray) and not value.isEmpty() else None
 
+    # --- viewer -------------------------------------------------------------------------------
+    def save_viewer(self, colormap: str, overlay_opacity: float) -> None:
+        self.qsettings.setValue(KEY_COLORMAP, str(colormap))
+        self.qsettings.setValue(KEY_OVERLAY_OPACITY, float(overlay_opacity))
+
+    def viewer_colormap(self) -> str | None:
+        """The colormap name last used (the caller checks it is still one it knows), or None."""
+        value = self.qsettings.value(KEY_COLORMAP)
+        return str(value) if value else None
+
+    def overlay_opacity(self) -> float | None:
+        """The cluster overlay opacity last used, in [0, 1]; None if unset or unreadable."""
+        try:
+            value = float(self.qsettings.value(KEY_OVERLAY_OPACITY))
+        except (TypeError, ValueError):
+            return None
+        return value if 0.0 <= value <= 1.0 else None  # also rejects NaN
+
     # --- plain values ---------------------------------------------------------------------------
     def get(self, key: str, default=None, type_=None):
         value = self.qsettings.value(key, default)

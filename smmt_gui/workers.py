@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-import weakref
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -32,8 +31,10 @@ from smmt_core.errors import SMMTError
 
 log = logging.getLogger(__name__)
 
-# Every worker that has been started and not yet finished, so the app can stop them all on close.
-_LIVE: "weakref.WeakSet[FunctionWorker]" = weakref.WeakSet()
+# Every worker that has been started and whose `finished` has not been delivered yet. A strong
+# reference on purpose: a worker (and its QThread) must outlive its thread even when whoever
+# started it has let go: a QThread destroyed while running takes the whole process down.
+_LIVE: "set[FunctionWorker]" = set()
 
 
 def live_workers() -> list["FunctionWorker"]:
@@ -82,7 +83,7 @@ class FunctionWorker(QObject):
       progress(object)  whatever the job reported
       result(object)    the return value, when the job succeeded
       error(str)        one line for the user, when it raised
-      finished()        always last, once the thread has ended
+      finished()        always last, once the thread has ended (joined: is_running() is False)
     """
 
     progress = Signal(object)
@@ -175,6 +176,11 @@ class FunctionWorker(QObject):
 
     @Slot()
     def _on_finished(self) -> None:
+        # QThread.finished is emitted from the thread just *before* it exits. Join it here (a
+        # matter of microseconds) so that whoever drops the last reference to this worker in a
+        # `finished` slot never destroys a QThread that is still running.
+        if self._runner is not None:
+            self._runner.wait()
         self._done = True
         _LIVE.discard(self)
         self.finished.emit()

@@ -14,7 +14,8 @@ Reproducibility: everything about subject i comes from random streams keyed by (
 same seed gives byte-identical files, and the first n subjects of a larger cohort are the same as
 a cohort of n. Diagnoses are assigned in permuted blocks, so every block of subjects has the same
 class mix. The dataset is written to a temporary folder next to the output and renamed into place
-at the end: an interrupted build leaves nothing half-written.
+at the end: an interrupted build leaves nothing half-written. A build can be stopped from another
+thread (the `stop` event, checked between subjects); it then raises `DemoBuildStopped`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,7 +35,7 @@ import numpy as np
 
 from smmt_core import __version__
 from smmt_core.data.demo_clinical import ClinicalDraw, draw_clinical
-from smmt_core.errors import ConfigError, DataError
+from smmt_core.errors import ConfigError, DataError, SMMTError
 
 DEMO_DIR_ENV = "SMMT_DEMO_DIR"
 DEFAULT_SUBJECTS = 100
@@ -62,6 +64,10 @@ _STREAM_BLOCKS, _STREAM_CLINICAL, _STREAM_IMAGE, _STREAM_MISSING = range(4)
 SYNTHETIC_DESCRIPTOR = "SYNTHETIC demo subject (smmt-studio) - not patient data"  # NIfTI descrip, < 80 bytes
 
 Progress = Callable[[int, int], None]
+
+
+class DemoBuildStopped(SMMTError):
+    """The build was stopped on request (its `stop` event was set); nothing was written."""
 
 
 @dataclass
@@ -163,13 +169,17 @@ def read_demo_parameters(path: str | Path) -> dict | None:
 
 
 def make_demo_cohort(out, n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAULT_SEED, missing_rate: float = 0.0,
-                     with_mci: bool = False, progress: Progress | None = None, *, overwrite: bool = False) -> Path:
+                     with_mci: bool = False, progress: Progress | None = None, *, overwrite: bool = False,
+                     stop: threading.Event | None = None) -> Path:
     """Build the SYNTHETIC demo cohort as a BIDS dataset in `out` and return its path.
 
     `out` must not exist, be an empty folder, or already hold a demo cohort: with the same
     parameters it is returned as it is; with other parameters it is replaced only when
     `overwrite` is true. A folder holding anything else is never touched.
-    `progress(done, total)` is called after each subject.
+    `progress(done, total)` is called after each subject. Setting `stop` (from any thread) ends
+    the build before the next subject: the temporary folder is removed, `out` is left as it was,
+    and DemoBuildStopped is raised. Once every subject is written the build is completed (a few
+    small files) and returned, as is a cohort that already exists.
     """
     _check_parameters(n_subjects, seed, missing_rate)
     out = Path(out).expanduser().absolute()
@@ -192,7 +202,7 @@ def make_demo_cohort(out, n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAUL
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the cohort is ordinary data
     try:
-        _write_cohort(staging, wanted, progress)
+        _write_cohort(staging, wanted, progress, lambda: _check_stop(stop, out))
         _move_into_place(staging, out, wanted)
     finally:
         if staging.exists():
@@ -200,10 +210,17 @@ def make_demo_cohort(out, n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAUL
     return out
 
 
-def ensure_demo_cohort(progress: Progress | None = None) -> Path:
-    """The app's default demo cohort (100 subjects, seed 0, 15 % missing), built on first use."""
+def ensure_demo_cohort(progress: Progress | None = None, stop: threading.Event | None = None) -> Path:
+    """The app's default demo cohort (100 subjects, seed 0, 15 % missing), built on first use.
+
+    `stop`: as in `make_demo_cohort` (a stopped build raises DemoBuildStopped, writes nothing)."""
     return make_demo_cohort(default_demo_dir(), DEFAULT_SUBJECTS, DEFAULT_SEED, DEFAULT_MISSING_RATE, False,
-                            progress, overwrite=True)
+                            progress, overwrite=True, stop=stop)
+
+
+def _check_stop(stop: threading.Event | None, out: Path) -> None:
+    if stop is not None and stop.is_set():
+        raise DemoBuildStopped("building the demo cohort was stopped; nothing was written", out)
 
 
 def _describe(parameters: dict) -> str:
@@ -231,7 +248,9 @@ def _move_into_place(staging: Path, out: Path, wanted: dict) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_cohort(root: Path, parameters: dict, progress: Progress | None) -> None:
+def _write_cohort(root: Path, parameters: dict, progress: Progress | None,
+                  check_stop: Callable[[], None] = lambda: None) -> None:
+    """Write the whole dataset into `root`; `check_stop()` raises to abandon the build."""
     from smmt_core.data.demo_anatomy import ImageParameters, template_anatomy
 
     subjects = plan_cohort(parameters["n_subjects"], parameters["seed"], parameters["missing_rate"],
@@ -239,9 +258,11 @@ def _write_cohort(root: Path, parameters: dict, progress: Progress | None) -> No
     total = len(subjects)
     if progress:
         progress(0, total)
+    check_stop()
     anatomy = template_anatomy() if any(s.missing != "mri" for s in subjects) else None
     truth_rows = []
     for done, subject in enumerate(subjects, start=1):
+        check_stop()
         if subject.missing != "mri":
             image = anatomy.synthesize(
                 ImageParameters(hippocampal_change=subject.clinical.hippocampal_size,

@@ -617,5 +617,17 @@ class TrainingDashboard(QWidget):
         self.cancel_button.setEnabled(False)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self.stop_and_wait()
-        super().closeEvent(event)
+        """Closing a stand-alone dashboard cancels the run. If its thread does not end within a
+        moment, the dashboard stays open (showing "cancelling…") and closes itself once it has:
+        the GUI never blocks for a whole batch, and no thread outlives the widget."""
+        worker = self._worker
+        if worker is None or not worker.is_running():
+            super().closeEvent(event)
+            return
+        first_request = not self._cancel_requested
+        self.cancel()
+        if worker.wait(2000 if first_request else 0):
+            super().closeEvent(event)
+            return
+        event.ignore()
+        QTimer.singleShot(100, self, self.close)  # ask again shortly (no blocking wait then)

@@ -253,3 +253,56 @@ def test_cli_builds_and_reports(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "missing rate" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_stopped_build_writes_nothing_and_keeps_the_old_cohort(tmp_path):
+    import threading
+
+    from smmt_core.data.demo import DemoBuildStopped
+
+    out = tmp_path / "cohort"
+    demo.make_demo_cohort(out, 1, seed=3)  # an older demo cohort with other settings
+    before = _files(out)
+    stop = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        if done == 1:
+            stop.set()  # e.g. the user closed the window while subject 2 was being made
+
+    with pytest.raises(DemoBuildStopped, match="stopped; nothing was written") as raised:
+        demo.make_demo_cohort(out, 3, seed=0, progress=progress, overwrite=True, stop=stop)
+    assert raised.value.path == out
+    assert seen == [0, 1]  # it stopped before the second subject
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]  # no staging folder left
+    assert demo.make_demo_cohort(out, 1, seed=3, stop=stop) == out  # a complete cohort is returned regardless
+
+
+def test_stopping_training_while_the_demo_cohort_builds(tmp_path, monkeypatch):
+    """The trainer abandons a demo build when its stop flag is set: no cohort, no run folder."""
+    import threading
+
+    from smmt_core.data.demo import DemoBuildStopped
+    from smmt_core.train import events as ev
+    from smmt_core.train.config import TrainConfig
+    from smmt_core.train.trainer import train
+
+    monkeypatch.setenv("SMMT_DEMO_DIR", str(tmp_path / "demo"))
+    monkeypatch.setattr(demo, "DEFAULT_SUBJECTS", 3)
+    stop = threading.Event()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, ev.DataProgress) and event.done == 1:
+            stop.set()
+
+    config = TrainConfig(data="demo", out=str(tmp_path / "runs"), measure_energy=False)
+    with pytest.raises(DemoBuildStopped):
+        train(config, on_event=on_event, stop=stop)
+    assert [e.done for e in events if isinstance(e, ev.DataProgress)] == [0, 1]
+    assert isinstance(events[-1], ev.RunFailed) and events[-1].run_dir is None
+    assert "stopped while the demo cohort was being built" in events[-1].message
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no demo folder, no staging, no runs

@@ -77,3 +77,44 @@ def test_runs_dir_follows_the_environment(monkeypatch, tmp_path):
     assert runs_dir() == tmp_path / "r"
     monkeypatch.delenv("SMMT_RUNS_DIR")
     assert runs_dir() == Path.home() / ".local" / "share" / "smmt-studio" / "runs"
+
+
+def _dashboard_with_a_run(qtbot, linger_s: float):
+    """A stand-alone training dashboard whose (fake) run needs `linger_s` to wind down once stopped."""
+    import time
+
+    from smmt_core.train.config import TrainConfig
+    from smmt_gui.panels.training import TrainingDashboard
+
+    running, ended = threading.Event(), threading.Event()
+
+    def train(config, on_event, stop):
+        running.set()
+        stop.wait(30)
+        time.sleep(linger_s)  # e.g. the batch in progress and its checkpoint
+        ended.set()
+
+    dashboard = TrainingDashboard(train_fn=train)
+    qtbot.addWidget(dashboard)
+    dashboard.show()
+    dashboard.start(TrainConfig(data="demo"))
+    assert running.wait(5)
+    return dashboard, ended
+
+
+def test_closing_a_dashboard_cancels_its_run_and_joins_it(qtbot):
+    dashboard, ended = _dashboard_with_a_run(qtbot, linger_s=0.1)
+    assert dashboard.close()  # the run stopped within the short wait: closed at once
+    assert ended.is_set() and not dashboard.isVisible()
+
+
+def test_a_dashboard_that_cannot_stop_at_once_closes_later_without_blocking(qtbot):
+    import time
+
+    dashboard, ended = _dashboard_with_a_run(qtbot, linger_s=1.0)
+    dashboard.cancel()  # the user already asked to stop: closing now must not wait at all
+    t0 = time.perf_counter()
+    assert dashboard.close() is False
+    assert time.perf_counter() - t0 < 0.5 and dashboard.isVisible()
+    qtbot.waitUntil(lambda: not dashboard.isVisible(), timeout=10000)
+    assert ended.is_set()

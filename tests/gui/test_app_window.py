@@ -28,6 +28,13 @@ def loaded(main_window, qtbot, tiny_run):
     return main_window
 
 
+def close_and_wait(window, qtbot, timeout_ms: int = 60000) -> None:
+    """Close the window; when a job still has to stop, wait until the window really closes."""
+    if not window.close():
+        qtbot.waitUntil(window.is_closed, timeout=timeout_ms)
+    assert window.is_closed()
+
+
 def test_prediction_for_the_first_subject(loaded):
     window = loaded
     prediction = window.last_prediction
@@ -177,9 +184,47 @@ def test_closing_stops_and_joins_running_jobs(main_window, qtbot):
     worker = main_window._start(FunctionWorker(slow, stop_kw="stop", name="slow"))
     assert started.wait(5)
     t0 = time.perf_counter()
-    main_window.close()
+    assert main_window.close()  # the job stopped within the grace period: closed at once
     assert time.perf_counter() - t0 < 5
     assert stopped == [True] and not worker.is_running() and live_workers() == []
+    assert main_window.is_closed()
+
+
+def test_closing_waits_for_a_slow_job_without_freezing(main_window, qtbot, monkeypatch):
+    """A job that needs longer than the grace period to stop keeps the window open, saying
+    "stopping…" with its controls disabled, and the window closes by itself once it has ended."""
+    import smmt_gui.main_window as main_window_module
+
+    monkeypatch.setattr(main_window_module, "CLOSE_GRACE_MS", 100)
+    main_window.show()
+    started = threading.Event()
+    finished_cleanly = []
+
+    def slow_to_stop(stop):
+        started.set()
+        while not stop.is_set():
+            time.sleep(0.01)
+        time.sleep(1.5)  # e.g. finishing a training batch and writing its checkpoint
+        finished_cleanly.append(True)
+
+    main_window._start(FunctionWorker(slow_to_stop, stop_kw="stop", name="slow-job"))
+    assert started.wait(5)
+    closed = []
+    main_window.closed.connect(lambda: closed.append(True))
+    t0 = time.perf_counter()
+    assert main_window.close() is False  # ignored for now
+    assert time.perf_counter() - t0 < 1.0  # bounded: the GUI thread is not held for the whole job
+    assert not main_window.is_closed() and main_window.isVisible()
+    assert strings.STATUS_STOPPING in main_window.message_bar.text() and "slow-job" in main_window.message_bar.text()
+    assert not main_window.toolbar.isEnabled() and not main_window.act_open_folder.isEnabled()
+    trainings = []
+    monkeypatch.setattr(main_window.dashboard, "start", trainings.append)
+    main_window.start_training("a config")
+    assert trainings == []  # nothing new starts while stopping
+    assert main_window.close() is False  # asking again changes nothing
+    qtbot.waitUntil(main_window.is_closed, timeout=10000)
+    assert finished_cleanly == [True] and closed == [True]
+    assert live_workers() == [] and not main_window.isVisible()
 
 
 def test_closing_mid_training_stops_and_joins(main_window, qtbot, tiny_run, tmp_path):
@@ -194,9 +239,9 @@ def test_closing_mid_training_stops_and_joins(main_window, qtbot, tiny_run, tmp_
     # wait until the run is under way (its first checkpoint is on disk), then close the window
     qtbot.waitUntil(lambda: any(runs.rglob("*.safetensors")), timeout=120000)
     t0 = time.perf_counter()
-    main_window.close()
+    close_and_wait(main_window, qtbot)
     assert time.perf_counter() - t0 < 30
-    assert live_workers() == []  # the training thread has ended (joined in closeEvent)
+    assert live_workers() == []  # the training thread has ended before the window closed
     qtbot.waitUntil(lambda: not dashboard.is_running(), timeout=5000)  # its queued "finished" arrives
     leftovers = [p.name for p in runs.rglob("*") if p.name.startswith(".") or p.suffix in (".tmp", ".part")]
     assert leftovers == []
@@ -244,8 +289,8 @@ def small_demo(monkeypatch, tmp_path):
     import smmt_core.data.demo as demo
 
     target = tmp_path / "demo-cohort"
-    monkeypatch.setattr(demo, "ensure_demo_cohort", lambda progress=None: demo.make_demo_cohort(
-        target, n_subjects=4, seed=1, missing_rate=0.0, progress=progress))
+    monkeypatch.setattr(demo, "ensure_demo_cohort", lambda progress=None, stop=None: demo.make_demo_cohort(
+        target, n_subjects=4, seed=1, missing_rate=0.0, progress=progress, stop=stop))
     return target
 
 
@@ -268,10 +313,13 @@ def test_closing_while_the_demo_builds_leaves_nothing_behind(main_window, qtbot,
     main_window.show()
     main_window.open_demo_cohort()
     qtbot.waitUntil(lambda: main_window.progress.value() >= 1, timeout=120000)
-    main_window.close()
+    errors = []
+    main_window.show_error = errors.append
+    close_and_wait(main_window, qtbot)
     assert live_workers() == []
     assert not small_demo.exists()
     assert not [p for p in small_demo.parent.iterdir() if ".building-" in p.name]
+    assert errors == []  # the build stopped because the window asked it to: no error for the user
 
 
 def test_first_launch_loads_the_newest_model(qtbot, tiny_run, monkeypatch):
@@ -326,3 +374,120 @@ def test_one_click_demo_training_uses_the_demo_preset(main_window, monkeypatch):
     assert config.data == "demo" and config.preset == "demo" and config.out == str(runs_dir())
     assert config.epochs == PRESETS["demo"]["epochs"] and config.image_size == PRESETS["demo"]["image_size"]
     assert main_window.tabs.currentWidget() is main_window.dashboard
+
+
+class MarkedPredictor:
+    """A real Predictor whose predictions can be held back by a gate and are marked "OLD", so a
+    test can tell whether anything this model computed reached the screen or the table."""
+
+    def __init__(self, real, gate: threading.Event):
+        self._real, self.gate = real, gate
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def predict(self, subject, modalities=None):
+        import dataclasses
+
+        assert self.gate.wait(30)
+        prediction = self._real.predict(subject, modalities=modalities)
+        return dataclasses.replace(prediction, model_name="OLD", prediction="OLD",
+                                   probabilities={**prediction.probabilities, "OLD": 0.5})
+
+
+def test_a_result_of_the_previous_model_is_never_shown(loaded, qtbot, tiny_run):
+    window = loaded
+    _cohort, run_dir = tiny_run
+    gate = threading.Event()
+    window.predictor = MarkedPredictor(window.predictor, gate)
+    window.request_prediction()  # in flight with the old model, held at the gate
+    shown = []
+    window.prediction_shown.connect(shown.append)
+    with qtbot.waitSignal(window.model_loaded, timeout=60000):
+        window.load_model(run_dir)  # the user switches models meanwhile
+    gate.set()  # now the old model's result arrives
+    qtbot.waitUntil(lambda: bool(shown) and not window.is_busy(), timeout=60000)
+    assert [p.model_name for p in shown] == ["tiny"]  # only the new model's prediction was drawn
+    assert window.last_prediction.model_name == "tiny"
+    assert all(label != "OLD" for label, _ in window.cohort_panel.model.predictions.values())
+
+
+def test_changing_the_model_stops_predict_all_and_clears_the_table(loaded, qtbot, tiny_run):
+    window = loaded
+    _cohort, run_dir = tiny_run
+    table = window.cohort_panel.model
+    assert table.predictions  # the first subject's prediction by the loaded model
+    gate = threading.Event()
+    window.predictor = MarkedPredictor(window.predictor, gate)
+    old_run = window.predict_all()
+    with qtbot.waitSignal(window.model_loaded, timeout=60000):
+        window.load_model(run_dir)
+    assert window.cohort_panel.predict_all_button.text() == strings.COHORT_PREDICT_ALL
+    gate.set()
+    qtbot.waitUntil(lambda: old_run.is_done() and not window.is_busy(), timeout=60000)
+    assert old_run.value[0] <= 1  # it stopped after the subject it was computing
+    assert table.predictions and all(label != "OLD" for label, _ in table.predictions.values())
+    new_run = window.predict_all()  # a fresh "Predict all" (not taken as a second click)
+    assert new_run is not None and new_run is not old_run
+    qtbot.waitUntil(lambda: len(table.predictions) >= 2, timeout=60000)  # the new model fills the table
+    assert window.predict_all() is None  # this time a second click: it stops the run
+    qtbot.waitUntil(new_run.is_done, timeout=60000)
+    assert all(label != "OLD" for label, _ in table.predictions.values())
+
+
+def test_only_the_latest_model_request_counts(main_window, qtbot, tiny_run, tmp_path):
+    _cohort, run_dir = tiny_run
+    errors = []
+    main_window.show_error = errors.append
+    main_window.load_model(tmp_path / "no-such-run")  # superseded by the next request
+    with qtbot.waitSignal(main_window.model_loaded, timeout=60000):
+        main_window.load_model(run_dir)
+    qtbot.waitUntil(lambda: not main_window.is_busy(), timeout=30000)
+    assert errors == [] and main_window.predictor.run_dir == run_dir
+
+
+def test_screenshot_is_written_atomically(qtbot, tmp_path, monkeypatch):
+    """A failed write leaves the previous file as it was and no temporary file behind."""
+    from pathlib import Path
+
+    from smmt_gui.app import main
+
+    target = tmp_path / "shots" / "window.png"
+    assert main(["--no-runs", "--screenshot", str(target), "--size", "1280x800"]) == 0
+    assert QImage(str(target)).width() == 1280
+    assert [p.name for p in target.parent.iterdir()] == ["window.png"]
+    before = target.read_bytes()
+
+    def failing_save(self, path, *args):
+        Path(path).write_bytes(b"\x89PNG truncated")  # a partial write, then failure
+        return False
+
+    monkeypatch.setattr(QImage, "save", failing_save)
+    assert main(["--no-runs", "--screenshot", str(target), "--size", "1200x760"]) == 2
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir()] == ["window.png"]
+
+
+def test_viewer_colormap_and_opacity_are_remembered(qtbot):
+    from smmt_gui.main_window import MainWindow
+    from smmt_gui.settings import KEY_COLORMAP, KEY_OVERLAY_OPACITY, AppSettings
+
+    first = MainWindow(scan_runs=False)
+    qtbot.addWidget(first)
+    assert first.viewer.colormap_box.currentText() == "grey"
+    first.viewer.colormap_box.setCurrentText("inferno")  # as the user would
+    first.viewer.opacity_slider.setValue(70)
+    close_and_wait(first, qtbot)
+    second = MainWindow(scan_runs=False)
+    qtbot.addWidget(second)
+    assert second.viewer.colormap_box.currentText() == "inferno"
+    assert second.viewer.opacity == pytest.approx(0.7) and second.viewer.opacity_slider.value() == 70
+    close_and_wait(second, qtbot)
+    settings = AppSettings()
+    settings.set(KEY_COLORMAP, "no-such-map")
+    settings.set(KEY_OVERLAY_OPACITY, "nan")
+    settings.sync()
+    third = MainWindow(scan_runs=False)
+    qtbot.addWidget(third)
+    assert third.viewer.colormap_box.currentText() == "grey" and third.viewer.opacity == pytest.approx(0.45)
+    close_and_wait(third, qtbot)
