@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
@@ -977,12 +978,20 @@ class MainWindow(QMainWindow):
             self.close()
 
 
+def icon_folders() -> list[Path]:
+    """Where the app icon can be: the repository's resources/ (source checkout, editable install)
+    or the PyInstaller bundle's copy of it."""
+    folders = [Path(__file__).resolve().parents[1] / "resources" / "icons"]
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        folders.append(Path(bundle) / "resources" / "icons")
+    return folders
+
+
 def window_icon() -> QIcon | None:
-    """The app icon from smmt_gui/resources/icons, when the packaging step has put one there."""
-    folder = Path(__file__).parent / "resources" / "icons"
-    if not folder.is_dir():
-        return None
+    """The app icon at every size found (hicolor PNGs + SVG), or None when it is not installed."""
     icon = QIcon()
-    for path in sorted(folder.glob("*.png")) + sorted(folder.glob("*.svg")):
-        icon.addFile(str(path))
+    for folder in icon_folders():
+        for path in sorted(folder.glob("hicolor/*/apps/smmt-studio.png")) + sorted(folder.glob("*.svg")):
+            icon.addFile(str(path))
     return None if icon.isNull() else icon

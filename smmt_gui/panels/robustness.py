@@ -174,7 +174,7 @@ class RobustnessPanel(QWidget):
         run_dir = Path(run_dir) if run_dir is not None else None
         if run_dir == self.run_dir and (self.frame is not None or self.is_running()):
             return
-        self.stop_and_wait()
+        self._abandon_worker()
         self.run_dir = run_dir
         self.frame = None
         if run_dir is None:
@@ -222,6 +222,17 @@ class RobustnessPanel(QWidget):
     def cancel(self) -> None:
         if self._worker is not None:
             self._worker.request_stop()
+
+    def _abandon_worker(self) -> None:
+        """Stop the running computation without waiting: its signals are ignored from now on.
+
+        The GUI thread never blocks on a model change; the worker ends at its next stop check and
+        the main window still joins it on close (workers stay registered until they finish).
+        """
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.is_running():
+            worker.request_stop()
+            self.busy_changed.emit(False)
 
     def is_running(self) -> bool:
         """True while the worker thread is computing."""
@@ -378,7 +389,7 @@ class RobustnessPanel(QWidget):
             self.compute()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        self.stop_and_wait()
+        self.stop_and_wait(2000)  # bounded: the main window joins whatever is still running on close
         super().closeEvent(event)
 
 
