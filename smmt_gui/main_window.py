@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.predictor = None
         self.cohort = None
+        self._single_subject = None  # a subject opened on its own (no cohort)
         self.subject = None
         self.data_path: str = ""
         self.last_prediction = None
@@ -480,6 +481,7 @@ class MainWindow(QMainWindow):
             self.set_cohort(value, path)
         else:
             self.cohort = None
+            self._single_subject = value
             self.cohort_panel.set_single_subject(value)
             self._update_synthetic_badge()
             self.cohort_panel.select_row(0)
@@ -487,6 +489,7 @@ class MainWindow(QMainWindow):
 
     def set_cohort(self, cohort, path: str | None = None) -> None:
         self.cohort = cohort
+        self._single_subject = None
         self.data_path = str(path or cohort.root)
         self.cohort_panel.set_cohort(cohort)
         self._update_synthetic_badge()
@@ -827,7 +830,7 @@ class MainWindow(QMainWindow):
             model_name=predictor.run_name if predictor else "",
             model_dir=str(predictor.run_dir) if predictor else "",
             data_path=str(self.subject.t1_path or self.data_path) if self.subject else self.data_path,
-            synthetic_data=bool(self.cohort is not None and self.cohort.synthetic),
+            synthetic_data=self._data_is_synthetic(),
             synthetic_model=bool(predictor is not None and predictor.synthetic),
             device=self.device_label.text(),
         )
@@ -860,8 +863,14 @@ class MainWindow(QMainWindow):
         self.cohort_panel.predict_all_button.setEnabled(
             self.predictor is not None and bool(self.cohort_panel.subjects()))
 
+    def _data_is_synthetic(self) -> bool:
+        """The open cohort, or the one subject shown on its own, comes from a SYNTHETIC dataset."""
+        if self.cohort is not None:
+            return bool(self.cohort.synthetic)
+        return bool(self._single_subject is not None and self._single_subject.synthetic)
+
     def _update_synthetic_badge(self) -> None:
-        synthetic_data = bool(self.cohort is not None and self.cohort.synthetic)
+        synthetic_data = self._data_is_synthetic()
         synthetic = synthetic_data or bool(self.predictor is not None and self.predictor.synthetic)
         self.synthetic_badge_action.setVisible(synthetic)
         self.viewer.set_synthetic(synthetic_data)

@@ -48,6 +48,7 @@ class Subject:
     session: str | None = None
     source: str = ""  # which layout produced it: "folder", "bids", "adni", "oasis", "demo"
     notes: list[str] = field(default_factory=list)  # e.g. which of several scans was chosen
+    synthetic: bool = False  # from a dataset that says it is SYNTHETIC (the demo cohort): the UI must say so
 
     @property
     def key(self) -> str:

@@ -139,7 +139,7 @@ class CohortPanel(QWidget):
         """A lone subject (dropped folder or file) still appears in the table."""
         self.cohort = None
         self._show_subjects([subject])
-        self.synthetic_badge.setVisible(False)
+        self.synthetic_badge.setVisible(bool(subject.synthetic))
         self.summary.setText(subject.key)
 
     def select_row(self, row: int) -> None:

@@ -111,3 +111,15 @@ def test_drag_without_urls_is_ignored(shown_window):
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(shown_window, enter)
     assert not enter.isAccepted()
+
+
+def test_a_subject_folder_of_a_synthetic_dataset_says_synthetic(shown_window, qtbot, tmp_path):
+    from tests.core.fakes import make_bids
+
+    root = make_bids(tmp_path / "demo", [{"participant_id": "sub-001", "diagnosis": "AD", "AGE": "70"}],
+                     name="Demo cohort (SYNTHETIC, not patient data)")
+    with qtbot.waitSignal(shown_window.subject_shown, timeout=60000) as blocker:
+        drop(shown_window, root / "sub-001")
+    assert blocker.args[0].synthetic and blocker.args[0].numeric["AGE"] == 70.0
+    assert shown_window.cohort_panel.synthetic_badge.isVisibleTo(shown_window)
+    assert shown_window.synthetic_badge_action.isVisible()

@@ -200,4 +200,6 @@ def load_bids(root: Path, *, only: str | None = None) -> Cohort:
             subjects.append(Subject(pid, merged[2], t1, merged[0], merged[1], session, "bids", notes))
     if not subjects:
         raise DataError("no participants: participants.tsv is empty and there is no sub-* folder", root)
+    for subject in subjects:
+        subject.synthetic = synthetic  # travels with a subject shown on its own
     return Cohort(subjects, "bids", root, name=name, synthetic=synthetic, problems=problems)
