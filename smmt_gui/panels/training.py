@@ -189,25 +189,11 @@ class TrainingDashboard(QWidget):
         self.batch_loss_curve = self.loss_plot.plot(
             pen=pg.mkPen(BATCH_COLOUR, width=1), name=strings.TRAINING_LEGEND_BATCH
         )
-        self.train_loss_curve = self.loss_plot.plot(
-            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR,
-            name=strings.TRAINING_LEGEND_TRAIN,
-        )
-        self.val_loss_curve = self.loss_plot.plot(
-            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR,
-            name=strings.TRAINING_LEGEND_VAL,
-        )
+        self.train_loss_curve, self.val_loss_curve = _train_and_val_curves(self.loss_plot)
         self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY)
         self.acc_plot.addLegend(offset=(-10, -10), labelTextColor="k")
         self.acc_plot.setYRange(0, 1, padding=0.02)
-        self.train_acc_curve = self.acc_plot.plot(
-            pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR,
-            name=strings.TRAINING_LEGEND_TRAIN,
-        )
-        self.val_acc_curve = self.acc_plot.plot(
-            pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR,
-            name=strings.TRAINING_LEGEND_VAL,
-        )
+        self.train_acc_curve, self.val_acc_curve = _train_and_val_curves(self.acc_plot)
         self.energy_plot = styled_plot(*strings.TRAINING_PLOT_ENERGY)
         self.energy_curve = self.energy_plot.plot(
             pen=pg.mkPen(ENERGY_COLOUR, width=2), symbol="o", symbolSize=5, symbolBrush=ENERGY_COLOUR
@@ -631,3 +617,12 @@ class TrainingDashboard(QWidget):
             return
         event.ignore()
         QTimer.singleShot(100, self, self.close)  # ask again shortly (no blocking wait then)
+
+
+def _train_and_val_curves(plot: pg.PlotWidget):
+    """One curve per epoch for the training and one for the validation set, in the legend colours."""
+    train = plot.plot(pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o", symbolSize=6, symbolBrush=TRAIN_COLOUR,
+                      name=strings.TRAINING_LEGEND_TRAIN)
+    val = plot.plot(pen=pg.mkPen(VAL_COLOUR, width=2), symbol="s", symbolSize=6, symbolBrush=VAL_COLOUR,
+                    name=strings.TRAINING_LEGEND_VAL)
+    return train, val
