@@ -328,13 +328,7 @@ class TrainingDashboard(QWidget):
         name = config.run_name or strings.TRAINING_DEFAULT_NAME.format(
             variant=config.variant, fraction=config.fraction, seed=config.seed
         )
-        self._display_name = name
-        if self._series_total > 1:
-            self.title_label.setText(
-                strings.TRAINING_TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total)
-            )
-        else:
-            self.title_label.setText(strings.TRAINING_TITLE_RUN.format(name=name))
+        self._show_title(name)
         self.info_label.setText("")
         self.progress_bar.setValue(0)
         self.eta_label.setText("")
@@ -405,13 +399,7 @@ class TrainingDashboard(QWidget):
         label_set = config.get("label_set", getattr(self._config, "label_set", "ad-cn"))
         self._classes = list(LABEL_SETS.get(label_set, self._classes))
         name = config.get("run_name") or self._run_dir.name
-        self._display_name = name
-        if self._series_total > 1:
-            self.title_label.setText(
-                strings.TRAINING_TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total)
-            )
-        else:
-            self.title_label.setText(strings.TRAINING_TITLE_RUN.format(name=name))
+        self._show_title(name)
         self._info_text = strings.TRAINING_INFO_RUN.format(
             n_train=event.n_train, n_val=event.n_val, n_test=event.n_test, device=event.device,
             variant=config.get("variant", getattr(self._config, "variant", "")), epochs=event.total_epochs,
@@ -601,6 +589,16 @@ class TrainingDashboard(QWidget):
         self.title_label.setText(strings.TRAINING_IDLE_TITLE)
         self.status_label.setText(strings.TRAINING_IDLE_HINT)
         self.cancel_button.setEnabled(False)
+
+    def _show_title(self, name: str) -> None:
+        """The run's name, with its place in a series of seeds when there are several."""
+        self._display_name = name
+        if self._series_total > 1:
+            self.title_label.setText(
+                strings.TRAINING_TITLE_SERIES.format(name=name, index=self._series_index, total=self._series_total)
+            )
+        else:
+            self.title_label.setText(strings.TRAINING_TITLE_RUN.format(name=name))
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         """Closing a stand-alone dashboard cancels the run. If its thread does not end within a
