@@ -170,14 +170,18 @@ WIZARD_DATA_SOURCES: list[tuple[str, str, str]] = [
     ("bids", "BIDS dataset",
      "A folder with dataset_description.json, participants.tsv and sub-*/[ses-*/]anat/*_T1w.nii[.gz]."),
     ("adni", "ADNI download + ADNIMERGE",
-     "The ADNI/ download folder as LONI IDA delivers it (or the folder holding it), with the ADNIMERGE*.csv "
-     "table in that folder or beside the subject folders."),
+     "The ADNI/ download folder as LONI IDA delivers it (or the folder holding it). The ADNIMERGE*.csv "
+     "table is found in that folder or beside the subject folders; if it lives elsewhere, choose it below."),
     ("oasis", "OASIS-1",
      "The OAS1_XXXX_MR1 folders (Analyze images) with the OASIS cross-sectional CSV beside them."),
     ("folders", "Folder of subject folders",
      "One sub-folder per subject, each with one T1 volume and optionally clinical.json or a one-row CSV/TSV."),
 ]
 WIZARD_DATA_PATH_LABEL = "Dataset folder:"
+WIZARD_ADNIMERGE_LABEL = "ADNIMERGE table (only if it is not inside the download):"
+WIZARD_ADNIMERGE_PLACEHOLDER = "found automatically when empty"
+WIZARD_ADNIMERGE_DIALOG = "Choose the ADNIMERGE table"
+WIZARD_ADNIMERGE_FILTER = "CSV tables (*.csv);;All files (*)"
 WIZARD_DATA_PATH_PLACEHOLDER = "Folder of the dataset"
 WIZARD_DATA_SUMMARY_PLACEHOLDER = "The validation summary appears here."
 WIZARD_DATA_BROWSE_DIALOG = "Choose the dataset folder"

@@ -117,6 +117,13 @@ class DataPage(QWizardPage):
         self.browse_button = QPushButton(strings.WIZARD_BROWSE)
         self.browse_button.clicked.connect(self._browse)
         self.source_hint = _hint("")
+        # ADNI only: the ADNIMERGE table when it is not inside the download folder.
+        self.adnimerge_edit = QLineEdit()
+        self.adnimerge_edit.setPlaceholderText(strings.WIZARD_ADNIMERGE_PLACEHOLDER)
+        self.adnimerge_button = QPushButton(strings.WIZARD_BROWSE)
+        self.adnimerge_button.clicked.connect(self._browse_adnimerge)
+        self.adnimerge_label = QLabel(strings.WIZARD_ADNIMERGE_LABEL)
+        self.adnimerge_row = _browse_row(self.adnimerge_edit, self.adnimerge_button)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.summary = QPlainTextEdit()
@@ -129,6 +136,8 @@ class DataPage(QWizardPage):
         layout.addWidget(QLabel(strings.WIZARD_DATA_PATH_LABEL))
         layout.addWidget(_browse_row(self.path_edit, self.browse_button))
         layout.addWidget(self.source_hint)
+        layout.addWidget(self.adnimerge_label)
+        layout.addWidget(self.adnimerge_row)
         layout.addWidget(self.status_label)
         layout.addWidget(self.summary, 1)
 
@@ -138,9 +147,13 @@ class DataPage(QWizardPage):
         self._debounce.setInterval(400)
         self._debounce.timeout.connect(self.validate_now)
         self.path_edit.textChanged.connect(lambda _text: self._schedule_validation())
+        self.adnimerge_edit.textChanged.connect(lambda _text: self._schedule_validation())
 
         self._workers: list[FunctionWorker] = []
         self._generation = 0  # results of an older request are ignored
+        # A check still running when the wizard is closed must not touch the deleted widgets.
+        alive = self._alive = [True]
+        self.destroyed.connect(lambda *_: alive.__setitem__(0, False))
         self.report = None  # the last ValidationReport for the current choice
         self._complete = False
         self._active = False  # no checks before the page is first shown
@@ -161,11 +174,18 @@ class DataPage(QWizardPage):
         """What goes into TrainConfig.data."""
         return "demo" if self.source() == "demo" else self.path_edit.text().strip()
 
+    def adnimerge_value(self) -> str | None:
+        """What goes into TrainConfig.adnimerge: the chosen table for an ADNI download, else None."""
+        text = self.adnimerge_edit.text().strip()
+        return text if self.source() == "adni" and text else None
+
     def values(self) -> dict:
-        return {"source": self.source(), "path": self.path_edit.text().strip()}
+        return {"source": self.source(), "path": self.path_edit.text().strip(),
+                "adnimerge": self.adnimerge_edit.text().strip()}
 
     def restore(self, values: dict) -> None:
         self.path_edit.setText(str(values.get("path", "")))
+        self.adnimerge_edit.setText(str(values.get("adnimerge", "")))
         source = values.get("source", "demo")
         if source in self.source_buttons:
             self.source_buttons[source].setChecked(True)
@@ -186,6 +206,8 @@ class DataPage(QWizardPage):
         demo = source == "demo"
         self.path_edit.setEnabled(not demo)
         self.browse_button.setEnabled(not demo)
+        for widget in (self.adnimerge_label, self.adnimerge_row):
+            widget.setVisible(source == "adni")
         self.source_hint.setText(dict((k, h) for k, _, h in strings.WIZARD_DATA_SOURCES)[source])
         self._schedule_validation(immediately=True)
 
@@ -235,7 +257,8 @@ class DataPage(QWizardPage):
         self.summary.clear()
         # Our own demo images need no reading; a user's dataset gets every image opened once.
         check_images = self.source() != "demo"
-        worker = FunctionWorker(validate_path, path, check_images=check_images, name="validate")
+        worker = FunctionWorker(validate_path, path, check_images=check_images, adnimerge=self.adnimerge_value(),
+                                name="validate")
         worker.result.connect(lambda report, g=generation: self._on_report(g, report))
         worker.error.connect(lambda message, g=generation: self._on_error(g, message))
         worker.finished.connect(lambda w=worker: self._forget(w))
@@ -247,8 +270,8 @@ class DataPage(QWizardPage):
             self._workers.remove(worker)
 
     def _on_report(self, generation: int, report) -> None:
-        if generation != self._generation:
-            return  # the user has moved on
+        if not self._alive[0] or generation != self._generation:
+            return  # the user has moved on, or closed the wizard
         self.report = report
         lines = list(report.summary_lines())
         self.summary.setPlainText("\n".join(lines))
@@ -265,7 +288,7 @@ class DataPage(QWizardPage):
         self.validated.emit(report)
 
     def _on_error(self, generation: int, message: str) -> None:
-        if generation != self._generation:
+        if not self._alive[0] or generation != self._generation:
             return
         self.status_label.setText(strings.WIZARD_DATA_ERROR.format(message=message))
         self.summary.clear()
@@ -287,6 +310,13 @@ class DataPage(QWizardPage):
         folder = QFileDialog.getExistingDirectory(self, strings.WIZARD_DATA_BROWSE_DIALOG, start)
         if folder:
             self.path_edit.setText(folder)
+
+    def _browse_adnimerge(self) -> None:
+        start = self.adnimerge_edit.text().strip() or self.path_edit.text().strip() or str(Path.home())
+        table, _ = QFileDialog.getOpenFileName(self, strings.WIZARD_ADNIMERGE_DIALOG, start,
+                                               strings.WIZARD_ADNIMERGE_FILTER)
+        if table:
+            self.adnimerge_edit.setText(table)
 
 
 # --- page 2: features ---------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class TrainingWizard(QWizard):
                 from_preset(
                     run["preset"],
                     data=self.data_page.data_value(),
+                    adnimerge=self.data_page.adnimerge_value(),
                     out=run["out"],
                     run_name=name,
                     variant=model["variant"],

@@ -213,3 +213,27 @@ def test_parse_seeds():
     for bad in ("", "a", "3-1", "-1", "0-500"):
         with pytest.raises(ValueError):
             parse_seeds(bad)
+
+
+def test_an_adnimerge_table_outside_the_download_reaches_validation_and_the_config(qtbot, tmp_path, settings):
+    from tests.core.fakes import make_adni, write_table
+    from tests.core.test_loaders_adni import MERGE, SCANS
+
+    download = make_adni(tmp_path / "download", SCANS, None)
+    table = write_table(tmp_path / "tables" / "ADNIMERGE_01Feb2025.csv", MERGE)
+    wizard = TrainingWizard(settings=settings, cuda_available=False)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    page = wizard.data_page
+    assert not page.adnimerge_row.isVisible()  # only for ADNI downloads
+    choose_dataset(qtbot, wizard, "adni", download)
+    assert page.adnimerge_row.isVisible()
+    assert page.report is None or not page.report.labels.get("AD")  # no table found: no labels
+    with qtbot.waitSignal(page.validated, timeout=15_000):
+        page.adnimerge_edit.setText(str(table))
+        page.validate_now()
+    qtbot.waitUntil(lambda: not page.is_checking(), timeout=5000)
+    assert page.report.labels.get("AD") and page.report.labels.get("CN")
+    assert wizard.config().adnimerge == str(table)
+    page.source_buttons["bids"].setChecked(True)
+    assert page.adnimerge_value() is None  # a table only means something for ADNI
