@@ -38,3 +38,10 @@ class TrainingError(SMMTError):
     Kept apart from input errors so that callers can tell "fix your data or settings" from "the
     run itself went wrong": the CLI exits 1 for it, 2 for other SMMTErrors.
     """
+
+
+def reject_unknown_keys(data: dict, known, what: str = "config") -> None:
+    """ConfigError listing the keys of `data` that are not in `known` (a stored or typed config)."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {what} keys: {', '.join(unknown)}")

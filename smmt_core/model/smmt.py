@@ -25,7 +25,7 @@ from torch import nn
 
 from smmt_core.batch import MODALITY_INDEX, FeatureSchema, ModelInputs
 from smmt_core.data.subject import ALL_MODALITIES, Modality
-from smmt_core.errors import ConfigError
+from smmt_core.errors import ConfigError, reject_unknown_keys
 from smmt_core.model.encoders import CategoricalEncoder, MRIEncoder, NumericEncoder
 from smmt_core.model.fusion import CascadeStep, IntraModalLayer
 from smmt_core.model.kmeans import ASSIGNMENT_MODES
@@ -93,10 +93,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown model config keys: {', '.join(unknown)}")
+        reject_unknown_keys(d, (f.name for f in fields(cls)), "model config")
         return cls(**d)
 
     @classmethod

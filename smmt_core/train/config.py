@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from smmt_core.errors import ConfigError
+from smmt_core.errors import ConfigError, reject_unknown_keys
 
 VARIANTS = ("smmt", "smmt-no-sparse", "smmt-no-mask", "3mt")
 LABEL_SETS = {"ad-cn": ["CN", "AD"], "cn-mci-ad": ["CN", "MCI", "AD"]}
@@ -80,10 +80,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        reject_unknown_keys(d, (f.name for f in fields(cls)), "config")
         return cls(**d)
 
     def with_(self, **changes) -> "TrainConfig":
