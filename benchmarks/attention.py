@@ -11,7 +11,7 @@ fraction of it, peak-memory ratio and log-log slopes. Results and discussion: do
 import argparse
 import sys
 
-from smmt_core.model.attention_bench import add_arguments, run_from_args
+from smmt_core.bench.attention import add_arguments, run_from_args
 
 
 def main(argv=None) -> int:

@@ -146,7 +146,7 @@ def main(argv=None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from smmt_core.train.config import from_preset
+    from smmt_core.train.config import TrainConfig
     from smmt_core.train.events import BatchProgress
     from smmt_gui.panels.training import TrainingDashboard
 
@@ -157,10 +157,10 @@ def main(argv=None) -> int:
         print("Making sure the SYNTHETIC demo cohort exists (built once)…", file=sys.stderr)
         ensure_demo_cohort()
 
-    overrides = dict(data=args.data, out=str(work / "runs"), run_name="gui-responsiveness", device=args.device)
+    overrides = dict(dataset=args.data, out=str(work / "runs"), run_name="gui-responsiveness", device=args.device)
     if args.epochs:
         overrides["epochs"] = args.epochs
-    config = from_preset(args.preset, **overrides)
+    config = TrainConfig.build(args.preset, **overrides)
 
     if args.preimport:
         import importlib
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
 
     dashboard.handle_event = timed_handle_event  # the worker's signal is connected to this in start()
 
-    print(f"Training ({args.preset} preset, {config.epochs} epochs, {config.device}) for {args.seconds:.0f} s…",
+    print(f"Training ({args.preset} preset, {config.optim.epochs} epochs, {config.run.device}) for {args.seconds:.0f} s…",
           file=sys.stderr)
     probe.start()
     started = time.perf_counter()
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
         "preimport": args.preimport,
         "torch_threads": args.torch_threads,
         "preset": args.preset,
-        "device": config.device,
+        "device": config.run.device,
         "target_p99_ms": TARGET_P99_MS,
         "meets_target": bool(during["p99_ms"] <= TARGET_P99_MS),
     }

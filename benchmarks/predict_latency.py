@@ -4,7 +4,7 @@
     python benchmarks/predict_latency.py --model runs/X   # a trained run
     python benchmarks/predict_latency.py --preset paper   # the paper's 256x256, d=512 setting
 
-Same as `smmt bench predict`; the measurement lives in smmt_core.train.latency.
+Same as `smmt bench predict`; the measurement lives in smmt_core.bench.predict_latency.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from smmt_core.train.latency import add_bench_predict
+from smmt_core.bench.predict_latency import add_bench_predict
 
 
 def main(argv=None) -> int:

@@ -105,7 +105,7 @@ def device_job() -> str:
 
 
 def list_runs_job(root):
-    from smmt_core.train.runs import list_runs
+    from smmt_core.train.run_record import list_runs
 
     return list_runs(root)
 
@@ -772,9 +772,9 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("demo cohort %v/%m")
 
     def train_demo_model(self) -> None:
-        from smmt_core.train.config import from_preset
+        from smmt_core.train.config import TrainConfig
 
-        self.start_training(from_preset("demo", data="demo", out=str(runs_dir())))
+        self.start_training(TrainConfig.build("demo", dataset="demo", out=str(runs_dir())))
 
     def start_training(self, config) -> None:
         """Train one TrainConfig (or a list, one after another) in the Training tab."""

@@ -1,12 +1,12 @@
 """`smmt bench …`: benchmarks that print ratios measured side by side in one run.
 
-`smmt bench attention` (dense vs cluster-sparse attention, smmt_core.model.attention_bench) and
-`smmt bench predict` (first-prediction latency, smmt_core.train.latency).
+`smmt bench attention` (dense vs cluster-sparse attention, smmt_core.bench.attention) and
+`smmt bench predict` (first-prediction latency, smmt_core.bench.predict_latency).
 """
 
 from __future__ import annotations
 
-from smmt_core.train.latency import add_bench_predict
+from smmt_core.bench.predict_latency import add_bench_predict
 
 
 def add_commands(subparsers) -> None:
@@ -25,7 +25,7 @@ def _no_benchmark_chosen(parser) -> int:
 
 
 def add_attention_command(bench_subparsers) -> None:
-    from smmt_core.model.attention_bench import add_arguments
+    from smmt_core.bench.attention import add_arguments
 
     attention = bench_subparsers.add_parser(
         "attention",
@@ -42,7 +42,7 @@ def add_attention_command(bench_subparsers) -> None:
 
 
 def _run_attention(args) -> int:
-    from smmt_core.model.attention_bench import run_from_args
+    from smmt_core.bench.attention import run_from_args
 
     run_from_args(args)
     return 0

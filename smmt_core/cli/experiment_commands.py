@@ -1,7 +1,7 @@
 """`smmt experiment` (grids of training runs) and `smmt robustness` (missing-modality sweep of one run).
 
 Both are thin: they parse flags into `ExperimentSpec` / `evaluate_robustness` arguments, print
-progress on stderr and results on stdout. All the work lives in smmt_core.train.experiments and
+progress on stderr and results on stdout. All the work lives in smmt_core.experiments.grid and
 smmt_core.train.robustness, so the GUI and scripts get exactly the same behaviour.
 """
 
@@ -20,12 +20,18 @@ examples:
   smmt experiment --data demo --variants smmt --fractions 0.4 --mask-ratios 0,0.3,0.6,0.9 --out exp/mask
   smmt experiment --data /data/bids --variants smmt,3mt --folds 5 --epochs 50 --preset paper --out exp/cv
 
-Every cell is one ordinary training run in OUT/runs/<cell>. All cells share one test set (the
-split seed is fixed, --split-seed), so seeds vary only the model's initialisation and training
-order; with --folds K every cell is trained once per subject-level fold instead. Running the same
-command again resumes the grid: finished runs are not trained again.
-Outputs: OUT/results.csv (one row per run), OUT/summary.csv and OUT/summary.md (mean ± SD per
-variant, fraction and mask ratio), OUT/*.png (accuracy vs fraction, energy per variant, mask sweep).
+  smmt experiment --data demo --variants smmt,3mt --baselines lr-clinical,lr-regional,lr-pixels,cnn \
+                  --split-seeds 0,1,2 --out exp/baselines
+
+Every cell is one ordinary training run in OUT/runs/<cell>. All cells of one split seed share one
+test set, so model seeds vary only the initialisation and training order; --split-seeds repeats
+the grid over several person-level splits; with --folds K every cell is trained once per
+person-level fold instead. Baselines are fitted on the training persons of the same split and
+scored on its test persons. Running the same command again resumes the grid.
+Outputs: OUT/results.csv (one row per run or baseline, with 95% CIs), OUT/summary.csv and
+OUT/summary.md (mean ± SD over splits per method, fraction and mask ratio; paired differences
+between methods with bootstrap CIs), OUT/paired.csv, OUT/*.png (accuracy vs fraction, energy per
+variant, mask sweep).
 exit codes: 0 all runs finished, 1 some runs failed, 2 bad input, 130 interrupted (resumable).
 """
 
@@ -57,16 +63,6 @@ def _ints(text: str, flag: str) -> list[int]:
     return values
 
 
-def _features(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    from smmt_core.data.features import FEATURE_PRESETS
-
-    if text in FEATURE_PRESETS:
-        return list(FEATURE_PRESETS[text])
-    return [f.strip() for f in text.split(",") if f.strip()]
-
-
 def add_commands(subparsers) -> None:
     """Register `smmt experiment` and `smmt robustness`."""
     import argparse
@@ -78,23 +74,30 @@ def add_commands(subparsers) -> None:
         epilog=EXPERIMENT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from smmt_core.baselines import BASELINES
+    from smmt_core.cli.config_flags import GRID_SETTINGS, add_config_flags
+    from smmt_core.train.config import PRESETS
+
     p.add_argument("--data", required=True, help="dataset folder (BIDS, ADNI, OASIS, folder of subjects) or 'demo'")
     p.add_argument("--out", required=True, help="experiment folder (created; reused to resume)")
     p.add_argument("--variants", default="smmt,3mt",
                    help="comma-separated: smmt, smmt-no-sparse, smmt-no-mask, 3mt (default: smmt,3mt)")
-    p.add_argument("--fractions", default="1.0", help="fractions of the training subjects, e.g. 0.2,0.6,1.0 (default 1.0)")
+    p.add_argument("--baselines", default="",
+                   help=f"comma-separated simple baselines scored on the same persons: {', '.join(BASELINES)}")
+    p.add_argument("--fractions", default="1.0",
+                   help="fractions of the training (and validation) persons, e.g. 0.2,0.6,1.0 (default 1.0)")
     p.add_argument("--seeds", default="0", help="model seeds, e.g. 0,1,2 (default 0)")
+    p.add_argument("--split-seeds", default="0",
+                   help="person-level splits to repeat the grid over, e.g. 0,1,2 (default 0)")
     p.add_argument("--mask-ratios", default=None,
                    help="training mask ratios for the masking variants, e.g. 0,0.3,0.6 (default: the preset's 0.3)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the preset's)")
-    p.add_argument("--folds", type=int, default=None, metavar="K", help="k-fold cross-validation by subject instead of one test set")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the subject split, the same for every run (default 0)")
-    p.add_argument("--preset", default="demo", help="settings preset: demo (CPU, minutes) or paper (default demo)")
-    p.add_argument("--features", default=None, help="clinical features: paper, non-circular, all, none, or a comma-separated list")
-    p.add_argument("--label-set", default=None, help="ad-cn (default) or cn-mci-ad")
-    p.add_argument("--device", default=None, help="auto, cpu or cuda (default auto)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
+                   help="settings preset: demo (CPU, minutes) or paper (default demo)")
     p.add_argument("--no-plots", action="store_true", help="write the tables only, no PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_config_flags(p, exclude=GRID_SETTINGS)
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="k-fold cross-validation by person instead of one test set per split seed")
     p.set_defaults(handler=_run_experiment)
 
     r = subparsers.add_parser(
@@ -133,7 +136,7 @@ class _ExperimentProgress:
 
     def __call__(self, event) -> None:
         from smmt_core.train.events import BatchProgress, EpochEnd
-        from smmt_core.train.experiments import CellFinished, CellStarted
+        from smmt_core.experiments.grid import CellFinished, CellStarted
 
         if isinstance(event, CellStarted):
             self.prefix = f"[{event.index + 1}/{event.total}] {event.cell.name}"
@@ -161,27 +164,20 @@ class _ExperimentProgress:
 
 
 def _run_experiment(args) -> int:
-    from smmt_core.train.experiments import ExperimentSpec, run_experiment
+    from smmt_core.cli.config_flags import GRID_SETTINGS, overrides_from_args
+    from smmt_core.experiments.grid import ExperimentSpec, run_experiment
 
-    overrides = {}
-    features = _features(args.features)
-    if features is not None:
-        overrides["features"] = features
-    if args.label_set is not None:
-        overrides["label_set"] = args.label_set
-    if args.device is not None:
-        overrides["device"] = args.device
     spec = ExperimentSpec(
         data=args.data,
         variants=[v.strip() for v in args.variants.split(",") if v.strip()],
+        baselines=[b.strip() for b in args.baselines.split(",") if b.strip()],
         fractions=_floats(args.fractions, "--fractions"),
         seeds=_ints(args.seeds, "--seeds"),
+        split_seeds=_ints(args.split_seeds, "--split-seeds"),
         mask_ratios=_floats(args.mask_ratios, "--mask-ratios") if args.mask_ratios else None,
-        epochs=args.epochs,
         preset=args.preset,
         n_folds=args.folds,
-        split_seed=args.split_seed,
-        overrides=overrides,
+        overrides=overrides_from_args(args, exclude=GRID_SETTINGS),
     )
     spec.validate()
     if not args.quiet:
@@ -222,11 +218,11 @@ def _run_robustness(args) -> int:
         data=args.data,
     )
     if args.out:
-        from smmt_core.train.experiments import atomic_write_csv
+        from smmt_core.fileio import atomic_write_text
 
-        atomic_write_csv(Path(args.out), frame)
+        atomic_write_text(Path(args.out), frame.to_csv(index=False))
     if args.plot:
-        from smmt_core.train.plots import plot_robustness
+        from smmt_core.experiments.plots import plot_robustness
 
         plot_robustness(frame, args.plot, title=f"Robustness of {Path(args.model).name}")
     if args.json:

@@ -19,48 +19,30 @@ MODALITY_NAMES = ("mri", "clinical", "categorical")
 
 def add_commands(subparsers) -> None:
     """Register this area's sub-commands on the `smmt` parser."""
-    from smmt_core.train.config import LABEL_SETS, MASK_MODES, PRESETS, VARIANTS
+    from smmt_core.cli.config_flags import add_config_flags
+    from smmt_core.device import DEVICE_CHOICES
+    from smmt_core.train.config import PRESETS
 
     train = subparsers.add_parser(
         "train",
         help="train SMMT or a baseline on a dataset (or the synthetic demo cohort)",
         description=(
             "Train one model and write a run folder (config, split, per-epoch metrics, energy, best "
-            "and last checkpoints, test metrics). Every figure is per subject: scans of one person are "
-            "soft-voted. Ctrl-C stops cleanly after the current batch. Exit codes: 0 done, "
-            "1 training failed (e.g. the loss diverged), 2 bad input, 130 stopped by Ctrl-C."
+            "and last checkpoints, test metrics with 95% bootstrap confidence intervals). Every figure "
+            "is per person: scans of one person are soft-voted. Ctrl-C stops cleanly after the current "
+            "batch. Exit codes: 0 done, 1 training failed (e.g. the loss diverged), 2 bad input, "
+            "130 stopped by Ctrl-C."
         ),
         epilog="example: smmt demo-data && smmt train --data demo --epochs 12",
     )
-    train.add_argument("--data", required=True, metavar="PATH",
-                       help="dataset folder (BIDS, ADNI download, OASIS-1, folder of subject folders) or 'demo'")
-    train.add_argument("--adnimerge", metavar="CSV",
-                       help="ADNI: the ADNIMERGE table, when it is not inside the download folder")
-    train.add_argument("--date-window", type=int, metavar="DAYS", dest="date_window",
-                       help="ADNI: max days between a scan and the EXAMDATE matched to it (default 180)")
     train.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                        help="starting settings: 'demo' (small, minutes on a CPU) or 'paper' (Table I: "
-                            "d=512, 256x256 slices, 50 epochs); flags below override it (default: demo)")
-    train.add_argument("--variant", choices=VARIANTS, help="model: smmt (default), an ablation, or the 3mt baseline")
-    train.add_argument("--label-set", choices=sorted(LABEL_SETS), help="ad-cn (default, the paper) or cn-mci-ad")
-    train.add_argument("--features", metavar="LIST",
-                       help="clinical inputs: 'paper' (default: MMSE, CDGLOBAL, FAQ, AGE, PTGENDER, APOE4), "
-                            "'non-circular' (AGE, PTEDUCAT, PTGENDER, APOE4: no scores that define the "
-                            "diagnosis), 'all', 'none' (MRI only) or comma-separated column names")
-    train.add_argument("--fraction", type=float, metavar="F", help="share of the training subjects to use, in (0, 1]")
-    train.add_argument("--mask-ratio", type=float, metavar="R", help="modality masking ratio in [0, 1) (default 0.3)")
-    train.add_argument("--mask-mode", choices=MASK_MODES, help="mask single dimensions (paper) or whole modalities")
-    train.add_argument("--epochs", type=int, metavar="N")
-    train.add_argument("--batch-size", type=int, metavar="N")
-    train.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate (default 1e-3)")
-    train.add_argument("--seed", type=int, metavar="N", help="seed of model init, batch order and split (default 0)")
-    train.add_argument("--folds", type=int, metavar="K", help="k-fold cross-validation by subject: number of folds")
-    train.add_argument("--fold", type=int, metavar="I", help="with --folds: which fold (0-based) is the test fold")
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto (default): CUDA when present, else CPU")
-    train.add_argument("--out", metavar="DIR", help="parent folder of the run folder (default: runs)")
-    train.add_argument("--name", metavar="NAME", help="run folder name (default: variant-fraction-seed-time)")
-    train.add_argument("--country", metavar="ISO3", help="country for the CO2 estimate, ISO 3166 alpha-3 (default USA)")
-    train.add_argument("--no-energy", action="store_true", help="do not measure energy with codecarbon")
+                            "d=512, 256x256 slices, 50 epochs); the flags below override it (default: demo)")
+    add_config_flags(train, required=("dataset",))
+    train.add_argument("--baselines", default="", metavar="LIST",
+                       help="after training, score these simple baselines on the run's own persons and print them "
+                            "beside its metrics (stored in run.json): lr-clinical, lr-regional, "
+                            "lr-clinical-regional, lr-pixels, cnn")
     train.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     train.set_defaults(handler=_train)
@@ -88,7 +70,7 @@ def add_commands(subparsers) -> None:
                          help="switch modalities off: mri, clinical, categorical")
     predict.add_argument("--checkpoint", choices=("best", "last"), default="best",
                          help="which checkpoint of the run (default: best)")
-    predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    predict.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     predict.add_argument("--json", action="store_true", help="print the prediction as JSON on stdout")
     predict.set_defaults(handler=_predict)
 
@@ -104,32 +86,10 @@ def add_commands(subparsers) -> None:
 # -- train ---------------------------------------------------------------------------------
 def config_from_args(args):
     """TrainConfig from the preset plus the flags that were given."""
-    from smmt_core.train.config import from_preset
+    from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.train.config import TrainConfig
 
-    overrides = {"data": args.data}
-    mapping = {
-        "variant": "variant", "label_set": "label_set", "fraction": "fraction", "mask_ratio": "mask_ratio",
-        "mask_mode": "mask_mode", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
-        "device": "device", "out": "out", "name": "run_name", "country": "energy_country",
-        "folds": "n_folds", "fold": "fold", "adnimerge": "adnimerge", "date_window": "date_window_days",
-    }
-    for flag, key in mapping.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides[key] = value
-    if args.features is not None:
-        from smmt_core.train.trainer import resolve_features
-
-        overrides["features"] = resolve_features(args.features)
-    if args.no_energy:
-        overrides["measure_energy"] = False
-    if overrides.get("fold") is not None and overrides.get("n_folds") is None:
-        from smmt_core.errors import ConfigError
-
-        raise ConfigError("--fold needs --folds")
-    if overrides.get("n_folds") is not None and overrides.get("fold") is None:
-        overrides["fold"] = 0
-    return from_preset(args.preset, **overrides)
+    return TrainConfig.build(args.preset, **overrides_from_args(args))
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -212,10 +172,20 @@ class TextProgress:
 
 
 def _train(args) -> int:
+    from smmt_core.baselines import BASELINES
     from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
+    from smmt_core.data.feature_sets import circularity_warning
+    from smmt_core.errors import ConfigError
     from smmt_core.train.trainer import train
 
     config = config_from_args(args)
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    warning = circularity_warning(config.data.features or [])
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     progress = None if args.quiet else TextProgress()
     stop = threading.Event()
     outcome: dict = {}
@@ -241,18 +211,27 @@ def _train(args) -> int:
     if "error" in outcome:
         raise outcome["error"]
     result = outcome["result"]
-    _print_result(result, as_json=args.json)
+    scored = {}
+    if baselines and result.test_metrics and not result.stopped_early:
+        from smmt_core.baselines import score_baselines_for_run
+
+        if progress is not None:
+            print(f"scoring baselines on the run's persons: {', '.join(baselines)}", file=sys.stderr)
+        scored = score_baselines_for_run(result.run_dir, baselines)
+    _print_result(result, as_json=args.json, baselines=scored)
     return EXIT_INTERRUPTED if result.stopped_early else EXIT_OK
 
 
-def _print_result(result, as_json: bool) -> None:
-    from smmt_core.train.metrics import json_safe
+def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
+    from smmt_core.train.metrics import format_ci, json_safe
 
+    baselines = baselines or {}
     if as_json:
         data = {
             "run_dir": str(result.run_dir), "stopped_early": result.stopped_early, "best_epoch": result.best_epoch,
             "duration_s": result.duration_s, "energy_kwh": result.energy_kwh, "energy": result.energy,
             "test_metrics": {k: v for k, v in result.test_metrics.items() if k != "roc_curve"},
+            "baselines": {name: {k: v for k, v in m.items() if k != "roc_curve"} for name, m in baselines.items()},
         }
         print(json.dumps(json_safe(data), indent=2))
         return
@@ -261,10 +240,17 @@ def _print_result(result, as_json: bool) -> None:
     if not m:
         print("no test result (the run stopped before the first epoch ended)")
     else:
-        print(f"test (per subject, n={m.get('n_subjects')}, best epoch {result.best_epoch}): "
-              f"accuracy {_fmt(m.get('accuracy'))}, balanced accuracy {_fmt(m.get('balanced_accuracy'))}, "
-              f"sensitivity {_fmt(m.get('sensitivity'))}, specificity {_fmt(m.get('specificity'))}, "
-              f"AUC {_fmt(m.get('roc_auc'))}")
+        print(f"test, per person (n={m.get('n_subjects')}, best epoch {result.best_epoch}), 95% bootstrap CIs:")
+        rows = [(result.run_dir.name if hasattr(result.run_dir, "name") else "model", m)]
+        rows += [(f"baseline {name}", metrics) for name, metrics in baselines.items()]
+        width = max(len(name) for name, _ in rows)
+        print(f"  {'':<{width}}  {'balanced accuracy %':<22} {'AUC':<20} {'accuracy %':<20}")
+        for name, metrics in rows:
+            if "error" in metrics:
+                print(f"  {name:<{width}}  not scored: {metrics['error']}")
+                continue
+            print(f"  {name:<{width}}  {format_ci(metrics, 'balanced_accuracy', 100):<22} "
+                  f"{format_ci(metrics, 'roc_auc', 1, 3):<20} {format_ci(metrics, 'accuracy', 100):<20}")
     e = result.energy or {}
     if e.get("available"):
         print(f"energy: {e['energy_kwh'] * 1000:.3f} Wh (CPU {e['cpu_kwh'] * 1000:.3f}, GPU {e['gpu_kwh'] * 1000:.3f}, "
@@ -283,11 +269,10 @@ def _predict(args) -> int:
     modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
     subject = args.subject
     if args.cohort:
+        from smmt_core.data.loaders import load_cohort
         from smmt_core.predict import subject_from_cohort
-        from smmt_core.train.config import TrainConfig
-        from smmt_core.train.trainer import load_training_cohort
 
-        subject = subject_from_cohort(load_training_cohort(TrainConfig(data=args.cohort)), args.subject)
+        subject = subject_from_cohort(load_cohort(args.cohort), args.subject)
     result = predictor.predict(subject, modalities=modalities)
     if args.json:
         from smmt_core.train.metrics import json_safe
@@ -316,7 +301,7 @@ def _runs(args) -> int:
     from smmt_core.cli import EXIT_OK
     from smmt_core.errors import DataError
     from smmt_core.train.metrics import json_safe
-    from smmt_core.train.runs import list_runs
+    from smmt_core.train.run_record import list_runs
 
     root = Path(args.root)
     if not root.is_dir():

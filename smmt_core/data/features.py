@@ -6,11 +6,7 @@ category vocabularies must come from the *training* subjects only, travel with t
 explicit: a numeric value that is missing is 0 in `numeric` and True in `numeric_missing`; a
 missing or never-seen category is code 0.
 
-Feature presets:
-- `PAPER_FEATURES`: the paper's inputs (MMSE, global CDR, FAQ, age, sex, APOE4).
-- `NON_CIRCULAR_FEATURES`: inputs that are not part of how ADNI *defines* the diagnostic groups.
-  MMSE, CDR (and the scores built from the same interviews) are circular: a model given them
-  scores near-perfectly without learning anything about the brain. See `CIRCULAR_FEATURES`.
+Which columns exist and the feature presets: `smmt_core.data.feature_sets`.
 """
 
 from __future__ import annotations
@@ -25,20 +21,17 @@ from smmt_core.data.layouts.common import is_missing
 from smmt_core.data.subject import Subject
 from smmt_core.errors import CheckpointError, ConfigError, DataError
 
-PAPER_FEATURES: list[str] = ["MMSE", "CDGLOBAL", "FAQ", "AGE", "PTGENDER", "APOE4"]
-NON_CIRCULAR_FEATURES: list[str] = ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"]
-# Scores that ADNI's diagnostic criteria (or the clinician's judgement they rest on) use directly.
-CIRCULAR_FEATURES: set[str] = {"MMSE", "CDGLOBAL", "CDRSB", "FAQ", "ADAS11", "ADAS13"}
-CATEGORICAL_FEATURES: set[str] = {"PTGENDER", "APOE4"}
-NUMERIC_FEATURES: list[str] = ["MMSE", "CDGLOBAL", "CDRSB", "FAQ", "ADAS13", "AGE", "PTEDUCAT"]
-KNOWN_FEATURES: list[str] = NUMERIC_FEATURES + ["PTGENDER", "APOE4"]
-
-FEATURE_PRESETS: dict[str, list[str]] = {
-    "paper": PAPER_FEATURES,
-    "non-circular": NON_CIRCULAR_FEATURES,
-    "all": KNOWN_FEATURES,
-    "none": [],
-}
+from smmt_core.data.feature_sets import (  # noqa: F401 (re-exported: the names live in feature_sets)
+    CATEGORICAL_FEATURES,
+    CIRCULAR_FEATURES,
+    FEATURE_PRESETS,
+    KNOWN_FEATURES,
+    NON_CIRCULAR_FEATURES,
+    NUMERIC_FEATURES,
+    PAPER_FEATURES,
+    circular_features_in,
+    resolve_features,
+)
 
 _ENCODER_FORMAT = 1
 
@@ -75,7 +68,7 @@ def _no_values(name: str, n: int) -> str:
 class FeatureEncoder:
     """Turns the clinical values of subjects into model arrays; fitted on training subjects only.
 
-    features: names of clinical columns (None = `PAPER_FEATURES`). A name is categorical when it
+    features: names of clinical columns (None = the default preset, non-circular). A name is categorical when it
     is in `CATEGORICAL_FEATURES` or, for other columns, when the training subjects hold it in
     `Subject.categorical`; otherwise numeric. Numeric features keep the requested order, as do
     categorical ones.
@@ -83,7 +76,7 @@ class FeatureEncoder:
 
     def __init__(self, features: Sequence[str] | None = None):
         if features is None:
-            features = PAPER_FEATURES
+            features = resolve_features(None)
         if isinstance(features, str) or not all(isinstance(f, str) and f for f in features):
             raise ConfigError(f"features must be a list of column names, got {features!r}")
         dupes = sorted({f for f in features if list(features).count(f) > 1})
@@ -160,10 +153,6 @@ class FeatureEncoder:
                 categorical[row, col] = codes[name].get(text, 0) if text is not None else 0
         return numeric, missing, categorical
 
-    def fit_transform(self, subjects: Iterable[Subject]):
-        subjects = list(subjects)
-        return self.fit(subjects).transform(subjects)
-
     # -- persistence -----------------------------------------------------------------------
 
     def schema(self, classes: Sequence[str], mri_shape) -> FeatureSchema:
@@ -216,8 +205,3 @@ class FeatureEncoder:
     def __repr__(self) -> str:
         state = "fitted" if self.fitted else "not fitted"
         return f"FeatureEncoder({self.features!r}, {state})"
-
-
-def circular_features_in(features: Iterable[str]) -> list[str]:
-    """The requested features that are part of the diagnostic definition (for UI warnings)."""
-    return [f for f in features if f in CIRCULAR_FEATURES]

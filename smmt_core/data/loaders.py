@@ -13,6 +13,7 @@ makes the input unusable raises `DataError` naming the file and the problem.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from smmt_core.data.layouts import adni, bids, oasis
@@ -24,7 +25,7 @@ from smmt_core.data.layouts.folder import (
     load_subject_folder,
 )
 from smmt_core.data.subject import Cohort, Subject
-from smmt_core.errors import DataError
+from smmt_core.errors import ConfigError, DataError
 
 LAYOUTS: tuple[str, ...] = ("file", "folder", "folders", "bids", "adni", "oasis")
 _TABLES = (".csv", ".tsv")
@@ -258,3 +259,30 @@ def _load_folders(root: Path) -> Cohort:
     if not subjects:
         raise DataError("no readable subject folder: " + "; ".join(problems[:3]), root)
     return Cohort(subjects, "folders", root, name=root.name, problems=problems)
+
+
+def load_cohort(location: str, *, adnimerge: str | None = None, date_window_days: int = 180,
+                progress: Callable[[int, int], None] | None = None) -> Cohort:
+    """The cohort a training run or a robustness check names: a dataset folder, or "demo".
+
+    "demo" builds the built-in SYNTHETIC cohort the first time (`progress(done, total)` reports
+    that) and marks the cohort synthetic. A single file is refused: training needs a dataset.
+    """
+    data = (location or "").strip()
+    if not data:
+        raise ConfigError("no training data given: a dataset folder, or 'demo' for the synthetic demo cohort")
+    if data.lower() == "demo":
+        from smmt_core.data.demo import ensure_demo_cohort
+
+        cohort = load_dataset(ensure_demo_cohort(progress=progress))
+        cohort.synthetic = True
+        return cohort
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise DataError("dataset not found", path)
+    if path.is_file():  # name the file itself, not the folder a one-scan "cohort" would be rooted at
+        raise DataError("a single file, not a dataset; training needs a dataset folder (BIDS, ADNI, "
+                        "OASIS-1 or a folder of subject folders) with labelled CN and AD subjects", path)
+    merge = Path(adnimerge).expanduser() if adnimerge else None
+    return load_dataset(path, adnimerge=merge, date_window_days=date_window_days)
+

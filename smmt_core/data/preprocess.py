@@ -29,17 +29,18 @@ import functools
 import hashlib
 import json
 import logging
-import operator
 import os
 import tempfile
 import threading
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
 
-from smmt_core.errors import ConfigError, DataError
+from smmt_core.errors import DataError
+from smmt_core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
 
@@ -77,58 +78,18 @@ BRAIN_MASK_THRESHOLD = 0.2
 
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
+class PreprocessConfig(Settings):
     """The preprocessing settings; part of every checkpoint and of every cache key."""
 
-    resolution_mm: float = 2.0
-    plane: str = "axial"
-    n_slices: int = 3
-    image_size: int = 64
-    channels: int = 1
-
-    def __post_init__(self):
-        if self.plane not in PLANES:
-            raise ConfigError(f"unknown slice plane {self.plane!r}; choose one of {', '.join(PLANES)}")
-        for name, what, low, high in (("n_slices", "number of slices", 1, 64),
-                                      ("image_size", "image size (pixels)", 8, 1024),
-                                      ("channels", "channels", 1, 4)):
-            value = getattr(self, name)
-            try:
-                value = operator.index(value)  # ints and numpy integers, not 2.5 or "3"
-            except TypeError:
-                value = None
-            if value is None or not low <= value <= high:
-                raise ConfigError(f"{what} must be an integer from {low} to {high}, got {getattr(self, name)!r}")
-            object.__setattr__(self, name, int(value))
-        try:
-            res = float(self.resolution_mm)
-        except (TypeError, ValueError):
-            raise ConfigError(f"resolution must be a number of millimetres, got {self.resolution_mm!r}") from None
-        if not 0.5 <= res <= 8.0:
-            raise ConfigError(f"resolution must be between 0.5 and 8 mm, got {self.resolution_mm!r}")
-        object.__setattr__(self, "resolution_mm", res)
+    resolution_mm: float = setting(2.0, "MNI grid spacing in mm", flag="--resolution", ge=0.5, le=8.0)
+    plane: Literal[PLANES] = setting("axial", "slice plane")
+    n_slices: int = setting(3, "slices per scan", flag="--slices", ge=1, le=64)
+    image_size: int = setting(64, "slice size in pixels", ge=8, le=1024)
+    channels: int = setting(1, "channels per slice (the paper replicates to 3)", ge=1, le=4)
 
     @classmethod
-    def cpu(cls) -> "PreprocessConfig":
-        """Small and fast: 2 mm grid, 3 axial 64x64 single-channel slices (the demo preset)."""
-        return cls(resolution_mm=2.0, plane="axial", n_slices=3, image_size=64, channels=1)
-
-    @classmethod
-    def paper(cls) -> "PreprocessConfig":
-        """As in the paper: 1 mm MNI grid, 256x256 slices replicated to 3 channels."""
-        return cls(resolution_mm=1.0, plane="axial", n_slices=3, image_size=256, channels=3)
-
-    @classmethod
-    def from_train_config(cls, cfg) -> "PreprocessConfig":
-        """The preprocessing part of a `TrainConfig`."""
-        return cls(
-            resolution_mm=float(cfg.resolution_mm),
-            plane=cfg.plane,
-            n_slices=int(cfg.n_slices),
-            image_size=int(cfg.image_size),
-            channels=int(cfg.channels),
-        )
+    def _section_name(cls) -> str:
+        return "preprocess"
 
     @property
     def mri_shape(self) -> tuple[int, int, int, int]:
@@ -144,11 +105,11 @@ class PreprocessConfig:
 
     def to_dict(self) -> dict:
         """The settings plus the algorithm version, so that a checkpoint can tell it is out of date."""
-        return {**asdict(self), "version": PREPROCESS_VERSION}
+        return {**super().to_dict(), "version": PREPROCESS_VERSION}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessConfig":
-        return cls(**{k: d[k] for k in ("resolution_mm", "plane", "n_slices", "image_size", "channels") if k in d})
+        return cls(**{k: v for k, v in d.items() if k != "version"})
 
 
 @dataclass

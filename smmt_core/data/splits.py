@@ -5,10 +5,13 @@ scans land on both sides of a split leaks the answer; on ADNI that inflates accu
 29 points (Yagis et al., Sci. Rep. 2021). Every split here groups on `Subject.subject_id`.
 
 Why this order: the test persons are drawn first and depend only on the seed, then validation
-persons are carved from the rest, and only then does the data fraction shrink the *training*
-persons. So the test (and validation) sets are identical across fractions, and the training sets
-are nested (the 20% set is inside the 40% set, ... inside 100%) for the same seed: a learning
-curve then measures data, not a different test set.
+persons are carved from the rest, and only then does the data fraction shrink the training *and
+validation* persons together (each nested and stratified). So the test set is identical across
+fractions, and the training and validation sets are nested (the 20% set is inside the 40% set,
+... inside 100%) for the same seed: a learning curve then measures data, not a different test
+set. The validation persons shrink too because they are labelled data the run uses (to choose its
+best epoch): "20 %" means 20 % of the labelled persons outside the test set, not 20 % of the
+training persons plus all of the validation persons.
 
 Persons whose scans carry no usable label (unknown, or not in `classes`) are left out and
 reported in `Split.excluded`.
@@ -34,7 +37,7 @@ PARTS = ("train", "val", "test")
 class Split:
     """Which persons (subject ids) train, validate and test.
 
-    unused: training persons left out by `fraction` < 1. excluded: persons without a usable label.
+    unused: training and validation persons left out by `fraction` < 1. excluded: persons without a usable label.
     classes: the labels that were kept (None: every known label).
     """
 
@@ -203,6 +206,13 @@ def _subsample(ids: list[str], strata: list[str], fraction: float, seed: int) ->
     return [i for i in ids if i in keep], [i for i in ids if i not in keep]
 
 
+def _shrink(train, train_strata, val, label_of, fraction, seed):
+    """(train, val, unused): the data fraction applied to the training and validation persons alike."""
+    train, unused_train = _subsample(train, train_strata, fraction, seed)
+    val, unused_val = _subsample(val, [label_of[i] for i in val], fraction, seed + 1)
+    return train, val, unused_train + unused_val
+
+
 def split_subjects(subjects: Iterable[Subject], *, test_size: float = 0.2, val_size: float = 0.15,
                    seed: int = 0, fraction: float = 1.0, classes: Sequence[str] | None = None) -> Split:
     """A stratified person-level hold-out split (see the module doc for the guarantees).
@@ -219,7 +229,7 @@ def split_subjects(subjects: Iterable[Subject], *, test_size: float = 0.2, val_s
     n_test = max(int(round(test_size * n)), len(set(strata)))
     rest, test = _stratified_holdout(ids, strata, n_test, seed, "test set")
     rest, val, rest_strata = _carve_val(rest, [label_of[i] for i in rest], n, val_size, seed)
-    train, unused = _subsample(rest, rest_strata, fraction, seed)
+    train, val, unused = _shrink(rest, rest_strata, val, label_of, fraction, seed)
     return Split(train, val, test, seed=seed, fraction=fraction, unused=unused, excluded=excluded,
                  classes=list(classes) if classes is not None else None, notes=_notes(excluded))
 
@@ -246,7 +256,7 @@ def kfold_split(subjects: Iterable[Subject], *, n_folds: int = 5, fold: int = 0,
     rest = [ids[i] for i in sorted(rest_idx)]
     test = [ids[i] for i in sorted(test_idx)]
     rest, val, rest_strata = _carve_val(rest, [label_of[i] for i in rest], len(ids), val_size, seed)
-    train, unused = _subsample(rest, rest_strata, fraction, seed)
+    train, val, unused = _shrink(rest, rest_strata, val, label_of, fraction, seed)
     return Split(train, val, test, seed=seed, fraction=fraction, fold=fold, n_folds=n_folds, unused=unused,
                  excluded=excluded, classes=list(classes) if classes is not None else None,
                  notes=_notes(excluded))
@@ -257,3 +267,19 @@ def _notes(excluded: list[str]) -> list[str]:
         return []
     return [f"{len(excluded)} person(s) without a usable label were left out: "
             f"{', '.join(excluded[:10])}{' …' if len(excluded) > 10 else ''}"]
+
+
+def split_for_config(subjects: Iterable[Subject], data, model_seed: int) -> Split:
+    """The split a training run uses, from its data settings (`TrainConfig.data`).
+
+    The one place that turns settings into a split, so that a run, the baselines scored beside it
+    and a reader of its split.csv always mean the same persons. The split seed defaults to the
+    model seed.
+    """
+    seed = data.split_seed if data.split_seed is not None else model_seed
+    classes = list(data.classes)
+    if data.n_folds:
+        return kfold_split(subjects, n_folds=data.n_folds, fold=data.fold or 0, val_size=data.val_size,
+                           seed=seed, fraction=data.fraction, classes=classes)
+    return split_subjects(subjects, test_size=data.test_size, val_size=data.val_size, seed=seed,
+                          fraction=data.fraction, classes=classes)

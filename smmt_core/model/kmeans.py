@@ -25,7 +25,7 @@ import math
 
 import torch
 
-ASSIGNMENT_MODES = ("exact", "balanced")
+from smmt_core.model.config import ASSIGNMENT_MODES
 INIT_SAMPLES_PER_CLUSTER = 32
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MASK_MODES = ("dimension", "modality")
+from smmt_core.variants import MASK_MODES
 
 
 class ModalityMasking(nn.Module):

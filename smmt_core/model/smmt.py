@@ -8,106 +8,25 @@ Data flow for a batch (`smmt_core.batch.ModelInputs`):
        update masked in training (modality-wise masking)
     -> mean of the fusion tokens -> MLP head -> logits (2 or 3 classes).
 
-Variants (`ModelConfig.variant`):
-  smmt            sparse attention + masking (the paper's method)
-  smmt-no-sparse  dense attention + masking
-  smmt-no-mask    sparse attention, no masking
-  3mt             dense attention, same cascade, no masking (baseline)
+Variants (`ModelConfig.variant`): which of sparse attention and masking are on is read from the
+one table in `smmt_core.variants`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from smmt_core.batch import MODALITY_INDEX, FeatureSchema, ModelInputs
 from smmt_core.data.subject import ALL_MODALITIES, Modality
-from smmt_core.errors import ConfigError, reject_unknown_keys
+from smmt_core.errors import ConfigError
+from smmt_core.model.config import ModelConfig
 from smmt_core.model.encoders import CategoricalEncoder, MRIEncoder, NumericEncoder
 from smmt_core.model.fusion import CascadeStep, IntraModalLayer
-from smmt_core.model.kmeans import ASSIGNMENT_MODES
-from smmt_core.model.masking import MASK_MODES, ModalityMasking
-
-VARIANTS = ("smmt", "smmt-no-sparse", "smmt-no-mask", "3mt")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything that shapes the network (not the data): stored with every checkpoint."""
-
-    variant: str = "smmt"
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 1
-    n_fusion_tokens: int = 4
-    cascade_order: tuple[str, ...] = ("mri", "clinical", "categorical")
-    attention_mode: str = "exact"  # K-Means assignment: "exact" or "balanced"
-    cluster_size: int | None = None  # None: k = ceil(log2 n) clusters
-    kmeans_iters: int = 3
-    mask_ratio: float = 0.3
-    mask_mode: str = "dimension"
-    dropout: float = 0.1
-
-    def __post_init__(self):
-        object.__setattr__(self, "cascade_order", tuple(str(m) for m in self.cascade_order))
-        self.validate()
-
-    def validate(self) -> "ModelConfig":
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown model variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if self.d_model < 8 or self.n_heads < 1 or self.d_model % self.n_heads:
-            raise ConfigError(f"d_model ({self.d_model}) must be at least 8 and divisible by n_heads ({self.n_heads})")
-        if self.n_layers < 0 or self.n_fusion_tokens < 1 or self.kmeans_iters < 0:
-            raise ConfigError("n_layers and kmeans_iters must be >= 0 and n_fusion_tokens >= 1")
-        names = {m.value for m in ALL_MODALITIES}
-        unknown = [m for m in self.cascade_order if m not in names]
-        if unknown or len(set(self.cascade_order)) != len(self.cascade_order) or not self.cascade_order:
-            raise ConfigError(f"cascade order {list(self.cascade_order)} must list distinct modalities from {sorted(names)}")
-        if self.attention_mode not in ASSIGNMENT_MODES:
-            raise ConfigError(f"unknown attention mode {self.attention_mode!r}; choose one of {', '.join(ASSIGNMENT_MODES)}")
-        if self.cluster_size is not None and self.cluster_size < 1:
-            raise ConfigError(f"cluster size must be at least 1, got {self.cluster_size}")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ConfigError(f"mask ratio must be in [0, 1), got {self.mask_ratio}")
-        if self.mask_mode not in MASK_MODES:
-            raise ConfigError(f"unknown mask mode {self.mask_mode!r}; choose one of {', '.join(MASK_MODES)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        return self
-
-    @property
-    def sparse(self) -> bool:
-        return self.variant in ("smmt", "smmt-no-mask")
-
-    @property
-    def masking(self) -> bool:
-        return self.variant in ("smmt", "smmt-no-sparse")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["cascade_order"] = list(self.cascade_order)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        reject_unknown_keys(d, (f.name for f in fields(cls)), "model config")
-        return cls(**d)
-
-    @classmethod
-    def from_train_config(cls, cfg) -> "ModelConfig":
-        """Read the model fields of a `smmt_core.train.config.TrainConfig`."""
-        return cls(
-            variant=cfg.variant, d_model=cfg.d_model, n_heads=cfg.n_heads, n_layers=cfg.n_layers,
-            n_fusion_tokens=cfg.n_fusion_tokens, cascade_order=tuple(cfg.cascade_order),
-            attention_mode=cfg.attention_mode, cluster_size=cfg.cluster_size,
-            kmeans_iters=getattr(cfg, "kmeans_iters", cls.kmeans_iters),
-            mask_ratio=cfg.mask_ratio, mask_mode=cfg.mask_mode,
-            dropout=getattr(cfg, "dropout", cls.dropout),
-        )
-
+from smmt_core.model.masking import ModalityMasking
 
 @dataclass
 class ModelOutput:
@@ -273,4 +192,4 @@ def build_model(config: ModelConfig, schema: FeatureSchema) -> SMMT:
     """The network for `config.variant`, sized for `schema` (its MRI shape, features and classes)."""
     if len(schema.classes) < 2:
         raise ConfigError(f"need at least 2 classes, got {schema.classes}")
-    return SMMT(config.validate(), schema)
+    return SMMT(config, schema)

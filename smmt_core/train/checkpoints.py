@@ -29,7 +29,7 @@ import torch
 
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
-from smmt_core.train.config import VARIANTS, TrainConfig
+from smmt_core.train.config import TrainConfig
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from smmt_core.train.metrics import json_safe
 
@@ -197,19 +197,16 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
 
     from smmt_core.data.features import FeatureEncoder
     from smmt_core.data.preprocess import PREPROCESS_VERSION, PreprocessConfig
-    from smmt_core.model.smmt import ModelConfig, build_model
+    from smmt_core.model.smmt import build_model
 
     run_dir = Path(run_dir)
     weights_path, meta_path = checkpoint_paths(run_dir, which)
     meta = read_checkpoint_metadata(run_dir, which)
 
     try:
-        config = TrainConfig.from_dict(meta["config"])
-    except Exception as error:
-        raise CheckpointError(f"stored training config is invalid: {error}", meta_path) from None
-    if config.variant not in VARIANTS:
-        raise CheckpointError(
-            f"unknown model variant {config.variant!r} (this SMMT Studio knows {', '.join(VARIANTS)})", meta_path)
+        config = TrainConfig.from_dict(meta["config"])  # bounds and choices checked before anything is built
+    except ConfigError as error:
+        raise CheckpointError(f"stored training config is invalid: {error.problem}", meta_path) from None
 
     try:
         schema = FeatureSchema.from_dict(meta["schema"])
@@ -257,7 +254,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
 
     try:
         with torch.device("meta"):  # shapes only: no memory, no random initialisation
-            model = build_model(ModelConfig.from_train_config(config), schema)
+            model = build_model(config.model, schema)
     except ConfigError as error:
         raise CheckpointError(f"stored model settings are invalid: {error.problem}", meta_path) from None
     expected = model.state_dict()

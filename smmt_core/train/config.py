@@ -1,90 +1,195 @@
-"""Everything that defines a training run, as one JSON-serialisable dataclass.
+"""Everything that defines a training run: one nested, validated `TrainConfig`.
 
-The wizard fills it, the CLI fills it from flags, `config.json` in the run folder stores it.
-Presets (`demo`, `paper`) are starting points; every field can be overridden.
+    TrainConfig
+      preset       the starting point the values came from ("demo", "paper")
+      data         which data, which labels and features, how persons are split
+      model        `smmt_core.model.config.ModelConfig` (stored with every checkpoint)
+      preprocess   `smmt_core.data.preprocess.PreprocessConfig` (part of every cache key)
+      optim        epochs, batch size, learning rate, weight decay, seed
+      run          where the run folder goes, device, energy measurement
+
+Each field is declared once, with its bounds and help, in its section; the CLI's flags
+(`smmt_core.cli.config_flags`), the wizard's ranges and the experiment grid all read these
+declarations. Field names are unique across sections, so callers that think in flat settings
+(a flag, a wizard value, an experiment override) pass `name=value` to `TrainConfig.build` or
+`updated`, and the config routes each to its section: nobody copies fields by hand.
+
+`config.json` in a run folder stores `to_dict()` (nested). A flat dict, as written by SMMT Studio
+0.1, is still read (`from_dict`), so older run folders stay loadable.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Literal
 
-from smmt_core.errors import ConfigError, reject_unknown_keys
+from pydantic import field_validator, model_validator
 
-VARIANTS = ("smmt", "smmt-no-sparse", "smmt-no-mask", "3mt")
+from smmt_core.data.feature_sets import resolve_features
+from smmt_core.data.preprocess import PreprocessConfig
+from smmt_core.errors import ConfigError
+from smmt_core.model.config import ModelConfig
+from smmt_core.settings import Settings, field_bounds, setting
+
 LABEL_SETS = {"ad-cn": ["CN", "AD"], "cn-mci-ad": ["CN", "MCI", "AD"]}
-MASK_MODES = ("dimension", "modality")  # per-dimension Bernoulli (paper) or whole-modality drop
+DEVICES = ("auto", "cpu", "cuda")
 
 
-@dataclass
-class TrainConfig:
-    data: str = ""  # dataset path (BIDS, ADNI tree, OASIS, folder of subjects) or "demo"
-    adnimerge: str | None = None  # ADNI only: the ADNIMERGE table when it is not inside the download
-    date_window_days: int = 180  # ADNI only: max days between a scan and the EXAMDATE matched to it
-    out: str = "runs"  # parent folder; the run gets its own sub-folder
-    run_name: str = ""  # empty: generated from variant, fraction, seed and time
-    variant: str = "smmt"
-    label_set: str = "ad-cn"
-    features: list[str] | None = None  # None: the paper's set; names of clinical columns
-    fraction: float = 1.0  # of the *training* subjects; test subjects never change
-    mask_ratio: float = 0.3
-    mask_mode: str = "dimension"
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    # Seed of the subject split. None: use `seed`. Experiment grids fix it so that the test set
-    # stays the same in every cell while `seed` varies the model init and the training order.
-    split_seed: int | None = None
-    device: str = "auto"  # "auto", "cpu", "cuda"
-    val_size: float = 0.15
-    test_size: float = 0.2
-    fold: int | None = None  # k-fold: which fold is the test fold
-    n_folds: int | None = None
-    # model
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 1
-    n_fusion_tokens: int = 4
-    cascade_order: list[str] = field(default_factory=lambda: ["mri", "clinical", "categorical"])
-    attention_mode: str = "exact"  # "exact" or "balanced" K-Means assignment
-    cluster_size: int | None = None  # None: k = ceil(log2 n) clusters
-    # MRI preprocessing
-    image_size: int = 64
-    n_slices: int = 3
-    channels: int = 1
-    plane: str = "axial"
-    resolution_mm: float = 2.0
-    preset: str = "demo"
-    energy_country: str = "USA"  # ISO code for codecarbon's CO2 intensity (offline mode)
-    measure_energy: bool = True
-    num_workers: int = 0
-
-    def validate(self) -> "TrainConfig":
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if self.label_set not in LABEL_SETS:
-            raise ConfigError(f"unknown label set {self.label_set!r}; choose one of {', '.join(LABEL_SETS)}")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ConfigError(f"data fraction must be in (0, 1], got {self.fraction}")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ConfigError(f"mask ratio must be in [0, 1), got {self.mask_ratio}")
-        if self.mask_mode not in MASK_MODES:
-            raise ConfigError(f"unknown mask mode {self.mask_mode!r}; choose one of {', '.join(MASK_MODES)}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("epochs and batch size must be at least 1 and the learning rate positive")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+class DataConfig(Settings):
+    dataset: str = setting("", "dataset folder (BIDS, ADNI download, OASIS-1, folder of subject folders) or 'demo'",
+                           flag="--data")
+    adnimerge: str | None = setting(None, "ADNI: the ADNIMERGE table, when it is not inside the download folder")
+    date_window_days: int = setting(180, "ADNI: max days between a scan and the EXAMDATE matched to it",
+                                    flag="--date-window", ge=0, le=3650)
+    label_set: Literal[tuple(LABEL_SETS)] = setting("ad-cn", "ad-cn (the paper) or cn-mci-ad")
+    # Stored resolved: preset words become column names, None becomes the default preset.
+    features: list[str] | None = setting(
+        None, "clinical inputs: 'non-circular' (default: AGE, PTEDUCAT, PTGENDER, APOE4, none of the scores that "
+              "define the diagnosis), 'paper' (MMSE, CDGLOBAL, FAQ, AGE, PTGENDER, APOE4: circular), 'all', "
+              "'none' (MRI only) or comma-separated column names")
+    fraction: float = setting(1.0, "share of the training (and validation) persons to use", gt=0.0, le=1.0)
+    val_size: float = setting(0.15, "share of persons held out for validation", ge=0.0, lt=0.9)
+    test_size: float = setting(0.2, "share of persons held out for the test", gt=0.0, lt=0.9)
+    # None: the model seed. Experiment grids fix it so that the test persons stay the same in
+    # every cell while the model seed varies the initialisation and the training order.
+    split_seed: int | None = setting(None, "seed of the person-level split (default: --seed)", ge=0)
+    n_folds: int | None = setting(None, "k-fold cross-validation by person: number of folds", flag="--folds",
+                                  ge=2, le=100)
+    fold: int | None = setting(None, "with --folds: which fold (0-based) is the test fold", ge=0)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        reject_unknown_keys(d, (f.name for f in fields(cls)), "config")
-        return cls(**d)
+    def _section_name(cls) -> str:
+        return "data"
 
-    def with_(self, **changes) -> "TrainConfig":
-        return replace(self, **changes)
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features_list(cls, value):
+        if value is not None and not isinstance(value, (str, list, tuple)):
+            raise ValueError("must be a list of column names or a preset name")
+        return resolve_features(value)
+
+    @model_validator(mode="after")
+    def _folds(self):
+        if self.fold is not None and self.n_folds is None:
+            raise ValueError("fold needs n_folds (--folds)")
+        if self.fold is not None and self.n_folds is not None and self.fold >= self.n_folds:
+            raise ValueError(f"fold {self.fold} does not exist with {self.n_folds} folds (0 to {self.n_folds - 1})")
+        if self.val_size + self.test_size >= 0.95:
+            raise ValueError(f"val_size + test_size ({self.val_size + self.test_size:g}) leaves no training persons")
+        return self
+
+    @property
+    def classes(self) -> list[str]:
+        return list(LABEL_SETS[self.label_set])
+
+
+class OptimConfig(Settings):
+    epochs: int = setting(12, "training epochs", ge=1, le=10_000)
+    batch_size: int = setting(8, "scans per batch", ge=1, le=4096)
+    lr: float = setting(1e-3, "Adam learning rate", gt=0.0)
+    weight_decay: float = setting(0.0, "weight decay", ge=0.0, le=1.0)
+    seed: int = setting(0, "seed of model init, batch order, masking (and of the split, unless --split-seed)", ge=0)
+
+    @classmethod
+    def _section_name(cls) -> str:
+        return "optim"
+
+
+class RunSettings(Settings):
+    out: str = setting("runs", "parent folder of the run folder")
+    run_name: str = setting("", "run folder name (default: variant-fraction-seed-time)", flag="--name")
+    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    energy_country: str = setting("USA", "country for the CO2 estimate, ISO 3166 alpha-3", flag="--country")
+    measure_energy: bool = setting(True, "measure energy with codecarbon", flag="--no-energy")
+    num_workers: int = setting(0, "data loader workers", cli=False, ge=0, le=64)
+
+    @classmethod
+    def _section_name(cls) -> str:
+        return "run"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in DEVICES or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
+
+
+SECTIONS: dict[str, type[Settings]] = {
+    "data": DataConfig, "model": ModelConfig, "preprocess": PreprocessConfig, "optim": OptimConfig, "run": RunSettings,
+}
+
+# flat field name -> section; checked at import: a name used in two sections would be ambiguous.
+FIELD_SECTION: dict[str, str] = {}
+for _section, _cls in SECTIONS.items():
+    for _name in _cls.model_fields:
+        if _name in FIELD_SECTION:
+            raise RuntimeError(f"setting {_name!r} is declared in sections {FIELD_SECTION[_name]} and {_section}")
+        FIELD_SECTION[_name] = _section
+_LEGACY_NAMES = {"data": "dataset"}  # SMMT Studio 0.1 wrote a flat config with "data" = the dataset path
+
+
+class TrainConfig(Settings):
+    preset: str = "demo"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunSettings = RunSettings()
+
+    @classmethod
+    def build(cls, preset: str = "demo", **flat) -> "TrainConfig":
+        """The preset's values, then `flat` overrides (field names of any section), validated once."""
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        return cls(preset=preset, **_nest({**PRESETS[preset], **flat}))
+
+    def updated(self, **flat) -> "TrainConfig":
+        """A validated copy with flat overrides (`cfg.updated(seed=2, fraction=0.5)`)."""
+        nested = self.model_dump()
+        preset = flat.pop("preset", self.preset)
+        for section, values in _nest(flat).items():
+            nested[section].update(values)
+        return TrainConfig(**{**nested, "preset": preset})
+
+    def flat(self) -> dict:
+        """Every field by its flat name (JSON types), e.g. for a table of settings."""
+        out = {"preset": self.preset}
+        for section in SECTIONS:
+            out.update(getattr(self, section).to_dict())
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Read a stored config: nested (this version) or flat (SMMT Studio 0.1)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be a JSON object, got {type(data).__name__}")
+        legacy = isinstance(data.get("data"), str) or not any(isinstance(data.get(k), dict) for k in SECTIONS)
+        if not legacy:
+            return cls(**data)
+        flat = {_LEGACY_NAMES.get(k, k): v for k, v in data.items()}
+        preset = flat.pop("preset", "demo")
+        return cls(preset=preset, **_nest(flat))
+
+
+def _nest(flat: dict) -> dict[str, dict]:
+    unknown = sorted(k for k in flat if k not in FIELD_SECTION)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    nested: dict[str, dict] = {}
+    for name, value in flat.items():
+        nested.setdefault(FIELD_SECTION[name], {})[name] = value
+    return nested
+
+
+def setting_bounds(name: str) -> tuple[float | None, float | None]:
+    """(lowest, highest) allowed value of a flat setting, e.g. for a spin box or slider."""
+    return field_bounds(SECTIONS[FIELD_SECTION[name]], name)
+
+
+def setting_field(name: str):
+    """The pydantic FieldInfo of a flat setting (its help text, default, bounds, flag)."""
+    return SECTIONS[FIELD_SECTION[name]].model_fields[name]
 
 
 PRESETS: dict[str, dict] = {
@@ -95,9 +200,3 @@ PRESETS: dict[str, dict] = {
     "paper": dict(epochs=50, batch_size=8, lr=1e-3, d_model=512, n_heads=8, image_size=256,
                   n_slices=3, channels=3, resolution_mm=1.0),
 }
-
-
-def from_preset(name: str, **overrides) -> TrainConfig:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return TrainConfig(preset=name, **{**PRESETS[name], **overrides}).validate()

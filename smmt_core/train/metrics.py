@@ -166,3 +166,82 @@ def json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+# -- uncertainty -----------------------------------------------------------------------------
+CI_METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "sensitivity", "specificity")
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def _ci_point(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict[str, float]:
+    """The CI_METRICS of one (re)sample, the same definitions as `compute_metrics`."""
+    pred = p.argmax(axis=1)
+    cm = np.zeros((n_classes, n_classes))
+    np.add.at(cm, (y, pred), 1)
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    out = {"accuracy": float((pred == y).mean()), "balanced_accuracy": float(np.nanmean(recall))}
+    present = np.unique(y)
+    if n_classes == 2:
+        out["sensitivity"], out["specificity"] = float(recall[1]), float(recall[0])
+        out["roc_auc"] = float(roc_auc_score(y, p[:, 1])) if len(present) == 2 else _nan()
+    else:
+        negatives = cm.sum() - support
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spec = np.where(negatives > 0, (negatives - (cm.sum(axis=0) - np.diag(cm))) / np.maximum(negatives, 1),
+                            np.nan)
+        out["sensitivity"], out["specificity"] = float(np.nanmean(recall)), float(np.nanmean(spec))
+        out["roc_auc"] = (float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+                          if len(present) == n_classes else _nan())
+    return out
+
+
+def bootstrap_ci(y_true, prob, classes: Sequence[str], *, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = 0, level: float = 0.95) -> dict[str, list[float] | None]:
+    """Percentile bootstrap CI of each CI_METRIC, resampling persons (rows) with replacement.
+
+    y_true / prob are per person (soft-voted). Resamples in which a metric is undefined (e.g. AUC
+    with one class drawn) are left out of that metric's interval; None when too few remain.
+    """
+    import warnings
+
+    classes = list(classes)
+    y = _as_indices(y_true, classes)
+    p = np.asarray(prob, dtype=np.float64).reshape(len(y), len(classes)) if len(y) else np.zeros((0, len(classes)))
+    if len(y) < 2:
+        return {m: None for m in CI_METRICS}
+    rng = np.random.default_rng(seed)
+    draws = {m: [] for m in CI_METRICS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an all-NaN recall in a degenerate draw
+        for _ in range(n_resamples):
+            idx = rng.integers(0, len(y), len(y))
+            for name, value in _ci_point(y[idx], p[idx], len(classes)).items():
+                draws[name].append(value)
+    alpha = (1 - level) / 2
+    out: dict[str, list[float] | None] = {}
+    for name, values in draws.items():
+        finite = np.asarray([v for v in values if math.isfinite(v)])
+        out[name] = ([float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))]
+                     if len(finite) >= 0.5 * n_resamples else None)
+    return out
+
+
+def bootstrap_person_ci(per_person, classes: Sequence[str], *, seed: int = 0,
+                        n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    """`bootstrap_ci` of a per-person prediction table (columns label, p_<class> …)."""
+    prob = per_person[[f"p_{c}" for c in classes]].to_numpy(dtype=float)
+    return bootstrap_ci(per_person["label"].tolist(), prob, classes, seed=seed, n_resamples=n_resamples)
+
+
+def format_ci(metrics: dict, name: str, scale: float = 1.0, digits: int = 1) -> str:
+    """'81.2 [72.0–89.5]' for a metric and its CI from a test-metrics dict ('–' when undefined)."""
+    value = metrics.get(name)
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    text = f"{float(value) * scale:.{digits}f}"
+    ci = (metrics.get("ci95") or {}).get(name)
+    if ci:
+        text += f" [{ci[0] * scale:.{digits}f}–{ci[1] * scale:.{digits}f}]"
+    return text

@@ -57,29 +57,14 @@ def subset_name(modalities: Sequence[Modality]) -> str:
     return "+".join(Modality(m).value for m in modalities)
 
 
-def load_test_subjects(run_dir: str | Path, data: str) -> list[Subject]:
-    """The run's test scans, taken from a fresh load of `data` (a path or "demo").
-
-    DataError when split.csv is missing or malformed, lists no test subjects, or names persons
-    that the dataset does not hold (e.g. a different dataset than the run was trained on, or one
-    that moved).
-    """
-    return _load_test_cohort(run_dir, data)[1]
-
-
-def _load_test_cohort(run_dir: str | Path, data: str):
+def _load_test_cohort(run_dir: str | Path, data: str, adnimerge: str | None = None, date_window_days: int = 180):
     """(cohort, test scans): the dataset as the trainer loads it and the scans of the run's test persons."""
+    from smmt_core.data.loaders import load_cohort
     from smmt_core.data.splits import Split
-    from smmt_core.train.config import TrainConfig
-    from smmt_core.train.trainer import load_training_cohort
+    from smmt_core.train.run_record import SPLIT_FILE, RunRecord
 
-    split_path = Path(run_dir) / "split.csv"
-    try:
-        frame = pd.read_csv(split_path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError("split.csv is missing: cannot tell which subjects were held out for testing", split_path) from None
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"cannot read the split table ({error})", split_path) from None
+    split_path = Path(run_dir) / SPLIT_FILE
+    frame = RunRecord(run_dir).split()
     try:
         split = Split.from_frame(frame)
     except DataError as error:
@@ -88,7 +73,7 @@ def _load_test_cohort(run_dir: str | Path, data: str):
         raise DataError("split table lists no test subjects", split_path)
     if str(data).strip().lower() != "demo" and not Path(data).expanduser().exists():
         raise DataError("the run's dataset is not there any more; pass its current location (--data)", data)
-    cohort = load_training_cohort(TrainConfig(data=str(data)))  # same loading as the trainer
+    cohort = load_cohort(str(data), adnimerge=adnimerge, date_window_days=date_window_days)  # as the trainer
     in_dataset = {s.subject_id for s in cohort.subjects}
     unknown = [pid for pid in split.test if pid not in in_dataset]
     if unknown:
@@ -202,7 +187,9 @@ def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_s
     from smmt_core.train.checkpoints import check_data_schema, load_run
 
     loaded = load_run(run_dir, device=device)
-    cohort, subjects = _load_test_cohort(run_dir, data if data is not None else loaded.config.data)
+    stored = loaded.config.data
+    cohort, subjects = _load_test_cohort(run_dir, data if data is not None else stored.dataset,
+                                         stored.adnimerge, stored.date_window_days)
     found, lacking = data_schema(loaded, subjects)
     check_data_schema(loaded.schema, found, cohort.root, missing_columns=lacking)
     evaluator = _Evaluator(loaded, subjects, batch_size, cache if cache is not None else MRICache())

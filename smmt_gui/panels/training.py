@@ -41,9 +41,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from smmt_core.data.features import circular_features_in
+from smmt_core.data.feature_sets import circular_features_in
 from smmt_core.errors import SMMTError
-from smmt_core.train.config import LABEL_SETS, TrainConfig
+from smmt_core.train.config import TrainConfig
 from smmt_core.train.events import (
     BatchProgress,
     CheckpointSaved,
@@ -271,8 +271,6 @@ class TrainingDashboard(QWidget):
             raise ValueError("no configuration to train")
         if self.is_running():
             raise RuntimeError("a training run is already in progress; cancel it first")
-        for item in configs:
-            item.validate()
         self._queue = configs
         self._series_total = len(configs)
         self._series_index = 0
@@ -325,8 +323,8 @@ class TrainingDashboard(QWidget):
         self._reset_run_state()
         self._clear_curves()
         self._config = config
-        name = config.run_name or strings.TRAINING_DEFAULT_NAME.format(
-            variant=config.variant, fraction=config.fraction, seed=config.seed
+        name = config.run.run_name or strings.TRAINING_DEFAULT_NAME.format(
+            variant=config.model.variant, fraction=config.data.fraction, seed=config.optim.seed
         )
         self._show_title(name)
         self.info_label.setText("")
@@ -395,24 +393,18 @@ class TrainingDashboard(QWidget):
         self._run_dir = Path(event.run_dir)
         self._total_epochs = int(event.total_epochs)
         self._batches_per_epoch = int(event.batches_per_epoch)
-        config = event.config or {}
-        label_set = config.get("label_set", getattr(self._config, "label_set", "ad-cn"))
-        self._classes = list(LABEL_SETS.get(label_set, self._classes))
-        name = config.get("run_name") or self._run_dir.name
-        self._show_title(name)
+        try:
+            config = TrainConfig.from_dict(event.config) if event.config else self._config
+        except SMMTError:
+            config = self._config
+        self._classes = config.data.classes if config is not None else self._classes
+        self._show_title(config.run.run_name if config is not None and config.run.run_name else self._run_dir.name)
         self._info_text = strings.TRAINING_INFO_RUN.format(
             n_train=event.n_train, n_val=event.n_val, n_test=event.n_test, device=event.device,
-            variant=config.get("variant", getattr(self._config, "variant", "")), epochs=event.total_epochs,
+            variant=config.model.variant if config is not None else "", epochs=event.total_epochs,
         )
         self.info_label.setText(self._info_text)
-        # The trainer module is already loaded by the worker at this point, so this import is free.
-        from smmt_core.train.trainer import resolve_features
-
-        try:
-            features = resolve_features(config.get("features", getattr(self._config, "features", None)))
-        except SMMTError:
-            features = []
-        circular = circular_features_in(features)
+        circular = circular_features_in(config.data.features or [] if config is not None else [])
         self.circular_label.setText(strings.TRAINING_CIRCULAR_NOTE.format(names=", ".join(circular)))
         self.circular_label.setVisible(bool(circular))
         self.loss_plot.setXRange(0, max(1, self._total_epochs), padding=0.02)
@@ -524,7 +516,7 @@ class TrainingDashboard(QWidget):
         column = self.metrics_table.columnCount()
         self.metrics_table.insertColumn(column)
         if self._config is not None:
-            header = strings.TRAINING_METRICS_COLUMN.format(seed=self._config.seed)
+            header = strings.TRAINING_METRICS_COLUMN.format(seed=self._config.optim.seed)
         else:
             header = self._display_name
         self.metrics_table.setHorizontalHeaderItem(column, QTableWidgetItem(header))

@@ -35,14 +35,15 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from smmt_core.data.features import (
+from smmt_core.data.feature_sets import (
     CATEGORICAL_FEATURES,
     CIRCULAR_FEATURES,
+    DEFAULT_FEATURE_PRESET,
     FEATURE_PRESETS,
     KNOWN_FEATURES,
-    PAPER_FEATURES,
 )
-from smmt_core.train.config import LABEL_SETS, MASK_MODES, PRESETS, VARIANTS
+from smmt_core.train.config import LABEL_SETS, PRESETS, setting_bounds
+from smmt_core.variants import MASK_MODES, VARIANT_NAMES, variant
 from smmt_gui import strings
 from smmt_gui.settings import runs_dir
 from smmt_gui.workers import FunctionWorker
@@ -50,7 +51,7 @@ from smmt_gui.workers import FunctionWorker
 # --- slider steps (the texts are in smmt_gui.strings) ----------------------------------------------
 FRACTION_STEP = 5  # percent per slider step
 MASK_STEP = 0.05  # mask ratio per slider step
-MAX_MASK_RATIO = 0.9
+MAX_MASK_RATIO = setting_bounds("mask_ratio")[1]  # the config's bound, not a second one
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -380,7 +381,7 @@ class FeaturesPage(QWizardPage):
         layout.addWidget(self.count_label)
         layout.addWidget(self.warning)
         layout.addStretch(1)
-        self.set_features(PAPER_FEATURES)
+        self.set_features(FEATURE_PRESETS[DEFAULT_FEATURE_PRESET])
 
     def features(self) -> list[str]:
         return [name for name in KNOWN_FEATURES if self.checks[name].isChecked()]
@@ -426,7 +427,7 @@ class ModelPage(QWizardPage):
         self.variant_buttons: dict[str, QRadioButton] = {}
         variants = QGroupBox(strings.WIZARD_VARIANT_BOX)
         grid = QGridLayout(variants)
-        for row, key in enumerate(VARIANTS):
+        for row, key in enumerate(VARIANT_NAMES):
             title, text = strings.WIZARD_VARIANT_TEXT.get(key, (key, ""))
             button = QRadioButton(title)
             button.setObjectName(f"variant-{key}")
@@ -500,7 +501,7 @@ class ModelPage(QWizardPage):
         self.mask_slider.setValue(round(float(ratio) / MASK_STEP))
 
     def masking_used(self) -> bool:
-        return self.variant() not in ("3mt", "smmt-no-mask")
+        return variant(self.variant()).masking
 
     def _variant_changed(self, checked: bool) -> None:
         if checked:
@@ -555,9 +556,9 @@ class RunPage(QWizardPage):
         self.preset_combo.currentIndexChanged.connect(self._preset_changed)
 
         self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin.setRange(*(int(v) for v in setting_bounds("epochs")))
         self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 1024)
+        self.batch_spin.setRange(*(int(v) for v in setting_bounds("batch_size")))
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(5)
         self.lr_spin.setRange(0.00001, 1.0)

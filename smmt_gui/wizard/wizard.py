@@ -2,7 +2,7 @@
 
 Why a wizard: a first-time user should meet the decisions in the order they matter (which data,
 which clinical inputs and why MMSE/CDR are circular, which model, how long), and never see a
-half-valid configuration: the last page's button is only enabled when `TrainConfig.validate()`
+half-valid configuration: the last page's button is only enabled when `TrainConfig.build`
 would accept the result. The last values are remembered in QSettings (key `wizard/last_values`).
 """
 
@@ -14,7 +14,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox, QWizard
 
 from smmt_core.errors import SMMTError
-from smmt_core.train.config import TrainConfig, from_preset
+from smmt_core.train.config import TrainConfig
 from smmt_gui import strings
 from smmt_gui.settings import WIZARD_PREFIX, open_settings
 from smmt_gui.wizard.pages import DataPage, FeaturesPage, ModelPage, RunPage
@@ -46,35 +46,18 @@ class TrainingWizard(QWizard):
     # --- the result ----------------------------------------------------------------------------
     def configs(self) -> list[TrainConfig]:
         """One validated TrainConfig per seed (ConfigError when a value is out of range)."""
-        run = self.run_page.values()
-        model = self.model_page.values()
-        features = self.features_page.values()
+        # The pages' values are flat settings; the config routes each to its section and validates.
+        run = dict(self.run_page.values())
+        preset = run.pop("preset")
+        run.pop("seeds")
+        base = run.pop("run_name")
+        shared = {**run, **self.model_page.values(), **self.features_page.values(),
+                  "dataset": self.data_page.data_value(), "adnimerge": self.data_page.adnimerge_value()}
         seeds = self.run_page.seeds()
         configs = []
         for seed in seeds:
-            name = run["run_name"]
-            if name and len(seeds) > 1:
-                name = f"{name}-seed{seed}"
-            configs.append(
-                from_preset(
-                    run["preset"],
-                    data=self.data_page.data_value(),
-                    adnimerge=self.data_page.adnimerge_value(),
-                    out=run["out"],
-                    run_name=name,
-                    variant=model["variant"],
-                    label_set=features["label_set"],
-                    features=list(features["features"]),
-                    fraction=model["fraction"],
-                    mask_ratio=model["mask_ratio"],
-                    mask_mode=model["mask_mode"],
-                    epochs=run["epochs"],
-                    batch_size=run["batch_size"],
-                    lr=run["lr"],
-                    seed=seed,
-                    device=run["device"],
-                )
-            )
+            name = f"{base}-seed{seed}" if base and len(seeds) > 1 else base
+            configs.append(TrainConfig.build(preset, **shared, run_name=name, seed=seed))
         return configs
 
     def config(self) -> TrainConfig:

@@ -81,12 +81,12 @@ def make_tiny_bids(root: Path, n_per_class: int = 6, seed: int = 0, with_mci: bo
 def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
     """A config that trains in about a second: 8 mm grid, 2 slices of 16x16, d_model 32."""
     base = dict(
-        data=str(data), out=str(out), epochs=2, batch_size=4, d_model=32, n_heads=2, n_layers=1,
+        dataset=str(data), out=str(out), epochs=2, batch_size=4, d_model=32, n_heads=2, n_layers=1,
         n_fusion_tokens=2, image_size=16, n_slices=2, channels=1, resolution_mm=8.0,
         test_size=0.25, val_size=0.2, measure_energy=False, seed=0,
     )
     base.update(overrides)
-    return TrainConfig(**base).validate()
+    return TrainConfig.build("demo", **base)
 
 
 @contextmanager
@@ -128,6 +128,6 @@ def shared_tiny_run(tmp_path_factory) -> tuple[Path, Path, Path]:
         cohort = make_tiny_bids(base / "cohort")
         cache = base / "mri-cache"
         with mri_cache_at(cache), one_thread():
-            result = train(tiny_config(cohort, base / "runs", run_name="tiny", epochs=2))
+            result = train(tiny_config(cohort, base / "runs", run_name="tiny", epochs=2, features=["paper"]))
         _SHARED["run"] = (cohort, result.run_dir, cache)
     return _SHARED["run"]

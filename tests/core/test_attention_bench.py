@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from smmt_core.cli import main
-from smmt_core.model.attention_bench import bench_attention, loglog_slope
+from smmt_core.bench.attention import bench_attention, loglog_slope
 
 REQUIRED = {"n", "dense_ms", "sparse_ms", "speedup", "ideal_speedup", "efficiency", "memory_ratio"}
 

@@ -11,7 +11,7 @@ from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.train import checkpoints
 from smmt_core.train.checkpoints import atomic_write_json, check_data_schema, load_run, read_json, save_checkpoint
-from smmt_core.train.runs import create_run_dir, list_runs, read_run_info
+from smmt_core.train.run_record import RunRecord, list_runs, read_run_info
 from tests.core.c1_support import one_thread, shared_tiny_run
 
 
@@ -55,7 +55,7 @@ def test_a_saved_run_loads_back_with_identical_outputs(run_copy):
     with one_thread():
         loaded = load_run(run_copy)
         again = load_run(run_copy, which="last")
-    assert loaded.classes == ["CN", "AD"] and loaded.config.d_model == 32
+    assert loaded.classes == ["CN", "AD"] and loaded.config.model.d_model == 32
     assert loaded.schema.mri_shape == (2, 1, 16, 16)
     assert not loaded.model.training
     meta = json.loads((run_copy / "best.json").read_text())
@@ -103,7 +103,7 @@ def test_missing_and_unreadable_files_name_the_file(run_copy, tmp_path):
 
 
 def test_unknown_variant_and_newer_format_are_refused(run_copy):
-    _edit_json(run_copy / "best.json", lambda d: d["config"].update(variant="smmt-v9"))
+    _edit_json(run_copy / "best.json", lambda d: d["config"]["model"].update(variant="smmt-v9"))
     with pytest.raises(CheckpointError, match="smmt-v9"):
         load_run(run_copy)
     _edit_json(run_copy / "last.json", lambda d: d.update(format_version=99))
@@ -203,14 +203,14 @@ def test_a_run_folder_that_cannot_be_made_is_a_config_error_naming_the_folder(tm
     blocker.write_text("not a folder")
     for parent in (blocker, blocker / "runs"):  # a file in the way, a folder below a file
         with pytest.raises(ConfigError, match="cannot create a run folder here") as info:
-            create_run_dir(parent, "r")
+            RunRecord.create(parent, "r").run_dir
         assert str(blocker) in str(info.value)
     assert blocker.read_text() == "not a folder"
 
 
 def test_run_folders_are_unique_and_listed_newest_first(tmp_path, run_copy):
-    a = create_run_dir(tmp_path / "runs", "same")
-    b = create_run_dir(tmp_path / "runs", "same")
+    a = RunRecord.create(tmp_path / "runs", "same").run_dir
+    b = RunRecord.create(tmp_path / "runs", "same").run_dir
     assert a.name == "same" and b.name == "same-2"
     info = read_run_info(run_copy)
     assert info.status == "finished" and info.has_best and info.variant == "smmt"

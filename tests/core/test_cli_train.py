@@ -31,7 +31,7 @@ def test_train_writes_a_run_and_reports_per_subject_results(tmp_path, capsys):
     assert result["run_dir"].endswith("cli") and result["stopped_early"] is False
     assert 0.0 <= result["test_metrics"]["balanced_accuracy"] <= 1.0
     config = json.loads((tmp_path / "runs" / "cli" / "config.json").read_text())
-    assert config["features"] == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"] and config["seed"] == 1
+    assert config["data"]["features"] == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"] and config["optim"]["seed"] == 1
     assert "epoch 1/1" in captured.err  # progress went to stderr, not stdout
 
     assert main(["runs", str(tmp_path / "runs")]) == 0

@@ -299,7 +299,7 @@ def test_stopping_training_while_the_demo_cohort_builds(tmp_path, monkeypatch):
         if isinstance(event, ev.DataProgress) and event.done == 1:
             stop.set()
 
-    config = TrainConfig(data="demo", out=str(tmp_path / "runs"), measure_energy=False)
+    config = TrainConfig.build("demo", dataset="demo", out=str(tmp_path / "runs"), measure_energy=False)
     with pytest.raises(DemoBuildStopped):
         train(config, on_event=on_event, stop=stop)
     assert [e.done for e in events if isinstance(e, ev.DataProgress)] == [0, 1]

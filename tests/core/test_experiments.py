@@ -1,7 +1,8 @@
 """Experiment grids with a fake trainer: cells, resume, stop, failures, summary numbers and plots.
 
 The fake runner writes what the real trainer writes that the grid reads (config.json, split.csv,
-run.json) and returns deterministic metrics, so the summary's means and SDs can be checked exactly.
+run.json), through the same RunRecord, and returns deterministic metrics, so the summary's means
+and SDs can be checked exactly.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import pandas as pd
 import pytest
 
 from smmt_core.errors import ConfigError, DataError
-from smmt_core.train.experiments import (
+from smmt_core.experiments.grid import (
     CellFinished,
     CellStarted,
     ExperimentCell,
     ExperimentSpec,
-    energy_table,
-    read_finished_run,
     run_experiment,
-    summarise,
 )
+from smmt_core.experiments.summary import energy_table, summarise
+from smmt_core.train.run_record import RunRecord
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -54,30 +54,30 @@ class FakeRunner:
         self.test_ids_by_seed = test_ids_by_seed
 
     def __call__(self, config, on_event=None, stop=None):
-        self.calls.append(config.run_name)
-        run_dir = Path(config.out) / config.run_name
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
-        (run_dir / "run.json").write_text(json.dumps({"status": "running"}))
-        if self.fail_on and self.fail_on in config.run_name:
+        self.calls.append(config.run.run_name)
+        record = RunRecord.create(config.run.out, config.run.run_name)
+        record.write_config(config)
+        record.write_summary({"status": "running"})
+        if self.fail_on and self.fail_on in config.run.run_name:
             raise self.error
-        split_seed = config.seed if self.test_ids_by_seed else config.split_seed
+        split_seed = config.optim.seed if self.test_ids_by_seed else config.data.split_seed
         test = [f"t{split_seed}-{i}" for i in range(4)]
         rows = [(sid, "", "AD", "test") for sid in test] + [("a", "", "CN", "train"), ("b", "", "AD", "val")]
-        pd.DataFrame(rows, columns=["subject_id", "session", "label", "part"]).to_csv(run_dir / "split.csv", index=False)
-        stopped = bool(self.stop_on and self.stop_on in config.run_name)
+        record.write_split(pd.DataFrame(rows, columns=["subject_id", "session", "label", "part"]))
+        stopped = bool(self.stop_on and self.stop_on in config.run.run_name)
         if stopped:
             stop.set()
-        acc = fake_accuracy(config.variant, config.fraction, config.seed, config.mask_ratio)
+        acc = fake_accuracy(config.model.variant, config.data.fraction, config.optim.seed, config.model.mask_ratio)
         metrics = {"accuracy": acc, "balanced_accuracy": acc - 0.02, "roc_auc": acc + 0.05, "sensitivity": acc,
                    "specificity": acc - 0.04, "f1": acc, "confusion_matrix": [[3, 1], [0, 4]]}
-        energy = 0.001 * (2.0 if config.variant == "3mt" else 1.0) * config.fraction
-        (run_dir / "run.json").write_text(json.dumps({
+        energy = 0.001 * (2.0 if config.model.variant == "3mt" else 1.0) * config.data.fraction
+        record.write_summary({
             "status": "stopped" if stopped else "finished", "stopped_early": stopped,
             "test_metrics": metrics, "duration_s": 10.0, "best_epoch": 2,
             "energy": {"energy_kwh": energy, "cpu_kwh": energy / 4, "ram_kwh": energy * 3 / 4, "gpu_kwh": 0.0,
                        "estimated": True},
-        }))
+        })
+        run_dir = record.run_dir
         if on_event:
             on_event("a training event")
         return FakeResult(run_dir, metrics, energy, 10.0, stopped)
@@ -107,13 +107,15 @@ def test_cells_cross_the_axes_and_masking_free_variants_have_no_mask_axis():
     assert ExperimentCell("smmt", 0.2, 1, 0.3, 2).name == "smmt_frac0.2_seed1_mask0.3_fold2"
 
 
-def test_every_cell_gets_the_same_split_seed_and_its_own_settings(tmp_path):
-    s = spec(None, split_seed=7, mask_ratios=[0.2])
-    cell = ExperimentCell("smmt", 0.5, 3, 0.2)
+def test_every_cell_gets_its_split_seed_and_its_own_settings(tmp_path):
+    s = spec(None, split_seeds=[7], mask_ratios=[0.2])
+    cell = ExperimentCell("smmt", 0.5, 3, 0.2, split_seed=7)
     config = s.config_for(cell, tmp_path)
-    assert (config.split_seed, config.seed, config.fraction, config.mask_ratio) == (7, 3, 0.5, 0.2)
-    assert config.epochs == 2 and config.run_name == cell.name and config.out == str(tmp_path)
-    assert spec(None).config_for(cell, tmp_path).split_seed == 0
+    assert (config.data.split_seed, config.optim.seed, config.data.fraction, config.model.mask_ratio) == (7, 3, 0.5, 0.2)
+    assert config.optim.epochs == 2 and config.run.run_name == cell.name and config.run.out == str(tmp_path)
+    assert cell.name.endswith("_split7")
+    assert {c.split_seed for c in s.cells()} == {7}
+    assert spec(None).config_for(ExperimentCell("smmt", 0.5, 3, 0.2), tmp_path).data.split_seed == 0
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -121,7 +123,7 @@ def test_every_cell_gets_the_same_split_seed_and_its_own_settings(tmp_path):
     (dict(fractions=[0.0]), "fraction"),
     (dict(fractions=[0.5, 0.5]), "twice"),
     (dict(seeds=[]), "seeds"),
-    (dict(mask_ratios=[1.2]), "mask ratio"),
+    (dict(mask_ratios=[1.2]), "mask_ratio"),
     (dict(n_folds=1), "2 folds"),
     (dict(overrides={"seed": 3}), "seed"),
     (dict(overrides={"no_such_setting": 1}), "no_such_setting"),
@@ -251,14 +253,17 @@ def test_summary_warns_when_the_test_set_changed_between_runs(tmp_path):
     assert "WARNING" in result.summary_md.read_text()
 
 
-def test_read_finished_run(tmp_path):
-    assert read_finished_run(tmp_path) is None
+def test_only_a_finished_run_counts_as_finished(tmp_path):
+    record = RunRecord(tmp_path)
+    assert record.finished_summary() is None
     (tmp_path / "run.json").write_text("{not json")
-    assert read_finished_run(tmp_path) is None
-    (tmp_path / "run.json").write_text(json.dumps({"status": "stopped", "stopped_early": True}))
-    assert read_finished_run(tmp_path) is None
-    (tmp_path / "run.json").write_text(json.dumps({"status": "finished"}))
-    assert read_finished_run(tmp_path) == {"status": "finished"}
+    assert record.finished_summary() is None
+    record.write_summary({"status": "stopped", "stopped_early": True})
+    assert record.finished_summary() is None
+    (tmp_path / "run.json").write_text(json.dumps({"status": "complete"}))  # a status never written
+    assert record.finished_summary() is None
+    record.write_summary({"status": "finished"})
+    assert record.finished_summary() == {"status": "finished"}
 
 
 def test_summary_and_energy_table_numbers():
@@ -283,10 +288,10 @@ def test_summary_and_energy_table_numbers():
 # ------------------------------------------------------------------------------------------- CLI
 def test_cli_experiment_runs_the_grid_and_resumes(tmp_path, monkeypatch, capsys):
     from smmt_core import cli
-    from smmt_core.train import experiments
+    from smmt_core.experiments import grid
 
     runner = FakeRunner()
-    monkeypatch.setattr(experiments, "_default_runner", runner)
+    monkeypatch.setattr(grid, "_default_runner", runner)
     argv = ["experiment", "--data", "demo", "--variants", "smmt,3mt", "--fractions", "0.5,1", "--seeds", "0,1",
             "--epochs", "2", "--features", "non-circular", "--no-plots", "--out", str(tmp_path / "exp")]
     assert cli.main(argv) == 0
@@ -294,7 +299,7 @@ def test_cli_experiment_runs_the_grid_and_resumes(tmp_path, monkeypatch, capsys)
     assert "| smmt | 100% |" in out and "results:" in out
     assert "[8/8]" in err and "test accuracy" in err
     config = json.loads((tmp_path / "exp" / "runs" / "smmt_frac1_seed1_mask0.3" / "config.json").read_text())
-    assert config["features"] == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"] and config["epochs"] == 2
+    assert config["data"]["features"] == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"] and config["optim"]["epochs"] == 2
     assert cli.main(argv) == 0 and len(runner.calls) == 8  # second time: everything reused
     assert "reused" in capsys.readouterr().err
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from smmt_core.train.experiments import ExperimentSpec, run_experiment
+from smmt_core.experiments.grid import ExperimentSpec, run_experiment
 from tests.core.c1_support import make_tiny_bids
 
 TINY = dict(batch_size=4, d_model=32, n_heads=2, n_fusion_tokens=2, image_size=16, n_slices=2,
@@ -21,7 +21,7 @@ def test_real_grid_keeps_the_test_set_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("SMMT_CACHE_DIR", str(tmp_path / "cache"))
     data = make_tiny_bids(tmp_path / "bids", n_per_class=6)
     spec = ExperimentSpec(data=str(data), variants=["smmt", "3mt"], fractions=[1.0], seeds=[0, 1], epochs=1,
-                          split_seed=3, overrides=TINY)
+                          split_seeds=[3], overrides=TINY)
     result = run_experiment(spec, tmp_path / "exp", make_plots=False)
     results = result.results
     assert result.complete and list(results["status"]) == ["finished"] * 4

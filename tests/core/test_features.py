@@ -86,7 +86,7 @@ def test_unknown_features_name_themselves_and_list_available():
     with pytest.raises(ConfigError):
         FeatureEncoder("AGE")
     with pytest.raises(ConfigError, match="not fitted"):
-        FeatureEncoder().transform(TRAIN)
+        FeatureEncoder(PAPER_FEATURES).transform(TRAIN)
 
 
 def test_extra_columns_from_a_dataset_are_usable():
@@ -104,7 +104,7 @@ def test_feature_without_training_values_is_kept_and_reported():
 
 
 def test_round_trip_through_json_and_schema():
-    enc = FeatureEncoder().fit(TRAIN)
+    enc = FeatureEncoder(PAPER_FEATURES).fit(TRAIN)
     again = FeatureEncoder.from_dict(json.loads(json.dumps(enc.to_dict())))
     probe = TRAIN + [subj("t", MMSE=20.0, AGE=66.0, PTGENDER="Female", APOE4="0")]
     for a, b in zip(enc.transform(probe), again.transform(probe)):

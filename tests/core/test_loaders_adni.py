@@ -136,13 +136,12 @@ def test_no_dx_column_uses_dx_bl_everywhere(tmp_path):
 
 
 def test_training_config_passes_a_separate_adnimerge_to_the_loader(tmp_path):
-    from smmt_core.train.config import TrainConfig
-    from smmt_core.train.trainer import load_training_cohort
+    from smmt_core.data.loaders import load_cohort
 
     root = make_adni(tmp_path / "dl", SCANS[:1], None)
     merge = write_table(tmp_path / "tables" / "ADNIMERGE_01Feb2025.csv", MERGE)
-    assert load_training_cohort(TrainConfig(data=str(root))).subjects[0].label is None
-    cohort = load_training_cohort(TrainConfig(data=str(root), adnimerge=str(merge), date_window_days=30))
+    assert load_cohort(str(root)).subjects[0].label is None
+    cohort = load_cohort(str(root), adnimerge=str(merge), date_window_days=30)
     assert cohort.subjects[0].label == "CN"
 
 

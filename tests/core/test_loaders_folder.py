@@ -221,10 +221,9 @@ def test_real_values_are_not_missing(value):
 
 
 def test_training_on_a_single_file_names_the_file(tmp_path):
-    from smmt_core.train.config import TrainConfig
-    from smmt_core.train.trainer import load_training_cohort
+    from smmt_core.data.loaders import load_cohort
 
     image = write_volume(tmp_path / "small.nii")
     with pytest.raises(DataError) as info:
-        load_training_cohort(TrainConfig(data=str(image)))
+        load_cohort(str(image))
     assert info.value.path == image and "small.nii" in str(info.value) and "not a dataset" in str(info.value)

@@ -9,8 +9,9 @@ import torch
 from smmt_core.batch import MODALITY_INDEX, FeatureSchema, ModelInputs
 from smmt_core.data.subject import ALL_MODALITIES, Modality
 from smmt_core.errors import ConfigError, SMMTError
-from smmt_core.model import VARIANTS, ModelConfig, ModelOutput, build_model
+from smmt_core.model import ModelConfig, ModelOutput, build_model
 from smmt_core.train.config import TrainConfig
+from smmt_core.variants import VARIANT_NAMES as VARIANTS
 
 SCHEMA = FeatureSchema(
     numeric=["MMSE", "CDGLOBAL", "FAQ", "AGE"],
@@ -53,11 +54,11 @@ def test_every_variant_builds_and_backpropagates(variant):
     assert all(layer.attention.sparse == sparse for layers in model.intra.values() for layer in layers)
 
 
-def test_from_train_config_reads_the_model_fields():
-    cfg = TrainConfig(variant="3mt", d_model=64, n_heads=8, n_layers=2, n_fusion_tokens=3,
+def test_the_train_config_holds_the_model_config():
+    cfg = TrainConfig.build("demo", variant="3mt", d_model=64, n_heads=8, n_layers=2, n_fusion_tokens=3,
                       cascade_order=["clinical", "mri", "categorical"], attention_mode="balanced",
                       cluster_size=7, mask_ratio=0.4, mask_mode="modality")
-    mc = ModelConfig.from_train_config(cfg)
+    mc = cfg.model
     assert (mc.variant, mc.d_model, mc.n_heads, mc.n_layers, mc.n_fusion_tokens) == ("3mt", 64, 8, 2, 3)
     assert mc.cascade_order == ("clinical", "mri", "categorical")
     assert (mc.attention_mode, mc.cluster_size, mc.mask_ratio, mc.mask_mode) == ("balanced", 7, 0.4, "modality")

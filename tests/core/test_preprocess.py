@@ -39,7 +39,8 @@ def save(path, data, affine, cls=nib.Nifti1Image):
 
 
 def test_config_presets_key_and_validation():
-    cpu, paper = PreprocessConfig.cpu(), PreprocessConfig.paper()
+    cpu = TrainConfig.build("demo").preprocess
+    paper = TrainConfig.build("paper").preprocess
     assert cpu == PreprocessConfig()
     assert cpu.mri_shape == (3, 1, 64, 64)
     assert paper.mri_shape == (3, 3, 256, 256) and paper.resolution_mm == 1.0
@@ -47,8 +48,9 @@ def test_config_presets_key_and_validation():
     assert PreprocessConfig(resolution_mm=2).key() == cpu.key()  # int and float spell the same
     assert PreprocessConfig(image_size=np.int64(64)) == cpu  # numpy integers are fine
     assert PreprocessConfig.from_dict(paper.to_dict()) == paper
-    cfg = TrainConfig(image_size=96, n_slices=5, channels=3, plane="coronal", resolution_mm=1.5)
-    assert PreprocessConfig.from_train_config(cfg) == PreprocessConfig(1.5, "coronal", 5, 96, 3)
+    cfg = TrainConfig.build("demo", image_size=96, n_slices=5, channels=3, plane="coronal", resolution_mm=1.5)
+    assert cfg.preprocess == PreprocessConfig(resolution_mm=1.5, plane="coronal", n_slices=5, image_size=96,
+                                              channels=3)
     for bad in (dict(plane="oblique"), dict(n_slices=0), dict(image_size=4), dict(channels=0),
                 dict(resolution_mm=0.1), dict(resolution_mm="x"), dict(image_size=64.5), dict(n_slices="3")):
         with pytest.raises(ConfigError):

@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
         mp.setenv("SMMT_CACHE_DIR", str(root / "cache"))
         data = make_tiny_bids(root / "bids", n_per_class=6)
         try:
-            yield train(tiny_config(data, root / "runs", run_name="tiny", epochs=1))
+            yield train(tiny_config(data, root / "runs", run_name="tiny", epochs=1, features=["paper"]))
         finally:
             torch.set_num_threads(threads)
 

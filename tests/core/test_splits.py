@@ -58,20 +58,25 @@ def test_no_person_on_two_sides_with_several_sessions():
     assert len(s.select(subjects, "test")) == 3 * len(s.test)
 
 
-def test_test_and_val_fixed_across_fractions_and_train_nested():
+def test_test_fixed_across_fractions_train_and_val_shrink_together_nested():
     subjects = cohort(n_cn=70, n_ad=55, sessions=2)
     splits = [split_subjects(subjects, seed=7, fraction=f) for f in (0.2, 0.4, 0.6, 0.8, 1.0)]
     for s in splits:
-        assert s.test == splits[-1].test and s.val == splits[-1].val
+        assert s.test == splits[-1].test
         assert_no_person_on_two_sides(s, subjects)
-        assert set(s.train) | set(s.unused) == set(splits[-1].train)
+        # the fraction's left-out persons come from the full training and validation persons only
+        assert set(s.train) | set(s.val) | set(s.unused) == set(splits[-1].train) | set(splits[-1].val)
     for small, big in zip(splits, splits[1:]):
-        assert set(small.train) < set(big.train)
+        assert set(small.train) < set(big.train) and set(small.val) <= set(big.val)
     labels = {sub.subject_id: sub.label for sub in subjects}
-    full = Counter(labels[i] for i in splits[-1].train)
-    fifth = Counter(labels[i] for i in splits[0].train)
-    for label in full:  # the fraction is taken per class
-        assert fifth[label] == round(0.2 * full[label])
+    for part in ("train", "val"):  # the fraction is taken per class, in both parts
+        full = Counter(labels[i] for i in getattr(splits[-1], part))
+        fifth = Counter(labels[i] for i in getattr(splits[0], part))
+        for label in full:
+            assert fifth[label] == max(1, round(0.2 * full[label]))
+    # "20 %" of the labelled persons outside the test set, not 20 % of training plus all validation
+    labelled = len(splits[-1].train) + len(splits[-1].val)
+    assert len(splits[0].train) + len(splits[0].val) <= 0.2 * labelled + 4
 
 
 def test_unlabelled_and_other_classes_are_excluded_and_said():
@@ -104,7 +109,7 @@ def test_kfold_fractions_keep_test_and_nest():
     subjects = cohort(n_cn=30, n_ad=30)
     a = kfold_split(subjects, n_folds=4, fold=1, fraction=0.4, seed=2)
     b = kfold_split(subjects, n_folds=4, fold=1, fraction=1.0, seed=2)
-    assert a.test == b.test and a.val == b.val and set(a.train) < set(b.train)
+    assert a.test == b.test and set(a.val) <= set(b.val) and set(a.train) < set(b.train)
 
 
 def test_tiny_or_single_classes_are_clear_errors():

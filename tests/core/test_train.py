@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.train import events as ev
-from smmt_core.train.trainer import resolve_features, train
+from smmt_core.data.feature_sets import resolve_features
+from smmt_core.train.trainer import train
 from tests.core.c1_support import make_tiny_bids, mri_cache_at, one_thread, tiny_config
 
 
@@ -198,12 +199,12 @@ def test_energy_is_measured_during_a_run(cohort, tmp_path):
 
 def test_bad_settings_fail_before_anything_is_written(cohort, tmp_path):
     with pytest.raises(ConfigError):
-        train(tiny_config(cohort, tmp_path).with_(variant="nope"))
+        train(tiny_config(cohort, tmp_path, variant="nope"))
     with pytest.raises(ConfigError, match="country"):
-        train(tiny_config(cohort, tmp_path).with_(measure_energy=True, energy_country="ZZZ"))
+        train(tiny_config(cohort, tmp_path, measure_energy=True, energy_country="ZZZ"))
     events, on_event = _collect()
     with pytest.raises(ConfigError, match="unknown clinical feature.*NOT_A_COLUMN"):
-        train(tiny_config(cohort, tmp_path).with_(features=["AGE", "NOT_A_COLUMN"]), on_event=on_event)
+        train(tiny_config(cohort, tmp_path, features=["AGE", "NOT_A_COLUMN"]), on_event=on_event)
     assert isinstance(events[-1], ev.RunFailed) and events[-1].run_dir is None
     assert not list(tmp_path.iterdir())  # no "failed" run folder left behind
 
@@ -226,7 +227,8 @@ def test_a_diverging_loss_is_a_training_error_not_bad_input(cohort, tmp_path):
 
 
 def test_feature_presets_resolve_to_column_names():
-    assert resolve_features(None) == ["MMSE", "CDGLOBAL", "FAQ", "AGE", "PTGENDER", "APOE4"]
+    assert resolve_features(None) == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"]  # non-circular by default
+    assert resolve_features("paper") == ["MMSE", "CDGLOBAL", "FAQ", "AGE", "PTGENDER", "APOE4"]
     assert resolve_features("non-circular") == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"]
     assert resolve_features("AGE, MMSE,AGE") == ["AGE", "MMSE"]
     assert resolve_features(["none"]) == []

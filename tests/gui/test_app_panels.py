@@ -97,7 +97,7 @@ def _dashboard_with_a_run(qtbot, linger_s: float):
     dashboard = TrainingDashboard(train_fn=train)
     qtbot.addWidget(dashboard)
     dashboard.show()
-    dashboard.start(TrainConfig(data="demo"))
+    dashboard.start(TrainConfig.build("demo", dataset="demo"))
     assert running.wait(5)
     return dashboard, ended
 

@@ -371,8 +371,10 @@ def test_one_click_demo_training_uses_the_demo_preset(main_window, monkeypatch):
     monkeypatch.setattr(main_window.dashboard, "start", started.append)
     main_window.welcome.train_button.click()
     (config,) = started
-    assert config.data == "demo" and config.preset == "demo" and config.out == str(runs_dir())
-    assert config.epochs == PRESETS["demo"]["epochs"] and config.image_size == PRESETS["demo"]["image_size"]
+    assert config.data.dataset == "demo" and config.preset == "demo" and config.run.out == str(runs_dir())
+    assert config.optim.epochs == PRESETS["demo"]["epochs"]
+    assert config.preprocess.image_size == PRESETS["demo"]["image_size"]
+    assert config.data.features == ["AGE", "PTEDUCAT", "PTGENDER", "APOE4"]  # non-circular by default
     assert main_window.tabs.currentWidget() is main_window.dashboard
 
 

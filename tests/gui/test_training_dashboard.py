@@ -67,7 +67,7 @@ def test_scripted_stream_draws_curves_with_the_right_data(qtbot, tmp_path):
     dashboard.finished.connect(finished.append)
     dashboard.busy_changed.connect(busy.append)
     with qtbot.waitSignal(dashboard.finished, timeout=10_000):
-        dashboard.start(TrainConfig(data="demo", epochs=3, seed=4))
+        dashboard.start(TrainConfig.build("demo", dataset="demo", epochs=3, seed=4))
     assert finished == [tmp_path / "run-a"]
     assert busy == [True, False]
     assert not dashboard.is_running()
@@ -129,7 +129,7 @@ def test_several_seeds_train_one_after_another(qtbot, tmp_path):
     qtbot.addWidget(dashboard)
     finished = []
     dashboard.finished.connect(finished.append)
-    configs = [TrainConfig(data="demo", seed=s) for s in (0, 1, 2)]
+    configs = [TrainConfig.build("demo", dataset="demo", seed=s) for s in (0, 1, 2)]
     dashboard.start(configs)
     qtbot.waitUntil(lambda: len(finished) == 3 and not dashboard.is_running(), timeout=15_000)
     headers = [dashboard.metrics_table.horizontalHeaderItem(i).text() for i in range(3)]
@@ -148,7 +148,7 @@ def test_failure_is_shown_once_and_emitted(qtbot, tmp_path):
     failures, finished = [], []
     dashboard.failed.connect(failures.append)
     dashboard.finished.connect(finished.append)
-    dashboard.start(TrainConfig(data="demo"))
+    dashboard.start(TrainConfig.build("demo", dataset="demo"))
     qtbot.waitUntil(lambda: not dashboard.is_running(), timeout=10_000)
     assert failures == ["data/participants.tsv: column MMSE is missing"]
     assert finished == []
@@ -175,7 +175,7 @@ def test_cancel_sets_the_stop_flag_and_reports_cancelled(qtbot, tmp_path):
     cancelled, finished = [], []
     dashboard.cancelled.connect(cancelled.append)
     dashboard.finished.connect(finished.append)
-    dashboard.start(TrainConfig(data="demo"))
+    dashboard.start(TrainConfig.build("demo", dataset="demo"))
     assert started.wait(5)
     with qtbot.waitSignal(dashboard.cancelled, timeout=5000):
         dashboard.cancel()
@@ -191,7 +191,7 @@ def test_start_refuses_invalid_config_and_a_second_run(qtbot, tmp_path):
     dashboard = TrainingDashboard(train_fn=fake_train_fn(tmp_path))
     qtbot.addWidget(dashboard)
     with pytest.raises(ConfigError):
-        dashboard.start(TrainConfig(data="demo", fraction=0.0))
+        dashboard.start(TrainConfig.build("demo", dataset="demo", fraction=0.0))
     assert not dashboard.is_running()
 
 
@@ -276,8 +276,10 @@ def test_real_training_cancelled_midway(qtbot, tmp_path, tiny_cohort, one_torch_
 def test_circular_features_are_pointed_out(qtbot, tmp_path):
     dashboard = TrainingDashboard()
     qtbot.addWidget(dashboard)
-    dashboard.handle_event(RunStarted(tmp_path, 2, 3, 10, 2, 2, "cpu", {"features": None, "label_set": "ad-cn"}))
+    paper = TrainConfig.build("demo", dataset="demo", features=["paper"]).to_dict()
+    dashboard.handle_event(RunStarted(tmp_path, 2, 3, 10, 2, 2, "cpu", paper))
     assert not dashboard.circular_label.isHidden()
     assert "MMSE, CDGLOBAL, FAQ" in dashboard.circular_label.text()
-    dashboard.handle_event(RunStarted(tmp_path, 2, 3, 10, 2, 2, "cpu", {"features": ["non-circular"]}))
+    default = TrainConfig.build("demo", dataset="demo").to_dict()  # non-circular
+    dashboard.handle_event(RunStarted(tmp_path, 2, 3, 10, 2, 2, "cpu", default))
     assert dashboard.circular_label.isHidden()

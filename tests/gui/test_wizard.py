@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QWizard
 
-from smmt_core.data.features import CIRCULAR_FEATURES, NON_CIRCULAR_FEATURES, PAPER_FEATURES
+from smmt_core.data.feature_sets import CIRCULAR_FEATURES, NON_CIRCULAR_FEATURES, PAPER_FEATURES
 from smmt_gui.wizard import TrainingWizard
 from smmt_gui.wizard.pages import parse_seeds
 from smmt_gui.wizard.wizard import SETTINGS_KEY
@@ -103,14 +103,15 @@ def test_walk_the_wizard_page_by_page(qtbot, tmp_path, settings):
     assert finish.isEnabled() and finish.text() == "Start training"
 
     config = wizard.config()
-    assert config.data == str(data)
-    assert config.variant == "smmt-no-sparse"
-    assert config.fraction == pytest.approx(0.6)
-    assert config.mask_ratio == pytest.approx(0.45)
-    assert config.features == ["MMSE", "AGE", "PTEDUCAT", "PTGENDER", "APOE4"]
-    assert (config.epochs, config.batch_size, config.lr, config.seed) == (2, 4, pytest.approx(0.0005), 1)
-    assert config.device == "auto" and config.out == str(tmp_path / "runs")
-    assert [c.seed for c in wizard.configs()] == [1, 2, 3]
+    assert config.data.dataset == str(data)
+    assert config.model.variant == "smmt-no-sparse"
+    assert config.data.fraction == pytest.approx(0.6)
+    assert config.model.mask_ratio == pytest.approx(0.45)
+    assert config.data.features == ["MMSE", "AGE", "PTEDUCAT", "PTGENDER", "APOE4"]
+    assert (config.optim.epochs, config.optim.batch_size, config.optim.lr, config.optim.seed) == (
+        2, 4, pytest.approx(0.0005), 1)
+    assert config.run.device == "auto" and config.run.out == str(tmp_path / "runs")
+    assert [c.optim.seed for c in wizard.configs()] == [1, 2, 3]
 
     with qtbot.waitSignal(wizard.accepted, timeout=5000):
         finish.click()
@@ -134,12 +135,12 @@ def test_last_values_are_remembered(qtbot, tmp_path, settings):
     again = TrainingWizard(settings=settings, cuda_available=False)
     qtbot.addWidget(again)
     config = again.config()
-    assert set(config.features) == set(NON_CIRCULAR_FEATURES)
-    assert config.label_set == "cn-mci-ad"
-    assert config.fraction == pytest.approx(0.4) and config.mask_ratio == pytest.approx(0.2)
-    assert config.variant == "3mt" and config.preset == "paper"
-    assert config.epochs == 7 and config.d_model == 512  # the preset's model size comes along
-    assert [c.run_name for c in again.configs()] == ["remembered-seed3", "remembered-seed5"]
+    assert set(config.data.features) == set(NON_CIRCULAR_FEATURES)
+    assert config.data.label_set == "cn-mci-ad"
+    assert config.data.fraction == pytest.approx(0.4) and config.model.mask_ratio == pytest.approx(0.2)
+    assert config.model.variant == "3mt" and config.preset == "paper"
+    assert config.optim.epochs == 7 and config.model.d_model == 512  # the preset's model size comes along
+    assert [c.run.run_name for c in again.configs()] == ["remembered-seed3", "remembered-seed5"]
     assert not again.model_page.mask_slider.isEnabled()  # 3MT does not mask
 
 
@@ -147,8 +148,8 @@ def test_damaged_settings_fall_back_to_defaults(qtbot, settings):
     settings.setValue(SETTINGS_KEY, "{not json")
     wizard = TrainingWizard(settings=settings, cuda_available=False)
     qtbot.addWidget(wizard)
-    assert set(wizard.config().features) == set(PAPER_FEATURES)
-    assert wizard.config().variant == "smmt"
+    assert set(wizard.config().data.features) == set(NON_CIRCULAR_FEATURES)  # the honest default
+    assert wizard.config().model.variant == "smmt"
 
 
 def test_paper_preset_warns_about_circular_features(qtbot, settings):
@@ -194,7 +195,7 @@ def test_gpu_choice_only_when_available(qtbot, settings):
     combo = with_gpu.run_page.device_combo
     assert combo.model().item(combo.findData("cuda")).isEnabled()
     combo.setCurrentIndex(combo.findData("cuda"))
-    assert with_gpu.config().device == "cuda"
+    assert with_gpu.config().run.device == "cuda"
 
 
 def test_bad_seeds_disable_finish(qtbot, settings):
@@ -234,6 +235,6 @@ def test_an_adnimerge_table_outside_the_download_reaches_validation_and_the_conf
         page.validate_now()
     qtbot.waitUntil(lambda: not page.is_checking(), timeout=5000)
     assert page.report.labels.get("AD") and page.report.labels.get("CN")
-    assert wizard.config().adnimerge == str(table)
+    assert wizard.config().data.adnimerge == str(table)
     page.source_buttons["bids"].setChecked(True)
     assert page.adnimerge_value() is None  # a table only means something for ADNI

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from smmt_core.fileio import atomic_write
+from smmt_core.variants import BASELINE_VARIANT, MASKING_VARIANTS
 
 VARIANT_STYLE = {
     "smmt": dict(color="#1b6ca8", marker="o"),
@@ -118,11 +119,11 @@ def plot_energy_per_variant(summary: pd.DataFrame, path: str | Path, *, fraction
     ax = fig.add_subplot()
     colors = [_style(v, i)["color"] for i, v in enumerate(names)]
     bars = ax.bar(names, means, yerr=_sd(sds), capsize=4, color=colors)
-    ref = means[names.index("3mt")] if "3mt" in names else None
+    ref = means[names.index(BASELINE_VARIANT)] if BASELINE_VARIANT in names else None
     for bar, value, variant in zip(bars, means, names):
         text = f"{value:.2f}"
-        if ref and variant != "3mt":
-            text += f"\n({(value / ref - 1) * 100:+.0f}% vs 3mt)"
+        if ref and variant != BASELINE_VARIANT:
+            text += f"\n({(value / ref - 1) * 100:+.0f}% vs {BASELINE_VARIANT})"
         ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
                     fontsize=8, xytext=(0, 3), textcoords="offset points")
     ax.tick_params(axis="x", labelsize=9)
@@ -139,8 +140,6 @@ def plot_mask_ratio_sweep(summary: pd.DataFrame, path: str | Path, *, metric: st
 
     Variants trained without masking appear as dashed horizontal reference lines.
     """
-    from smmt_core.train.experiments import MASKING_VARIANTS
-
     fractions = sorted(summary["fraction"].unique())
     fig = Figure(figsize=(4.2 * len(fractions) + 2.2, 4.2))
     axes = fig.subplots(1, len(fractions), sharey=True, squeeze=False)[0]

@@ -37,18 +37,18 @@ def write_mni_t1(path: str | Path) -> Path:
 
 def make_untrained_run(out_dir: str | Path, preset: str = "demo", variant: str = "smmt") -> Path:
     """A run folder with randomly initialised weights for `preset`, written like a real one."""
+    from smmt_core.data.feature_sets import resolve_features
     from smmt_core.data.features import FeatureEncoder
-    from smmt_core.data.preprocess import PreprocessConfig
     from smmt_core.data.subject import Subject
-    from smmt_core.model.smmt import ModelConfig, build_model
+    from smmt_core.model.smmt import build_model
     from smmt_core.train.checkpoints import save_checkpoint, software_versions
-    from smmt_core.train.config import LABEL_SETS, from_preset
-    from smmt_core.train.runs import create_run_dir
-    from smmt_core.train.trainer import resolve_features
+    from smmt_core.train.config import TrainConfig
+    from smmt_core.train.run_record import RunRecord
 
-    config = from_preset(preset, data="benchmark", variant=variant, measure_energy=False)
-    classes = list(LABEL_SETS[config.label_set])
-    features = resolve_features(config.features)
+    config = TrainConfig.build(preset, dataset="benchmark", variant=variant, measure_energy=False,
+                               features=["paper"])
+    classes = config.data.classes
+    features = resolve_features(config.data.features)
     # Two made-up people are enough to fit the encoder (means, categories); values are plausible.
     people = [
         Subject("a", "CN", numeric={"MMSE": 29.0, "CDGLOBAL": 0.0, "FAQ": 0.0, "AGE": 74.0},
@@ -57,13 +57,13 @@ def make_untrained_run(out_dir: str | Path, preset: str = "demo", variant: str =
                 categorical={"PTGENDER": "Male", "APOE4": "1"}),
     ]
     encoder = FeatureEncoder(features).fit(people)
-    preprocess = PreprocessConfig.from_train_config(config)
+    preprocess = config.preprocess
     schema = encoder.schema(classes, preprocess.mri_shape)
-    model = build_model(ModelConfig.from_train_config(config), schema)
-    run_dir = create_run_dir(out_dir, f"untrained-{preset}-{variant}")
+    model = build_model(config.model, schema)
+    run_dir = RunRecord.create(out_dir, f"untrained-{preset}-{variant}").run_dir
     meta = {"run_name": run_dir.name, "config": config.to_dict(), "schema": schema.to_dict(),
             "encoder": encoder.to_dict(), "preprocess": preprocess.to_dict(), "classes": classes,
-            "features": features, "seed": config.seed, "synthetic": True, "epoch": 0,
+            "features": features, "seed": config.optim.seed, "synthetic": True, "epoch": 0,
             "versions": software_versions(), "note": "untrained weights, for latency benchmarks only"}
     save_checkpoint(run_dir, "best", model, meta)
     return run_dir
@@ -112,7 +112,7 @@ def measure_predict_latency(run_dir: str | Path | None = None, *, preset: str = 
     return {
         "run": str(run_dir) if run_dir else None,
         "preset": preset,
-        "variant": predictor.run.config.variant,
+        "variant": predictor.run.config.model.variant,
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "t1_shape": shape,
@@ -146,7 +146,9 @@ def format_report(r: dict) -> str:
 
 def add_bench_predict(bench_subparsers) -> None:
     """Register `smmt bench predict` (call from smmt_core.cli.bench_commands)."""
-    from smmt_core.train.config import PRESETS, VARIANTS
+    from smmt_core.device import DEVICE_CHOICES
+    from smmt_core.train.config import PRESETS
+    from smmt_core.variants import VARIANT_NAMES
 
     parser = bench_subparsers.add_parser(
         "predict",
@@ -159,9 +161,9 @@ def add_bench_predict(bench_subparsers) -> None:
     )
     parser.add_argument("--model", metavar="RUN", help="run folder (default: an untrained model of --preset)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
-    parser.add_argument("--variant", choices=VARIANTS, default="smmt")
+    parser.add_argument("--variant", choices=VARIANT_NAMES, default="smmt")
     parser.add_argument("--repeats", type=int, default=5, help="number of distinct T1 files (default 5)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
     parser.set_defaults(handler=_run_bench_predict)

@@ -1,0 +1,424 @@
+"""Experiment grids: variant x data fraction x seed (x mask ratio), or k-fold, over split seeds.
+
+Why this module exists: the paper's tables are not single runs. Table III/VI compare variants across
+fractions of the training data, Table V compares energy per variant, and the mask-ratio sweep varies
+the masking ratio; each figure is a mean over several runs. `run_experiment` trains one run per grid
+cell with the ordinary trainer, scores the simple baselines on the same persons, then writes what a
+researcher needs to read the grid (the tables themselves: `smmt_core.experiments.summary`):
+
+    out_dir/experiment.json    the spec (to reproduce or resume the grid)
+    out_dir/runs/<cell>/       one ordinary run folder per cell (config.json, split.csv, weights, ...)
+    out_dir/baselines/<cell>/  one folder per baseline cell: split.csv, predictions.csv, result.json
+    out_dir/results.csv        one row per run or baseline: settings, test metrics with CIs, energy
+    out_dir/summary.csv/.md    mean +- SD per (method, fraction, mask ratio); paired differences
+    out_dir/*.png              accuracy vs fraction, energy per variant, the mask-ratio sweep
+
+Choices, and why:
+- Fixed test sets. Every cell of one split seed uses that split, so its test persons are the
+  same in all cells; the data fraction shrinks the training and validation persons only (nested),
+  and `seed` varies only the model initialisation and the training order. Differences between
+  cells of one split are differences between models, not between test sets. `split_seeds`
+  repeats the whole grid over several person-level splits, so that a result does not rest on one
+  lucky test set. Each row carries a fingerprint of its test persons (`test_set`).
+- k-fold instead (`n_folds`): every cell is trained once per fold, fold f testing on the f-th
+  person-level fold (the paper's energy table used 5 folds x 50 epochs); the summary pools folds.
+- Baselines (`baselines`, smmt_core.baselines) are fitted on the training persons of the same
+  split and scored on its test persons, once per (split seed, fold, fraction): they have no
+  model seed and no mask ratio.
+- Resumable: a cell whose run folder's run.json says it finished (and whose settings match) is
+  not trained again; its results are read back. An unfinished folder (crash, Ctrl+C, stop flag) is
+  removed and the cell trained again.
+- Variants without masking have no mask-ratio axis: they get one cell per (fraction, seed[, fold])
+  and record mask ratio 0.
+- Input problems (a bad setting, unreadable data: any SMMTError) stop the grid at once, because
+  every other cell would fail the same way; any other crash inside one run is recorded as a failed
+  row and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import threading
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.fileio import atomic_write_text
+from smmt_core.train.config import PRESETS, TrainConfig
+from smmt_core.train.run_record import RunRecord
+from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
+from smmt_core.variants import MASKING_VARIANTS, VARIANT_NAMES
+
+# TrainConfig settings that the grid itself sets per cell: they cannot be given as overrides.
+GRID_KEYS = ("dataset", "out", "run_name", "variant", "fraction", "seed", "split_seed", "mask_ratio", "fold",
+             "n_folds")
+
+# Settings that may differ between a finished run and the cell that would re-create it.
+_IGNORED_WHEN_RESUMING = {"out", "run_name", "device", "num_workers"}
+
+
+def _fmt(x: float) -> str:
+    return f"{float(x):g}"
+
+
+@dataclass(frozen=True)
+class ExperimentCell:
+    """One run (or one baseline fit) of the grid. `variant` is a model variant or a baseline name."""
+
+    variant: str
+    fraction: float
+    seed: int
+    mask_ratio: float
+    fold: int | None = None
+    split_seed: int = 0
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.variant not in VARIANT_NAMES
+
+    @property
+    def name(self) -> str:
+        """Folder name, e.g. ``smmt_frac0.2_seed1_mask0.3`` (+ ``_fold2``, + ``_split1`` when not 0)."""
+        if self.is_baseline:
+            parts = [self.variant, f"frac{_fmt(self.fraction)}"]
+        else:
+            parts = [self.variant, f"frac{_fmt(self.fraction)}", f"seed{self.seed}", f"mask{_fmt(self.mask_ratio)}"]
+        if self.fold is not None:
+            parts.append(f"fold{self.fold}")
+        if self.split_seed:
+            parts.append(f"split{self.split_seed}")
+        return "_".join(parts)
+
+
+def _default_runner(config: TrainConfig, on_event=None, stop=None):
+    from smmt_core.train.trainer import train  # imported late: the trainer pulls in torch and data
+
+    return train(config, on_event=on_event, stop=stop)
+
+
+@dataclass
+class ExperimentSpec:
+    """What to run: the grid axes plus the settings every cell shares.
+
+    data: dataset path or "demo". variants/fractions/seeds/mask_ratios: the grid axes
+    (mask_ratios None: the preset's ratio). epochs: None keeps the preset's. n_folds: k-fold
+    cross-validation by person instead of one test set per split seed. split_seeds: the
+    person-level splits the whole grid is repeated over. baselines: names from
+    `smmt_core.baselines.BASELINES`, scored on the same persons. overrides: any other TrainConfig
+    settings (e.g. features, d_model, device). runner: the training function,
+    `train(config, on_event, stop)` by default; tests inject a fake one.
+    """
+
+    data: str
+    variants: Sequence[str] = ("smmt", "3mt")
+    fractions: Sequence[float] = (1.0,)
+    seeds: Sequence[int] = (0,)
+    mask_ratios: Sequence[float] | None = None
+    epochs: int | None = None
+    preset: str = "demo"
+    n_folds: int | None = None
+    split_seeds: Sequence[int] = (0,)
+    baselines: Sequence[str] = ()
+    overrides: dict = field(default_factory=dict)
+    runner: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+    def validate(self) -> "ExperimentSpec":
+        """Check the spec and every cell's config before anything is trained (ConfigError)."""
+        from smmt_core.baselines import BASELINES
+
+        if not str(self.data).strip():
+            raise ConfigError("no dataset given: pass a dataset path or 'demo'")
+        if self.data_location() != "demo" and not Path(self.data_location()).exists():
+            raise DataError("dataset not found (give a dataset folder or 'demo')", self.data_location())
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        for axis in ("variants", "fractions", "seeds", "split_seeds"):
+            values = list(getattr(self, axis))
+            if not values:
+                raise ConfigError(f"the experiment needs at least one value in {axis}")
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{axis} lists a value twice: {values}")
+        unknown = [v for v in self.variants if v not in VARIANT_NAMES]
+        if unknown:
+            raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANT_NAMES)}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+        if len(set(self.baselines)) != len(list(self.baselines)):
+            raise ConfigError(f"baselines lists a name twice: {list(self.baselines)}")
+        if self.mask_ratios is not None:
+            if not list(self.mask_ratios):
+                raise ConfigError("mask_ratios is empty; leave it out to use the preset's ratio")
+            if len(set(self.mask_ratios)) != len(list(self.mask_ratios)):
+                raise ConfigError(f"mask_ratios lists a value twice: {list(self.mask_ratios)}")
+        if self.n_folds is not None and self.n_folds < 2:
+            raise ConfigError(f"k-fold needs at least 2 folds, got {self.n_folds}")
+        grid = sorted(set(self.overrides) & set(GRID_KEYS))
+        if grid:
+            raise ConfigError(f"set {', '.join(grid)} through the experiment itself, not as overrides")
+        for cell in self.cells():
+            if not cell.is_baseline:
+                self.config_for(cell, "runs")  # validates each config (fraction, mask ratio, ...)
+        return self
+
+    def data_location(self) -> str:
+        """"demo", or the dataset path made absolute (runs stay valid whatever the working folder)."""
+        data = str(self.data).strip()
+        return "demo" if data.lower() == "demo" else str(Path(data).expanduser().resolve())
+
+    def base_config(self) -> TrainConfig:
+        """The settings every cell shares (preset + epochs + overrides)."""
+        extra = dict(self.overrides)
+        if self.epochs is not None:
+            extra["epochs"] = int(self.epochs)
+        return TrainConfig.build(self.preset, dataset=self.data_location(), **extra)
+
+    def cells(self) -> list[ExperimentCell]:
+        """Every run of the grid, in the order they are trained, then the baselines of each split.
+
+        Split seeds, then model seeds (and folds) are the outer loops: a grid stopped half-way
+        holds complete replicates rather than a few cells with many seeds.
+        """
+        base_ratio = self.base_config().model.mask_ratio
+        ratios = [float(r) for r in self.mask_ratios] if self.mask_ratios is not None else [base_ratio]
+        folds: list[int | None] = list(range(self.n_folds)) if self.n_folds else [None]
+        out = []
+        for split_seed in self.split_seeds:
+            for seed in self.seeds:
+                for fold in folds:
+                    for fraction in self.fractions:
+                        for variant in self.variants:
+                            for ratio in (ratios if variant in MASKING_VARIANTS else [0.0]):
+                                out.append(ExperimentCell(variant, float(fraction), int(seed), float(ratio), fold,
+                                                          int(split_seed)))
+            for fold in folds:
+                for fraction in self.fractions:
+                    for name in self.baselines:
+                        out.append(ExperimentCell(name, float(fraction), 0, 0.0, fold, int(split_seed)))
+        return out
+
+    def config_for(self, cell: ExperimentCell, runs_dir: str | Path) -> TrainConfig:
+        """The TrainConfig of one cell, its run going to runs_dir/<cell name>."""
+        return self.base_config().updated(
+            out=str(runs_dir), run_name=cell.name, variant=cell.variant, fraction=cell.fraction,
+            seed=cell.seed, split_seed=cell.split_seed, mask_ratio=cell.mask_ratio,
+            fold=cell.fold, n_folds=self.n_folds,
+        )
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runner"}
+        for key in ("variants", "fractions", "seeds", "mask_ratios", "split_seeds", "baselines"):
+            if d[key] is not None:
+                d[key] = list(d[key])
+        d["overrides"] = dict(self.overrides)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentSpec":
+        d = dict(d)
+        if "split_seed" in d:  # SMMT Studio 0.1: one split seed
+            d["split_seeds"] = [d.pop("split_seed")]
+        known = {f.name for f in fields(cls)} - {"runner"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown experiment keys: {', '.join(unknown)}")
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------------------- events
+@dataclass
+class CellStarted:
+    """A cell's run is about to be trained (training events of that run follow)."""
+
+    index: int  # 0-based position in the grid
+    total: int
+    cell: ExperimentCell
+    run_dir: Path
+
+
+@dataclass
+class CellFinished:
+    """A cell is done: status "finished", "reused" (finished earlier), "failed" or "stopped"."""
+
+    index: int
+    total: int
+    cell: ExperimentCell
+    status: str
+    row: dict
+    message: str = ""
+
+
+ExperimentEvent = CellStarted | CellFinished
+
+
+@dataclass
+class ExperimentResult:
+    out_dir: Path
+    results: pd.DataFrame  # one row per cell (RESULT_COLUMNS)
+    summary: pd.DataFrame  # mean +- SD per (variant, fraction, mask_ratio)
+    results_csv: Path
+    summary_csv: Path
+    summary_md: Path
+    plots: dict[str, Path]  # "accuracy_vs_fraction", "energy_per_variant", "mask_ratio_sweep"
+    n_trained: int
+    n_reused: int
+    n_failed: int
+    stopped: bool  # True when the stop flag ended the grid early
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped and self.n_failed == 0
+
+
+def _config_differences(record: RunRecord, wanted: TrainConfig) -> list[str]:
+    stored = record.stored_config()
+    if stored is None:
+        return []
+    try:
+        stored_flat = TrainConfig.from_dict(stored).flat()
+    except SMMTError:
+        return ["the stored config.json is not a valid config"]
+    want = wanted.flat()
+    out = []
+    for key in sorted(set(stored_flat) & set(want) - _IGNORED_WHEN_RESUMING):
+        a, b = stored_flat[key], want[key]
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            if math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12):
+                continue
+        elif a == b or (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            continue
+        out.append(f"{key} {a!r} (stored) != {b!r} (this experiment)")
+    return out
+
+
+# ----------------------------------------------------------------------------------------- runner
+def run_experiment(spec: ExperimentSpec, out_dir: str | Path, on_event: Callable[[Any], None] | None = None,
+                   stop: threading.Event | None = None, *, make_plots: bool = True) -> ExperimentResult:
+    """Train every cell of the grid not finished yet, score the baselines, then write results,
+    summary and plots.
+
+    on_event receives CellStarted / CellFinished and, in between, the training events of the cell's
+    run (called from this thread). stop: when set, the current run stops at its next batch, the grid
+    ends there and the outputs cover what finished (`ExperimentResult.stopped`). Rerunning the same
+    spec into the same out_dir resumes it.
+    """
+    spec.validate()
+    out_dir = Path(out_dir)
+    runs_dir = out_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "experiment.json", json.dumps(spec.to_dict(), indent=2) + "\n")
+    runner = spec.runner or _default_runner
+    emit = on_event or (lambda event: None)
+    cells = spec.cells()
+    total = len(cells)
+    rows: list[dict] = []
+    n_trained = n_reused = n_failed = 0
+    stopped = False
+    cohort_cache: dict = {}
+
+    def flush() -> None:
+        atomic_write_text(out_dir / "results.csv", pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(index=False))
+
+    for index, cell in enumerate(cells):
+        if stop is not None and stop.is_set():
+            stopped = True
+            break
+        if cell.is_baseline:
+            row, status, message = _baseline_cell(spec, cell, out_dir, cohort_cache)
+            rows.append(row)
+            n_failed += status == "failed"
+            n_reused += status == "reused"
+            n_trained += status == "finished"
+            flush()
+            emit(CellFinished(index, total, cell, status, row, message))
+            continue
+        config = spec.config_for(cell, runs_dir)
+        record = RunRecord(runs_dir / cell.name)
+        finished = record.finished_summary()
+        if finished is not None:
+            diffs = _config_differences(record, config)
+            if diffs:
+                raise ConfigError(f"a finished run with other settings is in the way ({'; '.join(diffs)}); "
+                                  "use another output folder or delete that run", record.run_dir)
+            row = result_row(cell, "reused", record)
+            rows.append(row)
+            n_reused += 1
+            flush()
+            emit(CellFinished(index, total, cell, "reused", row, "finished earlier; not trained again"))
+            continue
+        if record.run_dir.exists():
+            shutil.rmtree(record.run_dir)  # an unfinished run of this cell: start it again from scratch
+        emit(CellStarted(index, total, cell, record.run_dir))
+        try:
+            result = runner(config, on_event=emit, stop=stop)
+        except SMMTError:
+            flush()
+            raise
+        except Exception as error:  # a crash inside one run: record it, go on with the grid
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            row = result_row(cell, "failed", record, error=message)
+            rows.append(row)
+            n_failed += 1
+            flush()
+            emit(CellFinished(index, total, cell, "failed", row, message))
+            continue
+        record = RunRecord(getattr(result, "run_dir", None) or record.run_dir)
+        status = "stopped" if getattr(result, "stopped_early", False) else "finished"
+        row = result_row(cell, status, record)
+        rows.append(row)
+        flush()
+        emit(CellFinished(index, total, cell, status, row))
+        if status == "stopped":
+            stopped = True
+            break
+        n_trained += 1
+
+    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    summary, made = write_outputs(spec, out_dir, results, make_plots)
+    return ExperimentResult(
+        out_dir=out_dir, results=results, summary=summary, results_csv=out_dir / "results.csv",
+        summary_csv=out_dir / "summary.csv", summary_md=out_dir / "summary.md", plots=made,
+        n_trained=n_trained, n_reused=n_reused, n_failed=n_failed, stopped=stopped,
+    )
+
+
+def _baseline_cell(spec: ExperimentSpec, cell: ExperimentCell, out_dir: Path, cohort_cache: dict):
+    """(results row, status, message) of one baseline cell: fitted and scored, or read back."""
+    from smmt_core.baselines import BaselineRecord, run_baseline
+
+    folder = out_dir / "baselines" / cell.name
+    record = BaselineRecord(folder)
+    if record.finished():
+        return result_row(cell, "reused", record), "reused", "finished earlier; not fitted again"
+    config = spec.config_for(ExperimentCell(spec.variants[0], cell.fraction, 0, 0.0, cell.fold, cell.split_seed),
+                             out_dir / "runs")
+    try:
+        run_baseline(cell.variant, config, folder, cohort_cache=cohort_cache)
+    except SMMTError:
+        raise
+    except Exception as error:  # a crash inside one baseline: record it, go on
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        return result_row(cell, "failed", record, error=message), "failed", message
+    return result_row(cell, "finished", record), "finished", ""
+
+
+def load_results(out_dir: str | Path) -> pd.DataFrame:
+    """The results.csv of an experiment folder (SMMTError when missing or unreadable)."""
+    path = Path(out_dir) / "results.csv"
+    try:
+        return pd.read_csv(path, keep_default_na=True)
+    except FileNotFoundError:
+        raise SMMTError("no results.csv here; run `smmt experiment` into this folder first", Path(out_dir)) from None
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise SMMTError(f"cannot read the results table: {error}", path) from None
+
+
+__all__ = [
+    "ExperimentSpec", "ExperimentCell", "ExperimentResult", "CellStarted", "CellFinished", "run_experiment",
+    "load_results", "RESULT_COLUMNS",
+]

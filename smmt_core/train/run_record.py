@@ -1,0 +1,287 @@
+"""`RunRecord`: the one reader and writer of a run folder's files (weights aside: checkpoints.py).
+
+A run folder holds everything needed to understand and reproduce one training run:
+
+    config.json          the TrainConfig (nested; see train/config.py)
+    split.csv            subject_id, session, label, part (train/val/test/unused) for every scan
+    metrics.csv          one row per epoch: train/val loss and per-person metrics, energy so far
+    emissions.csv        codecarbon's record (when energy was measured; written by codecarbon)
+    predictions.csv      test-set class probabilities per person (soft-voted)
+    best.safetensors + best.json, last.safetensors + last.json   (checkpoints.py)
+    run.json             status, versions, seeds, counts, best epoch, test metrics with CIs, energy
+
+Why one owner: the trainer, experiment grids, robustness, `smmt runs`, the GUI's model list and
+the tests all read these files; with one class the format cannot drift between them. `run.json`
+is rewritten atomically whenever the run's state changes, so a browser can show each run's state
+without loading weights. Statuses: running, finished, stopped (by the user: the best checkpoint
+was still evaluated), failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from smmt_core.errors import CheckpointError, ConfigError, DataError
+from smmt_core.fileio import atomic_write_text
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+SPLIT_FILE = "split.csv"
+METRICS_FILE = "metrics.csv"
+PREDICTIONS_FILE = "predictions.csv"
+RUN_STATUSES = ("running", "finished", "stopped", "failed")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def default_run_name(variant: str, fraction: float, seed: int, when: datetime | None = None) -> str:
+    """e.g. 'smmt-f1-s0-20261126-221503' (variant, data fraction, seed, UTC time)."""
+    when = when or datetime.now(timezone.utc)
+    return f"{variant}-f{fraction:g}-s{seed}-{when:%Y%m%d-%H%M%S}"
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "_", name.strip()).strip("._")
+    return cleaned or "run"
+
+
+def _json_safe(value):
+    """NaN/inf -> None, numpy scalars -> Python, recursively (run.json is strict JSON)."""
+    from smmt_core.train.metrics import json_safe
+
+    return json_safe(value)
+
+
+@dataclass
+class RunInfo:
+    """What a run browser shows for one run, read from run.json without loading weights."""
+
+    run_dir: Path
+    name: str
+    variant: str
+    created: str  # ISO 8601, UTC
+    test_metrics: dict = field(default_factory=dict)
+    synthetic: bool = False  # trained on the SYNTHETIC demo cohort
+    status: str = ""  # running / finished / stopped / failed
+    label_set: str = ""
+    classes: list[str] = field(default_factory=list)
+    has_best: bool = False  # a best checkpoint exists (the run can predict)
+    energy_kwh: float | None = None
+
+
+class RunRecord:
+    """One run folder. `create` makes a new one; `RunRecord(path)` opens an existing one."""
+
+    SUMMARY_FILE = RUN_FILE  # a baseline's folder keeps its summary under another name
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+
+    def __repr__(self) -> str:
+        return f"RunRecord({str(self.run_dir)!r})"
+
+    @classmethod
+    def create(cls, parent: str | Path, name: str) -> "RunRecord":
+        """A new, empty folder `parent/name` (adding -2, -3 … if the name is taken).
+
+        ConfigError naming the folder when the output folder cannot be made or written (no
+        permission, read-only, a file in the way, a system folder such as /proc).
+        """
+        parent = Path(parent)
+        base = _safe_name(name)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            for i in range(1, 1000):
+                candidate = parent / (base if i == 1 else f"{base}-{i}")
+                try:
+                    candidate.mkdir()
+                    return cls(candidate)
+                except FileExistsError:
+                    continue
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigError(f"cannot create a run folder here ({reason}); choose another output folder",
+                              error.filename or parent) from None
+        raise CheckpointError(f"could not create a run folder named {base!r} (too many runs with that name)", parent)
+
+    # -- writing ---------------------------------------------------------------------------
+    def write_config(self, config) -> None:
+        self._write_json(CONFIG_FILE, config.to_dict())
+
+    def write_split(self, frame: pd.DataFrame) -> None:
+        atomic_write_text(self.run_dir / SPLIT_FILE, frame.to_csv(index=False))
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        atomic_write_text(self.run_dir / METRICS_FILE, pd.DataFrame(rows).to_csv(index=False))
+
+    def write_predictions(self, frame: pd.DataFrame) -> None:
+        atomic_write_text(self.run_dir / PREDICTIONS_FILE, frame.to_csv(index=False))
+
+    def write_summary(self, summary: dict) -> None:
+        """run.json: the whole summary, atomically. `summary["status"]` must be a known status."""
+        if summary.get("status") not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {summary.get('status')!r}")
+        self._write_json(self.SUMMARY_FILE, summary)
+
+    def update_summary(self, **fields) -> dict:
+        """Add fields to an existing run.json (e.g. baselines scored after training)."""
+        summary = self.summary()
+        summary.update(fields)
+        self.write_summary(summary)
+        return summary
+
+    def _write_json(self, name: str, data: dict) -> None:
+        atomic_write_text(self.run_dir / name, json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+
+    # -- reading ---------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """run.json as a dict; CheckpointError naming the file when missing or unreadable."""
+        from smmt_core.train.checkpoints import read_json
+
+        path = self.run_dir / self.SUMMARY_FILE
+        data = read_json(path, "run summary")
+        if data.get("status") not in RUN_STATUSES:
+            raise CheckpointError(f"run summary has an unknown status {data.get('status')!r}", path)
+        return data
+
+    def config(self):
+        """The stored TrainConfig (CheckpointError when missing or invalid)."""
+        from smmt_core.train.checkpoints import read_json
+        from smmt_core.train.config import TrainConfig
+
+        path = self.run_dir / CONFIG_FILE
+        try:
+            return TrainConfig.from_dict(read_json(path, "run config"))
+        except ConfigError as error:
+            raise CheckpointError(f"stored training config is invalid: {error.problem}", path) from None
+
+    def stored_config(self) -> dict | None:
+        """config.json as written (None when absent or unreadable): for comparing settings."""
+        try:
+            data = json.loads((self.run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def finished_summary(self) -> dict | None:
+        """run.json of a run that trained to its last epoch, else None (missing, unfinished, stopped)."""
+        try:
+            data = self.summary()
+        except CheckpointError:
+            return None
+        return data if data["status"] == "finished" and not data.get("stopped_early") else None
+
+    def result_fields(self) -> dict:
+        """What a results table reads from run.json: test_metrics, energy, duration_s, best_epoch
+        ({} when run.json is missing or unreadable)."""
+        try:
+            data = self.summary()
+        except CheckpointError:
+            return {}
+        return {"test_metrics": data.get("test_metrics") or {},
+                "energy": data.get("energy") if isinstance(data.get("energy"), dict) else {},
+                "duration_s": data.get("duration_s"), "best_epoch": data.get("best_epoch")}
+
+    def split(self) -> pd.DataFrame:
+        """split.csv; DataError naming the file when missing or malformed."""
+        path = self.run_dir / SPLIT_FILE
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except FileNotFoundError:
+            raise DataError("split.csv is missing: cannot tell which subjects were held out for testing", path) from None
+        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise DataError(f"cannot read the split table ({error})", path) from None
+        missing = [c for c in ("subject_id", "part") if c not in frame.columns]
+        if missing:
+            raise DataError(f"split table lacks column(s) {', '.join(missing)}", path)
+        return frame
+
+    def persons(self, part: str) -> list[str]:
+        """Sorted person ids of one part of the split ("train", "val", "test")."""
+        frame = self.split()
+        return sorted(set(frame.loc[frame["part"] == part, "subject_id"]))
+
+    def test_set_fingerprint(self) -> tuple[str, int]:
+        """(short hash of the sorted test person ids, their number); ("", 0) without a readable split."""
+        try:
+            ids = self.persons("test")
+        except DataError:
+            return "", 0
+        return hashlib.sha1("\n".join(ids).encode()).hexdigest()[:10], len(ids)
+
+    def metrics(self) -> pd.DataFrame:
+        return self._read_table(METRICS_FILE, "per-epoch metrics")
+
+    def predictions(self) -> pd.DataFrame:
+        return self._read_table(PREDICTIONS_FILE, "test predictions")
+
+    def _read_table(self, name: str, what: str) -> pd.DataFrame:
+        path = self.run_dir / name
+        try:
+            return pd.read_csv(path)
+        except FileNotFoundError:
+            raise DataError(f"{what} table is missing", path) from None
+        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise DataError(f"cannot read the {what} table ({error})", path) from None
+
+    @property
+    def has_best(self) -> bool:
+        return (self.run_dir / "best.safetensors").is_file() and (self.run_dir / "best.json").is_file()
+
+    def info(self) -> RunInfo:
+        """RunInfo for a browser; CheckpointError when run.json is missing or unreadable."""
+        data = self.summary()
+        config = data.get("config") if isinstance(data.get("config"), dict) else {}
+        model = config.get("model") if isinstance(config.get("model"), dict) else config
+        data_section = config.get("data") if isinstance(config.get("data"), dict) else config
+        energy = data.get("energy") if isinstance(data.get("energy"), dict) else {}
+        kwh = energy.get("energy_kwh")
+        return RunInfo(
+            run_dir=self.run_dir,
+            name=str(data.get("run_name") or self.run_dir.name),
+            variant=str(model.get("variant", "")),
+            created=str(data.get("created", "")),
+            test_metrics=dict(data.get("test_metrics") or {}),
+            synthetic=bool(data.get("synthetic", False)),
+            status=str(data["status"]),
+            label_set=str(data_section.get("label_set", "")),
+            classes=[str(c) for c in data.get("classes") or []],
+            has_best=self.has_best,
+            energy_kwh=float(kwh) if isinstance(kwh, (int, float)) and math.isfinite(kwh) else None,
+        )
+
+
+def read_run_info(run_dir: str | Path) -> RunInfo:
+    """RunInfo of one run folder; CheckpointError when run.json is missing or unreadable."""
+    return RunRecord(run_dir).info()
+
+
+def list_runs(root: str | Path) -> list[RunInfo]:
+    """All runs under `root` (the folder itself, its children and grandchildren), newest first.
+
+    Folders whose run.json cannot be read are skipped: a browser should list what it can.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    candidates = [root / RUN_FILE, *root.glob(f"*/{RUN_FILE}"), *root.glob(f"*/*/{RUN_FILE}")]
+    runs = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            runs.append(read_run_info(path.parent))
+        except CheckpointError:
+            continue
+    runs.sort(key=lambda r: (r.created, r.name), reverse=True)
+    return runs
