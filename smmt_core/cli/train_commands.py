@@ -287,6 +287,8 @@ def _predict(args) -> int:
     if result.contributions:
         print("contributions (predicted-class logit minus the logit without the modality): "
               + ", ".join(f"{k} {v:+.3f}" for k, v in result.contributions.items()))
+    if result.guess_note:
+        print(f"note: {result.guess_note}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     note = "model trained on the SYNTHETIC demo cohort; " if result.synthetic_model else ""

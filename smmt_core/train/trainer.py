@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from smmt_core.data.feature_sets import circularity_warning, resolve_features
 from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
+from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
 from smmt_core.errors import DataError, SMMTError, TrainingError
 from smmt_core.train import events as ev
@@ -390,6 +391,7 @@ class _Run:
     def finish(self, p: _Prepared) -> RunResult:
         """Step 6: the best checkpoint on the test persons, energy, the final run.json."""
         test_metrics: dict = {}
+        subset_metrics: dict = {}
         if self.best_state is not None and p.test_s and "test" in p.datasets:
             p.model.load_state_dict({k: v.to(p.device) for k, v in self.best_state.items()})
             test_loss, test_metrics, per_person = self.evaluate(p.model, p.datasets["test"], p.test_s, p.classes,
@@ -397,16 +399,18 @@ class _Run:
             test_metrics["loss"] = test_loss
             test_metrics["ci95"] = bootstrap_person_ci(per_person, p.classes, seed=self.config.optim.seed)
             self.record.write_predictions(per_person)
+            subset_metrics = self._subset_metrics(p)
         self.energy_report = self.meter.stop()
         energy = self.energy_report.to_dict()
         duration = time.perf_counter() - self.t_train
         if self.best_state is not None:
             update_checkpoint_metadata(self.run_dir, "best", test_metrics=test_metrics, energy=energy,
-                                       training_duration_s=duration)
+                                       training_duration_s=duration, subset_metrics=subset_metrics)
         status = "stopped" if self.stopped_early else "finished"
         self.write_run_json(status, epochs_done=len(self.history), best_epoch=self.best_epoch,
-                            best_val_metrics=self.best_val_metrics, test_metrics=test_metrics, energy=energy,
-                            stopped_early=self.stopped_early, finished=utc_now())
+                            best_val_metrics=self.best_val_metrics, test_metrics=test_metrics,
+                            subset_metrics=subset_metrics, energy=energy, stopped_early=self.stopped_early,
+                            finished=utc_now())
         self.emit(ev.RunFinished(run_dir=self.run_dir, stopped_early=self.stopped_early, test_metrics=test_metrics,
                                  energy_kwh=self.energy_report.energy_kwh or 0.0, duration_s=duration))
         return RunResult(run_dir=self.run_dir, test_metrics=test_metrics, energy_kwh=self.energy_report.energy_kwh,
@@ -414,6 +418,28 @@ class _Run:
                          energy=energy)
 
     # pieces --------------------------------------------------------------------------------
+    def _subset_metrics(self, p: _Prepared) -> dict:
+        """Test balanced accuracy and AUC (with CIs) from each subset of the model's modalities.
+
+        Stored with the best checkpoint so that a prediction made from a subset on which the run's
+        own test set is at chance can say so (Predictor), rather than present a guess as a finding.
+        """
+        from smmt_core.train.robustness import modality_subsets, subset_name
+
+        have = {Modality(name) for name in p.model.encoders}
+        out = {}
+        for subset in modality_subsets():
+            if not set(subset) <= have:
+                continue
+            absent = [m for m in have if m not in subset]
+            _, metrics, table = self.evaluate(p.model, p.datasets["test"], p.test_s, p.classes, p.device,
+                                              p.amp_dtype, absent=absent)
+            ci = bootstrap_person_ci(table, p.classes, seed=self.config.optim.seed)
+            out[subset_name(subset)] = {"balanced_accuracy": metrics["balanced_accuracy"],
+                                        "roc_auc": metrics["roc_auc"], "n_subjects": metrics["n_subjects"],
+                                        "ci95": {k: ci.get(k) for k in ("balanced_accuracy", "roc_auc")}}
+        return out
+
     def _demo_build_progress(self):
         """Progress of building the demo cohort; a stop abandons an unfinished build.
 
@@ -460,8 +486,11 @@ class _Run:
         person_ids, person_labels, person_probs = soft_vote(ids, labels, probs)
         return compute_metrics(person_labels, person_probs, classes)
 
-    def evaluate(self, model, dataset, subjects, classes, device, amp_dtype, batch_size: int | None = None):
-        """(mean loss per scan, per-person metrics, per-person prediction table) in eval mode."""
+    def evaluate(self, model, dataset, subjects, classes, device, amp_dtype, batch_size: int | None = None,
+                 absent=()):
+        """(mean loss per scan, per-person metrics, per-person prediction table) in eval mode.
+
+        absent: modalities treated as missing for every subject (the modality-subset scores)."""
         batch_size = batch_size or max(1, 2 * self.config.optim.batch_size)
         model.eval()
         losses, probs, labels = [], [], []
@@ -469,6 +498,8 @@ class _Run:
             for start in range(0, len(subjects), batch_size):
                 idx = list(range(start, min(start + batch_size, len(subjects))))
                 inputs, y = self._batch(dataset, idx, device)
+                if absent:
+                    inputs = inputs.without(*absent)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = model(inputs).float()
                 losses.append(F.cross_entropy(logits, y, reduction="sum").item())
