@@ -59,3 +59,27 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_all_or_nothing(jobs: list[tuple[Path, Callable[[Path], None]]]) -> list[Path]:
+    """Write every (target, write) pair to a temporary file beside its target, then rename them all.
+
+    For a set of files that belong together (a report): when one write fails, every temporary
+    file is removed and no target is touched.
+    """
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for target, write in jobs:
+            target = Path(target)
+            tmp = temporary_sibling(target, ".part")
+            temps.append((tmp, target))
+            write(tmp)
+        mode = new_file_mode()  # temporary files are private; the written files are ordinary documents
+        for tmp, target in temps:
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return [target for _, target in temps]

@@ -72,6 +72,9 @@ def add_commands(subparsers) -> None:
                          help="which checkpoint of the run (default: best)")
     predict.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     predict.add_argument("--json", action="store_true", help="print the prediction as JSON on stdout")
+    predict.add_argument("--report", metavar="BASE",
+                         help="also write the report the desktop app exports (BASE.json, BASE.csv and, when "
+                              "the MRI was used, BASE.png of the model's slices and clusters); BASE may be a folder")
     predict.set_defaults(handler=_predict)
 
     runs = subparsers.add_parser(
@@ -273,7 +276,23 @@ def _predict(args) -> int:
         from smmt_core.predict import subject_from_cohort
 
         subject = subject_from_cohort(load_cohort(args.cohort), args.subject)
+    report_base = None
+    if args.report:
+        from pathlib import Path
+
+        from smmt_core.report import check_report_folder
+
+        target = Path(args.report).expanduser()
+        report_base = check_report_folder(target / "report" if target.is_dir() else target)  # before any work
     result = predictor.predict(subject, modalities=modalities)
+    if report_base is not None:
+        from smmt_core.report import ReportContext, write_report
+
+        context = ReportContext(model_name=predictor.run_name, model_dir=str(predictor.run_dir),
+                                data_path=str(getattr(result, "subject_id", "")), synthetic_model=predictor.synthetic,
+                                device=str(args.device))
+        written = write_report(report_base, result, context)
+        print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)
     if args.json:
         from smmt_core.train.metrics import json_safe
 
