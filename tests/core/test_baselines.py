@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smmt_core.baselines import BASELINES, BaselineRecord, run_baseline, score_baselines_for_run
+from smmt_core.baselines import BASELINES, BaselineRecord, run_baseline
 from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
 from smmt_core.train.metrics import bootstrap_ci
