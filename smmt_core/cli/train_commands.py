@@ -12,7 +12,6 @@ import json
 import math
 import sys
 import threading
-import time
 
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
@@ -95,69 +94,62 @@ def config_from_args(args):
     return TrainConfig.build(args.preset, **overrides_from_args(args))
 
 
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
-
 def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
-class TextProgress:
-    """Turns training events into a progress bar on a terminal, plain lines otherwise."""
+class TrainingProgress:
+    """Training events as tqdm progress bars on stderr (a redrawn bar on a terminal, sparse lines in a log),
+    with one line per epoch and the run folder up front."""
 
-    def __init__(self, stream=None, width: int = 28):
+    def __init__(self, stream=None):
         self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.width = width
         self.total_epochs = 0
         self.energy = None
-        self._open_line = False
-        self._last_data_print = 0.0
+        self.bar = None
+        self.stage = None
 
-    def _bar(self, fraction: float) -> str:
-        filled = int(round(self.width * max(0.0, min(1.0, fraction))))
-        return "#" * filled + "-" * (self.width - filled)
+    def _bar(self, total: int, desc: str, unit: str):
+        from tqdm import tqdm
 
-    def _redraw(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
-            self._open_line = True
-            self.stream.flush()
+        self.close()
+        self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=False, dynamic_ncols=True,
+                        mininterval=0.5 if self.stream.isatty() else 10.0)
+        return self.bar
 
     def _line(self, text: str) -> None:
-        if self._open_line:
-            self.stream.write("\r\x1b[2K")
-            self._open_line = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        from tqdm import tqdm
+
+        tqdm.write(text, file=self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def __call__(self, event) -> None:
         from smmt_core.train import events as ev
 
         if isinstance(event, ev.RunStarted):
+            self.close()
             self.total_epochs = event.total_epochs
             self._line(f"run folder: {event.run_dir}")
             self._line(f"training on {event.device}: {event.n_train} train, {event.n_val} validation, "
                        f"{event.n_test} test scans; {event.total_epochs} epochs of {event.batches_per_epoch} batches")
         elif isinstance(event, ev.DataProgress):
-            text = f"{event.stage} [{self._bar(event.done / max(event.total, 1))}] {event.done}/{event.total}"
-            if self.tty:
-                self._redraw(text)
-            elif event.done == event.total or time.monotonic() - self._last_data_print > 10:
-                self._last_data_print = time.monotonic()
-                self._line(text)
+            if self.stage != event.stage or self.bar is None:
+                self.stage = event.stage
+                self._bar(event.total, event.stage, "scan")
+            self.bar.n = event.done
+            self.bar.refresh() if event.done == event.total else self.bar.update(0)
         elif isinstance(event, ev.BatchProgress):
-            done = (event.epoch - 1) * event.batches_per_epoch + event.batch
-            total = max(self.total_epochs * event.batches_per_epoch, 1)
-            self._redraw(f"epoch {event.epoch}/{self.total_epochs} [{self._bar(done / total)}] "
-                         f"batch {event.batch}/{event.batches_per_epoch} loss {event.loss:.3f} "
-                         f"elapsed {_fmt_time(event.elapsed_s)} eta {_fmt_time(event.eta_s)}")
+            total = self.total_epochs * event.batches_per_epoch
+            if self.stage != "training" or self.bar is None:
+                self.stage = "training"
+                self._bar(total, "training", "batch")
+            self.bar.n = (event.epoch - 1) * event.batches_per_epoch + event.batch
+            self.bar.set_postfix_str(f"epoch {event.epoch}/{self.total_epochs} loss {event.loss:.3f}", refresh=False)
+            self.bar.update(0)
         elif isinstance(event, ev.EnergyUpdate):
             self.energy = event
         elif isinstance(event, ev.EpochEnd):
@@ -169,8 +161,11 @@ class TextProgress:
                 text += (f" | {self.energy.energy_kwh * 1000:.3f} Wh, {self.energy.power_w:.0f} W"
                          f"{' (estimated)' if self.energy.estimated else ''}")
             self._line(text + ("  *best*" if event.is_best else ""))
-        elif isinstance(event, ev.RunFinished):
-            self._line("stopped early; checkpoints written so far are kept" if event.stopped_early else "training finished")
+        elif isinstance(event, (ev.RunFinished, ev.RunFailed)):
+            self.close()
+            if isinstance(event, ev.RunFinished):
+                self._line("stopped early; checkpoints written so far are kept" if event.stopped_early
+                           else "training finished")
         # RunFailed: the command prints the error itself (one line, exit code 2)
 
 
@@ -189,7 +184,7 @@ def _train(args) -> int:
     warning = circularity_warning(config.data.features or [])
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    progress = None if args.quiet else TextProgress()
+    progress = None if args.quiet else TrainingProgress()
     stop = threading.Event()
     outcome: dict = {}
 
@@ -226,6 +221,7 @@ def _train(args) -> int:
 
 
 def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
+    from smmt_core.text import format_duration
     from smmt_core.train.metrics import format_ci, json_safe
 
     baselines = baselines or {}
@@ -258,9 +254,9 @@ def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
     if e.get("available"):
         print(f"energy: {e['energy_kwh'] * 1000:.3f} Wh (CPU {e['cpu_kwh'] * 1000:.3f}, GPU {e['gpu_kwh'] * 1000:.3f}, "
               f"RAM {e['ram_kwh'] * 1000:.3f}), {e['co2_kg'] * 1000:.3f} g CO2eq ({e['country']})"
-              f"{', estimated (no RAPL/NVML)' if e.get('estimated') else ''}; {_fmt_time(result.duration_s)}")
+              f"{', estimated (no RAPL/NVML)' if e.get('estimated') else ''}; training {format_duration(result.duration_s)}")
     else:
-        print(f"energy: not measured ({e.get('note') or 'unavailable'}); {_fmt_time(result.duration_s)}")
+        print(f"energy: not measured ({e.get('note') or 'unavailable'}); training {format_duration(result.duration_s)}")
 
 
 # -- predict -------------------------------------------------------------------------------

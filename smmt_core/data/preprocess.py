@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from smmt_core.errors import DataError
+from smmt_core.fileio import atomic_write
 from smmt_core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
@@ -546,21 +546,17 @@ class MRICache:
             "template_correlation": result.template_correlation,
             "warnings": list(result.warnings),
         }
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    meta=np.array(json.dumps(meta)),
+                    slices=result.slices[:, :1].astype(np.float32),  # channels are copies
+                    volume=result.volume.astype(np.float16),  # display only; 1e-3 precision
+                    affine=result.affine,
+                )
+
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".npz")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez_compressed(
-                        fh,
-                        meta=np.array(json.dumps(meta)),
-                        slices=result.slices[:, :1].astype(np.float32),  # channels are copies
-                        volume=result.volume.astype(np.float16),  # display only; 1e-3 precision
-                        affine=result.affine,
-                    )
-                os.replace(tmp, entry)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(entry, write, suffix=".npz")
         except OSError as exc:  # a full or read-only cache must not stop the work
             log.warning("could not write MRI cache entry %s (%s)", entry, exc)
