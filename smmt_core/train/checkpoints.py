@@ -30,6 +30,7 @@ import torch
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.train.config import TrainConfig
+from smmt_core import fileio
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from smmt_core.train.metrics import json_safe
 
@@ -44,17 +45,9 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path, what: str = "file") -> dict:
-    """Read a JSON object; CheckpointError naming the file when it is missing or unreadable."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} is missing", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{what} is not valid JSON ({error})", path) from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{what} does not hold a JSON object", path)
-    return data
+    """Read a JSON object; CheckpointError naming the file when it is missing, unreadable or hostile
+    (see `smmt_core.fileio.read_json` for the limits)."""
+    return fileio.read_json(path, what, error=CheckpointError)
 
 
 # -- metadata ------------------------------------------------------------------------------

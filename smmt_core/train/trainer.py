@@ -74,7 +74,7 @@ from smmt_core.train.checkpoints import (
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.energy import EnergyMeter, EnergyReport, check_country
 from smmt_core.train.metrics import SCALAR_METRICS, bootstrap_person_ci, compute_metrics, scalar_metrics, soft_vote
-from smmt_core.train.run_record import RunRecord, default_run_name, utc_now
+from smmt_core.train.run_record import RunRecord, default_run_name, process_stamp, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +258,7 @@ class _Run:
                       "fold": split.fold, "n_folds": split.n_folds, "notes": list(split.notes)},
             "device": str(device),
             "versions": software_versions(),
+            "process": process_stamp(),
         }
         self.write_run_json("running")
 

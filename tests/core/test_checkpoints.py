@@ -217,4 +217,5 @@ def test_run_folders_are_unique_and_listed_newest_first(tmp_path, run_copy):
     runs = list_runs(run_copy.parent)
     assert [r.name for r in runs] == [info.name]  # folders without run.json are skipped
     (run_copy / "run.json").write_text("garbage")
-    assert list_runs(run_copy.parent) == []
+    [unreadable] = list_runs(run_copy.parent)  # listed, with the reason, not hidden
+    assert unreadable.status == "unreadable" and "not valid JSON" in unreadable.error
