@@ -40,15 +40,44 @@ def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
 def atomic_write(path: str | Path, write: Callable[[Path], None], *, suffix: str = ".tmp") -> Path:
     """Call `write(temporary_path)`, then move the result onto `path`; on any error remove the temp."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path, suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_sibling(path, suffix)
+    except OSError as error:
+        raise _naming(error, path) from None
     try:
         write(tmp)
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
+    except OSError as error:  # disk full, quota, permissions: name the file the user asked for
+        tmp.unlink(missing_ok=True)
+        raise _naming(error, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error (errno and reason) naming `path` rather than a temporary file or nothing:
+    "No space left on device" alone does not tell the user which file could not be written."""
+    named = OSError(error.errno, error.strerror or str(error), str(path))
+    return named
+
+
+def check_writable(path: str | Path, what: str = "output file") -> Path:
+    """ConfigError naming `path` unless a file can be written there; run before long work so that
+    an unwritable output fails at once, not after it (nothing is left behind)."""
+    from smmt_core.errors import ConfigError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{what} is a folder; give a file name", path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary_sibling(path, ".check").unlink()
+    except OSError as error:
+        raise ConfigError(f"cannot write the {what} here ({error.strerror or error})", path) from None
     return path
 
 

@@ -42,7 +42,11 @@ def add_commands(subparsers) -> None:
     train.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                        help="starting settings: 'demo' (small, minutes on a CPU) or 'paper' (Table I: "
                             "d=512, 256x256 slices, 50 epochs); the flags below override it (default: demo)")
-    add_config_flags(train, required=("dataset",))
+    add_config_flags(train)
+    train.add_argument("--resume", metavar="RUN", default=None,
+                       help="continue RUN (stopped, interrupted or failed) from its last checkpoint: weights, "
+                            "optimiser and random state, same split, same folder; the run's own settings are "
+                            "used, only --epochs (to train longer), --device and --no-energy may be given")
     train.add_argument("--baselines", default="", metavar="LIST",
                        help="after training, score these simple baselines on the run's own persons and print them "
                             "beside its metrics (stored in run.json): lr-clinical, lr-regional, "
@@ -94,9 +98,38 @@ def add_commands(subparsers) -> None:
 def config_from_args(args):
     """TrainConfig from the preset plus the flags that were given."""
     from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
     from smmt_core.train.config import TrainConfig
 
+    if not getattr(args, "dataset", None):
+        raise ConfigError("--data is required (a dataset folder or 'demo'), or --resume RUN")
     return TrainConfig.build(args.preset, **overrides_from_args(args))
+
+
+RESUME_SETTINGS = ("epochs", "device", "measure_energy")  # what --resume lets a user change
+
+
+def resume_config(args):
+    """The stored TrainConfig of the run to resume, with the few settings a resumption may change."""
+    from pathlib import Path
+
+    from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
+    from smmt_core.train.config import FIELD_SECTION, TrainConfig
+    from smmt_core.train.run_record import RunRecord
+
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise ConfigError("run folder not found", run_dir)
+    overrides = overrides_from_args(args)
+    other = sorted(set(overrides) - set(RESUME_SETTINGS))
+    if other:
+        raise ConfigError(f"--resume continues the run with its own settings; only --epochs, --device and "
+                          f"--no-energy may be given (got settings: {', '.join(other)})")
+    data = RunRecord(run_dir).config().to_dict()
+    for name, value in overrides.items():
+        data[FIELD_SECTION[name]][name] = value
+    return TrainConfig.from_dict(data)
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -149,6 +182,10 @@ class TextProgress:
             self._line(f"run folder: {event.run_dir}")
             self._line(f"training on {event.device}: {event.n_train} train, {event.n_val} validation, "
                        f"{event.n_test} test scans; {event.total_epochs} epochs of {event.batches_per_epoch} batches")
+            if event.problems:
+                self._line(f"warning: the dataset has {len(event.problems)} problem(s) (all listed in run.json), e.g.:")
+                for problem in event.problems[:5]:
+                    self._line(f"  {problem}")
         elif isinstance(event, ev.DataProgress):
             text = f"{event.stage} [{self._bar(event.done / max(event.total, 1))}] {event.done}/{event.total}"
             if self.tty:
@@ -224,7 +261,7 @@ def _train(args) -> int:
     from smmt_core.errors import ConfigError
     from smmt_core.train.trainer import train
 
-    config = config_from_args(args)
+    config = resume_config(args) if args.resume else config_from_args(args)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -235,7 +272,7 @@ def _train(args) -> int:
     progress = None if args.quiet else TextProgress()
     stop = threading.Event()
     with stop_on_signals(stop):
-        result = train(config, on_event=progress, stop=stop)
+        result = train(config, on_event=progress, stop=stop, resume=args.resume)
     scored = {}
     if baselines and result.test_metrics and not result.stopped_early:
         from smmt_core.baselines import score_baselines_for_run
