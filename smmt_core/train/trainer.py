@@ -570,7 +570,10 @@ class _Run:
                 pass
         if self.run_dir is not None:
             try:
-                self.write_run_json("failed", error=message, epochs_done=len(self.history), best_epoch=self.best_epoch,
+                # A KeyboardInterrupt is the user's wish (a second Ctrl-C, a grid being stopped), not a failure.
+                interrupted = isinstance(error, KeyboardInterrupt)
+                self.write_run_json("stopped" if interrupted else "failed", error=message,
+                                    epochs_done=len(self.history), best_epoch=self.best_epoch, stopped_early=interrupted,
                                     energy=self.energy_report.to_dict() if self.energy_report else None)
             except Exception:  # the folder may be unwritable: the event still goes out
                 log.exception("could not record the failure in run.json")

@@ -193,6 +193,10 @@ def parse_label(value) -> tuple[str | None, str | None]:
     return label, None
 
 
+def _non_finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(float(value))
+
+
 def clinical_from_record(record: dict, *, where: str, problems: list[str],
                          sentinels: tuple[float, ...] = ()) -> tuple[dict, dict, str | None, str | None]:
     """Map one row/JSON object to (numeric, categorical, label, subject_id).
@@ -206,6 +210,9 @@ def clinical_from_record(record: dict, *, where: str, problems: list[str],
     for column, canon in map_columns(record.keys()).items():
         value = record[column]
         problem = None
+        if _non_finite_number(value):  # JSON's NaN / Infinity: say so, as for an out-of-range value
+            problems.append(f"{where}: {column}: {value} is not a usable value (NaN/Infinity); treated as missing")
+            value = None
         if canon in NUMERIC_RANGES:
             numeric[canon], problem = parse_score(canon, value, sentinels=sentinels)
         elif canon == "PTGENDER":
