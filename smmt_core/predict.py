@@ -272,6 +272,9 @@ class Predictor:
             affine = np.asarray(pre.affine)
             indices = list(pre.slice_indices)
             plane = pre.plane
+        unused = self._clinical_mismatch(subject)
+        if unused:
+            warnings.append(unused)
         if subject.t1_path is not None and Modality.MRI.value not in self.model_modalities:
             warnings.append("this model was trained without MRI; the T1 image was not used")
         cluster_ids = [ids[0].cpu().numpy().astype(np.int32) for ids in output.cluster_ids] if Modality.MRI.value in used else []
@@ -324,6 +327,18 @@ class Predictor:
         if inputs.categorical.shape[1] and bool((inputs.categorical != 0).any()):
             has.add(Modality.CATEGORICAL)
         return has
+
+    def _clinical_mismatch(self, subject: Subject) -> str | None:
+        """A warning when the subject brings clinical values but none of the model's features:
+        the model then sees no clinical input at all, which must not pass without a word."""
+        from smmt_core.data.layouts.common import is_missing
+
+        wanted = self.features
+        supplied = sorted(k for k, v in {**subject.numeric, **subject.categorical}.items() if not is_missing(v))
+        if not wanted or not supplied or set(wanted) & set(supplied):
+            return None
+        return (f"subject {subject.key}: its clinical data ({', '.join(supplied)}) supply none of the model's "
+                f"clinical features ({', '.join(wanted)}); the model saw no clinical input")
 
     def _nothing_to_use_message(self, subject: Subject, has: set[Modality], switched_on: set[Modality]) -> str:
         have = [m.value for m in ALL_MODALITIES if m in has]

@@ -1,17 +1,21 @@
 """`smmt train`, `smmt predict` and `smmt runs`: the training engine from the command line.
 
-`train` runs in a worker thread so that Ctrl-C can set the stop flag and let the run end cleanly
-(checkpoints written so far are kept, exit code 130). Progress goes to stderr (a bar that redraws
+`train` runs in the main thread; Ctrl-C or SIGTERM set its stop flag (`stop_on_signals`) and the run
+ends cleanly after the current batch (checkpoints written so far are kept, exit code 130). Progress goes to stderr (a bar that redraws
 itself on a terminal, one line per epoch otherwise), results to stdout (`--json` for scripts).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
+import os
+import signal
 import sys
 import threading
+from contextlib import contextmanager
 
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
@@ -37,7 +41,11 @@ def add_commands(subparsers) -> None:
     train.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                        help="starting settings: 'demo' (small, minutes on a CPU) or 'paper' (Table I: "
                             "d=512, 256x256 slices, 50 epochs); the flags below override it (default: demo)")
-    add_config_flags(train, required=("dataset",))
+    add_config_flags(train)
+    train.add_argument("--resume", metavar="RUN", default=None,
+                       help="continue RUN (stopped, interrupted or failed) from its last checkpoint: weights, "
+                            "optimiser and random state, same split, same folder; the run's own settings are "
+                            "used, only --epochs (to train longer), --device and --no-energy may be given")
     train.add_argument("--baselines", default="", metavar="LIST",
                        help="after training, score these simple baselines on the run's own persons and print them "
                             "beside its metrics (stored in run.json): lr-clinical, lr-regional, "
@@ -78,7 +86,10 @@ def add_commands(subparsers) -> None:
 
     runs = subparsers.add_parser(
         "runs", help="list the training runs under a folder",
-        description="List run folders (newest first) with their status and per-subject test results.",
+        description=("List run folders (newest first) with their status and per-subject test results. "
+                     "Statuses: running, finished, stopped (by the user), failed, interrupted (the process "
+                     "ended without recording why: continue it with `smmt train --resume RUN`), unreadable "
+                     "(run.json cannot be read; the reason is shown)."),
     )
     runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
     runs.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
@@ -89,9 +100,38 @@ def add_commands(subparsers) -> None:
 def config_from_args(args):
     """TrainConfig from the preset plus the flags that were given."""
     from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
     from smmt_core.train.config import TrainConfig
 
+    if not getattr(args, "dataset", None):
+        raise ConfigError("--data is required (a dataset folder or 'demo'), or --resume RUN")
     return TrainConfig.build(args.preset, **overrides_from_args(args))
+
+
+RESUME_SETTINGS = ("epochs", "device", "measure_energy")  # what --resume lets a user change
+
+
+def resume_config(args):
+    """The stored TrainConfig of the run to resume, with the few settings a resumption may change."""
+    from pathlib import Path
+
+    from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
+    from smmt_core.train.config import FIELD_SECTION, TrainConfig
+    from smmt_core.train.run_record import RunRecord
+
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise ConfigError("run folder not found", run_dir)
+    overrides = overrides_from_args(args)
+    other = sorted(set(overrides) - set(RESUME_SETTINGS))
+    if other:
+        raise ConfigError(f"--resume continues the run with its own settings; only --epochs, --device and "
+                          f"--no-energy may be given (got settings: {', '.join(other)})")
+    data = RunRecord(run_dir).config().to_dict()
+    for name, value in overrides.items():
+        data[FIELD_SECTION[name]][name] = value
+    return TrainConfig.from_dict(data)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -136,6 +176,10 @@ class TrainingProgress:
             self._line(f"run folder: {event.run_dir}")
             self._line(f"training on {event.device}: {event.n_train} train, {event.n_val} validation, "
                        f"{event.n_test} test scans; {event.total_epochs} epochs of {event.batches_per_epoch} batches")
+            if event.problems:
+                self._line(f"warning: the dataset has {len(event.problems)} problem(s) (all listed in run.json), e.g.:")
+                for problem in event.problems[:5]:
+                    self._line(f"  {problem}")
         elif isinstance(event, ev.DataProgress):
             if self.stage != event.stage or self.bar is None:
                 self.stage = event.stage
@@ -169,6 +213,45 @@ class TrainingProgress:
         # RunFailed: the command prints the error itself (one line, exit code 2)
 
 
+def _write_now(text: str) -> None:
+    """Straight to the stderr file descriptor: a signal handler must not re-enter a buffered
+    stream that the progress bar may be writing to at that very moment (RuntimeError: reentrant call)."""
+    try:
+        os.write(sys.stderr.fileno(), text.encode("utf-8", "replace"))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event):
+    """While inside: the first Ctrl-C (SIGINT) or SIGTERM sets `stop`, so the run ends cleanly after
+    the current batch; a second Ctrl-C aborts (KeyboardInterrupt).
+
+    Why a handler and not a worker thread: Python runs signal handlers in the main thread between
+    bytecodes, so the training (also in the main thread) just sees the flag at its next check.
+    A KeyboardInterrupt raised while a worker thread sat inside torch killed the interpreter
+    (SIGABRT, "terminate called without an active exception"). Outside the main thread (a test,
+    an embedding application) signals cannot be handled here and nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        _write_now(f"\n{what}: stopping after the current batch (Ctrl-C again to abort)…\n")
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _train(args) -> int:
     from smmt_core.baselines import BASELINES
     from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
@@ -176,7 +259,7 @@ def _train(args) -> int:
     from smmt_core.errors import ConfigError
     from smmt_core.train.trainer import train
 
-    config = config_from_args(args)
+    config = resume_config(args) if args.resume else config_from_args(args)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -186,29 +269,8 @@ def _train(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     progress = None if args.quiet else TrainingProgress()
     stop = threading.Event()
-    outcome: dict = {}
-
-    def work():
-        try:
-            outcome["result"] = train(config, on_event=progress, stop=stop)
-        except BaseException as error:  # handed to the main thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work, name="smmt-train", daemon=True)
-    worker.start()
-    interrupted = False
-    while worker.is_alive():
-        try:
-            worker.join(0.2)
-        except KeyboardInterrupt:
-            if interrupted:  # second Ctrl-C: give up waiting
-                raise
-            interrupted = True
-            stop.set()
-            print("\nstopping after the current batch (Ctrl-C again to abort)…", file=sys.stderr)
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
+    with stop_on_signals(stop):
+        result = train(config, on_event=progress, stop=stop, resume=args.resume)
     scored = {}
     if baselines and result.test_metrics and not result.stopped_early:
         from smmt_core.baselines import score_baselines_for_run
@@ -331,9 +393,12 @@ def _runs(args) -> int:
     if not runs:
         print(f"no runs under {root}")
         return EXIT_OK
-    print(f"{'run':<40} {'variant':<15} {'status':<9} {'test bal.acc':>12} {'AUC':>6}  created")
+    print(f"{'run':<40} {'variant':<15} {'status':<11} {'test bal.acc':>12} {'AUC':>6}  created")
     for r in runs:
+        if r.status == "unreadable":
+            print(f"{r.name:<40} {'':<15} {r.status:<11} {r.error}")
+            continue
         tag = " [synthetic]" if r.synthetic else ""
-        print(f"{r.name:<40} {r.variant:<15} {r.status:<9} {_fmt(r.test_metrics.get('balanced_accuracy')):>12} "
+        print(f"{r.name:<40} {r.variant:<15} {r.status:<11} {_fmt(r.test_metrics.get('balanced_accuracy')):>12} "
               f"{_fmt(r.test_metrics.get('roc_auc'), 2):>6}  {r.created}{tag}")
     return EXIT_OK

@@ -529,7 +529,7 @@ class MRICache:
                     template_correlation=float(meta["template_correlation"]),
                     warnings=[str(w) for w in meta["warnings"]],
                 )
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, EOFError) as exc:
             log.warning("ignoring unreadable MRI cache entry %s (%s)", entry, exc)
             return None
         if result.slices.shape != config.mri_shape or len(result.slice_indices) != config.n_slices:
