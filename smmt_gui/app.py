@@ -53,7 +53,8 @@ def create_app(argv: list[str] | None = None):
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     QCoreApplication.setOrganizationName(strings.ORGANISATION)
     QCoreApplication.setApplicationName(strings.APP_ID)
-    QGuiApplication.setApplicationDisplayName(strings.APP_NAME)
+    # No application display name: Qt would append it to every window title, and the main
+    # window's title already starts with the app's name.
     QGuiApplication.setDesktopFileName(strings.APP_ID)
     icon = window_icon()
     if icon is not None:

@@ -11,6 +11,7 @@ APP_ID = "smmt-studio"  # desktop file name, QSettings application name
 ORGANISATION = "smmt-studio"
 
 RESEARCH_BADGE = "Research use only — not a medical device"
+WINDOW_TITLE = f"{APP_NAME} — {RESEARCH_BADGE}"  # the app name once (no display name is appended)
 RESEARCH_TOOLTIP = (
     "SMMT Studio is research software. Its predictions have not been validated for clinical use "
     "and must not be used to diagnose or treat anyone."
@@ -123,6 +124,7 @@ PRED_CONTRIBUTIONS_HELP = "Change in the predicted class's logit when the modali
 PRED_MISSING = "not available for this subject"
 PRED_USED = "Used: {used}"
 PRED_NONE_USED = "Used: nothing (every modality is off or missing)"
+PRED_NOTHING_TO_PREDICT = "Nothing to predict from: switch on at least one modality."
 PRED_WARNINGS = "Warnings"
 PRED_UPDATING = "updating…"
 MODALITY_NAMES = {"mri": "MRI", "clinical": "Clinical scores", "categorical": "Categorical (sex, APOE4)"}
@@ -280,6 +282,7 @@ WIZARD_DEVICES: list[tuple[str, str]] = [
     ("cuda", "GPU (CUDA)"),
 ]
 WIZARD_CUDA_UNAVAILABLE = "GPU (CUDA) — not available on this computer"
+WIZARD_CUDA_CHECKING = "GPU (CUDA) — checking…"
 WIZARD_RUNS_FOLDER_LABEL = "Runs folder:"
 WIZARD_RUNS_FOLDER_DIALOG = "Folder for the runs"
 WIZARD_RUN_NAME_LABEL = "Run name:"
@@ -298,7 +301,10 @@ TRAINING_TITLE_CANCELLED = "Cancelled {name}"
 TRAINING_TITLE_FAILED = "Training failed"
 TRAINING_INFO_RUN = (
     "{n_train} training · {n_val} validation · {n_test} test subjects · {device} · {variant}, {epochs} epochs"
+    " · data fraction {fraction:.0%} · {masking}"
 )
+TRAINING_INFO_MASK = "mask ratio {ratio:.2f} ({mode})"
+TRAINING_INFO_NO_MASK = "no masking"
 TRAINING_INFO_BEST = " · best so far: epoch {epoch} (its checkpoint is kept)"
 TRAINING_STATUS_PREPARING = "Preparing data and model…"
 TRAINING_STATUS_DATA = "Preparing data: {stage} {done}/{total} scans"
@@ -308,6 +314,7 @@ TRAINING_STATUS_CANCELLED = "Cancelled after {duration}; the best checkpoint so 
 TRAINING_STATUS_DONE = "Done in {duration} · {energy} · run folder {run_dir}"
 TRAINING_NO_RESULT = "training ended without reporting a result"
 TRAINING_ETA = "{done:.0f} % · {left} left"
+TRAINING_ETA_STOPPING = "stopping…"
 TRAINING_ETA_UNKNOWN = "{done:.0f} % · estimating time left…"
 TRAINING_CIRCULAR_NOTE = (
     "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
