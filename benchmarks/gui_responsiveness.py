@@ -1,8 +1,8 @@
 """Event-loop stalls of the desktop app while a real training runs in the dashboard.
 
-Why: the GUI must stay responsive while it trains (the issue's target: the event loop never stalls
-more than 50 ms at the 99th percentile). Training runs on a worker thread, but Python code on that
-thread competes for the GIL with the GUI thread, and every training event is drawn in the GUI
+Why: the GUI must stay responsive while it trains (issue 11.17's targets: p99 stall <= 30 ms and
+the longest stall <= 100 ms). Training runs in a child process supervised by a worker thread (so
+it does not hold the GUI's interpreter lock); every training event is still drawn in the GUI
 thread; this measures what a user would feel.
 
 How: a `TrainingDashboard` is shown (offscreen unless a display is set) and starts a real run
@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-TARGET_P99_MS = 50.0
+TARGET_P99_MS = 30.0
+TARGET_MAX_MS = 100.0
 
 
 def summarise(gaps_ms: list[float], interval_ms: float) -> dict:
@@ -258,7 +259,8 @@ def main(argv=None) -> int:
         "preset": args.preset,
         "device": config.run.device,
         "target_p99_ms": TARGET_P99_MS,
-        "meets_target": bool(during["p99_ms"] <= TARGET_P99_MS),
+        "target_max_ms": TARGET_MAX_MS,
+        "meets_target": bool(during["p99_ms"] <= TARGET_P99_MS and during["max_ms"] <= TARGET_MAX_MS),
     }
     print(f"probe every {args.probe_ms} ms; stall = lateness of a tick")
     rows = [("baseline", baseline), ("training", during)] + [(f"  {k}", v) for k, v in phases.items()]
@@ -272,7 +274,8 @@ def main(argv=None) -> int:
           + ", ".join(f"{k} {v:.0f}" for k, v in sorted(slowest.items(), key=lambda kv: -kv[1])[:3]) + ")")
     print(f"machine: {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after (other processes compete for the CPUs too)")
-    print(f"training: {trained_s:.0f} s, {epochs_done} epochs and {batches_done} batches done; p99 target {TARGET_P99_MS:.0f} ms: "
+    print(f"training: {trained_s:.0f} s, {epochs_done} epochs and {batches_done} batches done; targets p99 <= "
+          f"{TARGET_P99_MS:.0f} ms and longest stall <= {TARGET_MAX_MS:.0f} ms: "
           f"{'met' if result['meets_target'] else 'NOT met'}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
