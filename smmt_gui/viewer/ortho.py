@@ -70,6 +70,14 @@ class MriViewer(QWidget):
         self.histogram.item.sigLevelsChanged.connect(self._on_histogram_levels)
         self.histogram.item.sigLevelChangeFinished.connect(self._on_histogram_levels)
         self.histogram.item.sigLookupTableChanged.connect(self._on_histogram_lut)
+        # The window/level handles are what a user should grab (issue 11.7): thick, yellow on
+        # hover. The colour bar's triangle ticks (which open Qt's colour picker) are hidden; the
+        # colormap box chooses colours.
+        for line in self.histogram.item.region.lines:
+            line.setPen(pg.mkPen((240, 240, 240), width=3))
+            line.setHoverPen(pg.mkPen((255, 210, 0), width=5))
+        self.histogram.item.region.setToolTip(strings.VIEWER_WINDOW_LEVEL_TIP)
+        self.histogram.item.gradient.showTicks(False)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -246,6 +254,7 @@ class MriViewer(QWidget):
             self.colormap_box.setCurrentText(name)
             self.colormap_box.blockSignals(False)
         self.histogram.item.gradient.setColorMap(cmap)  # emits sigLookupTableChanged -> _on_histogram_lut
+        self.histogram.item.gradient.showTicks(False)  # the new colormap's ticks too
         self._on_histogram_lut()
 
     def _on_histogram_levels(self, *_) -> None:
@@ -359,7 +368,7 @@ class MriViewer(QWidget):
         if has:
             n = max(int(a.max()) for a in self.cluster_ids) + 1
             swatches = " ".join(
-                f"<span style='color: rgb{cluster_color(k)}'>&#9632;</span>&nbsp;{k}" for k in range(n))
+                f"<span style='color: rgb{cluster_color(k)}'>&#9632;</span>&nbsp;{k + 1}" for k in range(n))
             self.legend.setText(f"clusters: {swatches}")
         else:
             self.legend.setText("")
