@@ -177,6 +177,7 @@ class RobustnessPanel(QWidget):
         self._abandon_worker()
         self.run_dir = run_dir
         self.frame = None
+        self._rows: list[dict] = []  # rows of the computation in progress, drawn as they come
         if run_dir is None:
             self._show_empty()
             return
@@ -204,8 +205,9 @@ class RobustnessPanel(QWidget):
         fn = self._evaluate_fn
         if fn is None:
             from smmt_core.train.robustness import evaluate_robustness as fn
-        worker = FunctionWorker(fn, self.run_dir, self.mask_ratios, progress_kw="on_progress", stop_kw="stop",
-                                device=self._device or _default_device(), name="robustness")
+        worker = FunctionWorker(_evaluate_job, fn, self.run_dir, self.mask_ratios, progress_kw="report",
+                                stop_kw="stop", device=self._device or _default_device(), name="robustness")
+        self._rows = []
         # Signals of a worker that was replaced (another run chosen) are ignored.
         worker.progress.connect(lambda value, w=worker: w is self._worker and self._on_progress(value))
         worker.result.connect(lambda frame, w=worker: w is self._worker and self._on_result(frame))
@@ -251,7 +253,12 @@ class RobustnessPanel(QWidget):
 
     # --- worker callbacks --------------------------------------------------------------------------
     def _on_progress(self, value) -> None:
-        done, total = value
+        if value[0] == "row":  # a pass finished: draw its bar (or sweep point) now (issue 11.12)
+            self._rows.append(value[1])
+            self.frame = pd.DataFrame(self._rows)
+            self._draw()
+            return
+        _, done, total = value
         self.progress_bar.setRange(0, max(1, int(total)))
         self.progress_bar.setValue(int(done))
         self.status_label.setText(strings.ROBUSTNESS_STATUS_COMPUTING.format(done=done, total=total))
@@ -391,6 +398,13 @@ class RobustnessPanel(QWidget):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.stop_and_wait(2000)  # bounded: the main window joins whatever is still running on close
         super().closeEvent(event)
+
+
+def _evaluate_job(fn, run_dir, mask_ratios, *, report, stop, device):
+    """Run `evaluate_robustness` (or an injected stand-in), reporting ("progress", done, total)
+    after each pass and ("row", row) with each finished row."""
+    return fn(run_dir, mask_ratios, on_progress=lambda done, total: report(("progress", done, total)),
+              on_row=lambda row: report(("row", row)), stop=stop, device=device)
 
 
 def _mean_sd(mean: float, sd: float) -> str:
