@@ -15,12 +15,14 @@ message bar at the top of the window (never a crash, never a modal dialog that b
 
 from __future__ import annotations
 
+import html
 import logging
 import platform
+import re
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
@@ -134,7 +136,9 @@ class MessageBar(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.label = QLabel("")
         self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                           | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.label.setOpenExternalLinks(True)  # the export notice links to the report's folder
         close = QPushButton("✕")
         close.setFlat(True)
         close.setFixedWidth(28)
@@ -145,15 +149,22 @@ class MessageBar(QWidget):
         layout.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str, error: bool = True) -> None:
+    def show_message(self, text: str, error: bool = True, rich: bool = False) -> None:
+        """Show `text` (plain text, so a path with '<' stays readable; `rich` for our own links)."""
         self.setProperty("error", error)
         self.style().unpolish(self)
         self.style().polish(self)
+        self.label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
         self.label.setText(text)
         self.show()
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
+
+    def link(self) -> str:
+        """The first link in the message ("" when there is none)."""
+        match = re.search(r'href="([^"]+)"', self.label.text()) if self.isVisible() else None
+        return html.unescape(match.group(1)) if match else ""
 
 
 class WelcomePage(QWidget):
@@ -912,12 +923,19 @@ class MainWindow(QMainWindow):
         from smmt_core.errors import SMMTError
 
         try:
-            files = export_report(base, self.last_prediction, self.viewer.grab().toImage(), self.report_context())
+            files = export_report(base, self.last_prediction, self.viewer.render_views(), self.report_context())
         except SMMTError as error:
             self.show_error(strings.ERROR_EXPORT.format(message=error))
             return []
-        self.settings.set("recent/last_export_dir", str(Path(base).expanduser().parent))
-        self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=", ".join(p.name for p in files)), 8000)
+        folder = Path(base).expanduser().parent
+        self.settings.set("recent/last_export_dir", str(folder))
+        names = ", ".join(p.name for p in files)
+        self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=names), 8000)
+        # Where the files went, with a link that opens the folder (issue 11.13).
+        link = QUrl.fromLocalFile(str(folder.resolve())).toString()
+        self.message_bar.show_message(strings.EXPORTED_NOTICE.format(
+            files=html.escape(names), url=html.escape(link, quote=True), folder=html.escape(str(folder))),
+            error=False, rich=True)
         return files
 
     # ================================================================ misc

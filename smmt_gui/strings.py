@@ -80,6 +80,7 @@ STATUS_LOADED_SUBJECT = "Loaded subject {subject}"
 STATUS_LOADED_COHORT = "Loaded {n} subjects ({layout}) from {path}"
 STATUS_LOADED_MODEL = "Model {name} loaded"
 STATUS_EXPORTED = "Report written: {files}"
+EXPORTED_NOTICE = 'Report written ({files}) to <a href="{url}">{folder}</a>'  # the link opens the folder
 STATUS_STOPPING = "Stopping background jobs…"
 
 # --- errors ---------------------------------------------------------------------------------

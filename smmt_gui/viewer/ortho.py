@@ -247,6 +247,31 @@ class MriViewer(QWidget):
         for view in self.views.values():
             view.set_levels(self.levels)
 
+    def render_views(self):
+        """A QImage of what a report should show: the three slice views side by side and, below,
+        the model's input slices with their cluster overlay and legend; no sliders, buttons or
+        boxes (issue 11.13)."""
+        from PySide6.QtGui import QColor, QImage, QPainter
+
+        top = [self.views[plane].grab() for plane in PLANES]
+        bottom = [w.grab() for w in (self.model_input_title, self.legend, self.model_input)
+                  if not w.isHidden() and w.width() > 0]
+        width = max(sum(p.width() for p in top), max((p.width() for p in bottom), default=0), 1)
+        height = max((p.height() for p in top), default=0) + sum(p.height() for p in bottom)
+        image = QImage(width, max(height, 1), QImage.Format.Format_RGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        x = 0
+        for pixmap in top:
+            painter.drawPixmap(x, 0, pixmap)
+            x += pixmap.width()
+        y = max((p.height() for p in top), default=0)
+        for pixmap in bottom:
+            painter.drawPixmap(0, y, pixmap)
+            y += pixmap.height()
+        painter.end()
+        return image
+
     def set_colormap(self, name: str) -> None:
         cmap = colormap(name)
         if self.colormap_box.currentText() != name:

@@ -130,13 +130,20 @@ def test_selecting_another_subject_predicts_it(loaded, qtbot):
 
 
 def test_export_from_the_window(loaded, tmp_path):
+    loaded.show()
     files = loaded.export_report_to(tmp_path / "report")
+    # issue 11.13: the window says where the files went, with a link to the folder
+    assert loaded.message_bar.link() == tmp_path.resolve().as_uri()
+    assert "report.pdf" in loaded.message_bar.text()
     assert sorted(p.suffix for p in files) == [".csv", ".json", ".pdf", ".png"]
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["model"]["name"] == "tiny" and data["prediction"]["subject"] == "sub-001"
     assert data["disclaimer"] == strings.DISCLAIMER
     image = QImage(str(tmp_path / "report.png"))
     assert image.width() > 400 and image.height() > 300
+    # only the views and the model's input with its overlay: none of the controls below the views
+    viewer = loaded.viewer
+    assert image.height() < viewer.height() - viewer.reset_button.height()
 
 
 def test_settings_remember_models_folders_and_layout(loaded, tiny_run):
