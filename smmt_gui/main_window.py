@@ -327,7 +327,8 @@ class MainWindow(QMainWindow):
                                           Qt.DockWidgetArea.RightDockWidgetArea)
         self.log_dock = self._dock(strings.DOCK_LOG, self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.log_dock.hide()
-        self.resizeDocks([self.cohort_dock, self.prediction_dock], [300, 320], Qt.Orientation.Horizontal)
+        # Wide enough for the table's Prediction columns at the default window size (issue 11.8).
+        self.resizeDocks([self.cohort_dock, self.prediction_dock], [400, 320], Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)

@@ -134,7 +134,7 @@ LABEL_NAMES = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairmen
 
 # --- cohort panel ---------------------------------------------------------------------------
 COHORT_EMPTY = "No dataset open"
-COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P(predicted)"]
+COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P"]
 COHORT_SUMMARY = "{name}: {n} scans · {labels}"
 COHORT_PREDICT_ALL = "Predict all"
 COHORT_PREDICT_ALL_TIP = "Predict every scan in the table with the loaded model (all modalities on)."
@@ -332,7 +332,7 @@ TRAINING_CANCEL_TIP = "Stop after the current batch; the checkpoints written so 
 # Plots: (title, y axis, x axis); legend entries.
 TRAINING_PLOT_LOSS = ("Loss", "cross-entropy", "epoch")
 TRAINING_PLOT_ACCURACY = ("Accuracy", "accuracy", "epoch")
-TRAINING_PLOT_ENERGY = ("Energy (codecarbon)", "kWh", "minutes")
+TRAINING_PLOT_ENERGY = ("Energy (codecarbon)", "Wh", "minutes")  # Wh: a demo run's kWh read "5e-05"
 TRAINING_PLOT_POWER = ("Power", "W", "minutes")
 TRAINING_PLOT_POWER_ESTIMATED = "Power (estimated)"
 TRAINING_PLOT_ROC = ("ROC curve (test set)", "true positive rate", "false positive rate")

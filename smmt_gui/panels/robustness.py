@@ -115,7 +115,9 @@ class RobustnessPanel(QWidget):
         brushes = [BAR_COLOURS[len(name.split("+"))] for name in self._subset_names]
         self.bars = pg.BarGraphItem(x=x, height=np.zeros(n), width=0.65, brushes=brushes, pen=pg.mkPen(None))
         self.subset_plot.addItem(self.bars)
-        ticks = [(i, subset_label(name, short=True)) for i, name in enumerate(self._subset_names)]
+        # One modality per line: "MRI+ClinMRI+Cat" ran together on one line (issue 11.8).
+        ticks = [(i, subset_label(name, short=True).replace("+", "\n+"))
+                 for i, name in enumerate(self._subset_names)]
         self.subset_plot.getAxis("bottom").setTicks([ticks])
         self.subset_plot.setXRange(-0.6, n - 0.4, padding=0)
         self.bar_labels = []

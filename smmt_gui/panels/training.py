@@ -186,13 +186,14 @@ class TrainingDashboard(QWidget):
 
         # Curves: created once, fed with setData.
         self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS)
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="k")
+        # Legends in one row along the top, on a translucent white: they no longer hide the curves.
+        self.loss_plot.addLegend(offset=(-10, 5), labelTextColor="k", colCount=3, brush=(255, 255, 255, 200))
         self.batch_loss_curve = self.loss_plot.plot(
             pen=pg.mkPen(BATCH_COLOUR, width=1), name=strings.TRAINING_LEGEND_BATCH
         )
         self.train_loss_curve, self.val_loss_curve = _train_and_val_curves(self.loss_plot)
         self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY)
-        self.acc_plot.addLegend(offset=(-10, -10), labelTextColor="k")
+        self.acc_plot.addLegend(offset=(-10, -5), labelTextColor="k", colCount=2, brush=(255, 255, 255, 200))
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self.train_acc_curve, self.val_acc_curve = _train_and_val_curves(self.acc_plot)
         self.energy_plot = styled_plot(*strings.TRAINING_PLOT_ENERGY)
@@ -471,8 +472,17 @@ class TrainingDashboard(QWidget):
         self.energy_kwh.append(float(event.energy_kwh))
         self.power_w.append(float(event.power_w))
         t = np.asarray(self.energy_t, float)
-        self.energy_curve.setData(t, np.asarray(self.energy_kwh, float), connect="finite")
-        self.power_curve.setData(t, np.asarray(self.power_w, float), connect="finite")
+        wh = 1000.0 * np.asarray(self.energy_kwh, float)
+        watts = np.asarray(self.power_w, float)
+        self.energy_curve.setData(t, wh, connect="finite")
+        self.power_curve.setData(t, watts, connect="finite")
+        # From zero up: energy and power are never negative, and one point is no reason for a
+        # range around it (issue 11.8).
+        right = max(1.0, float(np.nanmax(t)) * 1.05) if t.size else 1.0
+        for plot, values in ((self.energy_plot, wh), (self.power_plot, watts)):
+            top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+            plot.setXRange(0.0, right, padding=0.0)
+            plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0.0)
         text = strings.TRAINING_ENERGY.format(kwh=event.energy_kwh, watts=event.power_w)
         self.energy_label.setText(text + (strings.TRAINING_ENERGY_ESTIMATED if event.estimated else ""))
         title = strings.TRAINING_PLOT_POWER_ESTIMATED if event.estimated else strings.TRAINING_PLOT_POWER[0]
@@ -570,6 +580,10 @@ class TrainingDashboard(QWidget):
 
     # --- helpers -----------------------------------------------------------------------------------
     def _clear_curves(self) -> None:
+        # A new run starts from fresh axes, not the previous run's ranges.
+        for plot in (self.loss_plot, self.acc_plot, self.energy_plot, self.power_plot):
+            plot.enableAutoRange()
+        self.acc_plot.setYRange(0, 1, padding=0.02)
         for curve in (self.batch_loss_curve, self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
                       self.val_acc_curve, self.energy_curve, self.power_curve, self.roc_curve):
             curve.setData([], [])

@@ -80,7 +80,8 @@ def test_draws_bars_sweep_and_table(qtbot, tmp_path):
     assert panel.table.rowCount() == 9
     assert panel.table.item(0, 0).text() == "All (MRI+Clin+Cat)"
     ticks = panel.subset_plot.getAxis("bottom")._tickLevels[0]
-    assert [label for _, label in ticks] == ["All", "MRI+Clin", "MRI+Cat", "Clin+Cat", "MRI", "Clin", "Cat"]
+    # one modality per line, so that neighbouring labels never run together (issue 11.8)
+    assert [label for _, label in ticks] == ["All", "MRI\n+Clin", "MRI\n+Cat", "Clin\n+Cat", "MRI", "Clin", "Cat"]
     assert panel.table.item(8, 3).text() == "0.550 ± 0.020"
     assert "20 test subjects" in panel.status_label.text() and "SYNTHETIC" in panel.status_label.text()
     assert panel.compute_button.text() == "Recompute"

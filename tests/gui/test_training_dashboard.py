@@ -85,7 +85,7 @@ def test_scripted_stream_draws_curves_with_the_right_data(qtbot, tmp_path):
     assert y[0] == pytest.approx(0.5)
     x, y = dashboard.energy_curve.getData()
     np.testing.assert_allclose(x, [1, 2, 3])  # minutes
-    np.testing.assert_allclose(y, [0.001, 0.002, 0.003])
+    np.testing.assert_allclose(y, [1.0, 2.0, 3.0])  # Wh
     _, y = dashboard.power_curve.getData()
     np.testing.assert_allclose(y, [21, 22, 23])
     assert "estimated" in dashboard.energy_label.text()
@@ -327,3 +327,16 @@ def test_cancel_freezes_progress_and_eta_at_once(qtbot, tmp_path):
     release.set()
     qtbot.waitUntil(lambda: not dashboard.is_running(), timeout=10_000)
     assert ended.is_set()
+
+
+def test_energy_axes_start_at_zero_and_reset_for_a_new_run(qtbot, tmp_path):
+    """Issue 11.8: one energy point gives no negative kWh or minutes; a new run gets fresh axes."""
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.handle_event(EnergyUpdate(1, elapsed_s=30.0, energy_kwh=5e-05, power_w=12.0, estimated=True))
+    (x0, x1), (y0, y1) = dashboard.energy_plot.viewRange()
+    assert x0 == 0.0 and y0 == 0.0 and y1 > 0.05  # 0.05 Wh, drawn in Wh
+    assert dashboard.power_plot.viewRange()[1][0] == 0.0
+    dashboard.loss_plot.setXRange(0, 40)
+    dashboard._clear_curves()
+    assert dashboard.loss_plot.getViewBox().autoRangeEnabled()[0]
