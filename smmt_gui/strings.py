@@ -107,6 +107,7 @@ VIEWER_RESET = "Reset"
 VIEWER_CURSOR = "voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm   intensity {value:.3f}"
 VIEWER_CURSOR_OUTSIDE = "outside the image"
 VIEWER_MODEL_INPUT = "What the model saw ({plane} slices {indices}) with its K-Means attention clusters"
+VIEWER_SLICE_TITLE = "{plane} {index}/{count}"  # slice numbers as the cursor readout counts them
 VIEWER_WINDOW_LEVEL_TIP = "Drag the two bars to set the window (contrast) and level (brightness)"
 VIEWER_HOVER_CLUSTER = "{slice}, patch row {row}, column {col}: cluster {cluster} of {n}"
 VIEWER_SPACE_NOTE = "{space}"

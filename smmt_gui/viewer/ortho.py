@@ -414,6 +414,7 @@ class MriViewer(QWidget):
             return
         for plane in planes:
             self.views[plane].set_image(g.slice_image(plane), g.plane_extent_mm(plane), self.levels, self.lut)
+            self.views[plane].set_slice_number(g.slice_index(plane), g.n_slices(plane))
         for plane in PLANES:
             self.views[plane].set_crosshair(*g.plane_cursor_mm(plane))
         if self.cluster_plane in planes:

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 
 from smmt_gui.viewer import OrthoViewer
 from smmt_gui.viewer.colormaps import cluster_color, cluster_lut
@@ -272,3 +272,22 @@ def test_the_colour_bar_offers_window_level_handles_not_colour_pickers(viewer):
     viewer.set_colormap("inferno")
     assert gradient.ticks and not any(tick.isVisible() for tick in gradient.ticks)
     assert all(line.pen.width() == 3 for line in viewer.histogram.item.region.lines)
+
+
+def test_views_number_their_slices_and_keep_their_letters_in_sight(viewer, qtbot):
+    """Issue 11.9 (part): slice numbers on the views; orientation letters follow zoom and pan,
+    and an empty view shows none."""
+    from smmt_gui.viewer.slice_view import SliceView
+
+    axial = viewer.views["axial"]
+    g = viewer.geometry_
+    assert axial.title.text == f"Axial {g.slice_index('axial')}/{g.n_slices('axial')}"
+    w, h = axial._extent
+    axial.view.setRange(QRectF(w * 0.4, h * 0.4, w * 0.2, h * 0.2), padding=0)  # zoom in
+    (x0, x1), (y0, y1) = axial.view.viewRange()
+    for letter in axial.letters:
+        assert letter.isVisible()
+        assert x0 - 1e-6 <= letter.pos().x() <= x1 + 1e-6 and y0 - 1e-6 <= letter.pos().y() <= y1 + 1e-6
+    empty = SliceView("coronal")
+    qtbot.addWidget(empty)
+    assert not any(letter.isVisible() for letter in empty.letters)
