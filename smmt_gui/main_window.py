@@ -112,12 +112,9 @@ def device_job() -> bool:
     in a child process): on a busy machine one thread answers sooner than several competing ones
     (issue 11.16: first prediction 0.24-0.45 s on 1 thread vs 1.6-4.2 s on 2, on a loaded 2-core
     machine)."""
-    import torch
+    from smmt_core.device import prepare_interactive
 
-    from smmt_core.device import INTERACTIVE_THREADS
-
-    torch.set_num_threads(INTERACTIVE_THREADS)
-    return bool(torch.cuda.is_available())
+    return prepare_interactive()
 
 
 def list_runs_job(root):
@@ -951,12 +948,18 @@ class MainWindow(QMainWindow):
         self._update_predict_all()
 
     def show_about(self) -> QMessageBox:
-        import torch
+        from importlib.metadata import PackageNotFoundError, version
+
         from PySide6 import __version__ as qt_version
+
+        try:  # the installed version, without importing torch on the GUI thread
+            torch_version = version("torch")
+        except PackageNotFoundError:
+            torch_version = "not installed"
 
         box = QMessageBox(QMessageBox.Icon.Information, strings.ACTION_ABOUT,
                           strings.ABOUT_TEXT.format(version=__version__, python=platform.python_version(),
-                                                    torch=torch.__version__, qt=qt_version, mni=strings.MNI_NOTICE),
+                                                    torch=torch_version, qt=qt_version, mni=strings.MNI_NOTICE),
                           QMessageBox.StandardButton.Ok, self)
         box.setTextFormat(Qt.TextFormat.RichText)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

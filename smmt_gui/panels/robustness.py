@@ -208,7 +208,7 @@ class RobustnessPanel(QWidget):
         if fn is None:
             from smmt_core.train.robustness import evaluate_robustness as fn
         worker = FunctionWorker(_evaluate_job, fn, self.run_dir, self.mask_ratios, progress_kw="report",
-                                stop_kw="stop", device=self._device or _default_device(), name="robustness")
+                                stop_kw="stop", device=self._device, name="robustness")
         self._rows = []
         # Signals of a worker that was replaced (another run chosen) are ignored.
         worker.progress.connect(lambda value, w=worker: w is self._worker and self._on_progress(value))
@@ -404,7 +404,12 @@ class RobustnessPanel(QWidget):
 
 def _evaluate_job(fn, run_dir, mask_ratios, *, report, stop, device):
     """Run `evaluate_robustness` (or an injected stand-in), reporting ("progress", done, total)
-    after each pass and ("row", row) with each finished row."""
+    after each pass and ("row", row) with each finished row. Without a device, the default one is
+    chosen here, on the worker (choosing it imports torch: never on the GUI thread)."""
+    if device is None:
+        from smmt_core.device import select_device
+
+        device = str(select_device("auto"))
     return fn(run_dir, mask_ratios, on_progress=lambda done, total: report(("progress", done, total)),
               on_row=lambda row: report(("row", row)), stop=stop, device=device)
 
@@ -413,10 +418,3 @@ def _mean_sd(mean: float, sd: float) -> str:
     if mean is None or np.isnan(mean):
         return "–"
     return f"{mean:.3f} ± {sd:.3f}" if sd and not np.isnan(sd) and sd > 0 else f"{mean:.3f}"
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
