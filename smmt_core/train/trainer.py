@@ -192,7 +192,7 @@ class _Run:
             self.meter.note = "the run was stopped before training began"
         else:
             self.meter.start()
-        self.summary["energy_measured"] = self.meter.available
+        self.summary["energy_measured"] = self.meter.measured  # False when codecarbon only estimates
         self.last_energy_t = time.perf_counter()
         generator = torch.Generator().manual_seed(self.config.optim.seed)
         epoch = self._restore(prepared, generator) if self.resume is not None else 0
