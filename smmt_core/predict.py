@@ -77,7 +77,7 @@ class _MemoryCache:
         self._lock = threading.Lock()
 
     def get(self, path, config, *, load_volume: bool = True):
-        from smmt_core.data.preprocess import preprocess_t1
+        from smmt_core.data.preprocess import preprocess_scan
 
         path = Path(path)
         try:
@@ -94,7 +94,7 @@ class _MemoryCache:
         if self.disk is not None:
             result = self.disk.get(path, config, load_volume=True)
         else:
-            result = preprocess_t1(path, config)
+            result = preprocess_scan(path, config)  # the intake, with its default on-disk cache
         with self._lock:
             self._items[key] = result
             while len(self._items) > self.size:

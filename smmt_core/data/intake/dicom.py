@@ -69,6 +69,35 @@ def is_dicom_folder(folder) -> bool:
     return folder.is_dir() and bool(find_dicom_files(folder, limit=1))
 
 
+def _patient_id(path: Path) -> str | None:
+    try:
+        import pydicom
+
+        return str(pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["PatientID"]).get("PatientID"))
+    except Exception:  # no pydicom, or not readable: unknown
+        return None
+
+
+def is_dicom_subject_folder(folder) -> bool:
+    """DICOM files below `folder`, all of one patient (a folder of patients is a dataset).
+
+    The patient is read (PatientID, with pydicom when installed) from the first DICOM file in the
+    folder and in each sub-folder, so a large export costs one small read per sub-folder.
+    """
+    folder = Path(folder)
+    if not is_dicom_folder(folder):
+        return False
+    firsts = find_dicom_files(folder, max_depth=0, limit=1)
+    try:
+        children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return False
+    for child in children[:64]:
+        firsts.extend(find_dicom_files(child, limit=1))
+    patients = {pid for pid in (_patient_id(f) for f in firsts) if pid}
+    return len(patients) <= 1
+
+
 def folder_digest(folder) -> str:
     """sha256 over the DICOM files' relative paths and contents: the cache key of a DICOM folder."""
     folder = Path(folder)

@@ -94,9 +94,7 @@ class IntakeResult:
     @property
     def steps_label(self) -> str:
         """'brain+bias+register' or 'none (in MNI space, brain extracted)': the qc.csv column."""
-        if self.steps_run:
-            return "+".join(s for s in self.steps_run if s not in ("measure", "qc"))
-        return "none"
+        return "+".join(s for s in self.steps_run if s not in ("measure", "qc")) or "none"
 
     def to_dict(self) -> dict:
         return {
@@ -312,8 +310,8 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     # measure
     t0 = begin("measure")
     m = qc.measure_input(img, settings.template_mm)
-    measures = {"input_mni_score": round(m.mni_score, 4), "input_outside_brain": round(m.outside_fraction, 4)}
-    end("measure", t0, f"MNI score {m.mni_score:.2f}, signal outside the brain {m.outside_fraction:.0%}")
+    measures = {"input_mni_score": round(m.mni_score, 4), "input_foreground_ml": round(m.foreground_ml, 1)}
+    end("measure", t0, f"MNI score {m.mni_score:.2f}, foreground {m.foreground_ml:.0f} mL")
     mode = settings.mode
     need_brain = mode == "full" or (mode == "auto" and not m.stripped)
     need_register = mode == "full" or (mode == "auto" and not m.in_mni)
@@ -383,7 +381,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     # qc
     t0 = begin("qc")
     vol = qc.robust_scale(qc.on_template_grid(registered, settings.template_mm))
-    mask_vol = qc.on_template_grid(reg_mask, settings.template_mm)
+    mask_vol = qc.on_template_grid(reg_mask, settings.template_mm, "nearest")
     score = qc.registration_score(vol, settings.template_mm)
     verdict = qc.verdict(score, qc.mask_dice(mask_vol, settings.template_mm))
     pic = None
