@@ -19,9 +19,13 @@ from smmt_core.errors import DataError
 @functools.lru_cache(maxsize=2)
 def _extractor(use_gpu: bool):
     """One deepbet model per process (loading it costs ~1 s; worker processes keep theirs)."""
+    import warnings
+
     from deepbet import BrainExtraction
 
-    return BrainExtraction(no_gpu=not use_gpu)
+    with warnings.catch_warnings():  # torch >= 2.10 deprecates torch.jit.load, which deepbet's models need
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return BrainExtraction(no_gpu=not use_gpu)
 
 
 def extract_brain(img, *, device: str = "cpu", path=None):

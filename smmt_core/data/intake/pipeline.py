@@ -27,8 +27,8 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -235,12 +235,12 @@ def run_intake(path, settings: IntakeSettings | None = None, *, cache: IntakeCac
             report(step, "done" if step in cached.steps_run else "skipped", "from cache")
         return cached
 
-    cache.root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".work-", dir=cache.root))
+    # Created by the first step that writes (an input that needs nothing writes nothing at all).
+    work = cache.root / f".work-{uuid.uuid4().hex}"
     try:
         result = _run_steps(source, is_dicom, work, settings, report, check_stop, picture)
         check_stop()
-        if result.t1_mni.parent == work or result.picture is not None:
+        if work.exists():
             (work / "result.json").write_text(json.dumps(_relative(result.to_dict(), work), indent=1))
             folder = cache.store(work, digest, settings)
             stored = cache.load(digest, settings, source)
@@ -292,6 +292,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     # convert
     if is_dicom:
         t0 = begin("convert")
+        work.mkdir(parents=True, exist_ok=True)
         nifti, note = dicom.convert(source, work / "dicom")
         native_path = work / "native.nii.gz"
         shutil.move(str(nifti), native_path)
@@ -327,6 +328,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
         pic = None
         if picture:
             vol = qc.robust_scale(qc.on_template_grid(img, settings.template_mm))
+            work.mkdir(parents=True, exist_ok=True)
             pic = work / "qc.png"
             qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
         end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
@@ -350,8 +352,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     else:
         brain = img
         skip("brain", "already brain extracted")
-        data = np.asarray(img.dataobj)
-        mask = nib.Nifti1Image((data > 0).astype(np.uint8), img.affine)
+        mask = nib.Nifti1Image(qc.foreground(img).astype(np.uint8), img.affine)
 
     output_grid = _mni_grid(settings.output_mm)
     if need_register:
@@ -385,6 +386,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     score = qc.registration_score(vol, settings.template_mm)
     verdict = qc.verdict(score, qc.mask_dice(mask_vol, settings.template_mm))
     pic = None
+    work.mkdir(parents=True, exist_ok=True)
     if picture:
         pic = work / "qc.png"
         qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)

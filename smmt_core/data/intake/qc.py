@@ -29,7 +29,7 @@ STRIPPED_MAX_ML = 2300.0
 # The bar is the QC pass mark: the template shifted by 4 mm scores only 0.50, so anything that
 # would not pass as it is gets registered (an already registered scan loses nothing but time).
 REGISTERED_AT = QC_PASS_AT
-_FOREGROUND_AT = 0.05
+_FOREGROUND_AT = 0.15
 
 
 @dataclass
@@ -124,9 +124,13 @@ def measure_input(img, resolution_mm: float = 2.0) -> InputMeasures:
     tpl = mni_template(resolution_mm)
     vol = robust_scale(on_template_grid(img, resolution_mm))
     score = tpl.correlation(vol[tpl.mask])
-    native = robust_scale(np.asarray(img.dataobj, dtype=np.float32))
     voxel_ml = abs(float(np.linalg.det(np.asarray(img.affine)[:3, :3]))) / 1000.0
-    return InputMeasures(mni_score=score, foreground_ml=float((native > _FOREGROUND_AT).sum()) * voxel_ml)
+    return InputMeasures(mni_score=score, foreground_ml=float(foreground(img).sum()) * voxel_ml)
+
+
+def foreground(img) -> np.ndarray:
+    """Voxels above 15 % of the image's robust range: the head, or the brain once extracted."""
+    return robust_scale(np.asarray(img.dataobj, dtype=np.float32)) > _FOREGROUND_AT
 
 
 # ----------------------------------------------------------------------------------------------
