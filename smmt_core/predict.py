@@ -45,6 +45,7 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     model_name: str = ""
     synthetic_model: bool = False  # trained on the SYNTHETIC demo cohort
+    intake: dict | None = None  # what the intake did: steps, QC verdict/score/reason, QC picture path
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (no arrays)."""
@@ -58,6 +59,7 @@ class Prediction:
             "warnings": list(self.warnings),
             "model": self.model_name,
             "synthetic_model": self.synthetic_model,
+            "intake": self.intake,
         }
 
 
@@ -250,6 +252,7 @@ class Predictor:
             warnings=warnings,
             model_name=self.run_name,
             synthetic_model=self.synthetic,
+            intake=pre.intake if pre is not None else None,
         )
 
     # -- helpers ---------------------------------------------------------------------------

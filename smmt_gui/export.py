@@ -76,6 +76,10 @@ def report_rows(prediction, context: ReportContext) -> list[tuple[str, str, str]
     rows += [("modality_missing", m, "yes") for m in prediction.modalities_missing]
     rows += [("contribution", m, f"{v:.4f}") for m, v in prediction.contributions.items()]
     rows += [("warning", str(i + 1), w) for i, w in enumerate(prediction.warnings)]
+    intake = getattr(prediction, "intake", None)  # quality control of the intake (registration to MNI)
+    if intake:
+        rows += [("qc", key, str(intake[key])) for key in ("qc", "score", "steps", "reason", "picture")
+                 if intake.get(key) is not None]
     rows += [
         ("model", "name", context.model_name),
         ("model", "folder", context.model_dir),

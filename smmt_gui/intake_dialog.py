@@ -11,12 +11,21 @@ pass or warn; it is never called for a scan that failed QC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import (
+    QDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from smmt_gui import strings
 from smmt_gui.workers import FunctionWorker
@@ -102,7 +111,7 @@ class IntakeDialog(QDialog):
         self.worker.error.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)
 
-    def start(self) -> "IntakeDialog":
+    def start(self) -> IntakeDialog:
         self.worker.start()
         return self
 

@@ -47,9 +47,10 @@ def _scans(path: Path, adnimerge):
     from smmt_core.data.loaders import detect_layout, load_dataset
     from smmt_core.errors import DataError
 
-    if path.is_dir() and is_dicom_subject_folder(path):
+    layout = detect_layout(path)
+    if layout == "folder" and is_dicom_subject_folder(path):
         return [(path.name, "", path)], []
-    if detect_layout(path) == "file":
+    if layout == "file":
         from smmt_core.data.layouts.common import volume_stem
 
         return [(volume_stem(path), "", path)], []
@@ -126,8 +127,8 @@ def _write_csv(out: Path, rows: list[dict]) -> None:
 
 
 def _preprocess(args) -> int:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
 

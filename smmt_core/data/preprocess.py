@@ -394,7 +394,7 @@ def preprocess_scan(path, config: PreprocessConfig | None = None, intake=None, *
     path = Path(path)
     if intake.mode == "off" and not path.is_dir():
         return preprocess_t1(path, config)
-    done = run_intake(path, intake, cache=intake_cache, progress=progress, stop=stop, picture=False)
+    done = run_intake(path, intake, cache=intake_cache, progress=progress, stop=stop, picture=None)
     if done.qc.verdict == "fail":
         raise DataError(f"failed quality control, so no prediction: {done.qc.reason}", path)
     result = preprocess_t1(done.t1_mni, config)
@@ -405,6 +405,7 @@ def preprocess_scan(path, config: PreprocessConfig | None = None, intake=None, *
     result.warnings = [*done.notes, *kept]
     result.intake = {"steps": done.steps_label, "qc": done.qc.verdict, "score": round(done.qc.score, 4),
                      "reason": done.qc.reason, "t1_mni": str(done.t1_mni),
+                     "picture": str(done.picture) if done.picture is not None else None,
                      "mni_to_native": done.mni_to_native.tolist() if done.mni_to_native is not None else None}
     return result
 

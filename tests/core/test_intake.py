@@ -110,7 +110,8 @@ def test_rigid_move_is_recovered_within_2mm(tmp_path, seed):
     assert again.from_cache and np.allclose(again.mni_to_native, result.mni_to_native)
 
 
-def write_dicom_series(img, folder, description: str, series_number: int, uid_suffix: str):
+def write_dicom_series(img, folder, description: str, series_number: int, uid_suffix: str,
+                       patient: str = "PATIENT01"):
     """One DICOM file per axial slice (SimpleITK), the geometry taken from the NIfTI header."""
     sitk = pytest.importorskip("SimpleITK")
     lps = np.diag([-1.0, -1.0, 1.0])
@@ -131,7 +132,7 @@ def write_dicom_series(img, folder, description: str, series_number: int, uid_su
         tags = {
             "0008|0060": "MR", "0008|0008": "ORIGINAL\\PRIMARY\\M\\ND", "0008|103e": description,
             "0018|1030": description, "0020|0011": str(series_number), "0020|000e": series_uid,
-            "0020|000d": "1.2.826.0.1.3680043.2.1125.1", "0010|0020": "PATIENT01", "0010|0010": "Test^Patient",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1", "0010|0020": patient, "0010|0010": "Test^Patient",
             "0008|0018": f"{series_uid}.{k + 1}", "0020|0013": str(k + 1),
             "0020|0032": "\\".join(f"{v:.4f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
             "0020|0037": "\\".join(f"{v:.6f}" for v in cosines), "0018|0050": f"{spacing[2]:.4f}",
@@ -167,6 +168,18 @@ def test_dicom_folder_comes_back_as_the_same_image_and_is_a_subject(tmp_path):
     result = run_intake(folder, cache=IntakeCache(tmp_path / "cache"), picture=False)
     assert result.steps_run[0] == "convert" and any("MPRAGE" in n for n in result.notes)
     assert result.qc.verdict == "pass"  # the template itself: in MNI space, brain extracted
+
+
+def test_a_folder_of_dicom_patients_is_a_dataset_of_subjects(tmp_path):
+    pytest.importorskip("pydicom")
+    from smmt_core.data.loaders import detect_layout, load_dataset
+
+    small = template_image(8.0)
+    for n in (1, 2):
+        write_dicom_series(small, tmp_path / "export" / f"p{n}" / "t1", "T1 MPRAGE", 2, f"2{n}", patient=f"P{n}")
+    assert detect_layout(tmp_path / "export") == "folders"
+    cohort = load_dataset(tmp_path / "export")
+    assert sorted(s.t1_path.name for s in cohort.subjects) == ["p1", "p2"]
 
 
 def test_folder_without_a_t1_series_is_refused_naming_the_folder(tmp_path):

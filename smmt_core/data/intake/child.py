@@ -14,7 +14,13 @@ import queue as queue_module
 import time
 from pathlib import Path
 
-from smmt_core.data.intake.pipeline import IntakeCache, IntakeCancelled, IntakeResult, IntakeSettings, Progress
+from smmt_core.data.intake.pipeline import (
+    IntakeCache,
+    IntakeCancelled,
+    IntakeResult,
+    IntakeSettings,
+    Progress,
+)
 from smmt_core.errors import DataError
 
 GRACE_S = 2.0  # how long a cancelled child may take to stop on its own before it is terminated

@@ -21,9 +21,9 @@ from smmt_core.errors import DataError
 
 _MAX_DEPTH = 6
 _DICOM_SUFFIXES = {".dcm", ".ima", ".dicom"}
-_T1_WORDS = re.compile(r"(t1|mp-?rage|mprage|\bmpr\b|spgr|bravo|tfe|mp2rage|3d[-_ ]?t1)", re.I)
+_T1_WORDS = re.compile(r"(t1|mp-?rage|mprage|\bmpr\b|spgr|bravo|tfe|mp2rage|3d[-_ ]?t1)", re.IGNORECASE)
 _NOT_T1_WORDS = re.compile(r"(t2|flair|dwi|dti|diffusion|bold|fmri|rest|pd\b|swi|asl|perf|loc|scout|survey|"
-                           r"calib|field ?map|b1map|mask|seg)", re.I)
+                           r"calib|field ?map|b1map|mask|seg)", re.IGNORECASE)
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -79,13 +79,16 @@ def _patient_id(path: Path) -> str | None:
 
 
 def is_dicom_subject_folder(folder) -> bool:
-    """DICOM files below `folder`, all of one patient (a folder of patients is a dataset).
+    """DICOM files below `folder`, all of one patient, and no image volumes (a folder of patients,
+    or DICOM beside NIfTI subject folders, is a dataset).
 
     The patient is read (PatientID, with pydicom when installed) from the first DICOM file in the
     folder and in each sub-folder, so a large export costs one small read per sub-folder.
     """
+    from smmt_core.data.layouts.folder import find_volumes_below
+
     folder = Path(folder)
-    if not is_dicom_folder(folder):
+    if not is_dicom_folder(folder) or find_volumes_below(folder, 2):  # NIfTI subjects beside it: a dataset
         return False
     firsts = find_dicom_files(folder, max_depth=0, limit=1)
     try:
@@ -173,7 +176,7 @@ def convert(folder, out_dir) -> tuple[Path, str]:
         raise DataError("no DICOM files found in this folder", folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([dcm2niix.bin, "-z", "y", "-b", "y", "-ba", "y", "-f", "%s_%p_%t", "-d", str(_MAX_DEPTH),
-                           "-o", str(out_dir), str(folder)], capture_output=True, text=True)
+                           "-o", str(out_dir), str(folder)], capture_output=True, text=True, check=False)
     niftis = sorted(out_dir.glob("*.nii.gz"))
     if not niftis:
         last = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]

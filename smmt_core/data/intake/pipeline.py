@@ -29,9 +29,10 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class IntakeResult:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, *, folder: Path | None = None) -> "IntakeResult":
+    def from_dict(cls, d: dict, *, folder: Path | None = None) -> IntakeResult:
         q = d["qc"]
 
         def local(p):  # files of a cache entry are stored by name, relative to its folder
@@ -199,18 +200,18 @@ def _save(img, path: Path) -> None:
 
 
 def run_intake(path, settings: IntakeSettings | None = None, *, cache: IntakeCache | None = None,
-               progress: Progress | None = None, stop=None, picture: bool = True) -> IntakeResult:
+               progress: Progress | None = None, stop=None, picture: bool | None = True) -> IntakeResult:
     """Bring one T1 (NIfTI file or DICOM folder) into MNI space with QC; see the module doc.
 
     cache: None uses the default cache folder. An input that needs no step (in MNI space, brain
-    extracted) is only measured and scored; nothing is written for it unless `picture` is set.
+    extracted) is only measured and scored; nothing is written for it unless `picture` is True.
+    picture: True always draws the QC picture, None only when a step ran (what training and
+    prediction ask for), False never.
     Raises DataError naming the input for unusable input, IntakeCancelled when `stop` is set.
     QC failure is not an exception here: `result.qc.verdict == "fail"` (callers refuse to predict).
     """
-    import nibabel as nib
 
     from smmt_core.data.intake import dicom
-    from smmt_core.data.preprocess import _load_t1
 
     settings = settings or IntakeSettings()
     cache = cache if cache is not None else IntakeCache()
@@ -264,7 +265,7 @@ def _relative(d: dict, work: Path) -> dict:
 
 
 def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSettings, report: Progress,
-               check_stop, picture: bool) -> IntakeResult:
+               check_stop, picture: bool | None) -> IntakeResult:
     import nibabel as nib
 
     from smmt_core.data.intake import dicom
@@ -305,8 +306,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     img, warnings = _load_t1(native_path)
     notes.extend(warnings)
     img = nib.as_closest_canonical(img)
-    if not img.dataobj.flags.c_contiguous if hasattr(img.dataobj, "flags") else False:
-        img = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)), img.affine)
+    img = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)), img.affine)  # flipped views -> C order
 
     # measure
     t0 = begin("measure")
@@ -332,7 +332,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
             pic = work / "qc.png"
             qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
         end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
-        return IntakeResult(source=source, t1_mni=native_path if not is_dicom else native_path, native=native_path,
+        return IntakeResult(source=source, t1_mni=native_path, native=native_path,
                             qc=verdict, steps_run=run, steps_skipped=skipped, measures=measures, mni_to_native=None,
                             notes=notes, seconds=seconds, picture=pic)
 
@@ -387,7 +387,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     verdict = qc.verdict(score, qc.mask_dice(mask_vol, settings.template_mm))
     pic = None
     work.mkdir(parents=True, exist_ok=True)
-    if picture:
+    if picture is not False:
         pic = work / "qc.png"
         qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
     t1_mni = work / "t1_mni.nii.gz"
