@@ -35,7 +35,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--intake", choices=("auto", "full", "off"), default="auto",
                    help="auto: run the steps the measurement says a scan needs (default); full: every step; "
                         "off: trust the scans are in MNI space with the brain extracted")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for brain extraction")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="device for brain extraction (default auto: CUDA when there is one)")
     p.add_argument("--cache", metavar="DIR", help="intake cache folder (default: the user's cache)")
     p.add_argument("--adnimerge", metavar="CSV", help="ADNIMERGE table for an ADNI download")
     p.set_defaults(handler=_preprocess)
@@ -64,10 +65,7 @@ def _scans(path: Path, adnimerge):
 def _worker_init(threads: int) -> None:
     """Each worker gets its share of the cores (torch for deepbet, ITK for ANTs)."""
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when deepbet first imports it
 
 
 def _work(t1: str, settings: dict, cache_root: str | None) -> dict:
@@ -126,32 +124,18 @@ def _write_csv(out: Path, rows: list[dict]) -> None:
     atomic_write(out / "qc.csv", lambda tmp: frame.to_csv(tmp, index=False), suffix=".csv")
 
 
-def _preprocess(args) -> int:
+def _run_workers(todo, settings, cache, out: Path, rows: list[dict], workers: int) -> None:
+    """The scans not in the cache, in `workers` processes; a row (and qc.csv) after each one."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
 
-    from smmt_core.cli import EXIT_BAD_INPUT, EXIT_OK
-    from smmt_core.data.intake import IntakeSettings
-    from smmt_core.errors import ConfigError
-
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    path, out = Path(args.path).expanduser(), Path(args.out).expanduser()
-    settings = IntakeSettings(mode=args.intake, device=args.device)
-    scans, problems = _scans(path, Path(args.adnimerge).expanduser() if args.adnimerge else None)
-    for problem in problems:
-        print(f"smmt preprocess: note: {problem}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    workers = min(args.workers, len(scans))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    cache = str(Path(args.cache).expanduser()) if args.cache else None
-    rows: list[dict] = []
     context = multiprocessing.get_context("spawn")  # torch and ITK threads do not survive fork
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
         futures = {pool.submit(_work, str(t1), settings.to_dict(), cache): (subject, session)
-                   for subject, session, t1 in scans}
+                   for subject, session, t1 in todo}
         try:
             for future in tqdm(as_completed(futures), total=len(futures), desc="preprocess", unit="scan",
                                file=sys.stderr, disable=None):
@@ -161,6 +145,42 @@ def _preprocess(args) -> int:
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _preprocess(args) -> int:
+    from tqdm import tqdm
+
+    from smmt_core.cli import EXIT_BAD_INPUT, EXIT_OK
+    from smmt_core.data.intake import IntakeCache, IntakeSettings
+    from smmt_core.data.intake.pipeline import input_digest
+    from smmt_core.errors import ConfigError, SMMTError
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    path, out = Path(args.path).expanduser(), Path(args.out).expanduser()
+    settings = IntakeSettings(mode=args.intake, device=args.device)
+    scans, problems = _scans(path, Path(args.adnimerge).expanduser() if args.adnimerge else None)
+    for problem in problems:
+        print(f"smmt preprocess: note: {problem}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = str(Path(args.cache).expanduser()) if args.cache else None
+    rows: list[dict] = []
+    # Scans already in the cache are answered here, without starting a worker (a re-run is instant).
+    store, todo = IntakeCache(cache), []
+    for subject, session, t1 in tqdm(scans, desc="cache", unit="scan", file=sys.stderr, disable=None):
+        try:
+            done = store.load(input_digest(Path(t1)), settings, Path(t1))
+        except SMMTError as error:
+            rows.append(_row(subject, session, out, {"error": str(error)}))
+            continue
+        if done is None:
+            todo.append((subject, session, t1))
+        else:
+            rows.append(_row(subject, session, out, {**done.to_dict(), "from_cache": True}))
+    if rows:
+        _write_csv(out, rows)
+    if todo:
+        _run_workers(todo, settings, cache, out, rows, min(args.workers, len(todo)))
     counts = {v: sum(r["qc"] == v for r in rows) for v in ("pass", "warn", "fail")}
     print(f"{len(rows)} scan(s): {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail; "
           f"table: {out / 'qc.csv'}")

@@ -31,17 +31,17 @@ def _extractor(use_gpu: bool):
 def extract_brain(img, *, device: str = "cpu", path=None):
     """(brain image, brain mask image) of a 3D `Nifti1Image`, both on the input's grid.
 
-    device: "cpu" or "cuda". DataError (naming `path`) when deepbet finds no brain at all.
+    device: "cpu", "cuda" or "auto" (CUDA when available; "cuda" without a GPU falls back to the
+    CPU). DataError (naming `path`) when deepbet finds no brain at all.
     """
     import nibabel as nib
 
     deps.require("brain extraction", path, names=("deepbet",))
-    use_gpu = device.startswith("cuda")
-    if use_gpu:
+    use_gpu = False
+    if device in ("auto", "cuda"):
         import torch
 
-        if not torch.cuda.is_available():
-            use_gpu = False
+        use_gpu = torch.cuda.is_available()
     bet = _extractor(use_gpu)
     try:
         brain, mask, _tiv = bet.run(img)

@@ -63,7 +63,8 @@ class IntakeSettings(Settings):
 
     mode: Literal[MODES] = setting("auto", "intake steps: auto (measure what the image needs), full (all), "
                                    "off (trust the image is in MNI space, brain extracted)", flag="--intake")
-    device: str = setting("cpu", "device for brain extraction (cpu or cuda)", cli=False)
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "device for brain extraction (auto: CUDA when "
+                                                     "there is one)", cli=False)
     template_mm: float = setting(2.0, "MNI template resolution the registration fits (mm)", ge=1.0, le=4.0, cli=False)
     output_mm: float = setting(1.0, "MNI grid of the registered T1 that is written (mm)", ge=0.5, le=4.0, cli=False)
 
@@ -86,7 +87,7 @@ class IntakeResult:
     steps_run: list[str]
     steps_skipped: dict[str, str]  # step -> why it was skipped
     measures: dict[str, float]
-    mni_to_native: np.ndarray | None  # 4x4 RAS mm (None when no registration was needed)
+    mni_to_native: np.ndarray | None  # 4x4 RAS mm (the identity when the image was in MNI space already)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     picture: Path | None = None
@@ -333,7 +334,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
             qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
         end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
         return IntakeResult(source=source, t1_mni=native_path, native=native_path,
-                            qc=verdict, steps_run=run, steps_skipped=skipped, measures=measures, mni_to_native=None,
+                            qc=verdict, steps_run=run, steps_skipped=skipped, measures=measures, mni_to_native=np.eye(4),
                             notes=notes, seconds=seconds, picture=pic)
 
     missing = [step for step, needed in (("brain extraction", need_brain), ("registration to MNI152", need_register))
@@ -377,7 +378,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
                                         interpolation="linear", fill_value=0.0, **_resample_kwargs())
         reg_mask = image.resample_img(mask, target_affine=output_grid.affine, target_shape=output_grid.shape,
                                       interpolation="nearest", fill_value=0.0, **_resample_kwargs())
-        matrix = None
+        matrix = np.eye(4)  # already in MNI space: the identity map
 
     # qc
     t0 = begin("qc")
