@@ -380,13 +380,14 @@ def preprocess_t1(path, config: PreprocessConfig | None = None) -> PreprocessedM
 
 
 def preprocess_scan(path, config: PreprocessConfig | None = None, intake=None, *, intake_cache=None,
-                    progress=None, stop=None) -> PreprocessedMRI:
+                    progress=None, stop=None, require_qc: bool = True) -> PreprocessedMRI:
     """The intake (DICOM, brain extraction, N4, registration to MNI, QC), then `preprocess_t1`.
 
     What training and prediction call for a subject's T1 (a NIfTI file or a DICOM folder). An image
     already in MNI space with the brain extracted costs one extra resampling (the measurement);
     anything else goes through `smmt_core.data.intake.run_intake` and its cache. A scan that fails
-    QC raises DataError saying why: it is never given to the model.
+    QC raises DataError saying why: it is never given to the model. `require_qc=False` (a preview
+    for the viewer, not for the model) turns that into a warning.
     """
     from smmt_core.data.intake.pipeline import IntakeSettings, run_intake
 
@@ -395,13 +396,13 @@ def preprocess_scan(path, config: PreprocessConfig | None = None, intake=None, *
     if intake.mode == "off" and not path.is_dir():
         return preprocess_t1(path, config)
     done = run_intake(path, intake, cache=intake_cache, progress=progress, stop=stop, picture=None)
-    if done.qc.verdict == "fail":
+    if done.qc.verdict == "fail" and require_qc:
         raise DataError(f"failed quality control, so no prediction: {done.qc.reason}", path)
     result = preprocess_t1(done.t1_mni, config)
     registered = "register" in done.steps_run
     kept = [w for w in result.warnings if not (registered and "does not look registered" in w)]
-    if done.qc.verdict == "warn":
-        kept.append(f"{path.name}: QC warning: {done.qc.reason}")
+    if done.qc.verdict != "pass":
+        kept.append(f"{path.name}: QC {done.qc.verdict}: {done.qc.reason}")
     result.warnings = [*done.notes, *kept]
     result.intake = {"steps": done.steps_label, "qc": done.qc.verdict, "score": round(done.qc.score, 4),
                      "reason": done.qc.reason, "t1_mni": str(done.t1_mni),
@@ -459,11 +460,12 @@ class MRICache:
     second pass in the same process does not even re-hash the files.
     """
 
-    def __init__(self, root=None, intake=None):
+    def __init__(self, root=None, intake=None, *, require_qc: bool = True):
         from smmt_core.data.intake.pipeline import IntakeCache, IntakeSettings
 
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         self.intake = intake or IntakeSettings()
+        self.require_qc = require_qc  # False: a scan failing QC is still returned, with a warning (previews)
         self.intake_cache = IntakeCache(self.root / "intake")
         self.hits = 0
         self.misses = 0
@@ -508,7 +510,8 @@ class MRICache:
                 with self._lock:
                     self.hits += 1
                 return result
-        result = preprocess_scan(path, config, self.intake, intake_cache=self.intake_cache)
+        result = preprocess_scan(path, config, self.intake, intake_cache=self.intake_cache,
+                                 require_qc=self.require_qc)
         with self._lock:
             self.misses += 1
         self._write(entry, config, result)
