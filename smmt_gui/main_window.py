@@ -58,10 +58,15 @@ def open_path_job(path: str):
 
 
 def preview_job(t1_path):
-    """The MNI-grid volume of a T1 (the model's own preprocessing), for showing before a model exists."""
+    """The MNI-grid volume of a T1 (the model's own preprocessing), for showing before a model exists.
+
+    A preview: the scan as it is (intake mode "off", a QC failure is only a warning); bringing a
+    raw scan into MNI space is the intake dialog's job (smmt_gui/intake_dialog.py).
+    """
+    from smmt_core.data.intake import IntakeSettings
     from smmt_core.data.preprocess import MRICache, PreprocessConfig
 
-    result = MRICache().get(t1_path, PreprocessConfig())
+    result = MRICache(intake=IntakeSettings(mode="off"), require_qc=False).get(t1_path, PreprocessConfig())
     return result.volume, result.affine, list(result.warnings)
 
 

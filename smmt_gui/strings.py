@@ -385,3 +385,25 @@ ROBUSTNESS_PLOT_SWEEP = ("Test-time masking (all modalities)", "mask ratio")
 ROBUSTNESS_TABLE_COLUMNS = ["Modalities", "Mask ratio", "Accuracy", "Balanced accuracy", "Test subjects"]
 ROBUSTNESS_CHANCE_CLASSES = "dashed line: chance level (1/{n} classes)"
 ROBUSTNESS_CHANCE_MAJORITY = "dashed line: always guessing the larger class ({rate:.0%})"
+
+# --- intake of raw scans (smmt_gui/intake_dialog.py) ---------------------------------------------
+INTAKE_TITLE = "Preparing {name}"
+INTAKE_STEPS = {
+    "convert": "Convert DICOM",
+    "brain": "Brain extraction",
+    "bias": "Bias-field correction",
+    "register": "Registration to MNI152",
+    "predict": "Prediction",
+}
+INTAKE_WAITING = "waiting"
+INTAKE_RUNNING = "running…"
+INTAKE_DONE = "done"
+INTAKE_FROM_CACHE = "done (cached)"
+INTAKE_SKIPPED = "skipped: {why}"
+INTAKE_CANCEL = "Cancel"
+INTAKE_CANCELLING = "Cancelling…"
+INTAKE_CLOSE = "Close"
+INTAKE_CANCELLED = "Cancelled. Nothing was saved for this scan."
+INTAKE_QC = "Quality control: {verdict} (registration score {score:.2f})"
+INTAKE_QC_FAILED = "No prediction: the scan failed quality control. {reason}"
+INTAKE_PREDICTION = "Prediction: {label} (P({label}) = {p:.2f})"
