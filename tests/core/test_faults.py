@@ -249,3 +249,18 @@ def test_robustness_checks_its_output_paths_before_the_passes(run_copy, tmp_path
         assert main(["robustness", "--model", str(run_copy), flag, str(target)]) == 2
         err = capsys.readouterr().err
         assert str(target) in err and "evaluation passes" not in err and ".check" not in err
+
+
+def test_smmt_train_summarises_the_datasets_problems_on_stderr(tmp_path, capsys):
+    cohort = make_tiny_bids(tmp_path / "bids", n_per_class=5)
+    t1 = next((cohort / "sub-002" / "anat").glob("*.nii.gz"))
+    t1.write_bytes(t1.read_bytes()[:300])  # unreadable: the scan is used without MRI
+    with mri_cache_at(tmp_path / "cache"):
+        code = main(["train", "--data", str(cohort), "--out", str(tmp_path / "runs"), "--epochs", "1",
+                     "--d-model", "32", "--n-heads", "2", "--n-fusion-tokens", "2", "--image-size", "16",
+                     "--slices", "2", "--channels", "1", "--resolution", "8", "--test-size", "0.25",
+                     "--val-size", "0.2", "--batch-size", "4", "--no-energy", "--features", "non-circular"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "the dataset has 1 problem(s) (all listed in run.json)" in err
+    assert f"{t1}: not a readable image" in err and "has no MRI" in err
