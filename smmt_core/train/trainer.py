@@ -596,8 +596,8 @@ class _Run:
                 self.write_run_json("stopped" if interrupted else "failed", error=message,
                                     epochs_done=len(self.history), best_epoch=self.best_epoch, stopped_early=interrupted,
                                     energy=self.energy_report.to_dict() if self.energy_report else None)
-            except Exception:  # the folder may be unwritable: the event still goes out
-                log.exception("could not record the failure in run.json")
+            except Exception as problem:  # the folder may be unwritable (a full disk): the event still goes out
+                log.error("could not record the failure in run.json: %s", " ".join(str(problem).split()))
         try:
             self.emit(ev.RunFailed(message=message, run_dir=self.run_dir))
         except Exception:
