@@ -171,6 +171,11 @@ def _load_t1(path) -> tuple["nibabel.Nifti1Image", list[str]]:  # noqa: F821
         raise DataError(f"not a readable MRI image ({exc})", path) from None
     except Exception as exc:  # corrupt headers raise many kinds of errors
         raise DataError(f"cannot read MRI header ({type(exc).__name__}: {exc})", path) from None
+    from smmt_core.data.layouts.common import image_size_problem
+
+    problem = image_size_problem(img, path)  # before the data are read: a lying header allocates nothing
+    if problem:
+        raise DataError(problem, path)
     try:
         data = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as exc:  # truncated gzip (EOFError), zlib.error, short file (OSError), ...

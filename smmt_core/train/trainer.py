@@ -449,17 +449,38 @@ class _Run:
         last = load_run(self.run_dir, "last")  # checks both checksums, the schema and every tensor
         p.model.load_state_dict({k: v.to(p.device) for k, v in last.model.state_dict().items()})
         load_training_state(self.run_dir, last.metadata, p.optimizer, generator)
-        self.history = [row for row in self.record.metrics().to_dict("records") if int(row["epoch"]) <= self.start_epoch]
         best = load_run(self.run_dir, "best")
         self.best_epoch = int(best.metadata["epoch"])
         self.best_state = best.model.state_dict()
         self.best_val_metrics = best.metadata.get("val_metrics") or {}
-        row = next((r for r in self.history if int(r["epoch"]) == self.best_epoch), None)
-        if row is not None:
-            self.best_score = ((_finite(row.get("val_balanced_accuracy")), -row["val_loss"]) if p.val_s
-                               else (0.0, -row["train_loss"]))
+        self.best_score = self._score(best.metadata, bool(p.val_s))
+        # metrics.csv is written after the checkpoints: a kill in between leaves it one epoch short
+        # (or absent); that epoch's row is rebuilt from last.json, which holds the same figures.
+        rows = self.record.metrics().to_dict("records") if (self.run_dir / "metrics.csv").is_file() else []
+        self.history = [row for row in rows if int(row["epoch"]) <= self.start_epoch]
+        if not any(int(row["epoch"]) == self.start_epoch for row in self.history):
+            self.history.append(self._row_from_checkpoint(last.metadata))
         self.done_batches = self.start_epoch * p.batches_per_epoch
         return self.start_epoch
+
+    @staticmethod
+    def _score(meta: dict, has_val: bool) -> tuple:
+        """The score `run_epoch` compares epochs by, from a checkpoint's metadata."""
+        if has_val:
+            val = meta.get("val_metrics") or {}
+            return (_finite(val.get("balanced_accuracy")), -float(meta.get("val_loss") or 0.0))
+        return (0.0, -float(meta.get("train_loss") or 0.0))
+
+    def _row_from_checkpoint(self, meta: dict) -> dict:
+        """A metrics.csv row rebuilt from a checkpoint's metadata (elapsed time unknown)."""
+        val = scalar_metrics(meta.get("val_metrics") or {}) if meta.get("val_metrics") else {}
+        row = {"epoch": int(meta["epoch"]), "train_loss": meta.get("train_loss"), "val_loss": meta.get("val_loss")}
+        row.update({f"train_{k}": v for k, v in (meta.get("train_metrics") or {}).items()})
+        row.update({f"val_{k}": val.get(k, float("nan")) for k in SCALAR_METRICS})
+        energy = meta.get("energy_kwh")
+        row.update({"is_best": int(meta["epoch"]) == self.best_epoch, "elapsed_s": float("nan"),
+                    "energy_kwh": energy if energy is not None else float("nan")})
+        return row
 
     def finish(self, p: _Prepared) -> RunResult:
         """Step 6: the best checkpoint on the test persons, energy, the final run.json."""
@@ -613,8 +634,8 @@ class _Run:
                 self.write_run_json("stopped" if interrupted else "failed", error=message,
                                     epochs_done=len(self.history), best_epoch=self.best_epoch, stopped_early=interrupted,
                                     energy=self.energy_report.to_dict() if self.energy_report else None)
-            except Exception:  # the folder may be unwritable: the event still goes out
-                log.exception("could not record the failure in run.json")
+            except Exception as problem:  # the folder may be unwritable (a full disk): the event still goes out
+                log.error("could not record the failure in run.json: %s", " ".join(str(problem).split()))
         try:
             self.emit(ev.RunFailed(message=message, run_dir=self.run_dir))
         except Exception:

@@ -85,6 +85,27 @@ def test_a_killed_run_is_listed_as_interrupted(cohort, tmp_path, cache):
     [info] = json.loads(listing.stdout)
     assert info["status"] == "interrupted"
 
+    # Atomic writes: whatever instant the kill came at, every file that exists is whole.
+    from smmt_core.train.checkpoints import load_run
+
+    for path in run_dir.glob("*.json"):
+        json.loads(path.read_text())
+    done = load_run(run_dir, "last").metadata["epoch"]
+    resumed = run_smmt("train", "--resume", str(run_dir), "--epochs", str(done + 1), "--json", cache=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["run_dir"] == str(run_dir)
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == done + 1
+    assert summary["resumed"][0]["from_epoch"] == done
+
+
+def test_a_diverging_training_exits_1_with_one_line(cohort, tmp_path, cache):
+    result = run_smmt("train", "--data", str(cohort), "--out", str(tmp_path / "runs"), "--name", "boom",
+                      "--epochs", "3", "--lr", "1e30", *TINY_FLAGS, cache=cache)
+    assert result.returncode == 1, result.stderr
+    assert "diverged" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "runs" / "boom" / "run.json").read_text())["status"] == "failed"
+
 
 def test_bad_numeric_flags_exit_2_with_one_line_and_create_nothing(cohort, tmp_path, cache):
     for flag, value in (("--lr", "nan"), ("--lr", "inf"), ("--lr", "-1"), ("--epochs", "0"), ("--fraction", "nan"),
@@ -108,3 +129,26 @@ def test_a_finished_run_holds_no_pickles_and_no_temp_files(cohort, tmp_path, cac
         head = path.read_bytes()[:2]
         assert head != b"\x80\x04" and head[:1] != b"\x80", f"{path.name} looks like a pickle"
         assert not zipfile.is_zipfile(path), f"{path.name} is a zip (torch.save)"
+
+
+def test_ctrl_c_during_an_experiment_labels_the_cell_stopped_and_exits_130(cohort, tmp_path, cache):
+    import pandas as pd
+
+    out = tmp_path / "exp"
+    log = tmp_path / "exp.log"
+    process = start_smmt("experiment", "--data", str(cohort), "--out", str(out), "--variants", "smmt",
+                         "--epochs", "10000", "--no-plots", *TINY_FLAGS, cache=cache, log=log)
+    try:
+        wait_for(lambda: any(out.glob("runs/*/metrics.csv")), "the first epoch of the first cell", process, log=log)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert code == 130 and "Traceback" not in text, text
+    results = pd.read_csv(out / "results.csv")
+    assert list(results["status"]) == ["stopped"], text
+    [run_json] = out.glob("runs/*/run.json")
+    assert json.loads(run_json.read_text())["status"] == "stopped"

@@ -205,6 +205,9 @@ def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path):
         part = train(tiny_config(cohort, tmp_path / "runs", run_name="part", epochs=3), on_event=stop_after_two,
                      stop=stop)
         assert part.stopped_early and json.loads((part.run_dir / "run.json").read_text())["status"] == "stopped"
+        # as if killed between the epoch-2 checkpoints and metrics.csv: its row is rebuilt from last.json
+        metrics = pd.read_csv(part.run_dir / "metrics.csv")
+        metrics[metrics["epoch"] < 2].to_csv(part.run_dir / "metrics.csv", index=False)
         resumed = train(tiny_config(cohort, tmp_path / "runs", run_name="part", epochs=3), resume=part.run_dir)
     assert resumed.run_dir == part.run_dir and not resumed.stopped_early
     a = pd.read_csv(straight.run_dir / "metrics.csv")[["epoch", "train_loss", "val_loss"]]
@@ -246,3 +249,18 @@ def test_robustness_checks_its_output_paths_before_the_passes(run_copy, tmp_path
         assert main(["robustness", "--model", str(run_copy), flag, str(target)]) == 2
         err = capsys.readouterr().err
         assert str(target) in err and "evaluation passes" not in err and ".check" not in err
+
+
+def test_smmt_train_summarises_the_datasets_problems_on_stderr(tmp_path, capsys):
+    cohort = make_tiny_bids(tmp_path / "bids", n_per_class=5)
+    t1 = next((cohort / "sub-002" / "anat").glob("*.nii.gz"))
+    t1.write_bytes(t1.read_bytes()[:300])  # unreadable: the scan is used without MRI
+    with mri_cache_at(tmp_path / "cache"):
+        code = main(["train", "--data", str(cohort), "--out", str(tmp_path / "runs"), "--epochs", "1",
+                     "--d-model", "32", "--n-heads", "2", "--n-fusion-tokens", "2", "--image-size", "16",
+                     "--slices", "2", "--channels", "1", "--resolution", "8", "--test-size", "0.25",
+                     "--val-size", "0.2", "--batch-size", "4", "--no-energy", "--features", "non-circular"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "the dataset has 1 problem(s) (all listed in run.json)" in err
+    assert f"{t1}: not a readable image" in err and "has no MRI" in err

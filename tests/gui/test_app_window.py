@@ -499,3 +499,34 @@ def test_viewer_colormap_and_opacity_are_remembered(qtbot):
     qtbot.addWidget(third)
     assert third.viewer.colormap_box.currentText() == "grey" and third.viewer.opacity == pytest.approx(0.45)
     close_and_wait(third, qtbot)
+
+
+def test_a_hostile_run_json_hides_no_model_and_a_dead_run_shows_as_interrupted(qtbot, tiny_run, tmp_path,
+                                                                               monkeypatch):
+    """Issue 13: one run.json nested 100,000 levels deep once emptied the whole model list."""
+    import json
+    import shutil
+    import socket
+
+    from smmt_gui.main_window import MainWindow
+
+    _cohort, run_dir = tiny_run
+    runs = tmp_path / "many-runs"
+    good, hostile, dead = (shutil.copytree(run_dir, runs / name) for name in ("good", "hostile", "dead"))
+    (hostile / "run.json").write_text("[" * 100_000 + "]" * 100_000)
+    summary = json.loads((dead / "run.json").read_text())
+    summary.update(status="running", run_name="dead", created="2000-01-01T00:00:00+00:00",
+                   process={"pid": 2**22 + 12345, "host": socket.gethostname(), "started": 1.0})
+    (dead / "run.json").write_text(json.dumps(summary))
+    monkeypatch.setenv("SMMT_RUNS_DIR", str(runs))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.model_loaded, timeout=60000):
+        pass
+
+    def labels():
+        return [window.model_box.itemText(i) for i in range(window.model_box.count())]
+
+    qtbot.waitUntil(lambda: "dead  [interrupted]" in labels(), timeout=60000)  # the list refreshes off-thread
+    assert len(labels()) == 3  # "(no model)", the good run, the dead one: the hostile one hid nothing
+    window.close()

@@ -285,6 +285,34 @@ def find_volumes(folder: Path) -> list[Path]:
     return out
 
 
+# A T1 at 0.5 mm over a whole head is ~80 million voxels; a header claiming more than this is
+# refused before its data are read (a 2 KB file must not make the reader allocate gigabytes).
+MAX_VOXELS = 2**28
+
+
+def image_size_problem(image, path: Path) -> str | None:
+    """None when the header's promised data are plausible, else why not (read nothing but the header)."""
+    shape = tuple(int(d) for d in image.shape)
+    voxels = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    if voxels > MAX_VOXELS:
+        return f"the header declares {voxels:,} voxels (shape {shape}); more than {MAX_VOXELS:,} is not a T1 image"
+    proxy = getattr(image, "dataobj", None)
+    data_file = getattr(proxy, "file_like", None)
+    offset = getattr(proxy, "offset", None)
+    if isinstance(data_file, str) and not data_file.lower().endswith((".gz", ".mgz", ".bz2", ".zst")) \
+            and isinstance(offset, int):
+        try:
+            itemsize = image.get_data_dtype().itemsize
+            available = Path(data_file).stat().st_size
+        except (OSError, AttributeError, TypeError):
+            return None
+        needed = offset + voxels * itemsize
+        if needed > available:
+            return (f"the header promises {needed:,} bytes of image data but the file holds {available:,} "
+                    "(truncated file or corrupt header)")
+    return None
+
+
 def check_image_header(path: Path) -> str | None:
     """A cheap check (header only): None when nibabel reads a 3D image, else the problem."""
     try:
@@ -293,7 +321,7 @@ def check_image_header(path: Path) -> str | None:
         return "file not found"
     except Exception as error:  # nibabel raises many types for bad files
         return f"not a readable image ({type(error).__name__}: {_first_line(error)})"
-    return _shape_problem(image.shape)
+    return image_size_problem(image, path) or _shape_problem(image.shape)
 
 
 def check_image_data(path: Path) -> tuple[str | None, list[str]]:
