@@ -199,6 +199,7 @@ WIZARD_DATA_CHECKING = "Checking the data…"
 WIZARD_DATA_USABLE = "✓ Usable: {n} subjects{note}."
 WIZARD_DATA_OTHER_LAYOUT = " (found a {layout} layout)"
 WIZARD_DATA_UNUSABLE = "✗ Not usable for training: see the problems below."
+WIZARD_DATA_NOT_FOR_TRAINING = "✗ Usable for prediction, not for training: {reason}."
 WIZARD_DATA_ERROR = "✗ {message}"
 
 # --- page 2: features -----------------------------------------------------------------------

@@ -276,16 +276,18 @@ class DataPage(QWizardPage):
         self.report = report
         lines = list(report.summary_lines())
         self.summary.setPlainText("\n".join(lines))
-        if report.usable:
+        if report.usable_for_training:
             note = ""
             if self.source() not in ("demo", report.layout) and not (
                 self.source() == "folders" and report.layout in ("folders", "folder")
             ):
                 note = strings.WIZARD_DATA_OTHER_LAYOUT.format(layout=report.layout.upper())
             self.status_label.setText(strings.WIZARD_DATA_USABLE.format(n=report.n_subjects, note=note))
+        elif report.usable:  # readable, but not a training set (e.g. one class only)
+            self.status_label.setText(strings.WIZARD_DATA_NOT_FOR_TRAINING.format(reason=report.training_reason))
         else:
             self.status_label.setText(strings.WIZARD_DATA_UNUSABLE)
-        self._set_complete(bool(report.usable))
+        self._set_complete(bool(report.usable_for_training))
         self.validated.emit(report)
 
     def _on_error(self, generation: int, message: str) -> None:
