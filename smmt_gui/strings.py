@@ -127,6 +127,7 @@ PRED_MISSING = "not available for this subject"
 PRED_USED = "Used: {used}"
 PRED_NONE_USED = "Used: nothing (every modality is off or missing)"
 PRED_NOTHING_TO_PREDICT = "Nothing to predict from: switch on at least one modality."
+PRED_GUESS_NOTE = "⚠ {note}"  # the run's own test set is at chance from the modalities used
 PRED_WARNINGS = "Warnings"
 PRED_UPDATING = "updating…"
 MODALITY_NAMES = {"mri": "MRI", "clinical": "Clinical scores", "categorical": "Categorical (sex, APOE4)"}
@@ -343,6 +344,7 @@ TRAINING_LEGEND_VAL = "validation"
 # Results of the test set.
 TRAINING_METRICS_BOX = "Test-set metrics (per subject)"
 # (key in compute_metrics' dict, row header)
+# Test metrics per person; where a 95 % bootstrap CI exists it is shown beside the value.
 TRAINING_METRIC_ROWS = [
     ("accuracy", "Accuracy"),
     ("balanced_accuracy", "Balanced accuracy"),
@@ -353,6 +355,7 @@ TRAINING_METRIC_ROWS = [
     ("roc_auc", "ROC AUC"),
 ]
 TRAINING_METRICS_COLUMN = "seed {seed}"
+TRAINING_METRIC_WITH_CI = "{value} [{lo:.3f}–{hi:.3f}]"  # 95 % bootstrap CI over the test persons
 TRAINING_CONFUSION_BOX = "Confusion matrix (test set)"
 TRAINING_CONFUSION_CAPTION = "rows: true class · columns: predicted"
 TRAINING_CONFUSION_COLUMN = "→ {name}"

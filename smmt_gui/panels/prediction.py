@@ -185,7 +185,8 @@ class PredictionPanel(QWidget):
         used = [strings.MODALITY_NAMES.get(m, m).split(" (")[0] for m in prediction.modalities_used]
         self.used_label.setText(strings.PRED_USED.format(used=", ".join(used)) if used else strings.PRED_NONE_USED)
         self._show_contributions(prediction.contributions)
-        self.warnings.setText("\n".join(f"⚠ {w}" for w in prediction.warnings))
+        notes = [strings.PRED_GUESS_NOTE.format(note=prediction.guess_note)] if prediction.guess_note else []
+        self.warnings.setText("\n".join(notes + [f"⚠ {w}" for w in prediction.warnings]))
         self.synthetic_badge.setVisible(self.synthetic_badge.isVisible() or bool(prediction.synthetic_model))
 
     # --- drawing --------------------------------------------------------------------------------

@@ -524,8 +524,13 @@ class TrainingDashboard(QWidget):
         else:
             header = self._display_name
         self.metrics_table.setHorizontalHeaderItem(column, QTableWidgetItem(header))
+        ci = metrics.get("ci95") or {}
         for row, (key, _) in enumerate(strings.TRAINING_METRIC_ROWS):
-            item = QTableWidgetItem(_format_metric(metrics.get(key)))
+            text = _format_metric(metrics.get(key))
+            bounds = ci.get(key)
+            if bounds and text != "–":  # the test set is small: show how far the figure could move
+                text = strings.TRAINING_METRIC_WITH_CI.format(value=text, lo=bounds[0], hi=bounds[1])
+            item = QTableWidgetItem(text)
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.metrics_table.setItem(row, column, item)
         self._show_confusion(metrics.get("confusion_matrix"))

@@ -20,6 +20,7 @@ from smmt_core.train.events import (
     RunFinished,
     RunStarted,
 )
+from smmt_gui import strings
 from smmt_gui.panels.training import TrainingDashboard, format_duration
 
 TEST_METRICS = {
@@ -340,3 +341,14 @@ def test_energy_axes_start_at_zero_and_reset_for_a_new_run(qtbot, tmp_path):
     dashboard.loss_plot.setXRange(0, 40)
     dashboard._clear_curves()
     assert dashboard.loss_plot.getViewBox().autoRangeEnabled()[0]
+
+
+def test_test_metrics_show_their_confidence_intervals(qtbot, tmp_path):
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    metrics = dict(TEST_METRICS, ci95={"balanced_accuracy": [0.61, 0.88], "roc_auc": [0.7, 0.93]})
+    dashboard.handle_event(RunFinished(tmp_path, False, metrics, 0.0, 1.0))
+    rows = [key for key, _ in strings.TRAINING_METRIC_ROWS]
+    texts = {key: dashboard.metrics_table.item(i, 0).text() for i, key in enumerate(rows)}
+    assert texts["balanced_accuracy"].endswith("[0.610–0.880]") and texts["roc_auc"].endswith("[0.700–0.930]")
+    assert "[" not in texts["precision"]  # no interval computed for it
