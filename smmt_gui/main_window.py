@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from smmt_core import __version__
+from smmt_core.errors import SMMTError
 from smmt_gui import shortcuts, strings
 from smmt_gui.export import ReportContext, export_report
 from smmt_gui.panels.cohort import CohortPanel
@@ -48,13 +49,29 @@ CLOSE_POLL_MS = 50  # while "stopping…", how often the window checks whether t
 # --- jobs run on worker threads (plain functions over smmt_core) ---------------------------------
 
 def open_path_job(path: str):
-    """A Subject for a single T1 file or subject folder, a Cohort for any dataset layout."""
+    """(a Subject or a Cohort, the raw scan that needs the intake first or None).
+
+    A single T1 file or subject folder (a DICOM folder included) is a Subject, any dataset layout
+    a Cohort. A subject whose scan is DICOM, or a T1 not yet a skull-stripped brain in MNI space,
+    is marked for the intake dialog (measured here, off the GUI thread).
+    """
     from smmt_core.data.loaders import detect_layout, load_dataset, load_subject
 
     layout = detect_layout(path)
-    if layout in ("file", "folder"):
-        return load_subject(path)
-    return load_dataset(path)
+    if layout not in ("file", "folder"):
+        return load_dataset(path), None
+    subject = load_subject(path)
+    raw = None
+    if subject.t1_path is not None:
+        try:
+            from smmt_gui.intake_dialog import needs_intake
+
+            raw = subject.t1_path if needs_intake(subject.t1_path) else None
+        except ImportError:  # the [intake] extra is absent: the model path will say so when it needs it
+            raw = None
+        except SMMTError:
+            raw = None  # an unreadable scan: the normal path reports it, naming the file
+    return subject, raw
 
 
 def preview_job(t1_path):
@@ -218,6 +235,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(strings.WINDOW_TITLE)
         self.setAcceptDrops(True)
         self.settings = settings or AppSettings()
+        self.intake_dialog = None  # the intake of a raw scan, while it runs
         self.session = Session()
         self._workers: list[FunctionWorker] = []
         self._predict_worker: FunctionWorker | None = None  # at most one prediction in flight
@@ -520,9 +538,13 @@ class MainWindow(QMainWindow):
                            error=lambda message: self.show_error(strings.ERROR_DROP.format(message=message)),
                            busy=strings.STATUS_LOADING.format(path=path))
 
-    def _on_opened(self, path: str, value) -> None:
+    def _on_opened(self, path: str, opened) -> None:
         from smmt_core.data.subject import Cohort
 
+        value, raw = opened
+        if raw is not None and self.session.predictor is not None:
+            self._run_intake(path, value, raw)
+            return
         self.settings.add_recent_folder(path)
         self.settings.set("recent/last_open_dir", str(Path(path).parent if Path(path).is_file() else path))
         self._fill_recent_menus()
@@ -530,6 +552,23 @@ class MainWindow(QMainWindow):
             self.set_cohort(value, path)
         else:
             self.session.set_single_subject(value, path)
+
+    def _run_intake(self, path: str, subject, raw) -> None:
+        """A raw scan (DICOM, native space, skull on): the intake dialog shows each step, can be
+        cancelled, and ends with the QC picture beside the prediction; then the subject opens as
+        usual (its intake is cached, so the viewer and the prediction come at once)."""
+        from smmt_gui.intake_dialog import IntakeDialog
+
+        predictor = self.session.predictor
+        dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), parent=self)
+        dialog.completed.connect(lambda result, prediction, p=path, s=subject: self._on_intake_done(p, s, prediction))
+        dialog.start()
+        dialog.open()
+        self.intake_dialog = dialog
+
+    def _on_intake_done(self, path: str, subject, prediction) -> None:
+        self.settings.add_recent_folder(path)
+        self.session.set_single_subject(subject, path)
 
     def set_cohort(self, cohort, path: str | None = None) -> None:
         self.session.set_cohort(cohort, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -530,3 +531,35 @@ def test_a_hostile_run_json_hides_no_model_and_a_dead_run_shows_as_interrupted(q
     qtbot.waitUntil(lambda: "dead  [interrupted]" in labels(), timeout=60000)  # the list refreshes off-thread
     assert len(labels()) == 3  # "(no model)", the good run, the dead one: the hostile one hid nothing
     window.close()
+
+
+def test_a_raw_scan_goes_through_the_intake_dialog_then_opens(loaded, qtbot, monkeypatch, tiny_run):
+    """A T1 that is not yet a brain in MNI space opens the intake dialog (progress, cancel, QC),
+    and once it is done the subject opens as usual with its prediction."""
+    from PySide6.QtCore import QObject, Signal
+
+    import smmt_gui.intake_dialog as intake_dialog
+
+    opened = []
+
+    class FakeDialog(QObject):  # the real one runs deepbet and ANTs (tests/gui/test_intake_dialog.py)
+        completed = Signal(object, object)
+
+        def __init__(self, path, predict=None, parent=None, **kwargs):
+            super().__init__(parent)
+            opened.append((path, predict))
+
+        def start(self):
+            return self
+
+        def open(self):
+            self.completed.emit(None, None)
+
+    monkeypatch.setattr(intake_dialog, "needs_intake", lambda path: True)
+    monkeypatch.setattr(intake_dialog, "IntakeDialog", FakeDialog)
+    cohort, _ = tiny_run
+    t1 = next(Path(cohort).glob("sub-002/anat/*_T1w.nii.gz"))
+    with qtbot.waitSignal(loaded.prediction_shown, timeout=60000):
+        loaded.open_path(t1)
+    assert [p for p, _ in opened] == [t1] and callable(opened[0][1])
+    assert loaded.subject.t1_path == t1 and loaded.last_prediction is not None
