@@ -263,3 +263,15 @@ def test_cli_experiment_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, 
     err = capsys.readouterr().err
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e").exists()
+
+
+def test_cli_backend_flags_are_checked(tmp_path, capsys):
+    from smmt_core import cli
+
+    base = ["experiment", "--data", "demo", "--out", str(tmp_path / "e")]
+    for flags, words in ([["--address", "auto"], "--backend ray"],
+                         [["--backend", "slurm", "--slurm-option", "account"], "KEY=VALUE"],
+                         [["--backend", "slurm", "--gpus-per-cell", "0.5"], "whole number"]):
+        assert cli.main([*base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
