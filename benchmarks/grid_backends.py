@@ -55,13 +55,14 @@ def main(argv=None) -> int:
     metrics = ["accuracy", "balanced_accuracy", "auc"]
     same = bool(local.complete and remote.complete
                 and local.results[metrics].equals(remote.results[metrics]))
-    report = {"cells": n_cells, "workers": args.workers, **timings, "ratio_local_over_ray": timings["local_s"] / timings["ray_s"],
-              "same_per_cell_metrics": same, "torch": torch.__version__}
+    report = {"cells": n_cells, "workers": args.workers, **timings,
+              "ratio_local_over_ray": timings["local_s"] / timings["ray_s"], "same_per_cell_metrics": same,
+              "torch": torch.__version__}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{n_cells} cells: local {timings['local_s']:.1f} s, ray ({args.workers} workers) {timings['ray_s']:.1f} s, "
-              f"ratio {report['ratio_local_over_ray']:.2f}x; same per-cell metrics: {same}")
+        print(f"{n_cells} cells: local {timings['local_s']:.1f} s, "
+              f"ray ({args.workers} workers) {timings['ray_s']:.1f} s, ratio {report['ratio_local_over_ray']:.2f}x; same per-cell metrics: {same}")
     pd.concat([local.results.assign(backend="local"), remote.results.assign(backend="ray")]).to_csv(
         out / "both.csv", index=False)
     return 0

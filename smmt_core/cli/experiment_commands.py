@@ -134,7 +134,8 @@ def _add_backend_flags(p) -> None:
     g = p.add_argument_group("where the cells run (docs/scale-out.md)")
     g.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local: one cell after another in this process (default); ray: one Ray task per cell "
-                        "(pip install 'smmt-studio[ray]'); slurm: one Slurm job array (pip install 'smmt-studio[slurm]')")
+                        "(pip install 'smmt-studio[ray]'); slurm: one Slurm job array "
+                        "(pip install 'smmt-studio[slurm]')")
     g.add_argument("--address", default=None,
                    help="ray: the cluster to join ('auto', 'ray://head:10001'); default: start a local Ray instance")
     g.add_argument("--workers", type=int, default=None, metavar="N",
@@ -144,7 +145,8 @@ def _add_backend_flags(p) -> None:
     g.add_argument("--gpus-per-cell", type=float, default=0.0, metavar="N",
                    help="ray/slurm: GPUs per cell; ray accepts fractions such as 0.5 (default 0: CPU)")
     g.add_argument("--slurm-partition", default=None, help="slurm: partition (default: the cluster's)")
-    g.add_argument("--slurm-time", type=int, default=120, metavar="MIN", help="slurm: time limit per cell (default 120)")
+    g.add_argument("--slurm-time", type=int, default=120, metavar="MIN",
+                   help="slurm: time limit per cell (default 120)")
     g.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="slurm: memory per cell")
     g.add_argument("--slurm-max-parallel", type=int, default=None, metavar="N",
                    help="slurm: at most N cells of the array running at once")

@@ -189,7 +189,8 @@ def spawn_training(config, nprocs: int, progress_factory=None):
         raise ConfigError(f"--ddp needs at least 2 processes, got {nprocs}")
     if config.run.device.startswith("cuda") or (config.run.device == "auto" and torch.cuda.is_available()):
         if torch.cuda.device_count() < nprocs:
-            raise ConfigError(f"--ddp {nprocs} on CUDA needs {nprocs} GPUs; this machine has {torch.cuda.device_count()}")
+            raise ConfigError(f"--ddp {nprocs} on CUDA needs {nprocs} GPUs; "
+                              f"this machine has {torch.cuda.device_count()}")
     ctx = mp.get_context("spawn")
     stop, results = ctx.Event(), ctx.SimpleQueue()
     procs = mp.start_processes(_spawned, args=(nprocs, free_port(), config, stop, results, progress_factory),

@@ -75,7 +75,8 @@ class SlurmBackend:
         self.folder, self.max_retries, self.poll_s = folder, int(max_retries), float(poll_s)
 
     def describe(self) -> str:
-        where = "submitit's local executor" if self.cluster == "local" else f"Slurm partition {self.partition or '(default)'}"
+        where = ("submitit's local executor" if self.cluster == "local"
+                 else f"Slurm partition {self.partition or '(default)'}")
         return (f"slurm ({where}; {self.cpus_per_cell} CPU, {self.gpus_per_cell} GPU, {self.time_min} min per cell)")
 
     def executor(self, out_dir: Path):
