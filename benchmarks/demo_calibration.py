@@ -85,9 +85,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="12 subjects, 2 folds, 1 repeat: check that it runs")
     parser.add_argument("--cohort", type=Path, default=None,
                         help="build (or reuse) the cohort here; default: a temporary folder")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.subjects, args.folds, args.repeats = 12, 2, 1
 
     with tempfile.TemporaryDirectory() as scratch:
         root = args.cohort or Path(scratch) / "demo"

@@ -6,6 +6,7 @@
    (3 slices of 256x256x3, d = 512) and the loss goes down; prints step time per variant.
 
     PYTHONPATH=. python3 benchmarks/gpu_model_check.py [--json OUT.json]
+    python3 benchmarks/gpu_model_check.py --smoke     # the same checks, tiny, on the CPU (tests)
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import torch
 
 from smmt_core.batch import FeatureSchema, ModelInputs
 from smmt_core.model.attention import cluster_sparse_attention, masked_cluster_attention
-from smmt_core.model.smmt import VARIANTS, ModelConfig, build_model
+from smmt_core.model.config import ModelConfig
+from smmt_core.model.smmt import build_model
+from smmt_core.variants import VARIANT_NAMES as VARIANTS
 
 
 def check_attention(device: str) -> list[dict]:
@@ -56,26 +59,30 @@ def synthetic_batch(schema: FeatureSchema, batch: int, device: str, labels_from_
 
 
 def check_training(device: str, steps: int) -> list[dict]:
+    """Each variant trains a few steps with bf16 AMP at the paper's size (CUDA), or a tiny size (CPU)."""
+    cuda = device.startswith("cuda")
     schema = FeatureSchema(numeric=["MMSE", "CDGLOBAL", "FAQ", "AGE"],
                            categorical={"PTGENDER": ["Female", "Male"], "APOE4": ["0", "1", "2"]},
-                           mri_shape=(3, 3, 256, 256), classes=["CN", "AD"])
+                           mri_shape=(3, 3, 256, 256) if cuda else (2, 1, 32, 32), classes=["CN", "AD"])
+    size = dict(d_model=512, n_heads=8) if cuda else dict(d_model=32, n_heads=4)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows = []
     for variant in VARIANTS:
         torch.manual_seed(0)
-        model = build_model(ModelConfig(variant=variant, d_model=512, n_heads=8), schema).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        model = build_model(ModelConfig(variant=variant, **size), schema).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4 if cuda else 1e-3)
         inputs, y = synthetic_batch(schema, 8, device)
         losses = []
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         for step in range(steps):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 loss = torch.nn.functional.cross_entropy(model(inputs), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        torch.cuda.synchronize()
+        sync()
         per_step = (time.perf_counter() - start) / steps * 1000
         ok = all(map(lambda v: v == v, losses)) and losses[-1] < losses[0]
         rows.append({"variant": variant, "first_loss": losses[0], "last_loss": losses[-1],
@@ -85,17 +92,24 @@ def check_training(device: str, steps: int) -> list[dict]:
     return rows
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--steps", type=int, default=20)
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
+    parser.add_argument("--smoke", action="store_true",
+                        help="the same checks on the CPU with 2 training steps (the tests run this; no GPU needed)")
+    args = parser.parse_args(argv)
+    device = "cpu" if args.smoke else "cuda"
+    if args.smoke:
+        args.steps = 8
+        torch.set_num_threads(1)
+    elif not torch.cuda.is_available():
         print("no CUDA device")
         return 2
-    print("device", torch.cuda.get_device_name(0), "torch", torch.__version__)
-    result = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-              "attention": check_attention("cuda"), "training": check_training("cuda", args.steps)}
+    name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    print("device", name, "torch", torch.__version__)
+    result = {"device": name, "torch": torch.__version__,
+              "attention": check_attention(device), "training": check_training(device, args.steps)}
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)

@@ -136,7 +136,11 @@ def main(argv=None) -> int:
     parser.add_argument("--stacks", type=Path,
                         help="diagnose: write every thread's Python stack to this file whenever the GUI thread "
                              "misses its ticks for 300 ms (faulthandler)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a 12-subject demo cohort, 1 epoch, 3 s: check that the benchmark runs (tests)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.seconds, args.baseline_seconds, args.epochs, args.torch_threads = 3.0, 0.5, 1, 1
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
@@ -151,6 +155,10 @@ def main(argv=None) -> int:
     from smmt_gui.panels.training import TrainingDashboard
 
     app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - must exist for the widgets
+    if args.smoke:
+        from smmt_core.data.demo import make_demo_cohort
+
+        args.data = str(make_demo_cohort(work / "smoke-cohort", n_subjects=12, seed=0))
     if args.data == "demo":
         from smmt_core.data.demo import ensure_demo_cohort
 

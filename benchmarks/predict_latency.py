@@ -3,6 +3,7 @@
     python benchmarks/predict_latency.py                  # untrained demo-preset model
     python benchmarks/predict_latency.py --model runs/X   # a trained run
     python benchmarks/predict_latency.py --preset paper   # the paper's 256x256, d=512 setting
+    python benchmarks/predict_latency.py --smoke          # one T1, one thread: check that it runs (tests)
 
 Same as `smmt bench predict`; the measurement lives in smmt_core.bench.predict_latency.
 """
@@ -19,7 +20,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="predict_latency")
     sub = parser.add_subparsers(dest="bench")
     add_bench_predict(sub)
-    args = parser.parse_args(["predict", *(sys.argv[1:] if argv is None else argv)])
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--smoke" in given:
+        given = [a for a in given if a != "--smoke"] + ["--repeats", "1", "--threads", "1"]
+    args = parser.parse_args(["predict", *given])
     return args.handler(args)
 
 

@@ -45,6 +45,13 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     model_name: str = ""
     synthetic_model: bool = False  # trained on the SYNTHETIC demo cohort
+    # How far the run's own test set supports a prediction from these modalities (see `reliability`).
+    reliability: dict = field(default_factory=dict)
+
+    @property
+    def guess_note(self) -> str | None:
+        """The visible note when the run is at chance from the modalities used, else None."""
+        return self.reliability.get("note")
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (no arrays)."""
@@ -58,7 +65,35 @@ class Prediction:
             "warnings": list(self.warnings),
             "model": self.model_name,
             "synthetic_model": self.synthetic_model,
+            "reliability": dict(self.reliability),
         }
+
+
+def reliability(subset_metrics: dict, used: list[str]) -> dict:
+    """What the run's own test set says about predicting from the modalities `used`.
+
+    subset_metrics: the best checkpoint's per-subset test figures (written by the trainer).
+    at_chance is True when the 95 % CI of the balanced accuracy contains 0.5 (or there is no CI):
+    the run cannot tell the classes apart from these modalities better than a coin, so its
+    output is a guess and `note` says so. Runs trained before subset figures existed give {}.
+    """
+    from smmt_core.train.robustness import subset_name
+
+    name = subset_name([Modality(m) for m in used]) if used else ""
+    figures = subset_metrics.get(name) if isinstance(subset_metrics, dict) else None
+    if not isinstance(figures, dict):
+        return {}
+    bacc = figures.get("balanced_accuracy")
+    ci = (figures.get("ci95") or {}).get("balanced_accuracy")
+    at_chance = not ci or ci[0] <= 0.5 <= ci[1] or not isinstance(bacc, (int, float))
+    out = {"modalities": name, "balanced_accuracy": bacc, "ci95": ci, "n_test": figures.get("n_subjects"),
+           "at_chance": bool(at_chance), "note": None}
+    if at_chance:
+        shown = f"{bacc * 100:.0f} %" if isinstance(bacc, (int, float)) and math.isfinite(bacc) else "undefined"
+        interval = f" (95 % CI {ci[0] * 100:.0f}–{ci[1] * 100:.0f} %)" if ci else ""
+        out["note"] = (f"a guess, not a finding: from {name.replace('+', ' + ')} this model's own test set is at chance "
+                       f"(balanced accuracy {shown}{interval} includes 50 %)")
+    return out
 
 
 class _MemoryCache:
@@ -218,6 +253,13 @@ class Predictor:
                 value = float(values[MODALITY_INDEX[m]])
                 if m.value in used and math.isfinite(value):
                     contributions[m.value] = value
+        if pre is not None and Modality.MRI.value in used:
+            from smmt_core.data.preprocess import brain_check
+
+            problem = brain_check(pre.volume, self.run.preprocess.resolution_mm)
+            if problem is not None:
+                raise DataError(f"no prediction: the T1 image {problem}; the model only knows skull-stripped "
+                                "T1 brains registered to MNI152", subject.t1_path)
         warnings = list(subject.notes)
         slices = volume = affine = None
         indices: list[int] = []
@@ -230,6 +272,9 @@ class Predictor:
             affine = np.asarray(pre.affine)
             indices = list(pre.slice_indices)
             plane = pre.plane
+        unused = self._clinical_mismatch(subject)
+        if unused:
+            warnings.append(unused)
         if subject.t1_path is not None and Modality.MRI.value not in self.model_modalities:
             warnings.append("this model was trained without MRI; the T1 image was not used")
         cluster_ids = [ids[0].cpu().numpy().astype(np.int32) for ids in output.cluster_ids] if Modality.MRI.value in used else []
@@ -250,6 +295,7 @@ class Predictor:
             warnings=warnings,
             model_name=self.run_name,
             synthetic_model=self.synthetic,
+            reliability=reliability(self.run.metadata.get("subset_metrics") or {}, used),
         )
 
     # -- helpers ---------------------------------------------------------------------------
@@ -281,6 +327,18 @@ class Predictor:
         if inputs.categorical.shape[1] and bool((inputs.categorical != 0).any()):
             has.add(Modality.CATEGORICAL)
         return has
+
+    def _clinical_mismatch(self, subject: Subject) -> str | None:
+        """A warning when the subject brings clinical values but none of the model's features:
+        the model then sees no clinical input at all, which must not pass without a word."""
+        from smmt_core.data.layouts.common import is_missing
+
+        wanted = self.features
+        supplied = sorted(k for k, v in {**subject.numeric, **subject.categorical}.items() if not is_missing(v))
+        if not wanted or not supplied or set(wanted) & set(supplied):
+            return None
+        return (f"subject {subject.key}: its clinical data ({', '.join(supplied)}) supply none of the model's "
+                f"clinical features ({', '.join(wanted)}); the model saw no clinical input")
 
     def _nothing_to_use_message(self, subject: Subject, has: set[Modality], switched_on: set[Modality]) -> str:
         have = [m.value for m in ALL_MODALITIES if m in has]

@@ -1,6 +1,7 @@
 """Export a prediction report: a PNG of the views (with the cluster overlay), the numbers as CSV
 and JSON, and a one-page PDF (Qt's own PDF writer), each naming the model, the data and the
-research-use disclaimer.
+research-use disclaimer. What the report says is `smmt_core.report`'s (the same as
+`smmt predict --report`); this module adds the pictures and the PDF.
 
 Every file is written to a temporary name in the target folder and the files are renamed into
 place only once all of them are written, so a failed export leaves no half-written report behind.
@@ -8,13 +9,7 @@ place only once all of them are written, so a failed export leaves no half-writt
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import platform
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, Qt
@@ -22,7 +17,16 @@ from PySide6.QtGui import QFont, QGuiApplication, QImage, QPageLayout, QPageSize
 
 from smmt_core import __version__
 from smmt_core.errors import SMMTError
-from smmt_core.fileio import new_file_mode, temporary_sibling
+from smmt_core.fileio import write_all_or_nothing
+from smmt_core.report import (  # noqa: F401 (ReportContext, report_dict, report_rows: re-exported)
+    ReportContext,
+    ReportError,
+    check_report_folder,
+    csv_text,
+    report_dict,
+    report_lines,
+    report_rows,
+)
 from smmt_gui import strings
 
 FORMATS = ("png", "csv", "json", "pdf")
@@ -32,93 +36,8 @@ class ExportError(SMMTError):
     """The report could not be written (folder missing or not writable, nothing to export)."""
 
 
-@dataclass
-class ReportContext:
-    """What the report says about where the prediction came from."""
-
-    model_name: str = ""
-    model_dir: str = ""
-    data_path: str = ""
-    synthetic_data: bool = False
-    synthetic_model: bool = False
-    device: str = ""
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def synthetic(self) -> bool:
-        return self.synthetic_data or self.synthetic_model
-
-
-def report_dict(prediction, context: ReportContext) -> dict:
-    """Everything the report states, JSON-friendly."""
-    return {
-        "report": strings.EXPORT_TITLE,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "disclaimer": strings.DISCLAIMER,
-        "synthetic": context.synthetic,
-        "model": {"name": context.model_name, "folder": context.model_dir,
-                  "trained_on_synthetic_data": context.synthetic_model},
-        "data": {"path": context.data_path, "synthetic": context.synthetic_data},
-        "prediction": prediction.to_dict(),
-        "software": {"smmt_studio": __version__, "python": platform.python_version(), "device": context.device},
-        **({"extra": context.extra} if context.extra else {}),
-    }
-
-
-def report_rows(prediction, context: ReportContext) -> list[tuple[str, str, str]]:
-    """(section, name, value) rows: the CSV body and the PDF table."""
-    rows = [
-        ("subject", "id", prediction.subject_id),
-        ("prediction", "class", prediction.prediction),
-    ]
-    rows += [("probability", name, f"{p:.4f}") for name, p in prediction.probabilities.items()]
-    rows += [("modality_used", m, "yes") for m in prediction.modalities_used]
-    rows += [("modality_missing", m, "yes") for m in prediction.modalities_missing]
-    rows += [("contribution", m, f"{v:.4f}") for m, v in prediction.contributions.items()]
-    rows += [("warning", str(i + 1), w) for i, w in enumerate(prediction.warnings)]
-    rows += [
-        ("model", "name", context.model_name),
-        ("model", "folder", context.model_dir),
-        ("model", "trained_on_synthetic_data", str(bool(context.synthetic_model)).lower()),
-        ("data", "path", context.data_path),
-        ("data", "synthetic", str(bool(context.synthetic_data)).lower()),
-        ("software", "smmt_studio", __version__),
-        ("disclaimer", "", strings.DISCLAIMER),
-    ]
-    return rows
-
-
-def _write_all(jobs: list[tuple[Path, object]]) -> None:
-    """Write every (target, write) pair to a temp file beside its target, then rename them all.
-
-    All or nothing: when one write fails, every temp file is removed and no target is touched.
-    """
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for target, write in jobs:
-            tmp = temporary_sibling(target, ".part")
-            temps.append((tmp, target))
-            write(tmp)
-        mode = new_file_mode()  # temp files are private; a report is an ordinary document
-        for tmp, target in temps:
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
-
-
-def _csv_text(rows) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["section", "name", "value"])
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _write_png(image: QImage):
@@ -146,6 +65,15 @@ def _write_pdf(prediction, context: ReportContext, image: QImage | None):
     return write
 
 
+# How each kind of report line (smmt_core.report.report_lines) is painted: point size, bold, colour.
+_LINE_STYLE = {
+    "title": (16, True, Qt.GlobalColor.black), "disclaimer": (9, True, Qt.GlobalColor.darkRed),
+    "synthetic": (9, True, Qt.GlobalColor.darkMagenta), "result": (13, True, Qt.GlobalColor.black),
+    "note": (10, True, Qt.GlobalColor.darkRed), "warning": (9, False, Qt.GlobalColor.darkYellow),
+    "detail": (10, False, Qt.GlobalColor.black),
+}
+
+
 def _paint_report(painter: QPainter, width: int, height: int, prediction, context, image) -> None:
     y = 0.0
 
@@ -161,25 +89,9 @@ def _paint_report(painter: QPainter, width: int, height: int, prediction, contex
         painter.drawText(rect, flags, value)
         y += rect.height() + 6
 
-    text(strings.EXPORT_TITLE, 16, bold=True)
-    text(strings.DISCLAIMER, 9, bold=True, color=Qt.GlobalColor.darkRed)
-    if context.synthetic:
-        text(f"{strings.SYNTHETIC_BADGE}: {strings.SYNTHETIC_TOOLTIP}", 9, bold=True, color=Qt.GlobalColor.darkMagenta)
-    label = strings.LABEL_NAMES.get(prediction.prediction, prediction.prediction)
-    text(f"Subject {prediction.subject_id}: {label}", 13, bold=True)
-    probs = " · ".join(f"{k} {v * 100:.1f}%" for k, v in prediction.probabilities.items())
-    text(f"Probabilities: {probs}", 10)
-    text(f"Modalities used: {', '.join(prediction.modalities_used) or 'none'}"
-         + (f"; missing: {', '.join(prediction.modalities_missing)}" if prediction.modalities_missing else ""), 10)
-    if prediction.contributions:
-        text("Contributions (logit change when left out): "
-             + ", ".join(f"{k} {v:+.3f}" for k, v in prediction.contributions.items()), 10)
-    for warning in prediction.warnings:
-        text(f"Warning: {warning}", 9, color=Qt.GlobalColor.darkYellow)
-    text(f"Model: {context.model_name} ({context.model_dir})", 9)
-    text(f"Data: {context.data_path}", 9)
-    text(f"SMMT Studio {__version__} · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", 8,
-         color=Qt.GlobalColor.darkGray)
+    for kind, line in report_lines(prediction, context):
+        size, bold, color = _LINE_STYLE[kind]
+        text(line, size, bold=bold, color=color)
     if image is not None and not image.isNull():
         room = height - y - 10
         if room > 50:
@@ -199,14 +111,11 @@ def export_report(base: str | Path, prediction, image: QImage | None, context: R
     if prediction is None:
         raise ExportError(strings.ERROR_NO_PREDICTION)
     context = context or ReportContext(model_name=prediction.model_name, synthetic_model=prediction.synthetic_model)
-    base = Path(base).expanduser()
-    if base.suffix.lower().lstrip(".") in FORMATS:
-        base = base.with_suffix("")
+    try:
+        base = check_report_folder(base)
+    except ReportError as error:
+        raise ExportError(error.problem, error.path) from None
     folder = base.parent
-    if not folder.is_dir():
-        raise ExportError("the folder does not exist", folder)
-    if not os.access(folder, os.W_OK):
-        raise ExportError("the folder is not writable", folder)
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise ExportError(f"unknown report formats: {', '.join(sorted(unknown))}")
@@ -214,14 +123,14 @@ def export_report(base: str | Path, prediction, image: QImage | None, context: R
         raise ExportError("the PDF report needs a running Qt application (QApplication)")
     jobs = {
         "json": lambda p: _write_text(p, json.dumps(report_dict(prediction, context), indent=2, default=str) + "\n"),
-        "csv": lambda p: _write_text(p, _csv_text(report_rows(prediction, context))),
+        "csv": lambda p: _write_text(p, csv_text(report_rows(prediction, context))),
         "pdf": _write_pdf(prediction, context, image),
     }
     if image is not None and not image.isNull():
         jobs["png"] = _write_png(image)
     planned = [(base.with_name(f"{base.name}.{fmt}"), jobs[fmt]) for fmt in FORMATS if fmt in formats and fmt in jobs]
     try:
-        _write_all(planned)
+        write_all_or_nothing(planned)
     except OSError as error:
         raise ExportError(f"could not write the report: {error.strerror or error}", folder) from error
     return [target for target, _ in planned]

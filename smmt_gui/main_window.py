@@ -683,6 +683,8 @@ class MainWindow(QMainWindow):
         for run in runs:
             if run.has_best:
                 label = f"{run.name}{'  [SYNTHETIC]' if run.synthetic else ''}"
+                if run.status in ("interrupted", "running", "stopped", "failed"):  # not a finished training
+                    label += f"  [{run.status}]"
                 entries.append((label, str(run.run_dir)))
                 seen.add(str(Path(run.run_dir).resolve()))
         for path in self.settings.recent_models():

@@ -6,6 +6,8 @@ One section per screen: the app-wide ones first, then the training wizard (WIZAR
 dashboard (TRAINING_*) and the robustness tab (ROBUSTNESS_*).
 """
 
+from smmt_core import report
+
 APP_NAME = "SMMT Studio"
 APP_ID = "smmt-studio"  # desktop file name, QSettings application name
 ORGANISATION = "smmt-studio"
@@ -20,10 +22,7 @@ SYNTHETIC_TOOLTIP = (
     "This data (or the model trained on it) is the synthetic demo cohort: made-up subjects built "
     "from the MNI152 template. Nothing shown here is about a real person."
 )
-DISCLAIMER = (
-    "Research use only. Not a medical device. Not for diagnosis or treatment. Predictions come from "
-    "a research model and may be wrong."
-)
+DISCLAIMER = report.DISCLAIMER  # the report states it too: one text, owned by the core
 MNI_NOTICE = (
     "MNI ICBM152 template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, "
     "Montreal Neurological Institute, McGill University."
@@ -139,7 +138,7 @@ STATUS_PREDICTED_ALL = "Predicted {done} of {n} scans ({failed} could not be pre
 
 # --- export -----------------------------------------------------------------------------------
 EXPORT_DIALOG = "Export prediction report (base name)"
-EXPORT_TITLE = "SMMT Studio prediction report"
+EXPORT_TITLE = report.REPORT_TITLE
 EXPORT_FILTER = "Report (*.pdf *.png *.csv *.json)"
 
 # --- about ------------------------------------------------------------------------------------

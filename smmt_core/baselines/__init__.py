@@ -52,16 +52,20 @@ class BaselineRecord(RunRecord):
 
 def _logistic(pixels: bool = False, groups=None):
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if pixels:
-        cv = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(
+    persons_per_class = min(len({p for p, y in zip(*groups) if y == c}) for c in set(groups[1])) if pixels else 0
+    if pixels and persons_per_class >= 2:
+        folds = min(5, persons_per_class)  # grouped by person: no person on both sides of a fold
+        cv = list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0).split(
             np.zeros(len(groups[1])), groups[1], groups[0]))
-        classifier = LogisticRegressionCV(Cs=list(PIXEL_CS), cv=cv, max_iter=3000, scoring="roc_auc"
-                                          if len(set(groups[1])) == 2 else "accuracy")
+        classifier = GridSearchCV(LogisticRegression(max_iter=3000), {"C": list(PIXEL_CS)}, cv=cv,
+                                  scoring="roc_auc" if len(set(groups[1])) == 2 else "accuracy")
+    elif pixels:  # too few persons to choose C by cross-validation
+        classifier = LogisticRegression(C=PIXEL_CS[1], max_iter=3000)
     else:
         classifier = LogisticRegression(C=1.0, max_iter=3000)
     return make_pipeline(SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True),

@@ -175,8 +175,8 @@ def bench_attention(
     records: list[BenchRecord] = []
     for n in sizes:
         g = torch.Generator(device="cpu").manual_seed(seed + n)
-        q, k, v = (torch.randn(batch, heads, n, head_dim, generator=g).to(dev, torch_dtype).requires_grad_()
-                   for _ in range(3))
+        q, k, v = [torch.randn(batch, heads, n, head_dim, generator=g).to(dev, torch_dtype).requires_grad_()
+                   for _ in range(3)]
         grad = torch.randn(batch, heads, n, head_dim, generator=g).to(dev, torch_dtype)
         n_clusters = default_n_clusters(n, cluster_size)
 
@@ -255,7 +255,7 @@ def bench_attention(
         records.append(record)
         if on_record is not None:
             on_record(record)
-        del q, k, v, grad
+        q = k = v = grad = None  # free the tensors before the next size (the closures are done)
     return records
 
 

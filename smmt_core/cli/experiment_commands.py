@@ -245,8 +245,16 @@ def _run_experiment(args) -> int:
     if not args.quiet:
         where = f" on {backend.describe()}" if hasattr(backend, "describe") else ""
         print(f"smmt experiment: {len(spec.cells())} runs into {args.out}{where}", file=sys.stderr)
-    result = run_experiment(spec, args.out, on_event=None if args.quiet else _ExperimentProgress(),
-                            make_plots=not args.no_plots, backend=backend)
+    import threading
+
+    from smmt_core.cli.train_commands import stop_on_signals
+
+    # Ctrl-C / SIGTERM: the current local cell stops cleanly and is labelled "stopped"; Ray tasks
+    # and Slurm jobs still outstanding are cancelled. Finished cells stay; rerunning resumes.
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        result = run_experiment(spec, args.out, on_event=None if args.quiet else _ExperimentProgress(),
+                                stop=stop, make_plots=not args.no_plots, backend=backend)
     print(result.summary_md.read_text(encoding="utf-8"))
     print(f"results: {result.results_csv}")
     print(f"summary: {result.summary_csv}, {result.summary_md}")
@@ -255,12 +263,28 @@ def _run_experiment(args) -> int:
     if result.n_failed:
         print(f"smmt experiment: {result.n_failed} run(s) failed; see {result.results_csv}", file=sys.stderr)
         return 1
+    if result.stopped:
+        from smmt_core.cli import EXIT_INTERRUPTED
+
+        print("smmt experiment: stopped; run the same command again to resume the grid", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
 def _run_robustness(args) -> int:
     from smmt_core.train.robustness import evaluate_robustness, robustness_table
 
+    from smmt_core.fileio import check_writable
+
+    # Outputs are checked before the evaluation passes, not after them (and named as given).
+    if args.out:
+        check_writable(args.out, "CSV file")
+    if args.plot:
+        check_writable(args.plot, "plot file")
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
     tty = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:

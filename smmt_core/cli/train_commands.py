@@ -1,18 +1,21 @@
 """`smmt train`, `smmt predict` and `smmt runs`: the training engine from the command line.
 
-`train` runs in a worker thread so that Ctrl-C can set the stop flag and let the run end cleanly
-(checkpoints written so far are kept, exit code 130). Progress goes to stderr (a bar that redraws
+`train` runs in the main thread; Ctrl-C or SIGTERM set its stop flag (`stop_on_signals`) and the run
+ends cleanly after the current batch (checkpoints written so far are kept, exit code 130). Progress goes to stderr (a bar that redraws
 itself on a terminal, one line per epoch otherwise), results to stdout (`--json` for scripts).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
+import os
+import signal
 import sys
 import threading
-import time
+from contextlib import contextmanager
 
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
@@ -38,7 +41,11 @@ def add_commands(subparsers) -> None:
     train.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                        help="starting settings: 'demo' (small, minutes on a CPU) or 'paper' (Table I: "
                             "d=512, 256x256 slices, 50 epochs); the flags below override it (default: demo)")
-    add_config_flags(train, required=("dataset",))
+    add_config_flags(train)
+    train.add_argument("--resume", metavar="RUN", default=None,
+                       help="continue RUN (stopped, interrupted or failed) from its last checkpoint: weights, "
+                            "optimiser and random state, same split, same folder; the run's own settings are "
+                            "used, only --epochs (to train longer), --device and --no-energy may be given")
     train.add_argument("--baselines", default="", metavar="LIST",
                        help="after training, score these simple baselines on the run's own persons and print them "
                             "beside its metrics (stored in run.json): lr-clinical, lr-regional, "
@@ -76,11 +83,17 @@ def add_commands(subparsers) -> None:
                          help="which checkpoint of the run (default: best)")
     predict.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     predict.add_argument("--json", action="store_true", help="print the prediction as JSON on stdout")
+    predict.add_argument("--report", metavar="BASE",
+                         help="also write the report the desktop app exports (BASE.json, BASE.csv and, when "
+                              "the MRI was used, BASE.png of the model's slices and clusters); BASE may be a folder")
     predict.set_defaults(handler=_predict)
 
     runs = subparsers.add_parser(
         "runs", help="list the training runs under a folder",
-        description="List run folders (newest first) with their status and per-subject test results.",
+        description=("List run folders (newest first) with their status and per-subject test results. "
+                     "Statuses: running, finished, stopped (by the user), failed, interrupted (the process "
+                     "ended without recording why: continue it with `smmt train --resume RUN`), unreadable "
+                     "(run.json cannot be read; the reason is shown)."),
     )
     runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
     runs.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
@@ -91,74 +104,100 @@ def add_commands(subparsers) -> None:
 def config_from_args(args):
     """TrainConfig from the preset plus the flags that were given."""
     from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
     from smmt_core.train.config import TrainConfig
 
+    if not getattr(args, "dataset", None):
+        raise ConfigError("--data is required (a dataset folder or 'demo'), or --resume RUN")
     return TrainConfig.build(args.preset, **overrides_from_args(args))
 
 
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+RESUME_SETTINGS = ("epochs", "device", "measure_energy")  # what --resume lets a user change
+
+
+def resume_config(args):
+    """The stored TrainConfig of the run to resume, with the few settings a resumption may change."""
+    from pathlib import Path
+
+    from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
+    from smmt_core.train.config import FIELD_SECTION, TrainConfig
+    from smmt_core.train.run_record import RunRecord
+
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise ConfigError("run folder not found", run_dir)
+    overrides = overrides_from_args(args)
+    other = sorted(set(overrides) - set(RESUME_SETTINGS))
+    if other:
+        raise ConfigError(f"--resume continues the run with its own settings; only --epochs, --device and "
+                          f"--no-energy may be given (got settings: {', '.join(other)})")
+    data = RunRecord(run_dir).config().to_dict()
+    for name, value in overrides.items():
+        data[FIELD_SECTION[name]][name] = value
+    return TrainConfig.from_dict(data)
 
 
 def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
-class TextProgress:
-    """Turns training events into a progress bar on a terminal, plain lines otherwise."""
+class TrainingProgress:
+    """Training events as tqdm progress bars on stderr (a redrawn bar on a terminal, sparse lines in a log),
+    with one line per epoch and the run folder up front."""
 
-    def __init__(self, stream=None, width: int = 28):
+    def __init__(self, stream=None):
         self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.width = width
         self.total_epochs = 0
         self.energy = None
-        self._open_line = False
-        self._last_data_print = 0.0
+        self.bar = None
+        self.stage = None
 
-    def _bar(self, fraction: float) -> str:
-        filled = int(round(self.width * max(0.0, min(1.0, fraction))))
-        return "#" * filled + "-" * (self.width - filled)
+    def _bar(self, total: int, desc: str, unit: str):
+        from tqdm import tqdm
 
-    def _redraw(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
-            self._open_line = True
-            self.stream.flush()
+        self.close()
+        self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=False, dynamic_ncols=True,
+                        mininterval=0.5 if self.stream.isatty() else 10.0)
+        return self.bar
 
     def _line(self, text: str) -> None:
-        if self._open_line:
-            self.stream.write("\r\x1b[2K")
-            self._open_line = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        from tqdm import tqdm
+
+        tqdm.write(text, file=self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def __call__(self, event) -> None:
         from smmt_core.train import events as ev
 
         if isinstance(event, ev.RunStarted):
+            self.close()
             self.total_epochs = event.total_epochs
             self._line(f"run folder: {event.run_dir}")
             self._line(f"training on {event.device}: {event.n_train} train, {event.n_val} validation, "
                        f"{event.n_test} test scans; {event.total_epochs} epochs of {event.batches_per_epoch} batches")
+            if event.problems:
+                self._line(f"warning: the dataset has {len(event.problems)} problem(s) (all listed in run.json), e.g.:")
+                for problem in event.problems[:5]:
+                    self._line(f"  {problem}")
         elif isinstance(event, ev.DataProgress):
-            text = f"{event.stage} [{self._bar(event.done / max(event.total, 1))}] {event.done}/{event.total}"
-            if self.tty:
-                self._redraw(text)
-            elif event.done == event.total or time.monotonic() - self._last_data_print > 10:
-                self._last_data_print = time.monotonic()
-                self._line(text)
+            if self.stage != event.stage or self.bar is None:
+                self.stage = event.stage
+                self._bar(event.total, event.stage, "scan")
+            self.bar.n = event.done
+            self.bar.refresh() if event.done == event.total else self.bar.update(0)
         elif isinstance(event, ev.BatchProgress):
-            done = (event.epoch - 1) * event.batches_per_epoch + event.batch
-            total = max(self.total_epochs * event.batches_per_epoch, 1)
-            self._redraw(f"epoch {event.epoch}/{self.total_epochs} [{self._bar(done / total)}] "
-                         f"batch {event.batch}/{event.batches_per_epoch} loss {event.loss:.3f} "
-                         f"elapsed {_fmt_time(event.elapsed_s)} eta {_fmt_time(event.eta_s)}")
+            total = self.total_epochs * event.batches_per_epoch
+            if self.stage != "training" or self.bar is None:
+                self.stage = "training"
+                self._bar(total, "training", "batch")
+            self.bar.n = (event.epoch - 1) * event.batches_per_epoch + event.batch
+            self.bar.set_postfix_str(f"epoch {event.epoch}/{self.total_epochs} loss {event.loss:.3f}", refresh=False)
+            self.bar.update(0)
         elif isinstance(event, ev.EnergyUpdate):
             self.energy = event
         elif isinstance(event, ev.EpochEnd):
@@ -170,9 +209,51 @@ class TextProgress:
                 text += (f" | {self.energy.energy_kwh * 1000:.3f} Wh, {self.energy.power_w:.0f} W"
                          f"{' (estimated)' if self.energy.estimated else ''}")
             self._line(text + ("  *best*" if event.is_best else ""))
-        elif isinstance(event, ev.RunFinished):
-            self._line("stopped early; checkpoints written so far are kept" if event.stopped_early else "training finished")
+        elif isinstance(event, (ev.RunFinished, ev.RunFailed)):
+            self.close()
+            if isinstance(event, ev.RunFinished):
+                self._line("stopped early; checkpoints written so far are kept" if event.stopped_early
+                           else "training finished")
         # RunFailed: the command prints the error itself (one line, exit code 2)
+
+
+def _write_now(text: str) -> None:
+    """Straight to the stderr file descriptor: a signal handler must not re-enter a buffered
+    stream that the progress bar may be writing to at that very moment (RuntimeError: reentrant call)."""
+    try:
+        os.write(sys.stderr.fileno(), text.encode("utf-8", "replace"))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event):
+    """While inside: the first Ctrl-C (SIGINT) or SIGTERM sets `stop`, so the run ends cleanly after
+    the current batch; a second Ctrl-C aborts (KeyboardInterrupt).
+
+    Why a handler and not a worker thread: Python runs signal handlers in the main thread between
+    bytecodes, so the training (also in the main thread) just sees the flag at its next check.
+    A KeyboardInterrupt raised while a worker thread sat inside torch killed the interpreter
+    (SIGABRT, "terminate called without an active exception"). Outside the main thread (a test,
+    an embedding application) signals cannot be handled here and nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        _write_now(f"\n{what}: stopping after the current batch (Ctrl-C again to abort)…\n")
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _train(args) -> int:
@@ -182,7 +263,7 @@ def _train(args) -> int:
     from smmt_core.errors import ConfigError
     from smmt_core.train.trainer import train
 
-    config = config_from_args(args)
+    config = resume_config(args) if args.resume else config_from_args(args)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -194,32 +275,13 @@ def _train(args) -> int:
 
     dist_ctx = DistContext.from_env()
     if args.ddp is not None or dist_ctx is not None:  # one model on several processes
+        if args.resume:
+            raise ConfigError("--resume continues a run on one process; leave out --ddp (and torchrun) to resume")
         return _train_distributed(args, config, baselines, dist_ctx)
-    progress = None if args.quiet else TextProgress()
+    progress = None if args.quiet else TrainingProgress()
     stop = threading.Event()
-    outcome: dict = {}
-
-    def work():
-        try:
-            outcome["result"] = train(config, on_event=progress, stop=stop)
-        except BaseException as error:  # handed to the main thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work, name="smmt-train", daemon=True)
-    worker.start()
-    interrupted = False
-    while worker.is_alive():
-        try:
-            worker.join(0.2)
-        except KeyboardInterrupt:
-            if interrupted:  # second Ctrl-C: give up waiting
-                raise
-            interrupted = True
-            stop.set()
-            print("\nstopping after the current batch (Ctrl-C again to abort)…", file=sys.stderr)
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
+    with stop_on_signals(stop):
+        result = train(config, on_event=progress, stop=stop, resume=args.resume)
     scored = {}
     if baselines and result.test_metrics and not result.stopped_early:
         from smmt_core.baselines import score_baselines_for_run
@@ -237,8 +299,6 @@ def _train_distributed(args, config, baselines, dist_ctx) -> int:
     Only rank 0 shows progress, scores baselines and prints the result. Ctrl-C stops every rank
     cleanly at its next batch (exit 130), as for one process.
     """
-    import signal
-
     from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
     from smmt_core.errors import ConfigError
     from smmt_core.train.distributed import spawn_training
@@ -246,17 +306,16 @@ def _train_distributed(args, config, baselines, dist_ctx) -> int:
     if dist_ctx is not None and args.ddp is not None:
         raise ConfigError("--ddp starts its own processes; under torchrun leave it out")
     if dist_ctx is None:
-        result = spawn_training(config, args.ddp, progress_factory=None if args.quiet else TextProgress)
+        result = spawn_training(config, args.ddp, progress_factory=None if args.quiet else TrainingProgress)
     else:
         from smmt_core.train.trainer import train
 
-        stop = threading.Event()
-        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # every rank gets Ctrl-C: all stop
+        stop = threading.Event()  # every rank gets the terminal's Ctrl-C; the trainer stops them together
         try:
-            progress = TextProgress() if (dist_ctx.is_main and not args.quiet) else None
-            result = train(config, on_event=progress, stop=stop, dist=dist_ctx)
+            progress = TrainingProgress() if (dist_ctx.is_main and not args.quiet) else None
+            with stop_on_signals(stop):
+                result = train(config, on_event=progress, stop=stop, dist=dist_ctx)
         finally:
-            signal.signal(signal.SIGINT, previous)
             import torch.distributed
 
             if torch.distributed.is_initialized():
@@ -273,6 +332,7 @@ def _train_distributed(args, config, baselines, dist_ctx) -> int:
 
 
 def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
+    from smmt_core.text import format_duration
     from smmt_core.train.metrics import format_ci, json_safe
 
     baselines = baselines or {}
@@ -305,9 +365,9 @@ def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
     if e.get("available"):
         print(f"energy: {e['energy_kwh'] * 1000:.3f} Wh (CPU {e['cpu_kwh'] * 1000:.3f}, GPU {e['gpu_kwh'] * 1000:.3f}, "
               f"RAM {e['ram_kwh'] * 1000:.3f}), {e['co2_kg'] * 1000:.3f} g CO2eq ({e['country']})"
-              f"{', estimated (no RAPL/NVML)' if e.get('estimated') else ''}; {_fmt_time(result.duration_s)}")
+              f"{', estimated (no RAPL/NVML)' if e.get('estimated') else ''}; training {format_duration(result.duration_s)}")
     else:
-        print(f"energy: not measured ({e.get('note') or 'unavailable'}); {_fmt_time(result.duration_s)}")
+        print(f"energy: not measured ({e.get('note') or 'unavailable'}); training {format_duration(result.duration_s)}")
 
 
 # -- predict -------------------------------------------------------------------------------
@@ -323,7 +383,23 @@ def _predict(args) -> int:
         from smmt_core.predict import subject_from_cohort
 
         subject = subject_from_cohort(load_cohort(args.cohort), args.subject)
+    report_base = None
+    if args.report:
+        from pathlib import Path
+
+        from smmt_core.report import check_report_folder
+
+        target = Path(args.report).expanduser()
+        report_base = check_report_folder(target / "report" if target.is_dir() else target)  # before any work
     result = predictor.predict(subject, modalities=modalities)
+    if report_base is not None:
+        from smmt_core.report import ReportContext, write_report
+
+        context = ReportContext(model_name=predictor.run_name, model_dir=str(predictor.run_dir),
+                                data_path=str(getattr(result, "subject_id", "")), synthetic_model=predictor.synthetic,
+                                device=str(args.device))
+        written = write_report(report_base, result, context)
+        print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)
     if args.json:
         from smmt_core.train.metrics import json_safe
 
@@ -337,6 +413,8 @@ def _predict(args) -> int:
     if result.contributions:
         print("contributions (predicted-class logit minus the logit without the modality): "
               + ", ".join(f"{k} {v:+.3f}" for k, v in result.contributions.items()))
+    if result.guess_note:
+        print(f"note: {result.guess_note}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     note = "model trained on the SYNTHETIC demo cohort; " if result.synthetic_model else ""
@@ -364,9 +442,12 @@ def _runs(args) -> int:
     if not runs:
         print(f"no runs under {root}")
         return EXIT_OK
-    print(f"{'run':<40} {'variant':<15} {'status':<9} {'test bal.acc':>12} {'AUC':>6}  created")
+    print(f"{'run':<40} {'variant':<15} {'status':<11} {'test bal.acc':>12} {'AUC':>6}  created")
     for r in runs:
+        if r.status == "unreadable":
+            print(f"{r.name:<40} {'':<15} {r.status:<11} {r.error}")
+            continue
         tag = " [synthetic]" if r.synthetic else ""
-        print(f"{r.name:<40} {r.variant:<15} {r.status:<9} {_fmt(r.test_metrics.get('balanced_accuracy')):>12} "
+        print(f"{r.name:<40} {r.variant:<15} {r.status:<11} {_fmt(r.test_metrics.get('balanced_accuracy')):>12} "
               f"{_fmt(r.test_metrics.get('roc_auc'), 2):>6}  {r.created}{tag}")
     return EXIT_OK

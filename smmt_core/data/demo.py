@@ -36,6 +36,7 @@ import numpy as np
 from smmt_core import __version__
 from smmt_core.data.demo_clinical import ClinicalDraw, draw_clinical
 from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.fileio import read_json
 
 DEMO_DIR_ENV = "SMMT_DEMO_DIR"
 DEFAULT_SUBJECTS = 100
@@ -161,9 +162,11 @@ def _parameters(n_subjects, seed, missing_rate, with_mci) -> dict:
 def read_demo_parameters(path: str | Path) -> dict | None:
     """The parameters a finished demo cohort was built with, or None if `path` is not one."""
     marker = Path(path) / MARKER
+    if not marker.is_file():
+        return None
     try:
-        parameters = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        parameters = read_json(marker, "demo cohort marker")
+    except DataError:
         return None
     return parameters if isinstance(parameters, dict) and parameters.get("generator") == "smmt-studio demo-data" else None
 

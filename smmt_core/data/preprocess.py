@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from smmt_core.errors import DataError
+from smmt_core.fileio import atomic_write
 from smmt_core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
@@ -379,6 +379,40 @@ def preprocess_t1(path, config: PreprocessConfig | None = None) -> PreprocessedM
 
 
 # ----------------------------------------------------------------------------------------------
+# Is it a brain in MNI space? (the Predictor refuses to classify anything else)
+
+# Below this correlation with the template a scan is not treated as a registered brain at all
+# (noise: ~0; a geometric phantom: ~0.2-0.4; the demo cohort: > 0.8; real registered brains ~0.6-0.9).
+BRAIN_REFUSE_BELOW = 0.35
+BRAIN_MIN_COVERAGE = 0.85  # share of the template brain that must hold signal (a crop fails)
+BRAIN_MIN_CONTRAST = 0.1  # white matter above CSF, on the [0, 1] scale (a T1 contrast)
+
+
+def brain_check(volume: np.ndarray, resolution_mm: float) -> str | None:
+    """None for a plausible skull-stripped T1 brain on the MNI grid, else what is wrong (a phrase).
+
+    Three checks any real registered T1 passes: it covers the template brain, its intensities rise
+    from CSF to white matter as in the template, and it correlates with the template.
+    """
+    tpl = mni_template(resolution_mm)
+    if volume is None or volume.shape != tpl.data.shape:
+        return "is not on the MNI grid of this model"
+    inside = volume[tpl.mask]
+    coverage = float((inside > 0.02).mean()) if inside.size else 0.0
+    if coverage < BRAIN_MIN_COVERAGE:
+        return f"covers only {coverage * 100:.0f} % of the MNI brain (a crop, or not registered)"
+    white = volume[tpl.mask & (tpl.data > 0.75)]
+    csf = volume[tpl.mask & (tpl.data < 0.35)]
+    contrast = float(np.median(white) - np.median(csf)) if white.size and csf.size else 0.0
+    if contrast < BRAIN_MIN_CONTRAST:
+        return f"has no T1 brain contrast where the template has white matter and CSF (difference {contrast:.2f})"
+    corr = tpl.correlation(inside)
+    if corr < BRAIN_REFUSE_BELOW:
+        return f"does not look like a brain registered to MNI space (correlation {corr:.2f} with the template)"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
 # Disk cache
 
 
@@ -495,7 +529,7 @@ class MRICache:
                     template_correlation=float(meta["template_correlation"]),
                     warnings=[str(w) for w in meta["warnings"]],
                 )
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, EOFError) as exc:
             log.warning("ignoring unreadable MRI cache entry %s (%s)", entry, exc)
             return None
         if result.slices.shape != config.mri_shape or len(result.slice_indices) != config.n_slices:
@@ -512,21 +546,17 @@ class MRICache:
             "template_correlation": result.template_correlation,
             "warnings": list(result.warnings),
         }
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    meta=np.array(json.dumps(meta)),
+                    slices=result.slices[:, :1].astype(np.float32),  # channels are copies
+                    volume=result.volume.astype(np.float16),  # display only; 1e-3 precision
+                    affine=result.affine,
+                )
+
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".npz")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez_compressed(
-                        fh,
-                        meta=np.array(json.dumps(meta)),
-                        slices=result.slices[:, :1].astype(np.float32),  # channels are copies
-                        volume=result.volume.astype(np.float16),  # display only; 1e-3 precision
-                        affine=result.affine,
-                    )
-                os.replace(tmp, entry)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(entry, write, suffix=".npz")
         except OSError as exc:  # a full or read-only cache must not stop the work
             log.warning("could not write MRI cache entry %s (%s)", entry, exc)

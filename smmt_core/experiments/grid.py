@@ -48,7 +48,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from smmt_core.errors import ConfigError, DataError, SMMTError
-from smmt_core.fileio import atomic_write_text
+from smmt_core.fileio import atomic_write_text, read_table
 from smmt_core.train.config import PRESETS, TrainConfig
 from smmt_core.train.run_record import RunRecord
 from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
@@ -463,12 +463,9 @@ def crash_message(error: BaseException) -> str:
 def load_results(out_dir: str | Path) -> pd.DataFrame:
     """The results.csv of an experiment folder (SMMTError when missing or unreadable)."""
     path = Path(out_dir) / "results.csv"
-    try:
-        return pd.read_csv(path, keep_default_na=True)
-    except FileNotFoundError:
-        raise SMMTError("no results.csv here; run `smmt experiment` into this folder first", Path(out_dir)) from None
-    except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise SMMTError(f"cannot read the results table: {error}", path) from None
+    if not path.is_file():
+        raise SMMTError("no results.csv here; run `smmt experiment` into this folder first", Path(out_dir))
+    return read_table(path, "results table", error=SMMTError, as_strings=False)
 
 
 __all__ = [

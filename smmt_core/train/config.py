@@ -26,11 +26,11 @@ from pydantic import field_validator, model_validator
 
 from smmt_core.data.feature_sets import resolve_features
 from smmt_core.data.preprocess import PreprocessConfig
+from smmt_core.data.subject import LABEL_SETS  # re-exported: the config's label_set names them
 from smmt_core.errors import ConfigError
 from smmt_core.model.config import ModelConfig
 from smmt_core.settings import Settings, field_bounds, setting
 
-LABEL_SETS = {"ad-cn": ["CN", "AD"], "cn-mci-ad": ["CN", "MCI", "AD"]}
 DEVICES = ("auto", "cpu", "cuda")
 
 

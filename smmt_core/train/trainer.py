@@ -62,11 +62,13 @@ import torch.nn.functional as F
 from smmt_core.data.feature_sets import circularity_warning, resolve_features
 from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
+from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
-from smmt_core.errors import DataError, SMMTError, TrainingError
+from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.train import events as ev
 from smmt_core.train.checkpoints import (
     save_checkpoint,
+    save_training_state,
     software_versions,
     state_dict_tensors,
     update_checkpoint_metadata,
@@ -74,7 +76,7 @@ from smmt_core.train.checkpoints import (
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.energy import EnergyMeter, EnergyReport, check_country
 from smmt_core.train.metrics import SCALAR_METRICS, bootstrap_person_ci, compute_metrics, scalar_metrics, soft_vote
-from smmt_core.train.run_record import RunRecord, default_run_name, utc_now
+from smmt_core.train.run_record import RunRecord, default_run_name, process_stamp, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +132,10 @@ class _Run:
     """State of one training run; `train()` is the public entry point."""
 
     def __init__(self, config: TrainConfig, on_event: EventCallback | None, stop: threading.Event | None,
-                 dist=None):
+                 resume: str | Path | None = None, dist=None):
         self.config = config
+        self.resume = Path(resume) if resume is not None else None
+        self.start_epoch = 0  # epochs already done by the run being resumed
         self.dist = dist  # smmt_core.train.distributed.DistContext, or None for one process
         self.on_event = on_event
         self.stop = stop or threading.Event()
@@ -202,7 +206,7 @@ class _Run:
         self.summary["energy_measured"] = self.meter.available
         self.last_energy_t = time.perf_counter()
         generator = torch.Generator().manual_seed(self.config.optim.seed)
-        epoch = 0
+        epoch = self._restore(prepared, generator) if self.resume is not None else 0
         while not self.stopped_early and epoch < self.config.optim.epochs:
             epoch += 1
             if not self.run_epoch(prepared, epoch, generator):
@@ -248,17 +252,23 @@ class _Run:
         # run without leaving a "failed" folder behind.
         encoder = FeatureEncoder(features).fit(train_s)
 
-        name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
-        if self.is_main:
-            self.record = RunRecord.create(cfg.run.out or "runs", name)
-        if self.dist is not None:  # only rank 0 writes; the others know where
-            from smmt_core.train.distributed import SilentRecord
+        split_frame = split.to_frame(cohort.subjects)
+        if self.resume is not None:  # checked before it is ours: a refused resume leaves the folder as it was
+            self._check_resumable(RunRecord(self.resume), split_frame)
+            self.record = RunRecord(self.resume)
+        else:
+            name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
+            if self.is_main:
+                self.record = RunRecord.create(cfg.run.out or "runs", name)
+            if self.dist is not None:  # only rank 0 writes; the others know where
+                from smmt_core.train.distributed import SilentRecord
 
-            run_dir = self.dist.broadcast(str(self.record.run_dir) if self.is_main else None)
-            self.record = self.record if self.is_main else SilentRecord(run_dir)
-        self.record.write_config(cfg)
-        self.record.write_split(split.to_frame(cohort.subjects))
+                run_dir = self.dist.broadcast(str(self.record.run_dir) if self.is_main else None)
+                self.record = self.record if self.is_main else SilentRecord(run_dir)
+            self.record.write_config(cfg)
+            self.record.write_split(split_frame)
         circular_note = circularity_warning(features)
+        previous = self.record.summary() if self.resume is not None else {}
         self.summary = {
             "run_name": self.run_dir.name,
             "created": self.created,
@@ -279,13 +289,21 @@ class _Run:
                       "fold": split.fold, "n_folds": split.n_folds, "notes": list(split.notes)},
             "device": str(device),
             "versions": software_versions(),
+            "process": process_stamp(),
         }
+        if previous:  # a resumed run keeps its name, creation time, results so far, and notes the resumption
+            previous.pop("error", None)
+            self.summary = {**previous, **self.summary,
+                            "run_name": previous.get("run_name", self.run_dir.name),
+                            "created": previous.get("created", self.created),
+                            "resumed": [*previous.get("resumed", []), {"at": utc_now(), "from_epoch": self.start_epoch}]}
         self.write_run_json("running")
 
         batches_per_epoch = math.ceil(len(train_s) / cfg.optim.batch_size)
         self.emit(ev.RunStarted(run_dir=self.run_dir, total_epochs=cfg.optim.epochs,
                                 batches_per_epoch=batches_per_epoch, n_train=len(train_s), n_val=len(val_s),
-                                n_test=len(test_s), device=str(device), config=cfg.to_dict()))
+                                n_test=len(test_s), device=str(device), config=cfg.to_dict(),
+                                problems=list(cohort.problems)))
 
         cache = MRICache()
         datasets = {}
@@ -414,31 +432,80 @@ class _Run:
                    {f"val_{k}": float("nan") for k in SCALAR_METRICS})
         row.update({"is_best": is_best, "elapsed_s": time.perf_counter() - self.t_train,
                     "energy_kwh": energy_reading.energy_kwh if energy_reading else float("nan")})
+
+        # Checkpoints first, records after: an epoch counts as best (in memory, metrics.csv and
+        # run.json) only once its checkpoint is on disk, so a full disk cannot leave run.json
+        # pointing at an epoch that best.safetensors does not hold.
+        state = state_dict_tensors(p.model)
+        epoch_meta = dict(p.meta_base, epoch=epoch, train_loss=train_loss, val_loss=val_loss,
+                          val_metrics=val_metrics, train_metrics=scalar_metrics(train_metrics),
+                          energy_kwh=energy_reading.energy_kwh if energy_reading else None)
+        saved = []
+        if is_best:
+            saved.append(("best", save_checkpoint(self.run_dir, "best", state, epoch_meta)))
+            self.best_score, self.best_epoch, self.best_state = score, epoch, state
+            self.best_val_metrics = val_metrics
+        training_state = save_training_state(self.run_dir, p.optimizer, generator)
+        saved.append(("last", save_checkpoint(self.run_dir, "last", state, dict(epoch_meta, **training_state))))
         self.history.append(row)
         self.record.write_metrics(self.history)
         self.emit(ev.EpochEnd(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                               train_metrics=scalar_metrics(train_metrics),
                               val_metrics=scalar_metrics(val_metrics) if val_metrics else {},
                               is_best=is_best))
-
-        state = state_dict_tensors(p.model)
-        epoch_meta = dict(p.meta_base, epoch=epoch, train_loss=train_loss, val_loss=val_loss,
-                          val_metrics=val_metrics, train_metrics=scalar_metrics(train_metrics),
-                          energy_kwh=energy_reading.energy_kwh if energy_reading else None)
-        if is_best:
-            self.best_score, self.best_epoch, self.best_state = score, epoch, state
-            self.best_val_metrics = val_metrics
-            path = save_checkpoint(self.run_dir, "best", state, epoch_meta)
-            self.emit(ev.CheckpointSaved(path=path, epoch=epoch, kind="best"))
-        path = save_checkpoint(self.run_dir, "last", state, epoch_meta)
-        self.emit(ev.CheckpointSaved(path=path, epoch=epoch, kind="last"))
+        for kind, path in saved:
+            self.emit(ev.CheckpointSaved(path=path, epoch=epoch, kind=kind))
         self.write_run_json("running", epochs_done=epoch, best_epoch=self.best_epoch)
         self.check_stop()
         return True
 
+    # resuming -------------------------------------------------------------------------------
+    def _check_resumable(self, record: RunRecord, split_frame: pd.DataFrame) -> None:
+        """CheckpointError unless the run folder can be continued with these data and settings."""
+        from smmt_core.train.checkpoints import read_checkpoint_metadata
+
+        from smmt_core.train.run_record import writer_is_gone
+
+        summary = record.summary()  # a readable run.json
+        process = summary.get("process") or {}
+        if summary["status"] == "running" and not writer_is_gone(process):
+            raise ConfigError(f"the run is still training (process {process.get('pid', '?')} on "
+                              f"{process.get('host', '?')}); stop it first", record.run_dir)
+        meta = read_checkpoint_metadata(record.run_dir, "last")
+        self.start_epoch = int(meta.get("epoch") or 0)
+        if self.start_epoch >= self.config.optim.epochs:
+            raise ConfigError(f"the run has already trained {self.start_epoch} of {self.config.optim.epochs} epochs; "
+                              f"give --epochs larger than {self.start_epoch} to train on", record.run_dir)
+        stored = record.split()
+        columns = ["subject_id", "part"]
+        if not stored[columns].astype(str).reset_index(drop=True).equals(
+                split_frame[columns].astype(str).reset_index(drop=True)):
+            raise DataError("the dataset no longer gives the split this run was trained on (subjects added, "
+                            "removed or relabelled); it cannot be resumed", record.run_dir / "split.csv")
+
+    def _restore(self, p: _Prepared, generator: torch.Generator) -> int:
+        """Weights, optimiser, RNG, history and best checkpoint of the run being resumed; its epoch."""
+        from smmt_core.train.checkpoints import load_run, load_training_state
+
+        last = load_run(self.run_dir, "last")  # checks both checksums, the schema and every tensor
+        p.model.load_state_dict({k: v.to(p.device) for k, v in last.model.state_dict().items()})
+        load_training_state(self.run_dir, last.metadata, p.optimizer, generator)
+        self.history = [row for row in self.record.metrics().to_dict("records") if int(row["epoch"]) <= self.start_epoch]
+        best = load_run(self.run_dir, "best")
+        self.best_epoch = int(best.metadata["epoch"])
+        self.best_state = best.model.state_dict()
+        self.best_val_metrics = best.metadata.get("val_metrics") or {}
+        row = next((r for r in self.history if int(r["epoch"]) == self.best_epoch), None)
+        if row is not None:
+            self.best_score = ((_finite(row.get("val_balanced_accuracy")), -row["val_loss"]) if p.val_s
+                               else (0.0, -row["train_loss"]))
+        self.done_batches = self.start_epoch * p.batches_per_epoch
+        return self.start_epoch
+
     def finish(self, p: _Prepared) -> RunResult:
         """Step 6: the best checkpoint on the test persons, energy, the final run.json."""
         test_metrics: dict = {}
+        subset_metrics: dict = {}
         if self.best_state is not None and p.test_s and "test" in p.datasets:
             p.model.load_state_dict({k: v.to(p.device) for k, v in self.best_state.items()})
             test_loss, test_metrics, per_person = self.evaluate(p.model, p.datasets["test"], p.test_s, p.classes,
@@ -446,6 +513,7 @@ class _Run:
             test_metrics["loss"] = test_loss
             test_metrics["ci95"] = bootstrap_person_ci(per_person, p.classes, seed=self.config.optim.seed)
             self.record.write_predictions(per_person)
+            subset_metrics = self._subset_metrics(p)
         self.energy_report = self.meter.stop()
         if self.dist is not None:
             self.energy_report = self.dist.sum_energy(self.energy_report, p.device)
@@ -453,11 +521,12 @@ class _Run:
         duration = time.perf_counter() - self.t_train
         if self.best_state is not None and self.is_main:
             update_checkpoint_metadata(self.run_dir, "best", test_metrics=test_metrics, energy=energy,
-                                       training_duration_s=duration)
+                                       training_duration_s=duration, subset_metrics=subset_metrics)
         status = "stopped" if self.stopped_early else "finished"
         self.write_run_json(status, epochs_done=len(self.history), best_epoch=self.best_epoch,
-                            best_val_metrics=self.best_val_metrics, test_metrics=test_metrics, energy=energy,
-                            stopped_early=self.stopped_early, finished=utc_now())
+                            best_val_metrics=self.best_val_metrics, test_metrics=test_metrics,
+                            subset_metrics=subset_metrics, energy=energy, stopped_early=self.stopped_early,
+                            finished=utc_now())
         self.emit(ev.RunFinished(run_dir=self.run_dir, stopped_early=self.stopped_early, test_metrics=test_metrics,
                                  energy_kwh=self.energy_report.energy_kwh or 0.0, duration_s=duration))
         return RunResult(run_dir=self.run_dir, test_metrics=test_metrics, energy_kwh=self.energy_report.energy_kwh,
@@ -480,6 +549,28 @@ class _Run:
         folder = Path(tempfile.mkdtemp(prefix=f"smmt-rank{self.dist.rank}-"))
         atexit.register(shutil.rmtree, folder, True)
         return folder
+
+    def _subset_metrics(self, p: _Prepared) -> dict:
+        """Test balanced accuracy and AUC (with CIs) from each subset of the model's modalities.
+
+        Stored with the best checkpoint so that a prediction made from a subset on which the run's
+        own test set is at chance can say so (Predictor), rather than present a guess as a finding.
+        """
+        from smmt_core.train.robustness import modality_subsets, subset_name
+
+        have = {Modality(name) for name in p.model.encoders}
+        out = {}
+        for subset in modality_subsets():
+            if not set(subset) <= have:
+                continue
+            absent = [m for m in have if m not in subset]
+            _, metrics, table = self.evaluate(p.model, p.datasets["test"], p.test_s, p.classes, p.device,
+                                              p.amp_dtype, absent=absent)
+            ci = bootstrap_person_ci(table, p.classes, seed=self.config.optim.seed)
+            out[subset_name(subset)] = {"balanced_accuracy": metrics["balanced_accuracy"],
+                                        "roc_auc": metrics["roc_auc"], "n_subjects": metrics["n_subjects"],
+                                        "ci95": {k: ci.get(k) for k in ("balanced_accuracy", "roc_auc")}}
+        return out
 
     def _demo_build_progress(self):
         """Progress of building the demo cohort; a stop abandons an unfinished build.
@@ -527,8 +618,11 @@ class _Run:
         person_ids, person_labels, person_probs = soft_vote(ids, labels, probs)
         return compute_metrics(person_labels, person_probs, classes)
 
-    def evaluate(self, model, dataset, subjects, classes, device, amp_dtype, batch_size: int | None = None):
-        """(mean loss per scan, per-person metrics, per-person prediction table) in eval mode."""
+    def evaluate(self, model, dataset, subjects, classes, device, amp_dtype, batch_size: int | None = None,
+                 absent=()):
+        """(mean loss per scan, per-person metrics, per-person prediction table) in eval mode.
+
+        absent: modalities treated as missing for every subject (the modality-subset scores)."""
         batch_size = batch_size or max(1, 2 * self.config.optim.batch_size)
         model.eval()
         losses, probs, labels = [], [], []
@@ -536,6 +630,8 @@ class _Run:
             for start in range(0, len(subjects), batch_size):
                 idx = list(range(start, min(start + batch_size, len(subjects))))
                 inputs, y = self._batch(dataset, idx, device)
+                if absent:
+                    inputs = inputs.without(*absent)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = model(inputs).float()
                 losses.append(F.cross_entropy(logits, y, reduction="sum").item())
@@ -559,6 +655,8 @@ class _Run:
             message = str(error)
         elif isinstance(error, KeyboardInterrupt):
             message = "interrupted"
+        elif isinstance(error, OSError):  # e.g. "runs/x/best.safetensors: No space left on device"
+            message = f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error)
         else:
             message = f"internal error: {type(error).__name__}: {error}"
         message = " ".join(message.split())  # one line
@@ -569,7 +667,10 @@ class _Run:
                 pass
         if self.run_dir is not None:
             try:
-                self.write_run_json("failed", error=message, epochs_done=len(self.history), best_epoch=self.best_epoch,
+                # A KeyboardInterrupt is the user's wish (a second Ctrl-C, a grid being stopped), not a failure.
+                interrupted = isinstance(error, KeyboardInterrupt)
+                self.write_run_json("stopped" if interrupted else "failed", error=message,
+                                    epochs_done=len(self.history), best_epoch=self.best_epoch, stopped_early=interrupted,
                                     energy=self.energy_report.to_dict() if self.energy_report else None)
             except Exception:  # the folder may be unwritable: the event still goes out
                 log.exception("could not record the failure in run.json")
@@ -584,16 +685,19 @@ def _finite(value: float) -> float:
 
 
 def train(config: TrainConfig, on_event: EventCallback | None = None, stop: threading.Event | None = None,
-          dist=None) -> RunResult:
+          resume: str | Path | None = None, dist=None) -> RunResult:
     """Train one model as `config` says; see the module docstring for the steps and files.
 
     on_event: called from the calling thread with each event of `smmt_core.train.events`.
     stop:     set it (from any thread) to end the run cleanly between batches.
+    resume:   an existing run folder to continue from its `last` checkpoint (weights, optimiser and
+              RNG state; same data split), up to `config.optim.epochs`, in the same folder.
+    dist:     a `smmt_core.train.distributed.DistContext`: this process is one rank of a DDP run.
     Raises SMMTError (ConfigError, DataError, CheckpointError) for bad input and TrainingError
     when training itself fails (diverged loss), after emitting RunFailed; other exceptions (bugs)
     are re-raised unchanged after RunFailed too.
     """
-    run = _Run(config, on_event, stop, dist)
+    run = _Run(config, on_event, stop, resume, dist)
     try:
         return run.execute()
     except BaseException as error:

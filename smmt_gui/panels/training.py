@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from smmt_core.data.feature_sets import circular_features_in
 from smmt_core.errors import SMMTError
+from smmt_core.text import format_duration  # noqa: F401 (re-exported for the panels)
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.events import (
     BatchProgress,
@@ -64,18 +65,6 @@ BATCH_COLOUR = (0, 114, 178, 70)
 ENERGY_COLOUR = "#009E73"
 POWER_COLOUR = "#CC79A7"
 BATCH_REDRAW_MS = 100
-
-
-def format_duration(seconds: float | None) -> str:
-    """'45 s', '3 min 05 s', '1 h 02 min'."""
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {(seconds % 3600) // 60:02d} min"
 
 
 def _format_metric(value) -> str:

@@ -275,3 +275,39 @@ def test_cli_backend_flags_are_checked(tmp_path, capsys):
         assert cli.main([*base, *flags]) == 2
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_split_seeds_repeat_the_grid_and_baselines_join_the_summary(tmp_path, monkeypatch):
+    import smmt_core.baselines as baselines
+
+    fitted = []
+
+    def fake_baseline(name, config, folder, **kwargs):
+        fitted.append((name, config.data.split_seed, config.data.fraction))
+        record = baselines.BaselineRecord(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        record.write_split(pd.DataFrame([(f"t{config.data.split_seed}-{i}", "", "AD", "test") for i in range(4)],
+                                        columns=["subject_id", "session", "label", "part"]))
+        metrics = {"accuracy": 0.6, "balanced_accuracy": 0.6, "roc_auc": 0.65, "confusion_matrix": [[2, 2], [0, 4]],
+                   "ci95": {"balanced_accuracy": [0.4, 0.8], "roc_auc": [0.45, 0.85]}}
+        record.write_summary({"status": "finished", "test_metrics": metrics, "duration_s": 1.0})
+        return metrics
+
+    monkeypatch.setattr(baselines, "run_baseline", fake_baseline)
+    s = spec(FakeRunner(), fractions=[1.0], seeds=[0], split_seeds=[0, 1], baselines=["lr-clinical"])
+    result = run(s, tmp_path)
+    assert result.complete
+    assert sorted(fitted) == [("lr-clinical", 0, 1.0), ("lr-clinical", 1, 1.0)]  # once per split, no model seed
+    results = result.results
+    assert list(results["kind"]).count("baseline") == 2 and set(results["split_seed"]) == {0, 1}
+    baseline_rows = results[results["kind"] == "baseline"]
+    assert list(baseline_rows["balanced_accuracy_lo"]) == [0.4, 0.4]
+    summary = result.summary.set_index("variant")
+    assert summary.loc["smmt", "n_units"] == 2 and summary.loc["lr-clinical", "n_units"] == 2
+    assert "lr-clinical (baseline)" in result.summary_md.read_text()
+    # each split's runs share their test persons; the two splits differ
+    for _, group in results.groupby("split_seed"):
+        assert group["test_set"].nunique() == 1
+    assert results["test_set"].nunique() == 2
+    again = run(s, tmp_path)  # resumes: nothing fitted or trained again
+    assert again.n_reused == len(results) and len(fitted) == 2

@@ -135,3 +135,30 @@ def test_a_sub_folder_of_a_bids_dataset_uses_its_participants_row(shared, predic
     assert from_folder.subject_id == "sub-001"
     assert from_folder.modalities_used == ["mri", "clinical", "categorical"]
     assert from_folder.probabilities == pytest.approx(from_cohort.probabilities)
+
+
+def test_smmt_predict_report_writes_what_the_gui_exports(shared, tmp_path, capsys):
+    import json as _json
+
+    from smmt_core.cli import main
+
+    cohort_root, run_dir, _ = shared
+    subject = load_dataset(cohort_root).subjects[0]
+    with one_thread():
+        code = main(["predict", str(subject.t1_path.parent.parent), "--model", str(run_dir), "--device", "cpu",
+                     "--report", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["report.csv", "report.json", "report.png"]
+    report = _json.loads((tmp_path / "report.json").read_text())
+    assert report["prediction"]["subject"] and "reliability" in report["prediction"]
+    assert "Research use only" in report["disclaimer"]
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_smmt_predict_report_into_a_missing_folder_fails_before_predicting(shared, tmp_path, capsys):
+    from smmt_core.cli import main
+
+    _, run_dir, _ = shared
+    code = main(["predict", str(tmp_path), "--model", str(run_dir), "--report", str(tmp_path / "no" / "r")])
+    assert code == 2 and "the folder does not exist" in capsys.readouterr().err

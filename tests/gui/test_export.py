@@ -73,9 +73,9 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_read_only_folder_is_a_clear_error(tmp_path, monkeypatch):
-    import smmt_gui.export as export
+    import smmt_core.report as report
 
-    monkeypatch.setattr(export.os, "access", lambda path, mode: False)  # as for a non-root user on a 0500 folder
+    monkeypatch.setattr(report.os, "access", lambda path, mode: False)  # as for a non-root user on a 0500 folder
     with pytest.raises(SMMTError, match="not writable") as info:
         export_report(tmp_path / "r", make_prediction(), image(), CONTEXT)
     assert str(tmp_path) in str(info.value)

@@ -1,0 +1,198 @@
+"""What a prediction report says, Qt-free: the GUI's export and `smmt predict --report` share it.
+
+`report_dict` (the JSON), `report_rows` (the CSV and the PDF's table) and `report_lines` (the
+sentences a human reads first, in order) are built here from a `Prediction` and a
+`ReportContext`, so the command line and the desktop app can never state different things. The
+GUI adds a PNG of its views and a PDF (Qt); `write_report` writes the JSON, the CSV and a PNG of
+the model's slices with its clusters (matplotlib) for the command line. All files of one report
+are written all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from smmt_core import __version__
+from smmt_core.errors import SMMTError
+from smmt_core.fileio import write_all_or_nothing
+
+REPORT_TITLE = "SMMT Studio prediction report"
+DISCLAIMER = (
+    "Research use only. Not a medical device. Not for diagnosis or treatment. Predictions come from "
+    "a research model and may be wrong."
+)
+CLI_FORMATS = ("json", "csv", "png")
+
+
+class ReportError(SMMTError):
+    """The report could not be written (folder missing or not writable, nothing to report)."""
+
+
+@dataclass
+class ReportContext:
+    """What the report says about where the prediction came from."""
+
+    model_name: str = ""
+    model_dir: str = ""
+    data_path: str = ""
+    synthetic_data: bool = False
+    synthetic_model: bool = False
+    device: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.synthetic_data or self.synthetic_model
+
+
+def report_dict(prediction, context: ReportContext) -> dict:
+    """Everything the report states, JSON-friendly."""
+    return {
+        "report": REPORT_TITLE,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "disclaimer": DISCLAIMER,
+        "synthetic": context.synthetic,
+        "model": {"name": context.model_name, "folder": context.model_dir,
+                  "trained_on_synthetic_data": context.synthetic_model},
+        "data": {"path": context.data_path, "synthetic": context.synthetic_data},
+        "prediction": prediction.to_dict(),
+        "software": {"smmt_studio": __version__, "python": platform.python_version(), "device": context.device},
+        **({"extra": context.extra} if context.extra else {}),
+    }
+
+
+def report_rows(prediction, context: ReportContext) -> list[tuple[str, str, str]]:
+    """(section, name, value) rows: the CSV body and the PDF table."""
+    rows = [
+        ("subject", "id", prediction.subject_id),
+        ("prediction", "class", prediction.prediction),
+    ]
+    rows += [("probability", name, f"{p:.4f}") for name, p in prediction.probabilities.items()]
+    rows += [("modality_used", m, "yes") for m in prediction.modalities_used]
+    rows += [("modality_missing", m, "yes") for m in prediction.modalities_missing]
+    rows += [("contribution", m, f"{v:.4f}") for m, v in prediction.contributions.items()]
+    reliability = getattr(prediction, "reliability", {}) or {}
+    if reliability:
+        ci = reliability.get("ci95")
+        rows += [("reliability", "modalities", str(reliability.get("modalities", ""))),
+                 ("reliability", "test_balanced_accuracy", _number(reliability.get("balanced_accuracy"))),
+                 ("reliability", "test_balanced_accuracy_ci95", f"{ci[0]:.4f}-{ci[1]:.4f}" if ci else ""),
+                 ("reliability", "at_chance", str(bool(reliability.get("at_chance"))).lower())]
+        if reliability.get("note"):
+            rows.append(("reliability", "note", reliability["note"]))
+    rows += [("warning", str(i + 1), w) for i, w in enumerate(prediction.warnings)]
+    rows += [
+        ("model", "name", context.model_name),
+        ("model", "folder", context.model_dir),
+        ("model", "trained_on_synthetic_data", str(bool(context.synthetic_model)).lower()),
+        ("data", "path", context.data_path),
+        ("data", "synthetic", str(bool(context.synthetic_data)).lower()),
+        ("software", "smmt_studio", __version__),
+        ("disclaimer", "", DISCLAIMER),
+    ]
+    return rows
+
+
+def report_lines(prediction, context: ReportContext) -> list[tuple[str, str]]:
+    """(kind, sentence) in reading order; kind is title, disclaimer, synthetic, result, note, warning, detail."""
+    lines = [("title", REPORT_TITLE), ("disclaimer", DISCLAIMER)]
+    if context.synthetic:
+        lines.append(("synthetic", "SYNTHETIC: the data or the model's training data is the synthetic demo cohort; "
+                                   "nothing here is about a real person."))
+    lines.append(("result", f"Subject {prediction.subject_id}: {prediction.prediction}"))
+    probs = " · ".join(f"{k} {v * 100:.1f}%" for k, v in prediction.probabilities.items())
+    lines.append(("detail", f"Probabilities: {probs}"))
+    note = getattr(prediction, "guess_note", None)
+    if note:
+        lines.append(("note", note[0].upper() + note[1:]))
+    lines.append(("detail", f"Modalities used: {', '.join(prediction.modalities_used) or 'none'}"
+                            + (f"; missing: {', '.join(prediction.modalities_missing)}"
+                               if prediction.modalities_missing else "")))
+    if prediction.contributions:
+        lines.append(("detail", "Contributions (logit change when left out): "
+                                + ", ".join(f"{k} {v:+.3f}" for k, v in prediction.contributions.items())))
+    lines += [("warning", f"Warning: {w}") for w in prediction.warnings]
+    lines.append(("detail", f"Model: {context.model_name} ({context.model_dir})"))
+    lines.append(("detail", f"Data: {context.data_path}"))
+    lines.append(("detail", f"SMMT Studio {__version__} · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"))
+    return lines
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+
+
+def csv_text(rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["section", "name", "value"])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def check_report_folder(base: str | Path) -> Path:
+    """`base` without a report extension, after checking its folder exists and is writable."""
+    base = Path(base).expanduser()
+    if base.suffix.lower().lstrip(".") in ("png", "csv", "json", "pdf"):
+        base = base.with_suffix("")
+    folder = base.parent
+    if not folder.is_dir():
+        raise ReportError("the folder does not exist", folder)
+    if not os.access(folder, os.W_OK):
+        raise ReportError("the folder is not writable", folder)
+    return base
+
+
+def _slices_png(prediction):
+    """A matplotlib figure of what the model saw (slices, cluster outlines of the last layer)."""
+    def write(path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        slices = prediction.slices
+        n = slices.shape[0]
+        fig = Figure(figsize=(3.2 * n, 3.6))
+        axes = fig.subplots(1, n, squeeze=False)[0]
+        clusters = prediction.cluster_ids[-1] if prediction.cluster_ids else None
+        for i, ax in enumerate(axes):
+            ax.imshow(slices[i], cmap="gray", origin="upper", vmin=0, vmax=1)
+            if clusters is not None:
+                h, w = slices[i].shape
+                ax.imshow(clusters[i], cmap="tab10", alpha=0.35, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                          interpolation="nearest", vmin=0, vmax=9)
+            ax.set_axis_off()
+            ax.set_title(f"slice {i + 1}", fontsize=9)
+        fig.suptitle(f"{prediction.subject_id}: {prediction.prediction} — what the model saw", fontsize=10)
+        fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
+    return write
+
+
+def write_report(base: str | Path, prediction, context: ReportContext, formats=CLI_FORMATS) -> list[Path]:
+    """Write `<base>.json`, `.csv` and (when the MRI was used) `.png`; returns the paths written."""
+    if prediction is None:
+        raise ReportError("there is no prediction to report")
+    base = check_report_folder(base)
+    unknown = set(formats) - set(CLI_FORMATS)
+    if unknown:
+        raise ReportError(f"unknown report formats: {', '.join(sorted(unknown))}")
+    jobs = {
+        "json": lambda p: p.write_text(json.dumps(report_dict(prediction, context), indent=2, default=str) + "\n",
+                                       encoding="utf-8"),
+        "csv": lambda p: p.write_text(csv_text(report_rows(prediction, context)), encoding="utf-8"),
+    }
+    if prediction.slices is not None:
+        jobs["png"] = _slices_png(prediction)
+    planned = [(base.with_name(f"{base.name}.{fmt}"), jobs[fmt]) for fmt in CLI_FORMATS if fmt in formats and fmt in jobs]
+    try:
+        return write_all_or_nothing(planned)
+    except OSError as error:
+        raise ReportError(f"could not write the report: {error.strerror or error}", base.parent) from error

@@ -1,0 +1,32 @@
+"""Every script in benchmarks/ has a smoke mode, run here so that a benchmark cannot rot unnoticed.
+
+Smoke runs check that the script still runs end to end on tiny inputs; they measure nothing
+(speed targets are read from full runs, never asserted in tests).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+SLOW = {"gui_responsiveness.py"}  # starts a Qt application and trains: still a smoke run, but longer
+
+
+def test_every_benchmark_script_is_covered():
+    assert SCRIPTS and all(p.endswith(".py") for p in SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_smoke_mode_runs(script, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), SMMT_CACHE_DIR=str(tmp_path / "cache"),
+               SMMT_DEMO_DIR=str(tmp_path / "demo"), QT_QPA_PLATFORM="offscreen", MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{script} --smoke failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    assert done.stdout.strip() or done.stderr.strip()  # it reported something
