@@ -71,18 +71,20 @@ class FakeRunner:
 
 
 class CrashingRunner(FakeRunner):
-    """Raises RuntimeError on the first `crashes` attempts of each cell (attempts counted in files,
+    """Raises RuntimeError (or, `hard`, kills its process) on the first `crashes` attempts of each cell (attempts counted in files,
     since every attempt may run in another process), then trains like FakeRunner."""
 
-    def __init__(self, attempts_dir, crashes: int = 1):
+    def __init__(self, attempts_dir, crashes: int = 1, hard: bool = False):
         super().__init__()
-        self.attempts_dir, self.crashes = str(attempts_dir), crashes
+        self.attempts_dir, self.crashes, self.hard = str(attempts_dir), crashes, hard
 
     def __call__(self, config, on_event=None, stop=None):
         folder = Path(self.attempts_dir)
         folder.mkdir(parents=True, exist_ok=True)
         attempt = len(list(folder.glob(config.run.run_name + ".*"))) + 1
         (folder / f"{config.run.run_name}.{attempt}").write_text(str(os.getpid()))
+        if attempt <= self.crashes and self.hard:
+            os._exit(3)  # the worker process dies, as on a segfault or an out-of-memory kill
         if attempt <= self.crashes:
             raise RuntimeError(f"crash on attempt {attempt}")
         return super().__call__(config, on_event, stop)

@@ -99,6 +99,12 @@ def test_a_crashed_cell_is_retried_once_then_recorded_as_failed(tmp_path):
     assert row["status"] == "failed" and row["error"] == "RuntimeError: crash on attempt 2"
 
 
+def test_a_cell_whose_worker_died_is_retried_once(tmp_path):
+    result = run_experiment(spec(CrashingRunner(tmp_path / "a", crashes=1, hard=True), variants=["smmt"],
+                                 fractions=[1.0]), tmp_path / "exp", make_plots=False, backend=backend())
+    assert result.complete and len(list((tmp_path / "a").iterdir())) == 2  # died, then trained
+
+
 def test_an_input_error_stops_the_grid(tmp_path):
     runner = FakeRunner(fail_on="smmt", error=DataError("participants.tsv has no diagnosis column", "/d"))
     with pytest.raises(DataError, match="diagnosis"):
