@@ -1,6 +1,7 @@
 """Wall time of one experiment grid with the local backend vs Ray, measured in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/grid_backends.py --out /tmp/grid-bench [--workers 2] [--json]
+    python benchmarks/grid_backends.py --smoke    # 2 cells on a 12-subject cohort: check that it runs (tests)
 
 The grid: 24 cells (variants smmt, smmt-no-sparse, smmt-no-mask, 3mt x fractions 0.5, 1.0 x
 seeds 0, 1, 2) on the SYNTHETIC demo cohort with a tiny model (d_model 32, 2 heads, 2 slices of
@@ -24,7 +25,9 @@ TINY = dict(batch_size=8, d_model=32, n_heads=2, n_fusion_tokens=2, image_size=1
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="scratch folder (emptied first)")
+    parser.add_argument("--out", default="grid-bench", help="scratch folder, emptied first (default grid-bench)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="2 cells on a 12-subject demo cohort; Ray only when installed (measures nothing)")
     parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray instance (default 2)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -40,6 +43,18 @@ def main(argv=None) -> int:
     shutil.rmtree(out, ignore_errors=True)
     spec = ExperimentSpec(data="demo", variants=["smmt", "smmt-no-sparse", "smmt-no-mask", "3mt"],
                           fractions=[0.5, 1.0], seeds=[0, 1, 2], epochs=1, overrides=TINY)
+    use_ray = True
+    if args.smoke:
+        import importlib.util
+
+        from smmt_core.data.demo import make_demo_cohort
+
+        data = make_demo_cohort(out / "smoke-cohort", n_subjects=12, seed=0)
+        spec = ExperimentSpec(data=str(data), variants=["smmt", "3mt"], fractions=[1.0], seeds=[0], epochs=1,
+                              overrides=TINY)
+        use_ray = importlib.util.find_spec("ray") is not None
+        if not use_ray:
+            print("ray is not installed (pip install 'smmt-studio[ray]'): local backend only")
     n_cells = len(spec.cells())
     warm = ExperimentSpec(**{**spec.to_dict(), "variants": ["3mt"], "fractions": [1.0], "seeds": [0]})
     run_experiment(warm, out / "warm-up", make_plots=False)  # demo cohort + preprocessing cache
@@ -48,6 +63,9 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     local = run_experiment(spec, out / "local", make_plots=False)
     timings["local_s"] = time.perf_counter() - t
+    if not use_ray:
+        print(f"{n_cells} cells: local {timings['local_s']:.1f} s")
+        return 0
     t = time.perf_counter()
     remote = run_experiment(spec, out / "ray", make_plots=False,
                             backend=make_backend("ray", num_cpus=args.workers, cpus_per_cell=1))
