@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"{n_cells} cells: local {timings['local_s']:.1f} s, "
-              f"ray ({args.workers} workers) {timings['ray_s']:.1f} s, ratio {report['ratio_local_over_ray']:.2f}x; same per-cell metrics: {same}")
+              f"ray ({args.workers} workers) {timings['ray_s']:.1f} s, "
+              f"ratio {report['ratio_local_over_ray']:.2f}x; same per-cell metrics: {same}")
     pd.concat([local.results.assign(backend="local"), remote.results.assign(backend="ray")]).to_csv(
         out / "both.csv", index=False)
     return 0

@@ -71,8 +71,9 @@ class FakeRunner:
 
 
 class CrashingRunner(FakeRunner):
-    """Raises RuntimeError (or, `hard`, kills its process) on the first `crashes` attempts of each cell (attempts counted in files,
-    since every attempt may run in another process), then trains like FakeRunner."""
+    """Raises RuntimeError (or, `hard`, kills its process) on the first `crashes` attempts of each
+    cell (attempts counted in files, since every attempt may run in another process), then trains
+    like FakeRunner."""
 
     def __init__(self, attempts_dir, crashes: int = 1, hard: bool = False):
         super().__init__()

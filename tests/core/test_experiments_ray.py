@@ -54,7 +54,7 @@ def same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def test_ray_grid_writes_the_same_results_as_the_local_one_and_resumes(tmp_path):
-    local = run_experiment(spec(FakeRunner()), tmp_path / "local", make_plots=False)
+    run_experiment(spec(FakeRunner()), tmp_path / "local", make_plots=False)
     events = []
     remote = run_experiment(spec(FakeRunner()), tmp_path / "ray", on_event=events.append, make_plots=False,
                             backend=backend())
