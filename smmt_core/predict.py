@@ -52,6 +52,7 @@ class Prediction:
     def guess_note(self) -> str | None:
         """The visible note when the run is at chance from the modalities used, else None."""
         return self.reliability.get("note")
+    intake: dict | None = None  # what the intake did: steps, QC verdict/score/reason, QC picture path
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (no arrays)."""
@@ -66,6 +67,7 @@ class Prediction:
             "model": self.model_name,
             "synthetic_model": self.synthetic_model,
             "reliability": dict(self.reliability),
+            "intake": self.intake,
         }
 
 
@@ -112,7 +114,7 @@ class _MemoryCache:
         self._lock = threading.Lock()
 
     def get(self, path, config, *, load_volume: bool = True):
-        from smmt_core.data.preprocess import preprocess_t1
+        from smmt_core.data.preprocess import preprocess_scan
 
         path = Path(path)
         try:
@@ -129,7 +131,7 @@ class _MemoryCache:
         if self.disk is not None:
             result = self.disk.get(path, config, load_volume=True)
         else:
-            result = preprocess_t1(path, config)
+            result = preprocess_scan(path, config)  # the intake, with its default on-disk cache
         with self._lock:
             self._items[key] = result
             while len(self._items) > self.size:
@@ -296,6 +298,7 @@ class Predictor:
             model_name=self.run_name,
             synthetic_model=self.synthetic,
             reliability=reliability(self.run.metadata.get("subset_metrics") or {}, used),
+            intake=pre.intake if pre is not None else None,
         )
 
     # -- helpers ---------------------------------------------------------------------------

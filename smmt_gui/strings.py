@@ -13,6 +13,7 @@ APP_ID = "smmt-studio"  # desktop file name, QSettings application name
 ORGANISATION = "smmt-studio"
 
 RESEARCH_BADGE = "Research use only — not a medical device"
+WINDOW_TITLE = f"{APP_NAME} — {RESEARCH_BADGE}"  # the app name once (no display name is appended)
 RESEARCH_TOOLTIP = (
     "SMMT Studio is research software. Its predictions have not been validated for clinical use "
     "and must not be used to diagnose or treat anyone."
@@ -78,6 +79,7 @@ STATUS_LOADED_SUBJECT = "Loaded subject {subject}"
 STATUS_LOADED_COHORT = "Loaded {n} subjects ({layout}) from {path}"
 STATUS_LOADED_MODEL = "Model {name} loaded"
 STATUS_EXPORTED = "Report written: {files}"
+EXPORTED_NOTICE = 'Report written ({files}) to <a href="{url}">{folder}</a>'  # the link opens the folder
 STATUS_STOPPING = "Stopping background jobs…"
 
 # --- errors ---------------------------------------------------------------------------------
@@ -104,7 +106,9 @@ VIEWER_RESET = "Reset"
 VIEWER_CURSOR = "voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm   intensity {value:.3f}"
 VIEWER_CURSOR_OUTSIDE = "outside the image"
 VIEWER_MODEL_INPUT = "What the model saw ({plane} slices {indices}) with its K-Means attention clusters"
-VIEWER_HOVER_CLUSTER = "slice {slice}, patch ({row}, {col}): cluster {cluster} of {n}"
+VIEWER_SLICE_TITLE = "{plane} {index}/{count}"  # slice numbers as the cursor readout counts them
+VIEWER_WINDOW_LEVEL_TIP = "Drag the two bars to set the window (contrast) and level (brightness)"
+VIEWER_HOVER_CLUSTER = "{slice}, patch row {row}, column {col}: cluster {cluster} of {n}"
 VIEWER_SPACE_NOTE = "{space}"
 SPACE_MNI = "MNI space, RAS (as the model sees it)"
 SPACE_RAW = "scanner space, RAS"
@@ -122,6 +126,7 @@ PRED_CONTRIBUTIONS_HELP = "Change in the predicted class's logit when the modali
 PRED_MISSING = "not available for this subject"
 PRED_USED = "Used: {used}"
 PRED_NONE_USED = "Used: nothing (every modality is off or missing)"
+PRED_NOTHING_TO_PREDICT = "Nothing to predict from: switch on at least one modality."
 PRED_WARNINGS = "Warnings"
 PRED_UPDATING = "updating…"
 MODALITY_NAMES = {"mri": "MRI", "clinical": "Clinical scores", "categorical": "Categorical (sex, APOE4)"}
@@ -129,7 +134,7 @@ LABEL_NAMES = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairmen
 
 # --- cohort panel ---------------------------------------------------------------------------
 COHORT_EMPTY = "No dataset open"
-COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P(predicted)"]
+COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P"]
 COHORT_SUMMARY = "{name}: {n} scans · {labels}"
 COHORT_PREDICT_ALL = "Predict all"
 COHORT_PREDICT_ALL_TIP = "Predict every scan in the table with the loaded model (all modalities on)."
@@ -279,6 +284,7 @@ WIZARD_DEVICES: list[tuple[str, str]] = [
     ("cuda", "GPU (CUDA)"),
 ]
 WIZARD_CUDA_UNAVAILABLE = "GPU (CUDA) — not available on this computer"
+WIZARD_CUDA_CHECKING = "GPU (CUDA) — checking…"
 WIZARD_RUNS_FOLDER_LABEL = "Runs folder:"
 WIZARD_RUNS_FOLDER_DIALOG = "Folder for the runs"
 WIZARD_RUN_NAME_LABEL = "Run name:"
@@ -297,7 +303,10 @@ TRAINING_TITLE_CANCELLED = "Cancelled {name}"
 TRAINING_TITLE_FAILED = "Training failed"
 TRAINING_INFO_RUN = (
     "{n_train} training · {n_val} validation · {n_test} test subjects · {device} · {variant}, {epochs} epochs"
+    " · data fraction {fraction:.0%} · {masking}"
 )
+TRAINING_INFO_MASK = "mask ratio {ratio:.2f} ({mode})"
+TRAINING_INFO_NO_MASK = "no masking"
 TRAINING_INFO_BEST = " · best so far: epoch {epoch} (its checkpoint is kept)"
 TRAINING_STATUS_PREPARING = "Preparing data and model…"
 TRAINING_STATUS_DATA = "Preparing data: {stage} {done}/{total} scans"
@@ -307,6 +316,7 @@ TRAINING_STATUS_CANCELLED = "Cancelled after {duration}; the best checkpoint so 
 TRAINING_STATUS_DONE = "Done in {duration} · {energy} · run folder {run_dir}"
 TRAINING_NO_RESULT = "training ended without reporting a result"
 TRAINING_ETA = "{done:.0f} % · {left} left"
+TRAINING_ETA_STOPPING = "stopping…"
 TRAINING_ETA_UNKNOWN = "{done:.0f} % · estimating time left…"
 TRAINING_CIRCULAR_NOTE = (
     "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
@@ -322,7 +332,7 @@ TRAINING_CANCEL_TIP = "Stop after the current batch; the checkpoints written so 
 # Plots: (title, y axis, x axis); legend entries.
 TRAINING_PLOT_LOSS = ("Loss", "cross-entropy", "epoch")
 TRAINING_PLOT_ACCURACY = ("Accuracy", "accuracy", "epoch")
-TRAINING_PLOT_ENERGY = ("Energy (codecarbon)", "kWh", "minutes")
+TRAINING_PLOT_ENERGY = ("Energy (codecarbon)", "Wh", "minutes")  # Wh: a demo run's kWh read "5e-05"
 TRAINING_PLOT_POWER = ("Power", "W", "minutes")
 TRAINING_PLOT_POWER_ESTIMATED = "Power (estimated)"
 TRAINING_PLOT_ROC = ("ROC curve (test set)", "true positive rate", "false positive rate")
@@ -375,3 +385,25 @@ ROBUSTNESS_PLOT_SWEEP = ("Test-time masking (all modalities)", "mask ratio")
 ROBUSTNESS_TABLE_COLUMNS = ["Modalities", "Mask ratio", "Accuracy", "Balanced accuracy", "Test subjects"]
 ROBUSTNESS_CHANCE_CLASSES = "dashed line: chance level (1/{n} classes)"
 ROBUSTNESS_CHANCE_MAJORITY = "dashed line: always guessing the larger class ({rate:.0%})"
+
+# --- intake of raw scans (smmt_gui/intake_dialog.py) ---------------------------------------------
+INTAKE_TITLE = "Preparing {name}"
+INTAKE_STEPS = {
+    "convert": "Convert DICOM",
+    "brain": "Brain extraction",
+    "bias": "Bias-field correction",
+    "register": "Registration to MNI152",
+    "predict": "Prediction",
+}
+INTAKE_WAITING = "waiting"
+INTAKE_RUNNING = "running…"
+INTAKE_DONE = "done"
+INTAKE_FROM_CACHE = "done (cached)"
+INTAKE_SKIPPED = "skipped: {why}"
+INTAKE_CANCEL = "Cancel"
+INTAKE_CANCELLING = "Cancelling…"
+INTAKE_CLOSE = "Close"
+INTAKE_CANCELLED = "Cancelled. Nothing was saved for this scan."
+INTAKE_QC = "Quality control: {verdict} (registration score {score:.2f})"
+INTAKE_QC_FAILED = "No prediction: the scan failed quality control. {reason}"
+INTAKE_PREDICTION = "Prediction: {label} (P({label}) = {p:.2f})"

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
@@ -76,7 +77,8 @@ def add_commands(subparsers) -> None:
     predict.add_argument("--cohort", metavar="DATASET",
                          help="take SUBJECT from a dataset (BIDS, ADNI, OASIS, folder of subjects, or 'demo'), "
                               "with its clinical data from the dataset's tables")
-    predict.add_argument("--model", required=True, metavar="RUN", help="run folder written by `smmt train`")
+    predict.add_argument("--model", required=True, metavar="RUN", help="run folder written by `smmt train`, or the folder of runs given to "
+                         "`smmt train --out` (its newest finished run is used)")
     predict.add_argument("--without", nargs="+", choices=MODALITY_NAMES, default=[], metavar="MODALITY",
                          help="switch modalities off: mri, clinical, categorical")
     predict.add_argument("--checkpoint", choices=("best", "last"), default="best",
@@ -374,8 +376,12 @@ def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
 def _predict(args) -> int:
     from smmt_core.cli import EXIT_OK
     from smmt_core.predict import Predictor
+    from smmt_core.train.run_record import resolve_run_dir
 
-    predictor = Predictor.load(args.model, device=args.device, which=args.checkpoint)
+    run_dir = resolve_run_dir(args.model)  # a folder of runs: its newest finished run
+    if run_dir != Path(args.model).expanduser():
+        print(f"using the newest finished run in {args.model}: {run_dir}", file=sys.stderr)
+    predictor = Predictor.load(run_dir, device=args.device, which=args.checkpoint)
     modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
     subject = args.subject
     if args.cohort:
@@ -385,8 +391,6 @@ def _predict(args) -> int:
         subject = subject_from_cohort(load_cohort(args.cohort), args.subject)
     report_base = None
     if args.report:
-        from pathlib import Path
-
         from smmt_core.report import check_report_folder
 
         target = Path(args.report).expanduser()

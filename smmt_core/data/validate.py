@@ -91,6 +91,15 @@ def image_problem(path: Path) -> tuple[str | None, list[str]]:
     Uses the preprocessing loader when it is there, so validate accepts exactly what training
     accepts; falls back to a nibabel-only check (same rules) otherwise.
     """
+    if Path(path).is_dir():  # a DICOM folder: converted by the intake; here, check it has DICOM files
+        from smmt_core.data.intake.deps import missing_packages
+        from smmt_core.data.intake.dicom import is_dicom_folder
+
+        if not is_dicom_folder(path):
+            return "a folder without DICOM files", []
+        missing = missing_packages(("dcm2niix",))
+        return (f"a DICOM folder needs the 'intake' extra ({', '.join(missing)} not installed)" if missing
+                else None), []
     try:
         from smmt_core.data import preprocess
     except ImportError:

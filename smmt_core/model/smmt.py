@@ -54,7 +54,9 @@ class SMMT(nn.Module):
                          kmeans_iters=config.kmeans_iters, assignment=config.attention_mode)
         self.encoders = nn.ModuleDict()
         if schema.mri_shape is not None:
-            self.encoders[Modality.MRI.value] = MRIEncoder(tuple(schema.mri_shape), d)
+            self.encoders[Modality.MRI.value] = MRIEncoder(
+                tuple(schema.mri_shape), d, readout=config.mri_readout, n_readout_tokens=config.mri_readout_tokens,
+                readout_dropout=config.dropout, input_norm=config.mri_input_norm)
         if schema.numeric:
             self.encoders[Modality.CLINICAL.value] = NumericEncoder(len(schema.numeric), d)
         if schema.categorical:
@@ -121,7 +123,9 @@ class SMMT(nn.Module):
                 tokens, ids = layer(tokens)
                 if collect_ids and ids is not None and name == Modality.MRI.value:
                     encoder = self.encoders[name]
-                    cluster_ids.append(ids.reshape(batch, encoder.mri_shape[0], *encoder.grid))
+                    # Patch tokens come first; readout tokens (no place on the grid) are left out.
+                    patches = ids[:, :encoder.n_patch_tokens]
+                    cluster_ids.append(patches.reshape(batch, encoder.mri_shape[0], *encoder.grid))
             tokens_by_name[name] = tokens
         return tokens_by_name, cluster_ids
 

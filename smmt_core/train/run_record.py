@@ -312,3 +312,30 @@ def list_runs(root: str | Path) -> list[RunInfo]:
                                 status="unreadable", error=error.problem))
     runs.sort(key=lambda r: (r.created, r.name), reverse=True)
     return runs
+
+
+def newest_finished(runs: list[RunInfo]) -> RunInfo | None:
+    """The newest run that finished and can predict; stopped, failed or interrupted runs are
+    never chosen unasked (a cancelled run is not the model a user expects to get back)."""
+    finished = [r for r in runs if r.has_best and r.status == "finished"]
+    return max(finished, key=lambda r: (r.created, r.name)) if finished else None
+
+
+def resolve_run_dir(path: str | Path) -> Path:
+    """`path` itself when it is a run folder; for a folder of runs (what `smmt train --out` gets),
+    its newest finished run. CheckpointError listing the runs when there is no obvious choice.
+
+    The CLI (`smmt predict --model`) and the GUI both call this, so they choose alike.
+    """
+    path = Path(path).expanduser()
+    if (path / "best.json").is_file() or (path / RUN_FILE).is_file() or not path.is_dir():
+        return path  # a run folder (or nothing): loading it gives the precise message
+    runs = [r for r in list_runs(path) if r.has_best]
+    if not runs:
+        raise CheckpointError("not a run folder, and no run with a best checkpoint inside", path)
+    best = newest_finished(runs)
+    if best is not None:
+        return best.run_dir
+    listing = "; ".join(f"{r.run_dir.relative_to(path)} ({r.status})" for r in runs[:10])
+    more = f" and {len(runs) - 10} more" if len(runs) > 10 else ""
+    raise CheckpointError(f"a folder of runs, none of them finished; choose one: {listing}{more}", path)

@@ -9,7 +9,8 @@ What one run does, in order:
 3. Fit the clinical feature encoder on the training subjects only (before anything is written,
    so an unknown feature name leaves no folder behind). Create the run folder through its
    `RunRecord`: config.json, split.csv, run.json (status "running"); emit RunStarted.
-4. Preprocess every scan once (disk cache), emitting DataProgress.
+4. Preprocess every scan once (disk cache), emitting DataProgress; set the MRI encoder's
+   per-pixel input statistics from the training scans (when the config asks for it).
 5. Train with Adam and cross-entropy (AMP on CUDA). After each epoch: per-subject train and
    validation metrics (EpochEnd), energy so far (EnergyUpdate), `last` checkpoint and, when the
    validation result improved, `best` checkpoint (CheckpointSaved); metrics.csv is rewritten.
@@ -62,6 +63,7 @@ import torch.nn.functional as F
 from smmt_core.data.feature_sets import circularity_warning, resolve_features
 from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
+from smmt_core.batch import MODALITY_INDEX
 from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
 from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
@@ -203,7 +205,7 @@ class _Run:
             self.meter.note = "the run was stopped before training began"
         else:
             self.meter.start()
-        self.summary["energy_measured"] = self.meter.available
+        self.summary["energy_measured"] = self.meter.measured  # False when codecarbon only estimates
         self.last_energy_t = time.perf_counter()
         generator = torch.Generator().manual_seed(self.config.optim.seed)
         epoch = self._restore(prepared, generator) if self.resume is not None else 0
@@ -324,6 +326,11 @@ class _Run:
 
         seed_everything(cfg.optim.seed)
         model = build_model(cfg.model, schema).to(device)
+        mri_encoder = model.encoders["mri"] if "mri" in model.encoders else None
+        if mri_encoder is not None and mri_encoder.input_norm and "train" in datasets:
+            # per-pixel mean and SD of the training scans that have an MRI (stored with the weights)
+            with_mri = datasets["train"].present[:, MODALITY_INDEX[Modality.MRI]]
+            mri_encoder.set_input_statistics(datasets["train"].mri[with_mri])
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         train_model = None
         if self.dist is not None:

@@ -152,6 +152,16 @@ class PredictionPanel(QWidget):
         self.used_label.setText("")
         self.warnings.setText("")
 
+    def show_nothing_to_predict(self) -> None:
+        """Every modality is off: no class, no probabilities, and say why."""
+        self.prediction = None
+        self.busy_label.setText("")
+        self.title.setText(strings.PRED_NOTHING_TO_PREDICT)
+        self._show_probabilities({})
+        self._show_contributions({})
+        self.used_label.setText(strings.PRED_NONE_USED)
+        self.warnings.setText("")
+
     def set_busy(self, busy: bool) -> None:
         self.busy_label.setText(strings.PRED_UPDATING if busy else "")
 
