@@ -19,6 +19,9 @@ examples:
   smmt experiment --data demo --variants smmt,3mt --fractions 0.2,0.6,1.0 --seeds 0,1,2 --out exp/demo
   smmt experiment --data demo --variants smmt --fractions 0.4 --mask-ratios 0,0.3,0.6,0.9 --out exp/mask
   smmt experiment --data /data/bids --variants smmt,3mt --folds 5 --epochs 50 --preset paper --out exp/cv
+  smmt experiment --data demo --seeds 0,1,2 --backend ray --workers 2 --out exp/ray
+  smmt experiment --data /shared/bids --preset paper --backend slurm --gpus-per-cell 1 --slurm-partition gpu \
+                  --slurm-setup 'source ~/smmt/.venv/bin/activate' --out /shared/exp/paper
 
   smmt experiment --data demo --variants smmt,3mt --baselines lr-clinical,lr-regional,lr-pixels,cnn \
                   --split-seeds 0,1,2 --out exp/baselines
@@ -28,6 +31,9 @@ test set, so model seeds vary only the initialisation and training order; --spli
 the grid over several person-level splits; with --folds K every cell is trained once per
 person-level fold instead. Baselines are fitted on the training persons of the same split and
 scored on its test persons. Running the same command again resumes the grid.
+Cells run one after another here by default; --backend ray runs them as Ray tasks (this machine
+or a cluster), --backend slurm as one Slurm job array: same folders, results and resume
+(docs/scale-out.md).
 Outputs: OUT/results.csv (one row per run or baseline, with 95% CIs), OUT/summary.csv and
 OUT/summary.md (mean ± SD over splits per method, fraction and mask ratio; paired differences
 between methods with bootstrap CIs), OUT/paired.csv, OUT/*.png (accuracy vs fraction, energy per
@@ -98,6 +104,7 @@ def add_commands(subparsers) -> None:
     add_config_flags(p, exclude=GRID_SETTINGS)
     p.add_argument("--folds", type=int, default=None, metavar="K",
                    help="k-fold cross-validation by person instead of one test set per split seed")
+    _add_backend_flags(p)
     p.set_defaults(handler=_run_experiment)
 
     r = subparsers.add_parser(
@@ -118,6 +125,60 @@ def add_commands(subparsers) -> None:
     r.add_argument("--plot", default=None, metavar="PNG", help="also draw the two robustness panels to this PNG")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(handler=_run_robustness)
+
+
+def _add_backend_flags(p) -> None:
+    """Where the cells run (smmt_core.experiments.backends); see docs/scale-out.md."""
+    from smmt_core.experiments.backends import BACKENDS
+
+    g = p.add_argument_group("where the cells run (docs/scale-out.md)")
+    g.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="local: one cell after another in this process (default); ray: one Ray task per cell "
+                        "(pip install 'smmt-studio[ray]'); slurm: one Slurm job array "
+                        "(pip install 'smmt-studio[slurm]')")
+    g.add_argument("--address", default=None,
+                   help="ray: the cluster to join ('auto', 'ray://head:10001'); default: start a local Ray instance")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="ray without --address: CPUs of the local instance (default: all of this machine's)")
+    g.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="N",
+                   help="ray/slurm: CPUs per cell, also its torch threads (default 1)")
+    g.add_argument("--gpus-per-cell", type=float, default=0.0, metavar="N",
+                   help="ray/slurm: GPUs per cell; ray accepts fractions such as 0.5 (default 0: CPU)")
+    g.add_argument("--slurm-partition", default=None, help="slurm: partition (default: the cluster's)")
+    g.add_argument("--slurm-time", type=int, default=120, metavar="MIN",
+                   help="slurm: time limit per cell (default 120)")
+    g.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="slurm: memory per cell")
+    g.add_argument("--slurm-max-parallel", type=int, default=None, metavar="N",
+                   help="slurm: at most N cells of the array running at once")
+    g.add_argument("--slurm-setup", action="append", default=[], metavar="LINE",
+                   help="slurm: a shell line run before each job, e.g. 'source ~/smmt/.venv/bin/activate' (repeatable)")
+    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="slurm: any other sbatch option, e.g. account=mylab or qos=short (repeatable)")
+    g.add_argument("--slurm-cluster", choices=("slurm", "local"), default="slurm",
+                   help="slurm: 'local' runs the jobs as local processes through submitit, to try a set-up")
+
+
+def backend_from_args(args):
+    """The backend the flags ask for (ConfigError for an unusable combination)."""
+    from smmt_core.experiments.backends import make_backend
+
+    if args.backend != "ray" and (args.address or args.workers is not None):
+        raise ConfigError("--address and --workers are for --backend ray")
+    if args.backend == "ray":
+        return make_backend("ray", address=args.address, num_cpus=args.workers, cpus_per_cell=args.cpus_per_cell,
+                            gpus_per_cell=args.gpus_per_cell)
+    if args.backend == "slurm":
+        options = {}
+        for text in args.slurm_option:
+            key, sep, value = text.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--slurm-option takes KEY=VALUE, got {text!r}")
+            options[key.strip()] = value.strip()
+        return make_backend("slurm", cluster=args.slurm_cluster, partition=args.slurm_partition,
+                            time_min=args.slurm_time, cpus_per_cell=args.cpus_per_cell,
+                            gpus_per_cell=args.gpus_per_cell, mem_gb=args.slurm_mem_gb,
+                            array_parallelism=args.slurm_max_parallel, setup=args.slurm_setup, additional=options)
+    return make_backend("local")
 
 
 class _ExperimentProgress:
@@ -180,16 +241,20 @@ def _run_experiment(args) -> int:
         overrides=overrides_from_args(args, exclude=GRID_SETTINGS),
     )
     spec.validate()
+    backend = backend_from_args(args)
     if not args.quiet:
-        print(f"smmt experiment: {len(spec.cells())} runs into {args.out}", file=sys.stderr)
+        where = f" on {backend.describe()}" if hasattr(backend, "describe") else ""
+        print(f"smmt experiment: {len(spec.cells())} runs into {args.out}{where}", file=sys.stderr)
     import threading
 
     from smmt_core.cli.train_commands import stop_on_signals
 
-    stop = threading.Event()  # Ctrl-C / SIGTERM: the current cell stops cleanly and is labelled "stopped"
+    # Ctrl-C / SIGTERM: the current local cell stops cleanly and is labelled "stopped"; Ray tasks
+    # and Slurm jobs still outstanding are cancelled. Finished cells stay; rerunning resumes.
+    stop = threading.Event()
     with stop_on_signals(stop):
         result = run_experiment(spec, args.out, on_event=None if args.quiet else _ExperimentProgress(),
-                                stop=stop, make_plots=not args.no_plots)
+                                stop=stop, make_plots=not args.no_plots, backend=backend)
     print(result.summary_md.read_text(encoding="utf-8"))
     print(f"results: {result.results_csv}")
     print(f"summary: {result.summary_csv}, {result.summary_md}")

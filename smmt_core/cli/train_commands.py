@@ -53,6 +53,10 @@ def add_commands(subparsers) -> None:
                             "lr-clinical-regional, lr-pixels, cnn")
     train.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    train.add_argument("--ddp", type=int, default=None, metavar="N",
+                       help="train one model on N processes of this machine with DistributedDataParallel (gloo on "
+                            "CPU, NCCL on N GPUs); --batch-size is the global batch. Several machines: start "
+                            "`torchrun --nproc-per-node N -m smmt_core.cli train ...` instead (docs/scale-out.md)")
     train.set_defaults(handler=_train)
 
     predict = subparsers.add_parser(
@@ -269,6 +273,13 @@ def _train(args) -> int:
     warning = circularity_warning(config.data.features or [])
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    from smmt_core.train.distributed import DistContext
+
+    dist_ctx = DistContext.from_env()
+    if args.ddp is not None or dist_ctx is not None:  # one model on several processes
+        if args.resume:
+            raise ConfigError("--resume continues a run on one process; leave out --ddp (and torchrun) to resume")
+        return _train_distributed(args, config, baselines, dist_ctx)
     progress = None if args.quiet else TrainingProgress()
     stop = threading.Event()
     with stop_on_signals(stop):
@@ -279,6 +290,44 @@ def _train(args) -> int:
 
         if progress is not None:
             print(f"scoring baselines on the run's persons: {', '.join(baselines)}", file=sys.stderr)
+        scored = score_baselines_for_run(result.run_dir, baselines)
+    _print_result(result, as_json=args.json, baselines=scored)
+    return EXIT_INTERRUPTED if result.stopped_early else EXIT_OK
+
+
+def _train_distributed(args, config, baselines, dist_ctx) -> int:
+    """`smmt train --ddp N` (spawns N processes here) or one rank under torchrun (dist_ctx).
+
+    Only rank 0 shows progress, scores baselines and prints the result. Ctrl-C stops every rank
+    cleanly at its next batch (exit 130), as for one process.
+    """
+    from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
+    from smmt_core.errors import ConfigError
+    from smmt_core.train.distributed import spawn_training
+
+    if dist_ctx is not None and args.ddp is not None:
+        raise ConfigError("--ddp starts its own processes; under torchrun leave it out")
+    if dist_ctx is None:
+        result = spawn_training(config, args.ddp, progress_factory=None if args.quiet else TrainingProgress)
+    else:
+        from smmt_core.train.trainer import train
+
+        stop = threading.Event()  # every rank gets the terminal's Ctrl-C; the trainer stops them together
+        try:
+            progress = TrainingProgress() if (dist_ctx.is_main and not args.quiet) else None
+            with stop_on_signals(stop):
+                result = train(config, on_event=progress, stop=stop, dist=dist_ctx)
+        finally:
+            import torch.distributed
+
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+        if not dist_ctx.is_main:
+            return EXIT_INTERRUPTED if result.stopped_early else EXIT_OK
+    scored = {}
+    if baselines and result.test_metrics and not result.stopped_early:
+        from smmt_core.baselines import score_baselines_for_run
+
         scored = score_baselines_for_run(result.run_dir, baselines)
     _print_result(result, as_json=args.json, baselines=scored)
     return EXIT_INTERRUPTED if result.stopped_early else EXIT_OK

@@ -127,16 +127,18 @@ class _Prepared:
     scaler: object | None
     meta_base: dict
     batches_per_epoch: int
+    train_model: torch.nn.Module | None = None  # the DDP wrapper of `model` in a distributed run
 
 
 class _Run:
     """State of one training run; `train()` is the public entry point."""
 
     def __init__(self, config: TrainConfig, on_event: EventCallback | None, stop: threading.Event | None,
-                 resume: str | Path | None = None):
+                 resume: str | Path | None = None, dist=None):
         self.config = config
         self.resume = Path(resume) if resume is not None else None
         self.start_epoch = 0  # epochs already done by the run being resumed
+        self.dist = dist  # smmt_core.train.distributed.DistContext, or None for one process
         self.on_event = on_event
         self.stop = stop or threading.Event()
         self.record: RunRecord | None = None
@@ -167,7 +169,14 @@ class _Run:
     def check_stop(self) -> bool:
         if self.stop.is_set():
             self.stopped_early = True
+        if self.dist is not None:  # all ranks stop together, or one would wait on the others forever
+            self.stopped_early = self.dist.sum([float(self.stopped_early)], self.device)[0] > 0
         return self.stopped_early
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run folder (always, unless a non-zero DDP rank)."""
+        return self.dist is None or self.dist.is_main
 
     # files -------------------------------------------------------------------------------
     def write_run_json(self, status: str, **extra) -> None:
@@ -187,9 +196,11 @@ class _Run:
         if self.config.run.measure_energy:
             check_country(self.config.run.energy_country)
         prepared = self.prepare()
+        if self.dist is not None:
+            self.check_stop()  # a stop during rank 0's preprocessing must reach every rank
         self.t_train = time.perf_counter()
-        self.meter = EnergyMeter(self.run_dir, country=self.config.run.energy_country,
-                                 enabled=self.config.run.measure_energy)
+        self.meter = EnergyMeter(self.run_dir if self.is_main else self._private_dir(),
+                                 country=self.config.run.energy_country, enabled=self.config.run.measure_energy)
         if self.stopped_early:
             self.meter.note = "the run was stopped before training began"
         else:
@@ -214,9 +225,12 @@ class _Run:
         cfg = self.config
         classes = cfg.data.classes
         features = resolve_features(cfg.data.features)
-        device = select_device(cfg.run.device)
-        cohort = load_cohort(cfg.data.dataset, adnimerge=cfg.data.adnimerge,
-                             date_window_days=cfg.data.date_window_days, progress=self._demo_build_progress())
+        device = self.device = select_device(cfg.run.device) if self.dist is None else self.dist.device(cfg.run.device)
+        if self.dist is not None:
+            self.dist.init(device)
+        with self._main_first():
+            cohort = load_cohort(cfg.data.dataset, adnimerge=cfg.data.adnimerge,
+                                 date_window_days=cfg.data.date_window_days, progress=self._demo_build_progress())
         subjects = [s for s in cohort.subjects if s.label in classes]
         excluded = len(cohort.subjects) - len(subjects)
         counts = {c: sum(s.label == c for s in subjects) for c in classes}
@@ -246,7 +260,13 @@ class _Run:
             self.record = RunRecord(self.resume)
         else:
             name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
-            self.record = RunRecord.create(cfg.run.out or "runs", name)
+            if self.is_main:
+                self.record = RunRecord.create(cfg.run.out or "runs", name)
+            if self.dist is not None:  # only rank 0 writes; the others know where
+                from smmt_core.train.distributed import SilentRecord
+
+                run_dir = self.dist.broadcast(str(self.record.run_dir) if self.is_main else None)
+                self.record = self.record if self.is_main else SilentRecord(run_dir)
             self.record.write_config(cfg)
             self.record.write_split(split_frame)
         circular_note = circularity_warning(features)
@@ -290,9 +310,10 @@ class _Run:
         cache = MRICache()
         datasets = {}
         try:
-            for part, part_subjects in (("train", train_s), ("val", val_s), ("test", test_s)):
-                datasets[part] = SubjectDataset(part_subjects, encoder, classes, cfg.preprocess, cache,
-                                                on_progress=self._data_progress(f"preprocessing {part}"))
+            with self._main_first():
+                for part, part_subjects in (("train", train_s), ("val", val_s), ("test", test_s)):
+                    datasets[part] = SubjectDataset(part_subjects, encoder, classes, cfg.preprocess, cache,
+                                                    on_progress=self._data_progress(f"preprocessing {part}"))
         except _StopRequested:
             self.stopped_early = True
         mri_shape = cfg.preprocess.mri_shape if any(s.t1_path is not None for s in subjects) else None
@@ -311,6 +332,10 @@ class _Run:
             with_mri = datasets["train"].present[:, MODALITY_INDEX[Modality.MRI]]
             mri_encoder.set_input_statistics(datasets["train"].mri[with_mri])
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        train_model = None
+        if self.dist is not None:
+            train_model = self.dist.wrap(model, device)
+            torch.manual_seed(cfg.optim.seed + 7919 * self.dist.rank)  # own dropout/masking draws per rank
         amp_dtype = scaler = None
         if device.type == "cuda":
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -332,11 +357,12 @@ class _Run:
             "versions": self.summary["versions"],
         }
         return _Prepared(train_s, val_s, test_s, datasets, classes, device, model, optimizer, amp_dtype, scaler,
-                         meta_base, batches_per_epoch)
+                         meta_base, batches_per_epoch, train_model)
 
     def run_epoch(self, p: _Prepared, epoch: int, generator: torch.Generator) -> bool:
         """Step 5 for one epoch: train, validate, checkpoint. False when a stop cut the epoch short."""
         cfg = self.config.optim
+        net = p.train_model or p.model
         p.model.train()
         order = torch.randperm(len(p.train_s), generator=generator).tolist()
         total_batches = cfg.epochs * p.batches_per_epoch
@@ -345,22 +371,35 @@ class _Run:
             if self.check_stop():
                 return False
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            weight = None
+            if self.dist is not None:  # this rank's share of the global batch (distributed.py)
+                idx, weight = self.dist.shard(idx)
             inputs, y = self._batch(p.datasets["train"], idx, p.device)
             with torch.autocast(p.device.type, dtype=p.amp_dtype, enabled=p.amp_dtype is not None):
-                logits = p.model(inputs)
+                logits = net(inputs)
                 loss = F.cross_entropy(logits.float(), y)
+            if weight is not None:
+                step_loss = F.cross_entropy(logits.float(), y, reduction="sum") * weight
+                loss_sum, n = self.dist.sum([float(step_loss.detach()) / weight if weight else 0.0,
+                                             float(len(idx) if weight else 0)], p.device)
+                loss = torch.tensor(loss_sum / n) if n else loss.detach()  # the global batch's mean loss
+            else:
+                step_loss = loss
             if not torch.isfinite(loss):
                 raise TrainingError(f"training diverged at epoch {epoch}, batch {b + 1} (loss is {loss.item()}); "
                                     "lower the learning rate")
             p.optimizer.zero_grad(set_to_none=True)
             if p.scaler is not None:
-                p.scaler.scale(loss).backward()
+                p.scaler.scale(step_loss).backward()
                 p.scaler.step(p.optimizer)
                 p.scaler.update()
             else:
-                loss.backward()
+                step_loss.backward()
                 p.optimizer.step()
-            losses.append((loss.item(), len(idx)))
+            if weight == 0.0:  # a rank's stand-in scan: trained with weight 0, not counted
+                idx, logits, y = [], logits[:0], y[:0]
+            global_n = len(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+            losses.append((loss.item(), global_n if weight is not None else len(idx)))
             probs.append(torch.softmax(logits.detach().float(), dim=1).cpu().numpy())
             labels.extend(y.tolist())
             ids.extend(p.train_s[i].subject_id for i in idx)
@@ -374,6 +413,15 @@ class _Run:
                 self._energy_event(epoch)
 
         train_loss = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
+        if self.dist is not None:  # every rank's training scans, for rank 0's per-person metrics
+            parts = self.dist.gather((ids, labels, np.concatenate(probs)))
+            if not self.is_main:
+                self._energy_event(epoch)
+                self.check_stop()
+                return True  # rank 0 validates, checkpoints and writes
+            ids = [i for part in parts for i in part[0]]
+            labels = [lab for part in parts for lab in part[1]]
+            probs = [part[2] for part in parts]
         train_metrics = self._metrics(ids, labels, np.concatenate(probs), p.classes)
         if p.val_s:
             val_loss, val_metrics, _ = self.evaluate(p.model, p.datasets["val"], p.val_s, p.classes, p.device,
@@ -495,9 +543,11 @@ class _Run:
             self.record.write_predictions(per_person)
             subset_metrics = self._subset_metrics(p)
         self.energy_report = self.meter.stop()
+        if self.dist is not None:
+            self.energy_report = self.dist.sum_energy(self.energy_report, p.device)
         energy = self.energy_report.to_dict()
         duration = time.perf_counter() - self.t_train
-        if self.best_state is not None:
+        if self.best_state is not None and self.is_main:
             update_checkpoint_metadata(self.run_dir, "best", test_metrics=test_metrics, energy=energy,
                                        training_duration_s=duration, subset_metrics=subset_metrics)
         status = "stopped" if self.stopped_early else "finished"
@@ -512,6 +562,22 @@ class _Run:
                          energy=energy)
 
     # pieces --------------------------------------------------------------------------------
+    def _main_first(self):
+        """In a distributed run, rank 0 first (it builds the caches), then the others."""
+        from contextlib import nullcontext
+
+        return self.dist.main_first() if self.dist is not None else nullcontext()
+
+    def _private_dir(self) -> Path:
+        """A scratch folder of a non-writing rank (its energy log), removed when the process ends."""
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix=f"smmt-rank{self.dist.rank}-"))
+        atexit.register(shutil.rmtree, folder, True)
+        return folder
+
     def _subset_metrics(self, p: _Prepared) -> dict:
         """Test balanced accuracy and AUC (with CIs) from each subset of the model's modalities.
 
@@ -647,18 +713,19 @@ def _finite(value: float) -> float:
 
 
 def train(config: TrainConfig, on_event: EventCallback | None = None, stop: threading.Event | None = None,
-          resume: str | Path | None = None) -> RunResult:
+          resume: str | Path | None = None, dist=None) -> RunResult:
     """Train one model as `config` says; see the module docstring for the steps and files.
 
     on_event: called from the calling thread with each event of `smmt_core.train.events`.
     stop:     set it (from any thread) to end the run cleanly between batches.
     resume:   an existing run folder to continue from its `last` checkpoint (weights, optimiser and
               RNG state; same data split), up to `config.optim.epochs`, in the same folder.
+    dist:     a `smmt_core.train.distributed.DistContext`: this process is one rank of a DDP run.
     Raises SMMTError (ConfigError, DataError, CheckpointError) for bad input and TrainingError
     when training itself fails (diverged loss), after emitting RunFailed; other exceptions (bugs)
     are re-raised unchanged after RunFailed too.
     """
-    run = _Run(config, on_event, stop, resume)
+    run = _Run(config, on_event, stop, resume, dist)
     try:
         return run.execute()
     except BaseException as error:
