@@ -254,10 +254,11 @@ WIZARD_MASK_UNUSED = "{variant} trains without masking; the ratio is not used."
 WIZARD_RUN_TITLE = "Run settings"
 WIZARD_RUN_SUBTITLE = "Training schedule, seeds and device. One run is trained per seed."
 WIZARD_PRESET_LABEL = "Preset:"
-WIZARD_PRESET_NAMES = {"demo": "Demo", "paper": "Paper"}  # other presets: the key, capitalised
+WIZARD_PRESET_NAMES = {"demo": "Demo", "paper": "Paper", "volume": "Whole brain"}  # other presets: the key, capitalised
 WIZARD_PRESET_TEXT = {
     "demo": "Demo: small model (d = 128, 64×64 slices), 12 epochs: minutes on a laptop CPU.",
     "paper": "Paper: d = 512, 256×256 3-channel slices, 50 epochs: hours, a GPU is advisable.",
+    "volume": "Whole brain: ~4000 3D patch tokens (8 mm at 2 mm), d = 128, 2 layers: where sparse attention pays off.",
 }
 WIZARD_EPOCHS_LABEL = "Epochs:"
 WIZARD_BATCH_LABEL = "Batch size:"
