@@ -16,7 +16,13 @@ the masked-out n² entries, so the fast path (`cluster_sparse_attention`):
 
 A "nested" backend packs all segments into one jagged nested tensor and makes a single SDPA call
 (the varlen kernels). It is opt-in: on an H200 it was slower than the grouped path at every size
-we measured (docs/attention.md), so "auto" means grouped on every device.
+we measured (docs/attention.md).
+
+"auto" picks the masked reference below `MASKED_BELOW` tokens and the grouped path above: with
+few tokens the n² work is tiny and the grouped path's cost is its one SDPA call per distinct
+cluster length (times the batch). Measured on CPU fp32, 1 thread, batch 8, 4 heads of 32, fwd +
+bwd, k = ceil(log2 n): masked/grouped time 0.02 at n = 48, 0.34 at 128, 0.73 at 256, 1.24 at 384,
+1.83 at 768 (docs/volume.md). Both give the same result, so the switch changes speed only.
 
 Cost with k clusters of sizes c_j: Σ c_j² · d instead of n² · d, i.e. about n²/k for balanced
 clusters. With the paper's k = log2 n this is O(n²/log n), not O(n log n) (see docs/attention.md).
@@ -34,6 +40,8 @@ from smmt_core.model.kmeans import default_n_clusters, kmeans
 
 
 BACKENDS = ("auto", "grouped", "nested", "masked")
+# "auto": the masked (dense + same-cluster mask) path below this many tokens per sequence.
+MASKED_BELOW = 320
 
 
 def same_cluster_mask(ids: torch.Tensor) -> torch.Tensor:
@@ -200,14 +208,14 @@ def cluster_sparse_attention(
 
     q, k, v: (B, h, n, dh); ids: (B, n) int cluster ids shared by all heads.
     backend: "grouped" (one SDPA call per distinct cluster length), "nested" (one jagged SDPA call),
-    "masked" (the dense reference), "auto" (= grouped; nested measured slower on an H200).
+    "masked" (the dense reference), "auto" (masked below `MASKED_BELOW` tokens, else grouped).
     Returns (B, h, n, dh), equal to `masked_cluster_attention(q, k, v, ids)`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
     if ids.shape != (q.shape[0], q.shape[2]):
         raise ValueError(f"cluster ids of shape {tuple(ids.shape)} do not match queries {tuple(q.shape)}")
-    if backend == "masked":
+    if backend == "masked" or (backend == "auto" and q.shape[2] < MASKED_BELOW):
         return masked_cluster_attention(q, k, v, ids)
     if backend == "nested":
         plan = ClusterPlan(ids, n_clusters, for_nested=True)
@@ -275,6 +283,7 @@ class ClusterSparseAttention(nn.Module):
 
 __all__ = [
     "BACKENDS",
+    "MASKED_BELOW",
     "ClusterPlan",
     "ClusterSparseAttention",
     "cluster_sparse_attention",
