@@ -111,6 +111,18 @@ def test_auto_uses_the_masked_path_below_the_crossover_and_grouped_above(monkeyp
     assert calls == [attention.MASKED_BELOW - 1]  # at the crossover and above: the grouped path
 
 
+def test_flex_backend_matches_reference_forward_on_cpu():
+    """FlexAttention (the CUDA block-sparse path) equals the masked reference; torch runs it
+    forward-only on the CPU, so the gradients are checked where a GPU is (benchmarks/)."""
+    q, k, v = qkv(2, 2, 300, 8)
+    ids = torch.randint(0, 6, (2, 300), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out = cluster_sparse_attention(q, k, v, ids, 6, "flex")
+        assert torch.allclose(out, masked_cluster_attention(q, k, v, ids), atol=1e-10)
+    with pytest.raises(ValueError, match="no backward pass on the CPU"):
+        cluster_sparse_attention(q.requires_grad_(), k, v, ids, 6, "flex")
+
+
 def test_nested_backend_matches_reference():
     q, k, v = qkv(2, 2, 25, 8)
     ids = torch.randint(0, 4, (2, 25), generator=torch.Generator().manual_seed(5))
