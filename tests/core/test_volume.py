@@ -128,6 +128,10 @@ def test_train_then_predict_a_volume_run(tmp_path):
     sizes = prediction.cluster_sizes()
     assert sum(sizes.values()) == volume_geometry(8.0, 16.0).n_tokens
     assert len(robustness) > 0
+    from smmt_core.report import ReportContext, write_report
+
+    written = write_report(tmp_path / "report", prediction, ReportContext(model_name="vol"))
+    assert sorted(p.suffix for p in written) == [".csv", ".json", ".png"]  # the png: the 3D parcellation
 
 
 def test_volume_preset_builds():
