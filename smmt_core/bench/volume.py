@@ -134,30 +134,39 @@ def _attention_in_model(model, inputs, repeats: int) -> dict:
     }
 
 
-def _epochs(config, variants, epochs: int, out_dir: str) -> dict[str, dict]:
-    """Full training runs, codecarbon on: time and energy per epoch from each run's metrics.csv."""
+def _epochs(config, variants, epochs: int, out_dir: str, rounds: int = 1) -> dict[str, dict]:
+    """Full training runs, codecarbon on: time and energy per epoch from each run's metrics.csv.
+
+    `rounds` > 1 trains every variant that many times, round-robin (smmt, 3mt, ..., smmt, 3mt,
+    ...), so that a change in machine load hits every variant alike; the median is reported.
+    """
     import pandas as pd
 
     from smmt_core.train.trainer import train
 
+    per_epoch: dict[str, list[tuple[float, float | None]]] = {v: [] for v in variants}
     results = {}
-    for variant in variants:
-        cfg = config.updated(variant=variant, epochs=epochs, out=out_dir, run_name=f"bench-{variant}")
-        result = train(cfg)
-        metrics = pd.read_csv(result.run_dir / "metrics.csv")
-        elapsed = metrics["elapsed_s"].diff().fillna(metrics["elapsed_s"]).tolist()
-        energy = metrics["energy_kwh"].diff().fillna(metrics["energy_kwh"]).tolist()
-        # The first epoch pays one-off costs (allocator warm-up); later epochs are the steady state.
-        steady = slice(1, None) if len(elapsed) > 1 else slice(None)
-        finite_energy = [e for e in energy[steady] if e == e]
-        results[variant] = {
-            "epoch_s": statistics.median(elapsed[steady]),
-            "epoch_kwh": statistics.median(finite_energy) if finite_energy else None,
-            "energy_estimated": bool(result.energy_kwh is None or True),
-            "test_balanced_accuracy": result.test_metrics.get("balanced_accuracy"),
-            "test_roc_auc": result.test_metrics.get("roc_auc"),
-            "run_dir": str(result.run_dir),
-        }
+    for r in range(rounds):
+        for variant in variants:
+            cfg = config.updated(variant=variant, epochs=epochs, out=out_dir, run_name=f"bench-{variant}-r{r}")
+            result = train(cfg)
+            metrics = pd.read_csv(result.run_dir / "metrics.csv")
+            elapsed = metrics["elapsed_s"].diff().fillna(metrics["elapsed_s"]).tolist()
+            energy = metrics["energy_kwh"].diff().fillna(metrics["energy_kwh"]).tolist()
+            # With several epochs the first (allocator warm-up) is left out: later ones are the steady state.
+            steady = slice(1, None) if len(elapsed) > 1 else slice(None)
+            per_epoch[variant] += [(t, e if e == e else None) for t, e in zip(elapsed[steady], energy[steady])]
+            results[variant] = {
+                "test_balanced_accuracy": result.test_metrics.get("balanced_accuracy"),
+                "test_roc_auc": result.test_metrics.get("roc_auc"),
+                "run_dir": str(result.run_dir),
+            }
+    for variant, rows in per_epoch.items():
+        energies = [e for _, e in rows if e is not None]
+        results[variant].update({
+            "epoch_s": statistics.median(t for t, _ in rows), "epoch_s_all": [t for t, _ in rows],
+            "epoch_kwh": statistics.median(energies) if energies else None, "epoch_kwh_all": energies,
+        })
     base = results.get("3mt")
     for variant, row in results.items():
         if base:
@@ -167,13 +176,11 @@ def _epochs(config, variants, epochs: int, out_dir: str) -> dict[str, dict]:
     return results
 
 
-def bench_volume(config, variants=VARIANTS, batch_size: int | None = None, repeats: int = 3, epochs: int = 0,
-                 out_dir: str = "bench-runs", out=print) -> VolumeBenchResult:
-    """Run parts 1-3 of the module doc for `config` (a TrainConfig at the volume preset)."""
+def _steps_and_attention(config, variants, batch_size, repeats, out) -> VolumeBenchResult:
+    """Parts 1 and 2 of the module doc."""
     from smmt_core.model.smmt import build_model
     from smmt_core.train.trainer import seed_everything
 
-    batch_size = batch_size or config.optim.batch_size
     inputs, labels, schema = _training_batch(config, batch_size)
     out(f"volume preset: {tuple(inputs.mri.shape[1:])} crop, batch {inputs.batch_size}")
     models, steps = {}, {}
@@ -208,9 +215,21 @@ def bench_volume(config, variants=VARIANTS, batch_size: int | None = None, repea
         n_tokens=int(attention.get("n_tokens") or sparse_model_tokens(models)), n_clusters=int(attention.get("n_clusters", 0)),
         batch_size=inputs.batch_size, step_ms=step_ms, step_ratio_vs_3mt=ratio, step_peak_mb=peaks,
         attention=attention)
-    del models, steps
+    return result
+
+
+def bench_volume(config, variants=VARIANTS, batch_size: int | None = None, repeats: int = 3, epochs: int = 0,
+                 out_dir: str = "bench-runs", rounds: int = 1, out=print) -> VolumeBenchResult:
+    """Run parts 1-3 of the module doc for `config` (a TrainConfig at the volume preset); repeats=0
+    skips parts 1 and 2."""
+    batch_size = batch_size or config.optim.batch_size
+    if repeats > 0:
+        result = _steps_and_attention(config, variants, batch_size, repeats, out)
+    else:
+        result = VolumeBenchResult(n_tokens=0, n_clusters=0, batch_size=batch_size, step_ms={}, step_ratio_vs_3mt={},
+                                   step_peak_mb={}, attention={})
     if epochs > 0:
-        result.epochs = _epochs(config, variants, epochs, out_dir)
+        result.epochs = _epochs(config, variants, epochs, out_dir, rounds)
         for v, row in result.epochs.items():
             kwh = f"{row['epoch_kwh'] * 1e3:.3f} Wh" if row["epoch_kwh"] else "n/a"
             out(f"  epoch {v:15s} {row['epoch_s']:7.1f} s ({row.get('time_ratio_vs_3mt', math.nan):.3f}x)  "
