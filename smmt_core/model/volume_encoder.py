@@ -4,7 +4,8 @@ Why so light: the slice presets spend most of a training step in their 2D CNN, s
 (where SMMT saves work) never dominates. Here the brain crop (`smmt_core.data.volume`) is cut into
 p×p×p patches (8 mm at 2 mm: ~4000 tokens inside the brain), each flattened and mapped to d by
 one linear layer (a ViT patch embedding, the same as a strided 3D convolution but run only on the
-patches that are kept), and the intra-modal attention layers do the rest. Patches outside the
+patches that are kept; no normalisation, so a patch's intensity level survives), and the
+intra-modal attention layers do the rest. Patches outside the
 template brain are dropped. Each token gets a fixed 3D sinusoidal encoding of its patch centre
 (MNI mm), so positions are exact and need no parameters tied to the token count.
 """
@@ -55,7 +56,9 @@ class VolumeEncoder(nn.Module):
         p = geometry.patch
         self.mri_shape = tuple(geometry.shape)
         self.grid = tuple(geometry.grid)
-        self.embed = nn.Sequential(nn.Linear(p ** 3, d_model), nn.LayerNorm(d_model))
+        # No LayerNorm here: it would divide out a patch's overall intensity (how much tissue and
+        # how much CSF it holds), the very thing atrophy changes. The layers are pre-norm anyway.
+        self.embed = nn.Sequential(nn.Linear(p ** 3, d_model))
         # Persistent: a checkpoint carries its tokens (a model built on the meta device gets them
         # from the file, and a changed template shows up as a shape mismatch on load).
         self.register_buffer("token_index", torch.as_tensor(geometry.token_index.copy(), dtype=torch.long))
