@@ -155,7 +155,7 @@ def _epochs(config, variants, epochs: int, out_dir: str, rounds: int = 1) -> dic
             energy = metrics["energy_kwh"].diff().fillna(metrics["energy_kwh"]).tolist()
             # With several epochs the first (allocator warm-up) is left out: later ones are the steady state.
             steady = slice(1, None) if len(elapsed) > 1 else slice(None)
-            per_epoch[variant] += [(t, e if e == e else None) for t, e in zip(elapsed[steady], energy[steady])]
+            per_epoch[variant] += [(t, None if math.isnan(e) else e) for t, e in zip(elapsed[steady], energy[steady])]
             results[variant] = {
                 "test_balanced_accuracy": result.test_metrics.get("balanced_accuracy"),
                 "test_roc_auc": result.test_metrics.get("roc_auc"),
@@ -242,5 +242,5 @@ def bench_volume(config, variants=VARIANTS, batch_size: int | None = None, repea
 
 def sparse_model_tokens(models) -> int:
     model = next(iter(models.values()))
-    encoder = model.encoders["mri"] if "mri" in model.encoders else None
+    encoder = getattr(model.encoders, "mri", None)  # ModuleDict entries are submodules
     return int(getattr(encoder, "n_tokens", 0))

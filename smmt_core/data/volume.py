@@ -59,7 +59,7 @@ def patch_voxels(resolution_mm: float, patch_mm: float) -> int:
     if ratio < 1 or abs(ratio - round(ratio)) > 1e-6:
         raise ConfigError(f"the patch size ({patch_mm:g} mm) must be a whole number (>= 1) of voxels of "
                           f"{resolution_mm:g} mm; e.g. 8 mm patches at 2 mm")
-    return int(round(ratio))
+    return round(ratio)
 
 
 @functools.lru_cache(maxsize=8)

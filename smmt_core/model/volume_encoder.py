@@ -67,7 +67,7 @@ class VolumeEncoder(nn.Module):
         self.position_scale = nn.Parameter(torch.ones(1))
 
     @classmethod
-    def from_spec(cls, spec: dict, d_model: int) -> "VolumeEncoder":
+    def from_spec(cls, spec: dict, d_model: int) -> VolumeEncoder:
         return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model)
 
     @property

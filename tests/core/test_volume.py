@@ -12,7 +12,13 @@ from smmt_core.model.config import ModelConfig
 from smmt_core.model.smmt import build_model
 from smmt_core.train.config import PRESETS, TrainConfig
 from smmt_core.variants import VARIANT_NAMES
-from tests.core.c1_support import make_tiny_bids, mri_cache_at, one_thread, tiny_config, write_t1
+from tests.core.c1_support import (
+    make_tiny_bids,
+    mri_cache_at,
+    one_thread,
+    tiny_config,
+    write_t1,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -10,7 +10,11 @@ import pytest
 from smmt_gui import strings
 from smmt_gui.viewer import OrthoViewer
 from smmt_gui.viewer.colormaps import cluster_color
-from smmt_gui.viewer.parcellation import ClusterLegend, VolumeParcellation, parcellation_lut
+from smmt_gui.viewer.parcellation import (
+    ClusterLegend,
+    VolumeParcellation,
+    parcellation_lut,
+)
 from smmt_gui.viewer.volume import PLANES
 
 SHAPE = (20, 24, 16)
