@@ -24,22 +24,33 @@ class FeatureSchema:
 
     numeric: names of numeric clinical features, in column order.
     categorical: name -> list of category values (code i+1 is categories[i]; 0 = missing).
-    mri_shape: (slices, channels, height, width) of the MRI input, or None without MRI.
+    mri_shape: (slices, channels, height, width) of the MRI slices, (X, Y, Z) of a whole-brain
+               volume crop, or None without MRI.
     classes: class names in logit order, e.g. ["CN", "AD"].
+    mri_volume: for a volume input, {"resolution_mm", "patch_mm"}: what fixes the crop and which
+               3D patches are tokens (`smmt_core.data.volume.volume_geometry`); None for slices.
     """
 
     numeric: list[str] = field(default_factory=list)
     categorical: dict[str, list[str]] = field(default_factory=dict)
-    mri_shape: tuple[int, int, int, int] | None = None
+    mri_shape: tuple[int, ...] | None = None
     classes: list[str] = field(default_factory=lambda: ["CN", "AD"])
+    mri_volume: dict | None = None
+
+    @property
+    def is_volume(self) -> bool:
+        return self.mri_volume is not None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "numeric": list(self.numeric),
             "categorical": {k: list(v) for k, v in self.categorical.items()},
             "mri_shape": list(self.mri_shape) if self.mri_shape else None,
             "classes": list(self.classes),
         }
+        if self.mri_volume is not None:  # absent for slices: older schemas compare equal
+            out["mri_volume"] = dict(self.mri_volume)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSchema":
@@ -59,17 +70,25 @@ class FeatureSchema:
             raise ValueError(f"schema categorical lists {len(categorical)} variables (at most {MAX_SCHEMA_NAMES})")
         if not isinstance(categorical, dict):
             raise ValueError(f"schema categorical must map names to category lists, got {categorical!r}")
+        volume = d.get("mri_volume")
+        if volume is not None and not (
+            isinstance(volume, dict) and set(volume) == {"resolution_mm", "patch_mm"}
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 64 for v in volume.values())
+        ):
+            raise ValueError(f"schema mri_volume must be null or {{resolution_mm, patch_mm}} in mm, got {volume!r}")
         shape = d.get("mri_shape")
+        rank = 3 if volume is not None else 4
         if shape is not None and not (
-            isinstance(shape, (list, tuple)) and len(shape) == 4
+            isinstance(shape, (list, tuple)) and len(shape) == rank
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
         ):
-            raise ValueError(f"schema mri_shape must be null or 4 positive integers, got {shape!r}")
+            raise ValueError(f"schema mri_shape must be null or {rank} positive integers, got {shape!r}")
         return cls(
             numeric=names(d.get("numeric", []), "numeric"),
             categorical={k: names(v, f"categories of {k}") for k, v in categorical.items()},
             mri_shape=tuple(shape) if shape else None,
             classes=names(d.get("classes", ["CN", "AD"]), "classes"),
+            mri_volume={k: float(v) for k, v in volume.items()} if volume is not None else None,
         )
 
     def differences(self, other: "FeatureSchema") -> list[str]:
@@ -86,7 +105,8 @@ class FeatureSchema:
 class ModelInputs:
     """A batch of B samples.
 
-    mri:             (B, S, C, H, W) float32 in [0, 1]; zeros where a sample has no MRI.
+    mri:             (B, S, C, H, W) slices or (B, X, Y, Z) a volume crop, float32 in [0, 1];
+                     zeros where a sample has no MRI.
     numeric:         (B, F) float32, normalised with training statistics; 0 where missing.
     numeric_missing: (B, F) bool, True where a value is missing.
     categorical:     (B, G) int64 category codes, 0 = missing/unknown.

@@ -37,16 +37,37 @@ class Prediction:
     modalities_missing: list[str]  # modalities the subject lacks
     contributions: dict[str, float]  # modality -> change in the predicted class's logit when left out
     slices: np.ndarray | None = None  # (S, H, W) float32 in [0, 1]: what the model saw (channel 0); None if MRI unused
-    cluster_ids: list[np.ndarray] = field(default_factory=list)  # per layer, (S, h, w) int patch grid
+    # per layer, (S, h, w) int patch grid; volume models: (gx, gy, gz) 3D patch grid, -1 = no token
+    cluster_ids: list[np.ndarray] = field(default_factory=list)
     volume: np.ndarray | None = None  # (X, Y, Z) float32 preprocessed MNI-space volume, RAS (also when MRI is off)
     volume_affine: np.ndarray | None = None  # 4x4 voxel -> mm
     slice_indices: list[int] = field(default_factory=list)  # volume indices of the slices, along `plane`
     plane: str = "axial"
+    # Volume models: where the 3D patch grid of `cluster_ids` sits on the MNI grid of `volume`:
+    # (origin x, y, z in voxels, patch side in voxels); None for slice models.
+    patch_grid: tuple[int, int, int, int] | None = None
     warnings: list[str] = field(default_factory=list)
     model_name: str = ""
     synthetic_model: bool = False  # trained on the SYNTHETIC demo cohort
     # How far the run's own test set supports a prediction from these modalities (see `reliability`).
     reliability: dict = field(default_factory=dict)
+
+    def cluster_label_volume(self, layer: int = -1) -> np.ndarray | None:
+        """Volume models: one layer's K-Means clusters as an int32 label volume on the grid of
+        `volume` (-1 where no token), for drawing a 3D parcellation; None for slice models."""
+        if self.patch_grid is None or not self.cluster_ids or self.volume is None:
+            return None
+        from smmt_core.data.volume import grid_labels_to_mni
+
+        *origin, patch = self.patch_grid
+        return grid_labels_to_mni(self.cluster_ids[layer], origin, patch, self.volume.shape)
+
+    def cluster_sizes(self, layer: int = -1) -> dict[int, int]:
+        """Tokens per cluster id of one layer (empty without clusters)."""
+        if not self.cluster_ids:
+            return {}
+        ids, counts = np.unique(self.cluster_ids[layer], return_counts=True)
+        return {int(i): int(c) for i, c in zip(ids, counts) if i >= 0}
 
     @property
     def guess_note(self) -> str | None:
@@ -268,7 +289,7 @@ class Predictor:
         plane = self.run.preprocess.plane
         if pre is not None:
             warnings.extend(pre.warnings)
-            if Modality.MRI.value in used:  # only what the model actually saw
+            if Modality.MRI.value in used and not self.run.preprocess.is_volume:  # only what the model saw
                 slices = np.ascontiguousarray(pre.slices[:, 0], dtype=np.float32)
             volume = pre.volume
             affine = np.asarray(pre.affine)
@@ -280,6 +301,12 @@ class Predictor:
         if subject.t1_path is not None and Modality.MRI.value not in self.model_modalities:
             warnings.append("this model was trained without MRI; the T1 image was not used")
         cluster_ids = [ids[0].cpu().numpy().astype(np.int32) for ids in output.cluster_ids] if Modality.MRI.value in used else []
+        patch_grid = None
+        if self.run.preprocess.is_volume and cluster_ids:
+            from smmt_core.data.volume import volume_geometry
+
+            geometry = volume_geometry(self.run.preprocess.resolution_mm, self.run.preprocess.patch_mm)
+            patch_grid = (*geometry.origin, geometry.patch)
         best = int(np.argmax(prob))
         return Prediction(
             subject_id=subject.key,
@@ -294,6 +321,7 @@ class Predictor:
             volume_affine=affine,
             slice_indices=indices,
             plane=plane,
+            patch_grid=patch_grid,
             warnings=warnings,
             model_name=self.run_name,
             synthetic_model=self.synthetic,

@@ -184,8 +184,47 @@ def _slices_png(prediction):
     return write
 
 
+def _parcellation_png(prediction):
+    """Volume models: the K-Means clusters of every layer as a 3D parcellation, in the three
+    orthogonal planes through the brain's centre (a row per layer, distinct colours per cluster)."""
+    def write(path: Path) -> None:
+        import matplotlib
+        import numpy as np
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.colors import ListedColormap
+        from matplotlib.figure import Figure
+
+        volume = prediction.volume
+        n_layers = len(prediction.cluster_ids)
+        fig = Figure(figsize=(9.6, 3.4 * n_layers))
+        axes = fig.subplots(n_layers, 3, squeeze=False)
+        centre = [s // 2 for s in volume.shape]
+        centre[1] = int(volume.shape[1] * 0.45)  # a little behind the middle: through the hippocampi
+        palette = ListedColormap(matplotlib.colormaps["tab20"].colors)
+        for layer in range(n_layers):
+            labels = prediction.cluster_label_volume(layer)
+            sizes = prediction.cluster_sizes(layer)
+            for col, (axis, name) in enumerate(((2, "axial"), (1, "coronal"), (0, "sagittal"))):
+                image = np.take(volume, centre[axis], axis=axis).T[::-1]
+                ids = np.take(labels, centre[axis], axis=axis).T[::-1].astype(float)
+                ax = axes[layer][col]
+                ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.imshow(np.ma.masked_less(ids, 0), cmap=palette, vmin=0, vmax=20, alpha=0.45,
+                          interpolation="nearest")
+                ax.set_axis_off()
+                ax.set_title(f"layer {layer + 1}, {name}", fontsize=9)
+            axes[layer][2].text(1.02, 0.5, "\n".join(f"{k}: {n} tokens" for k, n in sorted(sizes.items())),
+                                transform=axes[layer][2].transAxes, fontsize=7, va="center")
+        fig.suptitle(f"{prediction.subject_id}: {prediction.prediction} — K-Means attention clusters "
+                     "(whole brain)", fontsize=10)
+        fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
+    return write
+
+
 def write_report(base: str | Path, prediction, context: ReportContext, formats=CLI_FORMATS) -> list[Path]:
-    """Write `<base>.json`, `.csv` and (when the MRI was used) `.png`; returns the paths written."""
+    """Write `<base>.json`, `.csv` and (when the MRI was used) `.png`: the slices the model saw, or a
+    volume model's 3D cluster parcellation; returns the paths written."""
     if prediction is None:
         raise ReportError("there is no prediction to report")
     base = check_report_folder(base)
@@ -199,6 +238,8 @@ def write_report(base: str | Path, prediction, context: ReportContext, formats=C
     }
     if prediction.slices is not None:
         jobs["png"] = _slices_png(prediction)
+    elif getattr(prediction, "patch_grid", None) is not None and prediction.cluster_ids:
+        jobs["png"] = _parcellation_png(prediction)
     planned = [(base.with_name(f"{base.name}.{fmt}"), jobs[fmt]) for fmt in CLI_FORMATS if fmt in formats and fmt in jobs]
     try:
         return write_all_or_nothing(planned)

@@ -102,6 +102,14 @@ VIEWER_OVERLAY = "Attention clusters"
 VIEWER_OVERLAY_LAYER = "Layer"
 VIEWER_OVERLAY_OPACITY = "Opacity"
 VIEWER_OVERLAY_NONE = "No clusters (load a model)"
+# Whole-brain (volume preset) models: the K-Means clusters as a 3D parcellation in all three views.
+PARCELLATION_TITLE = "Attention clusters (whole brain, K-Means per layer)"
+PARCELLATION_LAYER = "Layer"
+PARCELLATION_LAYER_TIP = "Intra-modal layer whose K-Means clusters are shown"
+PARCELLATION_ENTRY = "cluster {cluster} · {size} tokens"
+PARCELLATION_HOVER = "cluster {cluster} · {size} tokens (layer {layer})"
+PARCELLATION_NO_TOKEN = "no token here (outside the brain)"
+PARCELLATION_EMPTY = "No 3D clusters (a whole-brain SMMT model shows them here)"
 VIEWER_RESET = "Reset"
 VIEWER_CURSOR = "voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm   intensity {value:.3f}"
 VIEWER_CURSOR_OUTSIDE = "outside the image"
@@ -261,10 +269,11 @@ WIZARD_MASK_UNUSED = "{variant} trains without masking; the ratio is not used."
 WIZARD_RUN_TITLE = "Run settings"
 WIZARD_RUN_SUBTITLE = "Training schedule, seeds and device. One run is trained per seed."
 WIZARD_PRESET_LABEL = "Preset:"
-WIZARD_PRESET_NAMES = {"demo": "Demo", "paper": "Paper"}  # other presets: the key, capitalised
+WIZARD_PRESET_NAMES = {"demo": "Demo", "paper": "Paper", "volume": "Whole brain"}  # other presets: the key, capitalised
 WIZARD_PRESET_TEXT = {
     "demo": "Demo: small model (d = 128, 64×64 slices), 12 epochs: minutes on a laptop CPU.",
     "paper": "Paper: d = 512, 256×256 3-channel slices, 50 epochs: hours, a GPU is advisable.",
+    "volume": "Whole brain: ~4000 3D patch tokens (8 mm at 2 mm), d = 128, 2 layers: where sparse attention pays off.",
 }
 WIZARD_EPOCHS_LABEL = "Epochs:"
 WIZARD_BATCH_LABEL = "Batch size:"

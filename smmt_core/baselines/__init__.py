@@ -107,6 +107,10 @@ def run_baseline(name: str, config, folder: str | Path, *, split=None, cohort_ca
     if name not in BASELINES:
         raise SMMTError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     started = time.perf_counter()
+    if config.preprocess.is_volume:
+        # The baselines are defined on slices (pixels, CNN) and on the MNI volume (regional
+        # measures): at the volume preset they keep their slice settings, on the same persons.
+        config = config.updated(input="slices")
     data = config.data
     cohort_cache = cohort_cache if cohort_cache is not None else {}
     key = (data.dataset, data.adnimerge, data.date_window_days)

@@ -300,7 +300,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--kmeans-iters", type=int, default=3)
     parser.add_argument("--dense-backend", choices=("default", "flash", "efficient", "math", "cudnn"), default="default",
                         help="restrict the dense baseline to one SDPA kernel (e.g. flash on CUDA)")
-    parser.add_argument("--sparse-backend", choices=("auto", "grouped", "nested"), default="auto")
+    parser.add_argument("--sparse-backend", choices=("auto", "grouped", "nested", "flex"), default="auto")
     parser.add_argument("--max-seconds-per-size", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--malloc-tuning", action="store_true",

@@ -40,8 +40,9 @@ def add_commands(subparsers) -> None:
         epilog="example: smmt demo-data && smmt train --data demo --epochs 12",
     )
     train.add_argument("--preset", choices=sorted(PRESETS), default="demo",
-                       help="starting settings: 'demo' (small, minutes on a CPU) or 'paper' (Table I: "
-                            "d=512, 256x256 slices, 50 epochs); the flags below override it (default: demo)")
+                       help="starting settings: 'demo' (small, minutes on a CPU), 'paper' (Table I: "
+                            "d=512, 256x256 slices, 50 epochs) or 'volume' (the whole brain as ~4000 3D "
+                            "patch tokens); the flags below override it (default: demo)")
     add_config_flags(train)
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="continue RUN (stopped, interrupted or failed) from its last checkpoint: weights, "

@@ -72,12 +72,16 @@ class SubjectDataset(Dataset):
         self.problems: list[str] = []
         self.warnings: list[str] = []
         n = len(self.subjects)
-        s, _, h, w = self.preprocess.mri_shape
 
         self.numeric, self.numeric_missing, self.categorical = (
             torch.from_numpy(a) for a in encoder.transform(self.subjects)
         )
-        self.mri = torch.zeros((n, s, 1, h, w), dtype=torch.float32)
+        if self.preprocess.is_volume:
+            # Whole-brain crops in float16 (~1 MB a subject at 2 mm): converted per item.
+            self.mri = torch.zeros((n, *self.preprocess.mri_shape), dtype=torch.float16)
+        else:
+            s, _, h, w = self.preprocess.mri_shape
+            self.mri = torch.zeros((n, s, 1, h, w), dtype=torch.float32)
         self.present = torch.zeros((n, len(ALL_MODALITIES)), dtype=torch.bool)
         if self.numeric.shape[1]:  # clinical: any numeric feature has a value
             self.present[:, MODALITY_INDEX[Modality.CLINICAL]] = ~self.numeric_missing.all(dim=1)
@@ -96,7 +100,8 @@ class SubjectDataset(Dataset):
                         raise
                     self.problems.append(f"{sub.key}: MRI left out: {exc}")
                 else:
-                    self.mri[i] = torch.from_numpy(np.ascontiguousarray(result.slices[:, :1]))
+                    model_input = result.slices if self.preprocess.is_volume else result.slices[:, :1]
+                    self.mri[i] = torch.from_numpy(np.ascontiguousarray(model_input))
                     self.present[i, mri_col] = True
                     self.warnings.extend(f"{sub.key}: {w}" for w in result.warnings)
             if on_progress is not None:
@@ -110,8 +115,12 @@ class SubjectDataset(Dataset):
             index += len(self)
         channels = self.preprocess.channels
         mri = self.mri[index]
+        if self.preprocess.is_volume:
+            mri = mri.float()
+        elif channels > 1:
+            mri = mri.expand(-1, channels, -1, -1)
         return {
-            "mri": mri.expand(-1, channels, -1, -1) if channels > 1 else mri,
+            "mri": mri,
             "numeric": self.numeric[index],
             "numeric_missing": self.numeric_missing[index],
             "categorical": self.categorical[index],
@@ -121,7 +130,7 @@ class SubjectDataset(Dataset):
         }
 
     @property
-    def mri_shape(self) -> tuple[int, int, int, int]:
+    def mri_shape(self) -> tuple[int, ...]:
         return self.preprocess.mri_shape
 
     def class_counts(self) -> dict[str, int]:

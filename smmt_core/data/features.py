@@ -155,8 +155,8 @@ class FeatureEncoder:
 
     # -- persistence -----------------------------------------------------------------------
 
-    def schema(self, classes: Sequence[str], mri_shape) -> FeatureSchema:
-        """The `FeatureSchema` a model built on these features expects."""
+    def schema(self, classes: Sequence[str], mri_shape, mri_volume: dict | None = None) -> FeatureSchema:
+        """The `FeatureSchema` a model built on these features expects (mri_volume: for a volume input)."""
         if not self.fitted:
             raise ConfigError("the feature encoder is not fitted yet; call fit(train_subjects) first")
         return FeatureSchema(
@@ -164,6 +164,7 @@ class FeatureEncoder:
             categorical={k: list(self.categories[k]) for k in self.categorical_names},
             mri_shape=tuple(int(v) for v in mri_shape) if mri_shape else None,
             classes=list(classes),
+            mri_volume=dict(mri_volume) if mri_shape and mri_volume else None,
         )
 
     def to_dict(self) -> dict:

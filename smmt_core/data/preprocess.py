@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pydantic import model_validator
+
 from smmt_core.errors import DataError
 from smmt_core.fileio import atomic_write
 from smmt_core.settings import Settings, setting
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 PREPROCESS_VERSION = 2
 
 PLANES = ("axial", "coronal", "sagittal")
+# What the model gets: a few 2D slices (demo, paper presets) or the whole brain as 3D patches.
+INPUT_KINDS = ("slices", "volume")
 
 # Where the slices go, in MNI mm along the plane's axis. The two places where AD shows on a T1
 # are the hippocampi (x = +-20..35, y = -40..-10, z = -25..0 mm in MNI152 space) and the
@@ -86,18 +90,49 @@ class PreprocessConfig(Settings):
     n_slices: int = setting(3, "slices per scan", flag="--slices", ge=1, le=64)
     image_size: int = setting(64, "slice size in pixels", ge=8, le=1024)
     channels: int = setting(1, "channels per slice (the paper replicates to 3)", ge=1, le=4)
+    input: Literal[INPUT_KINDS] = setting(
+        "slices", "MRI input: 2D slices, or the whole brain cropped from the MNI grid and cut into 3D patch tokens",
+        flag="--mri-input")
+    patch_mm: float = setting(8.0, "volume input: side of a 3D patch token in mm (a multiple of the grid spacing)",
+                              ge=1.0, le=64.0)
 
     @classmethod
     def _section_name(cls) -> str:
         return "preprocess"
 
+    @model_validator(mode="after")
+    def _whole_voxel_patches(self):
+        if self.input == "volume":
+            ratio = self.patch_mm / self.resolution_mm
+            if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+                raise ValueError(f"patch_mm ({self.patch_mm:g}) must be a whole number of voxels of "
+                                 f"resolution_mm ({self.resolution_mm:g}), e.g. 8 mm patches at 2 mm")
+        return self
+
     @property
-    def mri_shape(self) -> tuple[int, int, int, int]:
-        """(slices, channels, height, width) of the model's MRI input."""
+    def is_volume(self) -> bool:
+        return self.input == "volume"
+
+    @property
+    def mri_shape(self) -> tuple[int, ...]:
+        """The model's MRI input: (slices, channels, height, width), or (X, Y, Z) of the brain crop."""
+        if self.is_volume:
+            from smmt_core.data.volume import volume_geometry
+
+            return volume_geometry(self.resolution_mm, self.patch_mm).shape
         return (self.n_slices, self.channels, self.image_size, self.image_size)
+
+    @property
+    def volume_spec(self) -> dict | None:
+        """What a model needs to rebuild the token geometry (`FeatureSchema.mri_volume`); None for slices."""
+        if not self.is_volume:
+            return None
+        return {"resolution_mm": float(self.resolution_mm), "patch_mm": float(self.patch_mm)}
 
     def key(self) -> str:
         """A stable string for cache keys and file names (same settings -> same key)."""
+        if self.is_volume:  # the crop is grown to whole patches, so it depends on the patch size
+            return f"v{PREPROCESS_VERSION}-res{self.resolution_mm:g}mm-volume-p{self.patch_mm:g}"
         return (
             f"v{PREPROCESS_VERSION}-res{self.resolution_mm:g}mm-{self.plane}-s{self.n_slices}"
             f"-i{self.image_size}-c{self.channels}"
@@ -119,10 +154,11 @@ class PreprocessedMRI:
     volume: (X, Y, Z) float32 in [0, 1], RAS, on the MNI152 grid at the configured resolution
             (None only when read from the cache with `load_volume=False`).
     affine: 4x4 voxel -> MNI mm of `volume`.
-    slices: (S, C, H, W) float32 in [0, 1]; display orientation: for axial slices anterior is up
-            and the subject's right is on the right (neurological), for coronal and sagittal
-            slices superior is up.
-    slice_indices: index of each slice along the plane's axis of `volume`.
+    slices: the model's MRI input, float32 in [0, 1]: (S, C, H, W) slices; display orientation:
+            for axial slices anterior is up and the subject's right is on the right
+            (neurological), for coronal and sagittal slices superior is up. With
+            `input="volume"`: the (X, Y, Z) brain crop of `volume` (`smmt_core.data.volume`).
+    slice_indices: index of each slice along the plane's axis of `volume` (empty for a volume).
     template_correlation: Pearson r with the MNI152 template inside the brain mask.
     """
 
@@ -373,6 +409,14 @@ def preprocess_t1(path, config: PreprocessConfig | None = None) -> PreprocessedM
             f"MNI152 template); the slices may miss the hippocampus. Register it to MNI152 first."
         )
 
+    if config.is_volume:
+        from smmt_core.data.volume import crop_volume, volume_geometry
+
+        crop = crop_volume(volume, volume_geometry(config.resolution_mm, config.patch_mm))
+        return PreprocessedMRI(
+            volume=volume, affine=np.asarray(tpl.affine, dtype=np.float64), slices=crop, slice_indices=[],
+            plane=config.plane, template_correlation=corr, warnings=warnings,
+        )
     indices = slice_indices_for(config.plane, config.n_slices, tpl.affine, volume.shape)
     raw = np.stack([extract_slice(volume, config.plane, i) for i in indices])
     slices = _square_resize(raw, config.image_size)[:, None]  # (S, 1, H, W)
@@ -566,10 +610,12 @@ class MRICache:
                 if meta.get("key") != config.key():
                     return None
                 slices = npz["slices"].astype(np.float32)
+                if not config.is_volume and config.channels > 1:
+                    slices = np.repeat(slices, config.channels, axis=1)
                 result = PreprocessedMRI(
                     volume=npz["volume"].astype(np.float32) if load_volume else None,
                     affine=npz["affine"].astype(np.float64),
-                    slices=np.repeat(slices, config.channels, axis=1) if config.channels > 1 else slices,
+                    slices=slices,
                     slice_indices=[int(i) for i in meta["slice_indices"]],
                     plane=str(meta["plane"]),
                     template_correlation=float(meta["template_correlation"]),
@@ -579,7 +625,8 @@ class MRICache:
         except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, EOFError) as exc:
             log.warning("ignoring unreadable MRI cache entry %s (%s)", entry, exc)
             return None
-        if result.slices.shape != config.mri_shape or len(result.slice_indices) != config.n_slices:
+        n_slices = 0 if config.is_volume else config.n_slices
+        if result.slices.shape != config.mri_shape or len(result.slice_indices) != n_slices:
             log.warning("ignoring MRI cache entry %s with unexpected shape %s", entry, result.slices.shape)
             return None
         return result
@@ -599,7 +646,9 @@ class MRICache:
                 np.savez_compressed(
                     fh,
                     meta=np.array(json.dumps(meta)),
-                    slices=result.slices[:, :1].astype(np.float32),  # channels are copies
+                    # slices: channels are copies; a volume crop is stored at the volume's precision
+                    slices=(result.slices.astype(np.float16) if config.is_volume
+                            else result.slices[:, :1].astype(np.float32)),
                     volume=result.volume.astype(np.float16),  # display only; 1e-3 precision
                     affine=result.affine,
                 )

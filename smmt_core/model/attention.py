@@ -16,7 +16,13 @@ the masked-out n² entries, so the fast path (`cluster_sparse_attention`):
 
 A "nested" backend packs all segments into one jagged nested tensor and makes a single SDPA call
 (the varlen kernels). It is opt-in: on an H200 it was slower than the grouped path at every size
-we measured (docs/attention.md), so "auto" means grouped on every device.
+we measured (docs/attention.md).
+
+"auto" picks the masked reference below `MASKED_BELOW` tokens and the grouped path above: with
+few tokens the n² work is tiny and the grouped path's cost is its one SDPA call per distinct
+cluster length (times the batch). Measured on CPU fp32, 1 thread, batch 8, 4 heads of 32, fwd +
+bwd, k = ceil(log2 n): masked/grouped time 0.02 at n = 48, 0.34 at 128, 0.73 at 256, 1.24 at 384,
+1.83 at 768 (docs/volume.md). Both give the same result, so the switch changes speed only.
 
 Cost with k clusters of sizes c_j: Σ c_j² · d instead of n² · d, i.e. about n²/k for balanced
 clusters. With the paper's k = log2 n this is O(n²/log n), not O(n log n) (see docs/attention.md).
@@ -33,7 +39,9 @@ from torch import nn
 from smmt_core.model.kmeans import default_n_clusters, kmeans
 
 
-BACKENDS = ("auto", "grouped", "nested", "masked")
+BACKENDS = ("auto", "grouped", "nested", "masked", "flex")
+# "auto": the masked (dense + same-cluster mask) path below this many tokens per sequence.
+MASKED_BELOW = 320
 
 
 def same_cluster_mask(ids: torch.Tensor) -> torch.Tensor:
@@ -188,6 +196,47 @@ def _nested(qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, plan: ClusterP
     return out.transpose(1, 2).values()
 
 
+_COMPILED_FLEX = None
+
+
+def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Block-sparse attention with FlexAttention: one fused kernel instead of one call per length.
+
+    Tokens are sorted by cluster (per batch element), so a same-cluster mask becomes nearly
+    block-diagonal and FlexAttention skips every 128×128 block with no same-cluster pair; outputs
+    are un-sorted afterwards. On CUDA the kernel is compiled (torch.compile); on the CPU torch runs
+    it unfused and forward-only, which is what the equality tests use. Opt-in (backend="flex")
+    until it is benchmarked on a GPU (benchmarks/attention.py --sparse-backend flex).
+    """
+    global _COMPILED_FLEX
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    if q.device.type == "cpu" and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        raise ValueError("the flex attention backend has no backward pass on the CPU (torch); "
+                         "train on CUDA or use the grouped backend")
+    batch, heads, n, dh = q.shape
+    order = torch.argsort(ids, dim=1, stable=True)
+    inverse = torch.argsort(order, dim=1)
+    sorted_ids = ids.gather(1, order)
+
+    def take(t, index):
+        return t.gather(2, index[:, None, :, None].expand(-1, t.shape[1], -1, t.shape[3]))
+
+    def same_cluster(b, h, q_idx, kv_idx):
+        return sorted_ids[b, q_idx] == sorted_ids[b, kv_idx]
+
+    block_mask = create_block_mask(same_cluster, batch, None, n, n, device=q.device)
+    kernel = flex_attention
+    if q.device.type == "cuda":
+        if _COMPILED_FLEX is None:
+            _COMPILED_FLEX = torch.compile(flex_attention, dynamic=False)
+        kernel = _COMPILED_FLEX
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "called without torch.compile" on the CPU
+        out = kernel(take(q, order), take(k, order), take(v, order), block_mask=block_mask)
+    return take(out, inverse)
+
+
 def cluster_sparse_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -200,15 +249,18 @@ def cluster_sparse_attention(
 
     q, k, v: (B, h, n, dh); ids: (B, n) int cluster ids shared by all heads.
     backend: "grouped" (one SDPA call per distinct cluster length), "nested" (one jagged SDPA call),
-    "masked" (the dense reference), "auto" (= grouped; nested measured slower on an H200).
+    "masked" (the dense reference), "flex" (FlexAttention with a same-cluster block mask; CUDA for
+    training, forward-only on the CPU), "auto" (masked below `MASKED_BELOW` tokens, else grouped).
     Returns (B, h, n, dh), equal to `masked_cluster_attention(q, k, v, ids)`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
     if ids.shape != (q.shape[0], q.shape[2]):
         raise ValueError(f"cluster ids of shape {tuple(ids.shape)} do not match queries {tuple(q.shape)}")
-    if backend == "masked":
+    if backend == "masked" or (backend == "auto" and q.shape[2] < MASKED_BELOW):
         return masked_cluster_attention(q, k, v, ids)
+    if backend == "flex":
+        return _flex(q, k, v, ids)
     if backend == "nested":
         plan = ClusterPlan(ids, n_clusters, for_nested=True)
         out = _nested(*(_flatten_sorted(t, plan) for t in (q, k, v)), plan)
@@ -275,6 +327,7 @@ class ClusterSparseAttention(nn.Module):
 
 __all__ = [
     "BACKENDS",
+    "MASKED_BELOW",
     "ClusterPlan",
     "ClusterSparseAttention",
     "cluster_sparse_attention",

@@ -27,13 +27,15 @@ from smmt_core.model.config import ModelConfig
 from smmt_core.model.encoders import CategoricalEncoder, MRIEncoder, NumericEncoder
 from smmt_core.model.fusion import CascadeStep, IntraModalLayer
 from smmt_core.model.masking import ModalityMasking
+from smmt_core.model.volume_encoder import VolumeEncoder
 
 @dataclass
 class ModelOutput:
     """What the GUI draws besides the prediction.
 
-    cluster_ids: per intra-modal MRI layer, (B, S, h, w) K-Means cluster id of each MRI patch
-                 (empty for the dense variants or a model without MRI).
+    cluster_ids: per intra-modal MRI layer, (B, S, h, w) K-Means cluster id of each MRI patch,
+                 or (B, gx, gy, gz) on the 3D patch grid of a volume model (-1: no token there);
+                 empty for the dense variants or a model without MRI.
     contributions: (B, 3) in MODALITY_INDEX order: predicted-class logit minus that logit with
                  the modality left out; NaN where the modality is absent.
     """
@@ -53,7 +55,9 @@ class SMMT(nn.Module):
         attention = dict(sparse=config.sparse, cluster_size=config.cluster_size,
                          kmeans_iters=config.kmeans_iters, assignment=config.attention_mode)
         self.encoders = nn.ModuleDict()
-        if schema.mri_shape is not None:
+        if schema.mri_shape is not None and schema.is_volume:  # the whole brain as 3D patch tokens
+            self.encoders[Modality.MRI.value] = VolumeEncoder.from_spec(schema.mri_volume, d)
+        elif schema.mri_shape is not None:
             self.encoders[Modality.MRI.value] = MRIEncoder(
                 tuple(schema.mri_shape), d, readout=config.mri_readout, n_readout_tokens=config.mri_readout_tokens,
                 readout_dropout=config.dropout, input_norm=config.mri_input_norm)
@@ -123,9 +127,11 @@ class SMMT(nn.Module):
                 tokens, ids = layer(tokens)
                 if collect_ids and ids is not None and name == Modality.MRI.value:
                     encoder = self.encoders[name]
-                    # Patch tokens come first; readout tokens (no place on the grid) are left out.
-                    patches = ids[:, :encoder.n_patch_tokens]
-                    cluster_ids.append(patches.reshape(batch, encoder.mri_shape[0], *encoder.grid))
+                    if isinstance(encoder, VolumeEncoder):
+                        cluster_ids.append(encoder.ids_to_grid(ids))
+                    else:  # patch tokens come first; readout tokens (no place on the grid) are left out
+                        patches = ids[:, :encoder.n_patch_tokens]
+                        cluster_ids.append(patches.reshape(batch, encoder.mri_shape[0], *encoder.grid))
             tokens_by_name[name] = tokens
         return tokens_by_name, cluster_ids
 

@@ -242,7 +242,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     except Exception as error:
         raise CheckpointError(f"stored feature encoder or preprocessing settings are invalid: {error}", meta_path) from None
 
-    encoder_schema = encoder.schema(classes, schema.mri_shape)
+    encoder_schema = encoder.schema(classes, schema.mri_shape, schema.mri_volume)
     if encoder_schema.differences(schema):
         raise CheckpointError(
             "stored feature encoder does not match the stored schema: "
@@ -257,6 +257,10 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
         raise CheckpointError(
             f"stored preprocessing settings give MRI input {list(preprocess.mri_shape)} but the schema "
             f"says {list(schema.mri_shape)} (slices, channels, height, width)", meta_path)
+    if schema.mri_shape is not None and preprocess.volume_spec != schema.mri_volume:
+        raise CheckpointError(
+            f"stored preprocessing settings give MRI volume tokens {preprocess.volume_spec} but the schema "
+            f"says {schema.mri_volume}", meta_path)
 
     try:
         with torch.device("meta"):  # shapes only: no memory, no random initialisation

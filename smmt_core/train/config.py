@@ -1,7 +1,7 @@
 """Everything that defines a training run: one nested, validated `TrainConfig`.
 
     TrainConfig
-      preset       the starting point the values came from ("demo", "paper")
+      preset       the starting point the values came from ("demo", "paper", "volume")
       data         which data, which labels and features, how persons are split
       model        `smmt_core.model.config.ModelConfig` (stored with every checkpoint)
       preprocess   `smmt_core.data.preprocess.PreprocessConfig` (part of every cache key)
@@ -202,4 +202,8 @@ PRESETS: dict[str, dict] = {
     # The paper's Table I: Adam, lr 1e-3, batch 8, 50 epochs, d = 512, 256x256 3-channel slices.
     "paper": dict(epochs=50, batch_size=8, lr=1e-3, d_model=512, n_heads=8, image_size=256,
                   n_slices=3, channels=3, resolution_mm=1.0),
+    # The whole brain at 2 mm as 8 mm 3D patches: ~4000 tokens inside the brain (k = 12), two
+    # intra-modal layers. Where cluster-sparse attention pays off (docs/volume.md).
+    "volume": dict(epochs=12, batch_size=8, lr=1e-3, d_model=128, n_heads=4, n_layers=2, input="volume",
+                   patch_mm=8.0, resolution_mm=2.0),
 }

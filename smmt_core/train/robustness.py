@@ -105,6 +105,7 @@ def data_schema(loaded, subjects: Sequence[Subject]) -> tuple[FeatureSchema, lis
         categorical={k: list(encoder.categories[k]) for k in encoder.categorical_names if k not in lacking},
         mri_shape=tuple(loaded.preprocess.mri_shape) if has_mri and loaded.schema.mri_shape is not None else None,
         classes=list(loaded.classes),
+        mri_volume=loaded.schema.mri_volume if has_mri and loaded.schema.mri_shape is not None else None,
     )
     return schema, lacking
 

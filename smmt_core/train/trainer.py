@@ -317,7 +317,7 @@ class _Run:
         except _StopRequested:
             self.stopped_early = True
         mri_shape = cfg.preprocess.mri_shape if any(s.t1_path is not None for s in subjects) else None
-        schema = encoder.schema(classes, mri_shape)
+        schema = encoder.schema(classes, mri_shape, cfg.preprocess.volume_spec)
         mri_warnings = [w for d in datasets.values() for w in d.warnings]
         self.summary["feature_warnings"] = list(encoder.warnings)
         self.summary["mri_warnings"] = {"count": len(mri_warnings), "first": mri_warnings[:50]}

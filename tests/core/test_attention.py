@@ -61,7 +61,7 @@ def test_fp32_matches_masked_dense_forward_and_gradients(case):
 def test_gradcheck_small():
     q, k, v = qkv(2, 2, 9, 3)
     ids = torch.tensor([[0, 1, 0, 2, 1, 0, 2, 2, 1], [3, 3, 0, 0, 0, 1, 1, 1, 1]])
-    assert torch.autograd.gradcheck(lambda a, b, c: cluster_sparse_attention(a, b, c, ids, 4), (q, k, v))
+    assert torch.autograd.gradcheck(lambda a, b, c: cluster_sparse_attention(a, b, c, ids, 4, "grouped"), (q, k, v))
 
 
 def test_one_big_cluster_equals_unmasked_attention():
@@ -74,7 +74,7 @@ def test_one_big_cluster_equals_unmasked_attention():
 def test_one_token_per_cluster_returns_values():
     q, k, v = qkv(2, 3, 10, 4)
     ids = torch.stack([torch.arange(10), torch.arange(10).flip(0)])
-    out = cluster_sparse_attention(q, k, v, ids, 10)
+    out = cluster_sparse_attention(q, k, v, ids, 10, "grouped")
     assert torch.equal(out, v)
 
 
@@ -92,9 +92,35 @@ def test_permuting_tokens_permutes_outputs():
     q, k, v = qkv(2, 2, 30, 8)
     ids = torch.randint(0, 4, (2, 30), generator=torch.Generator().manual_seed(3))
     perm = torch.randperm(30, generator=torch.Generator().manual_seed(4))
-    out = cluster_sparse_attention(q, k, v, ids, 4)
-    permuted = cluster_sparse_attention(q[:, :, perm], k[:, :, perm], v[:, :, perm], ids[:, perm], 4)
+    out = cluster_sparse_attention(q, k, v, ids, 4, "grouped")
+    permuted = cluster_sparse_attention(q[:, :, perm], k[:, :, perm], v[:, :, perm], ids[:, perm], 4, "grouped")
     assert torch.allclose(permuted, out[:, :, perm], atol=1e-12)
+
+
+def test_auto_uses_the_masked_path_below_the_crossover_and_grouped_above(monkeypatch):
+    import smmt_core.model.attention as attention
+
+    calls = []
+    original = attention.masked_cluster_attention
+    monkeypatch.setattr(attention, "masked_cluster_attention", lambda *a: calls.append(a[0].shape[2]) or original(*a))
+    for n in (attention.MASKED_BELOW - 1, attention.MASKED_BELOW):
+        q, k, v = qkv(1, 2, n, 4)
+        ids = torch.arange(n).unsqueeze(0) % 5
+        out = cluster_sparse_attention(q, k, v, ids, 5)
+        assert torch.allclose(out, original(q, k, v, ids), atol=1e-10)
+    assert calls == [attention.MASKED_BELOW - 1]  # at the crossover and above: the grouped path
+
+
+def test_flex_backend_matches_reference_forward_on_cpu():
+    """FlexAttention (the CUDA block-sparse path) equals the masked reference; torch runs it
+    forward-only on the CPU, so the gradients are checked where a GPU is (benchmarks/)."""
+    q, k, v = qkv(2, 2, 300, 8)
+    ids = torch.randint(0, 6, (2, 300), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out = cluster_sparse_attention(q, k, v, ids, 6, "flex")
+        assert torch.allclose(out, masked_cluster_attention(q, k, v, ids), atol=1e-10)
+    with pytest.raises(ValueError, match="no backward pass on the CPU"):
+        cluster_sparse_attention(q.requires_grad_(), k, v, ids, 6, "flex")
 
 
 def test_nested_backend_matches_reference():

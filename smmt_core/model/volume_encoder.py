@@ -1,0 +1,93 @@
+"""The whole-brain MRI encoder of the `volume` preset: 3D patches in, thousands of tokens out.
+
+Why so light: the slice presets spend most of a training step in their 2D CNN, so the attention
+(where SMMT saves work) never dominates. Here the brain crop (`smmt_core.data.volume`) is cut into
+p×p×p patches (8 mm at 2 mm: ~4000 tokens inside the brain), each flattened and mapped to d by
+one linear layer (a ViT patch embedding, the same as a strided 3D convolution but run only on the
+patches that are kept; no normalisation, so a patch's intensity level survives), and the
+intra-modal attention layers do the rest. Patches outside the
+template brain are dropped. Each token gets a fixed 3D sinusoidal encoding of its patch centre
+(MNI mm), so positions are exact and need no parameters tied to the token count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from smmt_core.data.volume import VolumeGeometry, volume_geometry
+from smmt_core.errors import DataError
+
+
+def sinusoidal_positions_3d(positions_mm: np.ndarray, d_model: int, max_wavelength_mm: float = 400.0) -> torch.Tensor:
+    """(n, 3) mm -> (n, d) fixed encodings: sin/cos of each axis at geometric wavelengths.
+
+    d is split evenly among the three axes (pairs of sin/cos); leftover columns stay 0. The shortest
+    wavelength is 2·pi mm, the longest `max_wavelength_mm` (longer than the brain).
+    """
+    per_axis = (d_model // 6) * 2  # a whole number of sin/cos pairs per axis
+    out = torch.zeros(len(positions_mm), d_model)
+    if per_axis == 0:
+        return out
+    pairs = per_axis // 2
+    freqs = torch.exp(-math.log(max_wavelength_mm) * torch.arange(pairs, dtype=torch.float64) / max(pairs, 1))
+    pos = torch.tensor(np.array(positions_mm, dtype=np.float64))
+    for axis in range(3):
+        angles = pos[:, axis:axis + 1] * freqs  # (n, pairs)
+        start = axis * per_axis
+        out[:, start:start + pairs] = torch.sin(angles).float()
+        out[:, start + pairs:start + per_axis] = torch.cos(angles).float()
+    return out
+
+
+class VolumeEncoder(nn.Module):
+    """(B, X, Y, Z) brain crop -> (B, n_tokens, d): one token per in-brain 3D patch.
+
+    `geometry` says where the tokens are; `ids_to_grid` maps per-token cluster ids back onto the
+    patch grid (-1 outside the brain) for the viewers.
+    """
+
+    def __init__(self, geometry: VolumeGeometry, d_model: int):
+        super().__init__()
+        self.geometry = geometry
+        p = geometry.patch
+        self.mri_shape = tuple(geometry.shape)
+        self.grid = tuple(geometry.grid)
+        # No LayerNorm here: it would divide out a patch's overall intensity (how much tissue and
+        # how much CSF it holds), the very thing atrophy changes. The layers are pre-norm anyway.
+        self.embed = nn.Sequential(nn.Linear(p ** 3, d_model))
+        # Persistent: a checkpoint carries its tokens (a model built on the meta device gets them
+        # from the file, and a changed template shows up as a shape mismatch on load).
+        self.register_buffer("token_index", torch.as_tensor(geometry.token_index.copy(), dtype=torch.long))
+        self.register_buffer("position_encoding", sinusoidal_positions_3d(geometry.positions_mm, d_model))
+        # A learned scale of the fixed encoding: the model chooses how much position matters.
+        self.position_scale = nn.Parameter(torch.ones(1))
+
+    @classmethod
+    def from_spec(cls, spec: dict, d_model: int) -> VolumeEncoder:
+        return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.geometry.n_tokens
+
+    def forward(self, mri: torch.Tensor) -> torch.Tensor:
+        if tuple(mri.shape[1:]) != self.mri_shape:
+            raise DataError(f"MRI volume of shape {tuple(mri.shape[1:])} does not match the model's brain crop "
+                            f"{self.mri_shape}; preprocess with the run's settings")
+        batch = mri.shape[0]
+        p = self.geometry.patch
+        gx, gy, gz = self.grid
+        patches = mri.reshape(batch, gx, p, gy, p, gz, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(batch, gx * gy * gz, p ** 3)
+        patches = patches.index_select(1, self.token_index)  # drop patches outside the brain
+        return self.embed(patches) + self.position_scale * self.position_encoding
+
+    def ids_to_grid(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, n_tokens) cluster ids -> (B, gx, gy, gz), -1 where a patch is not a token."""
+        batch = ids.shape[0]
+        out = torch.full((batch, math.prod(self.grid)), -1, dtype=ids.dtype, device=ids.device)
+        out[:, self.token_index] = ids
+        return out.view(batch, *self.grid)
