@@ -191,8 +191,8 @@ class Predictor:
 
         disk_cache: an `MRICache` to also store preprocessed scans on disk (None: memory only).
         """
-        from smmt_core.train.checkpoints import load_run
         from smmt_core.device import select_device
+        from smmt_core.train.checkpoints import load_run
 
         predictor = cls(load_run(run_dir, which=which, device=str(select_device(device))), disk_cache)
         predictor._warm_up()

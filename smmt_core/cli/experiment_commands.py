@@ -196,8 +196,8 @@ class _ExperimentProgress:
         self.stream.flush()
 
     def __call__(self, event) -> None:
-        from smmt_core.train.events import BatchProgress, EpochEnd
         from smmt_core.experiments.grid import CellFinished, CellStarted
+        from smmt_core.train.events import BatchProgress, EpochEnd
 
         if isinstance(event, CellStarted):
             self.prefix = f"[{event.index + 1}/{event.total}] {event.cell.name}"
@@ -272,9 +272,8 @@ def _run_experiment(args) -> int:
 
 
 def _run_robustness(args) -> int:
-    from smmt_core.train.robustness import evaluate_robustness, robustness_table
-
     from smmt_core.fileio import check_writable
+    from smmt_core.train.robustness import evaluate_robustness, robustness_table
 
     # Outputs are checked before the evaluation passes, not after them (and named as given).
     if args.out:

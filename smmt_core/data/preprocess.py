@@ -33,11 +33,10 @@ import os
 import threading
 import zipfile
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-
 from pydantic import model_validator
 
 from smmt_core.errors import DataError

@@ -48,10 +48,10 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
 from smmt_core.fileio import atomic_write_text, read_table
 from smmt_core.train.config import PRESETS, TrainConfig
 from smmt_core.train.run_record import RunRecord
-from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
 from smmt_core.variants import MASKING_VARIANTS, VARIANT_NAMES
 
 # TrainConfig settings that the grid itself sets per cell: they cannot be given as overrides.

@@ -29,6 +29,7 @@ from smmt_core.model.fusion import CascadeStep, IntraModalLayer
 from smmt_core.model.masking import ModalityMasking
 from smmt_core.model.volume_encoder import VolumeEncoder
 
+
 @dataclass
 class ModelOutput:
     """What the GUI draws besides the prediction.

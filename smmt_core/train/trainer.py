@@ -60,10 +60,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from smmt_core.batch import MODALITY_INDEX
 from smmt_core.data.feature_sets import circularity_warning, resolve_features
 from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
-from smmt_core.batch import MODALITY_INDEX
 from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
 from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
@@ -470,7 +470,6 @@ class _Run:
     def _check_resumable(self, record: RunRecord, split_frame: pd.DataFrame) -> None:
         """CheckpointError unless the run folder can be continued with these data and settings."""
         from smmt_core.train.checkpoints import read_checkpoint_metadata
-
         from smmt_core.train.run_record import writer_is_gone
 
         summary = record.summary()  # a readable run.json

@@ -13,7 +13,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QFrame, QGroupBox, QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget,
+    QCheckBox,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
 )
 
 from smmt_gui import strings

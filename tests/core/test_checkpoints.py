@@ -243,7 +243,7 @@ def test_a_run_folder_that_cannot_be_made_is_a_config_error_naming_the_folder(tm
     blocker.write_text("not a folder")
     for parent in (blocker, blocker / "runs"):  # a file in the way, a folder below a file
         with pytest.raises(ConfigError, match="cannot create a run folder here") as info:
-            RunRecord.create(parent, "r").run_dir
+            RunRecord.create(parent, "r")
         assert str(blocker) in str(info.value)
     assert blocker.read_text() == "not a folder"
 

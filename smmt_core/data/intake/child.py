@@ -73,7 +73,7 @@ def run_intake_in_child(path, settings: IntakeSettings | None = None, *, cache: 
                         process.terminate()
                         raise IntakeCancelled(path) from None
                 if not process.is_alive() and messages.empty():
-                    raise DataError(f"the intake process ended unexpectedly (exit code {process.exitcode})", path)
+                    raise DataError(f"the intake process ended unexpectedly (exit code {process.exitcode})", path) from None
                 continue
             if kind == "progress":
                 if progress is not None:

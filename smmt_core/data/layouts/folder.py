@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from smmt_core.data.intake.dicom import is_dicom_subject_folder
 from smmt_core.data.layouts.common import (
     check_image_header,
     clinical_from_record,
@@ -21,7 +22,6 @@ from smmt_core.data.layouts.common import (
     read_table,
     volume_stem,
 )
-from smmt_core.data.intake.dicom import is_dicom_subject_folder
 from smmt_core.data.subject import Subject
 from smmt_core.errors import DataError
 
