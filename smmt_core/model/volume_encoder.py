@@ -63,8 +63,10 @@ class VolumeEncoder(nn.Module):
         # from the file, and a changed template shows up as a shape mismatch on load).
         self.register_buffer("token_index", torch.as_tensor(geometry.token_index.copy(), dtype=torch.long))
         self.register_buffer("position_encoding", sinusoidal_positions_3d(geometry.positions_mm, d_model))
-        # A learned scale of the fixed encoding: the model chooses how much position matters.
-        self.position_scale = nn.Parameter(torch.ones(1))
+        # A learned scale of the fixed encoding: the model chooses how much position matters. It
+        # starts small (as ViT's position embeddings do): at 1 the sin/cos vector (norm ~8 at d = 128)
+        # would outweigh a patch's embedding (norm ~3) and drown the intensity differences.
+        self.position_scale = nn.Parameter(torch.full((1,), 0.1))
 
     @classmethod
     def from_spec(cls, spec: dict, d_model: int) -> VolumeEncoder:
