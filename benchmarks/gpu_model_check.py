@@ -75,7 +75,7 @@ def check_training(device: str, steps: int) -> list[dict]:
         losses = []
         sync()
         start = time.perf_counter()
-        for step in range(steps):
+        for _step in range(steps):
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 loss = torch.nn.functional.cross_entropy(model(inputs), y)
             opt.zero_grad(set_to_none=True)

@@ -1,8 +1,8 @@
 """Event-loop stalls of the desktop app while a real training runs in the dashboard.
 
-Why: the GUI must stay responsive while it trains (the issue's target: the event loop never stalls
-more than 50 ms at the 99th percentile). Training runs on a worker thread, but Python code on that
-thread competes for the GIL with the GUI thread, and every training event is drawn in the GUI
+Why: the GUI must stay responsive while it trains (issue 11.17's targets: p99 stall <= 30 ms and
+the longest stall <= 100 ms). Training runs in a child process supervised by a worker thread (so
+it does not hold the GUI's interpreter lock); every training event is still drawn in the GUI
 thread; this measures what a user would feel.
 
 How: a `TrainingDashboard` is shown (offscreen unless a display is set) and starts a real run
@@ -15,6 +15,11 @@ timer). Prints p50 / p99 / max stall for both; `--json FILE` writes them too.
 
     python benchmarks/gui_responsiveness.py                  # ~1 min of demo-preset training
     python benchmarks/gui_responsiveness.py --seconds 30 --json stalls.json
+    python benchmarks/gui_responsiveness.py --toggles 20 --seconds 0   # toggle-to-repaint only
+
+`--toggles N` first measures what a user feels when switching a modality (issue 11.16): the main
+window with an (untrained) demo-preset model and a 1 mm T1 subject; N times a modality is switched
+off or on and the time runs until the new prediction is drawn and the window repainted.
 
 Results and discussion: docs/gui-responsiveness.md.
 """
@@ -33,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-TARGET_P99_MS = 50.0
+TARGET_P99_MS = 30.0
+TARGET_MAX_MS = 100.0
 
 
 def summarise(gaps_ms: list[float], interval_ms: float) -> dict:
@@ -116,6 +122,49 @@ def spin(seconds: float, until=None) -> None:
     check.stop()
 
 
+def measure_toggle_latency(toggles: int, work: Path) -> dict:
+    """Milliseconds from a modality toggle to the repainted window showing the new prediction."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from smmt_core.bench.predict_latency import make_untrained_run, write_mni_t1
+    from smmt_core.data.subject import Subject
+    from smmt_gui.main_window import MainWindow
+
+    run_dir = make_untrained_run(work / "toggle-runs")
+    subject = Subject("bench-toggle", t1_path=write_mni_t1(work / "t1.nii.gz"),
+                      numeric={"AGE": 76.0}, categorical={"PTGENDER": "Female", "APOE4": "1"})
+    window = MainWindow(scan_runs=False)
+    window.resize(1500, 900)
+    window.show()
+
+    def wait_for(signal, timeout_s: float = 120.0) -> None:
+        loop = QEventLoop()
+        signal.connect(loop.quit)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+        signal.disconnect(loop.quit)
+
+    window.load_model(run_dir)
+    wait_for(window.model_loaded)
+    window.session.set_single_subject(subject, str(subject.t1_path))
+    wait_for(window.prediction_shown)  # the first prediction (preprocessing included)
+    spin(0.5)
+    box = window.prediction_panel.toggles["clinical"]
+    latencies = []
+    for _ in range(toggles):
+        t0 = time.perf_counter()
+        box.toggle()
+        wait_for(window.prediction_shown)
+        window.repaint()  # the new result on screen, not only in the widgets
+        latencies.append((time.perf_counter() - t0) * 1000.0)
+        spin(0.2)
+    window.close()
+    spin(5.0, until=window.is_closed)
+    values = np.asarray(latencies)
+    return {"toggles": len(latencies), "median_ms": float(np.median(values)), "p90_ms": float(np.percentile(values, 90)),
+            "min_ms": float(values.min()), "max_ms": float(values.max())}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to measure during training (default 60)")
@@ -128,6 +177,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warm-cache", action="store_true",
                         help="use the user's MRI cache instead of a fresh one (preprocessing then mostly skipped)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--toggles", type=int, default=0,
+                        help="first measure toggle-to-repaint latency over this many modality toggles")
     parser.add_argument("--preimport", action="store_true",
                         help="import torch, the trainer and what they import lazily (codecarbon, psutil, scipy.stats, "
                              "sympy) before measuring, as an app could at start-up")
@@ -155,6 +206,17 @@ def main(argv=None) -> int:
     from smmt_gui.panels.training import TrainingDashboard
 
     app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - must exist for the widgets
+    toggle = None
+    if args.toggles > 0:
+        print(f"Toggle-to-repaint latency over {args.toggles} toggles…", file=sys.stderr)
+        toggle = measure_toggle_latency(args.toggles, work)
+        print(f"toggle to repainted result: median {toggle['median_ms']:.0f} ms, p90 {toggle['p90_ms']:.0f} ms, "
+              f"range {toggle['min_ms']:.0f}-{toggle['max_ms']:.0f} ms over {toggle['toggles']} toggles")
+        if args.seconds <= 0:
+            if args.json:
+                args.json.write_text(json.dumps({"toggle_latency": toggle}, indent=2))
+            shutil.rmtree(work, ignore_errors=True)
+            return 0
     if args.smoke:
         from smmt_core.data.demo import make_demo_cohort
 
@@ -248,6 +310,7 @@ def main(argv=None) -> int:
     batches_done = len(dashboard.batch_x)
     result = {
         "probe_ms": args.probe_ms,
+        "toggle_latency": toggle,
         "baseline": baseline,
         "training": during,
         "phases": phases,
@@ -266,7 +329,8 @@ def main(argv=None) -> int:
         "preset": args.preset,
         "device": config.run.device,
         "target_p99_ms": TARGET_P99_MS,
-        "meets_target": bool(during["p99_ms"] <= TARGET_P99_MS),
+        "target_max_ms": TARGET_MAX_MS,
+        "meets_target": bool(during["p99_ms"] <= TARGET_P99_MS and during["max_ms"] <= TARGET_MAX_MS),
     }
     print(f"probe every {args.probe_ms} ms; stall = lateness of a tick")
     rows = [("baseline", baseline), ("training", during)] + [(f"  {k}", v) for k, v in phases.items()]
@@ -280,7 +344,8 @@ def main(argv=None) -> int:
           + ", ".join(f"{k} {v:.0f}" for k, v in sorted(slowest.items(), key=lambda kv: -kv[1])[:3]) + ")")
     print(f"machine: {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after (other processes compete for the CPUs too)")
-    print(f"training: {trained_s:.0f} s, {epochs_done} epochs and {batches_done} batches done; p99 target {TARGET_P99_MS:.0f} ms: "
+    print(f"training: {trained_s:.0f} s, {epochs_done} epochs and {batches_done} batches done; targets p99 <= "
+          f"{TARGET_P99_MS:.0f} ms and longest stall <= {TARGET_MAX_MS:.0f} ms: "
           f"{'met' if result['meets_target'] else 'NOT met'}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -4,4 +4,4 @@ The GUI (`smmt_gui`) and the command line (`smmt_core.cli`) are two thin shells 
 public functions of this package.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

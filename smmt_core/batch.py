@@ -14,6 +14,8 @@ from smmt_core.data.subject import ALL_MODALITIES, Modality
 
 # Column order of `ModelInputs.present`.
 MODALITY_INDEX: dict[Modality, int] = {m: i for i, m in enumerate(ALL_MODALITIES)}
+# A bound on every name list of a schema read from a file (features, categories, classes).
+MAX_SCHEMA_NAMES = 1000
 
 
 @dataclass
@@ -58,10 +60,14 @@ class FeatureSchema:
 
         def names(value, what: str) -> list[str]:
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"schema {what} must be a list of names, got {value!r}")
+                raise ValueError(f"schema {what} must be a list of names, got {str(value)[:200]}")
+            if len(value) > MAX_SCHEMA_NAMES:
+                raise ValueError(f"schema {what} lists {len(value)} names (at most {MAX_SCHEMA_NAMES})")
             return list(value)
 
         categorical = d.get("categorical", {})
+        if isinstance(categorical, dict) and len(categorical) > MAX_SCHEMA_NAMES:
+            raise ValueError(f"schema categorical lists {len(categorical)} variables (at most {MAX_SCHEMA_NAMES})")
         if not isinstance(categorical, dict):
             raise ValueError(f"schema categorical must map names to category lists, got {categorical!r}")
         volume = d.get("mri_volume")

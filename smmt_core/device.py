@@ -28,3 +28,12 @@ def select_device(name: str | None = DEFAULT_DEVICE):
     if name == "cpu":
         return torch.device("cpu")
     raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
+
+
+def prepare_interactive() -> bool:
+    """For a process that runs only interactive work (the desktop app, whose training runs in a
+    child process): torch on INTERACTIVE_THREADS threads; returns whether CUDA is available."""
+    import torch
+
+    torch.set_num_threads(INTERACTIVE_THREADS)
+    return bool(torch.cuda.is_available())

@@ -15,6 +15,7 @@ class SMMTError(Exception):
     """A problem with user input (a file, a folder, a column, a checkpoint, a setting)."""
 
     def __init__(self, problem: str, path: str | Path | None = None):
+        problem = " ".join(str(problem).split())  # one line, whatever a library put in its message
         self.problem = problem
         self.path = Path(path) if path is not None else None
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)

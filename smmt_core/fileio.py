@@ -1,11 +1,16 @@
-"""Atomic file writing, used for every file SMMT Studio writes (runs, caches, tables, plots, reports).
+"""File writing and reading guarded against faults: used for every file SMMT Studio writes or parses.
 
-A reader (or a crash) sees either the old file or the complete new one, never half of it: the
-content goes to a temporary file beside the target, then `os.replace` renames it into place.
+Writing is atomic (runs, caches, tables, plots, reports): a reader (or a crash) sees either the old
+file or the complete new one, never half of it: the content goes to a temporary file beside the
+target, then `os.replace` renames it into place.
+
+Reading (`read_json`, `read_table`) is bounded: every JSON/CSV/TSV the project reads either loads
+or raises the caller's SMMTError naming the file, whatever the bytes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -35,15 +40,44 @@ def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
 def atomic_write(path: str | Path, write: Callable[[Path], None], *, suffix: str = ".tmp") -> Path:
     """Call `write(temporary_path)`, then move the result onto `path`; on any error remove the temp."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path, suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_sibling(path, suffix)
+    except OSError as error:
+        raise _naming(error, path) from None
     try:
         write(tmp)
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
+    except OSError as error:  # disk full, quota, permissions: name the file the user asked for
+        tmp.unlink(missing_ok=True)
+        raise _naming(error, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error (errno and reason) naming `path` rather than a temporary file or nothing:
+    "No space left on device" alone does not tell the user which file could not be written."""
+    named = OSError(error.errno, error.strerror or str(error), str(path))
+    return named
+
+
+def check_writable(path: str | Path, what: str = "output file") -> Path:
+    """ConfigError naming `path` unless a file can be written there; run before long work so that
+    an unwritable output fails at once, not after it (nothing is left behind)."""
+    from smmt_core.errors import ConfigError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{what} is a folder; give a file name", path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary_sibling(path, ".check").unlink()
+    except OSError as error:
+        raise ConfigError(f"cannot write the {what} here ({error.strerror or error})", path) from None
     return path
 
 
@@ -83,3 +117,144 @@ def write_all_or_nothing(jobs: list[tuple[Path, Callable[[Path], None]]]) -> lis
             tmp.unlink(missing_ok=True)
         raise
     return [target for _, target in temps]
+
+
+# -- guarded reading -----------------------------------------------------------------------------
+# Every JSON/CSV/TSV SMMT Studio reads goes through `read_json` or `read_table`, so that a hostile
+# or broken file (nested 100,000 levels deep, a 5,000-digit number, gigabytes, binary junk) ends as
+# the project's own error naming the file, never a RecursionError, MemoryError or a traceback.
+
+MAX_JSON_BYTES = 64 * 1024 * 1024  # a run's JSON is kilobytes; a clinical record far less
+MAX_TABLE_BYTES = 512 * 1024 * 1024  # ADNIMERGE is ~20 MB
+MAX_JSON_DEPTH = 64  # the deepest file we write nests about 8 levels
+MAX_INT_DIGITS = 40  # larger than any count or seed; far below Python's 4300-digit limit
+
+
+class _JSONLimit(Exception):
+    """A limit hit while decoding (raised from a json.loads hook, turned into the caller's error)."""
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _JSONLimit(f"holds an integer with {digits} digits (at most {MAX_INT_DIGITS} are accepted)")
+    return int(text)
+
+
+def _depth_problem(data, limit: int) -> str | None:
+    """'nested more than N levels deep' when `data` is, else None (iterative: no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return f"is nested more than {limit} levels deep"
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return None
+
+
+def _check_size(path: Path, limit: int, what: str, error: type[Exception]) -> None:
+    size = path.stat().st_size
+    if size > limit:
+        raise error(f"{what} is too large ({size / 2**20:.0f} MiB; at most {limit / 2**20:.0f} MiB are read)", path)
+
+
+def read_json(path: str | Path, what: str = "file", *, error: type[Exception] | None = None,
+              max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> dict:
+    """A JSON object from `path`, or `error` (default DataError) naming the file and the problem.
+
+    Refused: a missing or unreadable file, a file over `max_bytes`, text that is not UTF-8 JSON,
+    anything but an object at the top, nesting deeper than `max_depth`, integers longer than
+    MAX_INT_DIGITS. NaN and Infinity (which Python writes) are read as floats; the caller decides.
+    """
+    from smmt_core.errors import DataError
+
+    error = error or DataError
+    path = Path(path)
+    try:
+        _check_size(path, max_bytes, what, error)
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} is missing", path) from None
+    except IsADirectoryError:
+        raise error(f"{what} is a folder, not a file", path) from None
+    except OSError as problem:
+        raise error(f"{what} cannot be read ({problem.strerror or problem})", path) from None
+    try:
+        text = raw.decode("utf-8-sig")
+        data = json.loads(text, parse_int=_parse_int)
+    except _JSONLimit as problem:
+        raise error(f"{what} {problem}", path) from None
+    except RecursionError:
+        raise error(f"{what} is nested more than {max_depth} levels deep", path) from None
+    except UnicodeDecodeError as problem:
+        raise error(f"{what} is not UTF-8 text (byte {problem.start})", path) from None
+    except json.JSONDecodeError as problem:
+        raise error(f"{what} is not valid JSON ({problem.msg} at line {problem.lineno}, column {problem.colno})",
+                    path) from None
+    except ValueError as problem:  # e.g. a number Python will not convert
+        raise error(f"{what} is not valid JSON ({' '.join(str(problem).split())[:200]})", path) from None
+    if not isinstance(data, dict):
+        raise error(f"{what}: expected a JSON object ({{...}}), found a {type(data).__name__}", path)
+    depth = _depth_problem(data, max_depth)
+    if depth:
+        raise error(f"{what} {depth}", path)
+    return data
+
+
+def read_table(path: str | Path, what: str = "table", *, error: type[Exception] | None = None,
+               sep: str | None = None, as_strings: bool = True, max_bytes: int = MAX_TABLE_BYTES):
+    """A CSV/TSV as a DataFrame, or `error` (default DataError) naming the file and the problem.
+
+    `as_strings`: every cell a string, nothing guessed or turned into NaN (clinical tables, where
+    the loaders parse each value themselves); otherwise pandas' usual types (our own tables).
+    A row with more fields than the header is refused (it would silently become an index).
+    """
+    import warnings
+
+    import pandas as pd
+
+    from smmt_core.errors import DataError
+
+    error = error or DataError
+    path = Path(path)
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    options = dict(dtype=str, keep_default_na=False, na_filter=False) if as_strings else {}
+    try:
+        _check_size(path, max_bytes, what, error)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", index_col=False, **options)
+    except pd.errors.ParserWarning:
+        raise error(f"{what}: {_first_ragged_line(path, sep)} has more fields than the header", path) from None
+    except FileNotFoundError:
+        raise error(f"{what} is missing", path) from None
+    except IsADirectoryError:
+        raise error(f"{what} is a folder, not a file", path) from None
+    except pd.errors.EmptyDataError:
+        raise error(f"{what} is empty", path) from None
+    except OSError as problem:
+        raise error(f"{what} cannot be read ({problem.strerror or problem})", path) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError, MemoryError,
+            RecursionError) as problem:
+        first = " ".join(str(problem).split())[:200] or type(problem).__name__
+        raise error(f"cannot read the {what}: {first}", path) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _first_ragged_line(path: Path, sep: str) -> str:
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+            rows = csv.reader(handle, delimiter=sep)
+            width = len(next(rows, []))
+            for number, row in enumerate(rows, start=2):
+                if len(row) > width:
+                    return f"line {number}"
+    except (OSError, csv.Error):
+        pass
+    return "a line"

@@ -73,6 +73,7 @@ class Prediction:
     def guess_note(self) -> str | None:
         """The visible note when the run is at chance from the modalities used, else None."""
         return self.reliability.get("note")
+    intake: dict | None = None  # what the intake did: steps, QC verdict/score/reason, QC picture path
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (no arrays)."""
@@ -87,6 +88,7 @@ class Prediction:
             "model": self.model_name,
             "synthetic_model": self.synthetic_model,
             "reliability": dict(self.reliability),
+            "intake": self.intake,
         }
 
 
@@ -133,7 +135,7 @@ class _MemoryCache:
         self._lock = threading.Lock()
 
     def get(self, path, config, *, load_volume: bool = True):
-        from smmt_core.data.preprocess import preprocess_t1
+        from smmt_core.data.preprocess import preprocess_scan
 
         path = Path(path)
         try:
@@ -150,7 +152,7 @@ class _MemoryCache:
         if self.disk is not None:
             result = self.disk.get(path, config, load_volume=True)
         else:
-            result = preprocess_t1(path, config)
+            result = preprocess_scan(path, config)  # the intake, with its default on-disk cache
         with self._lock:
             self._items[key] = result
             while len(self._items) > self.size:
@@ -189,8 +191,8 @@ class Predictor:
 
         disk_cache: an `MRICache` to also store preprocessed scans on disk (None: memory only).
         """
-        from smmt_core.train.checkpoints import load_run
         from smmt_core.device import select_device
+        from smmt_core.train.checkpoints import load_run
 
         predictor = cls(load_run(run_dir, which=which, device=str(select_device(device))), disk_cache)
         predictor._warm_up()
@@ -293,6 +295,9 @@ class Predictor:
             affine = np.asarray(pre.affine)
             indices = list(pre.slice_indices)
             plane = pre.plane
+        unused = self._clinical_mismatch(subject)
+        if unused:
+            warnings.append(unused)
         if subject.t1_path is not None and Modality.MRI.value not in self.model_modalities:
             warnings.append("this model was trained without MRI; the T1 image was not used")
         cluster_ids = [ids[0].cpu().numpy().astype(np.int32) for ids in output.cluster_ids] if Modality.MRI.value in used else []
@@ -321,6 +326,7 @@ class Predictor:
             model_name=self.run_name,
             synthetic_model=self.synthetic,
             reliability=reliability(self.run.metadata.get("subset_metrics") or {}, used),
+            intake=pre.intake if pre is not None else None,
         )
 
     # -- helpers ---------------------------------------------------------------------------
@@ -352,6 +358,18 @@ class Predictor:
         if inputs.categorical.shape[1] and bool((inputs.categorical != 0).any()):
             has.add(Modality.CATEGORICAL)
         return has
+
+    def _clinical_mismatch(self, subject: Subject) -> str | None:
+        """A warning when the subject brings clinical values but none of the model's features:
+        the model then sees no clinical input at all, which must not pass without a word."""
+        from smmt_core.data.layouts.common import is_missing
+
+        wanted = self.features
+        supplied = sorted(k for k, v in {**subject.numeric, **subject.categorical}.items() if not is_missing(v))
+        if not wanted or not supplied or set(wanted) & set(supplied):
+            return None
+        return (f"subject {subject.key}: its clinical data ({', '.join(supplied)}) supply none of the model's "
+                f"clinical features ({', '.join(wanted)}); the model saw no clinical input")
 
     def _nothing_to_use_message(self, subject: Subject, has: set[Modality], switched_on: set[Modality]) -> str:
         have = [m.value for m in ALL_MODALITIES if m in has]

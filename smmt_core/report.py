@@ -88,6 +88,10 @@ def report_rows(prediction, context: ReportContext) -> list[tuple[str, str, str]
         if reliability.get("note"):
             rows.append(("reliability", "note", reliability["note"]))
     rows += [("warning", str(i + 1), w) for i, w in enumerate(prediction.warnings)]
+    intake = getattr(prediction, "intake", None)  # quality control of the intake (registration to MNI)
+    if intake:
+        rows += [("qc", key, str(intake[key])) for key in ("qc", "score", "steps", "reason", "picture")
+                 if intake.get(key) is not None]
     rows += [
         ("model", "name", context.model_name),
         ("model", "folder", context.model_dir),
@@ -119,6 +123,10 @@ def report_lines(prediction, context: ReportContext) -> list[tuple[str, str]]:
         lines.append(("detail", "Contributions (logit change when left out): "
                                 + ", ".join(f"{k} {v:+.3f}" for k, v in prediction.contributions.items())))
     lines += [("warning", f"Warning: {w}") for w in prediction.warnings]
+    intake = getattr(prediction, "intake", None)
+    if intake and intake.get("qc"):
+        lines.append(("detail", f"Registration QC: {intake['qc']} (score {intake.get('score', '?')})"
+                                + (f" — {intake['reason']}" if intake.get("reason") else "")))
     lines.append(("detail", f"Model: {context.model_name} ({context.model_dir})"))
     lines.append(("detail", f"Data: {context.data_path}"))
     lines.append(("detail", f"SMMT Studio {__version__} · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"))

@@ -53,7 +53,8 @@ def create_app(argv: list[str] | None = None):
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     QCoreApplication.setOrganizationName(strings.ORGANISATION)
     QCoreApplication.setApplicationName(strings.APP_ID)
-    QGuiApplication.setApplicationDisplayName(strings.APP_NAME)
+    # No application display name: Qt would append it to every window title, and the main
+    # window's title already starts with the app's name.
     QGuiApplication.setDesktopFileName(strings.APP_ID)
     icon = window_icon()
     if icon is not None:
@@ -174,6 +175,9 @@ def _dispose(window, app) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a frozen (PyInstaller) app can spawn its training process
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -1,73 +1,111 @@
 """The main window: toolbar, cohort dock, viewer / training / robustness tabs, prediction dock,
 log dock, status bar; drag-and-drop of subjects and datasets anywhere on the window.
 
-Why it is built this way: the window owns no science. Every job (open a path, load a model,
-predict, build the demo cohort, train) is a call into `smmt_core` run by a `FunctionWorker`
-(`smmt_gui.workers`); the window keeps track of its workers, shows their progress and errors, and
-stops and joins them when the window closes: a job that does not end within a moment keeps the
-window open in a "stopping…" state until it has (no thread may outlive the window). Errors reach
-the user in a message bar at the top of the window (never a crash, never a modal dialog that
-blocks a drop). Predictions follow a "latest request wins" rule: toggling modalities quickly
-never queues more than one extra prediction, and a result computed by a model that is no longer
-the current one (the user switched models meanwhile) is dropped, never shown.
+Why it is built this way: the window owns no science and no state of its own. What is open and
+shown (cohort, subject, model, last prediction) lives in a Qt-free `Session`
+(`smmt_gui.session`) that the window observes: each change goes through one session method and
+the window redraws from the session's events. Every job (open a path, load a model, predict,
+build the demo cohort) is a call into `smmt_core` run by a `FunctionWorker`
+(`smmt_gui.workers`) and carries a ticket from `session.requests`; its result is shown only
+while the ticket is current ("the latest request wins", one rule for every kind of request).
+Closing never blocks the GUI thread: the window stops every job, says "stopping…" and closes
+itself once the last one has ended (no thread may outlive the window). Errors reach the user in a
+message bar at the top of the window (never a crash, never a modal dialog that blocks a drop).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import platform
-import time
+import re
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-    QProgressBar, QPushButton, QSizePolicy, QStackedWidget, QTabWidget, QToolBar, QVBoxLayout, QWidget,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
 )
 
 from smmt_core import __version__
+from smmt_core.errors import SMMTError
 from smmt_gui import shortcuts, strings
 from smmt_gui.export import ReportContext, export_report
 from smmt_gui.panels.cohort import CohortPanel
 from smmt_gui.panels.log import LogPanel
 from smmt_gui.panels.prediction import PredictionPanel
+from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, Session
 from smmt_gui.settings import AppSettings, runs_dir
 from smmt_gui.viewer import OrthoViewer
 from smmt_gui.workers import FunctionWorker, live_workers
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_MS = 60_000  # how long wait_idle_workers waits for each worker
-CLOSE_GRACE_MS = 2_000  # closeEvent blocks at most this long for jobs to stop, then closes later
-CLOSE_POLL_MS = 100  # while "stopping…", how often the window checks whether the jobs have ended
+CLOSE_POLL_MS = 50  # while "stopping…", how often the window checks whether the jobs have ended
 
 
 # --- jobs run on worker threads (plain functions over smmt_core) ---------------------------------
 
 def open_path_job(path: str):
-    """A Subject for a single T1 file or subject folder, a Cohort for any dataset layout."""
+    """(a Subject or a Cohort, the raw scan that needs the intake first or None).
+
+    A single T1 file or subject folder (a DICOM folder included) is a Subject, any dataset layout
+    a Cohort. A subject whose scan is DICOM, or a T1 not yet a skull-stripped brain in MNI space,
+    is marked for the intake dialog (measured here, off the GUI thread).
+    """
     from smmt_core.data.loaders import detect_layout, load_dataset, load_subject
 
     layout = detect_layout(path)
-    if layout in ("file", "folder"):
-        return load_subject(path)
-    return load_dataset(path)
+    if layout not in ("file", "folder"):
+        return load_dataset(path), None
+    subject = load_subject(path)
+    raw = None
+    if subject.t1_path is not None:
+        try:
+            from smmt_gui.intake_dialog import needs_intake
+
+            raw = subject.t1_path if needs_intake(subject.t1_path) else None
+        except ImportError:  # the [intake] extra is absent: the model path will say so when it needs it
+            raw = None
+        except SMMTError:
+            raw = None  # an unreadable scan: the normal path reports it, naming the file
+    return subject, raw
 
 
 def preview_job(t1_path):
-    """The MNI-grid volume of a T1 (the model's own preprocessing), for showing before a model exists."""
+    """The MNI-grid volume of a T1 (the model's own preprocessing), for showing before a model exists.
+
+    A preview: the scan as it is (intake mode "off", a QC failure is only a warning); bringing a
+    raw scan into MNI space is the intake dialog's job (smmt_gui/intake_dialog.py).
+    """
+    from smmt_core.data.intake import IntakeSettings
     from smmt_core.data.preprocess import MRICache, PreprocessConfig
 
-    result = MRICache().get(t1_path, PreprocessConfig())
+    result = MRICache(intake=IntakeSettings(mode="off"), require_qc=False).get(t1_path, PreprocessConfig())
     return result.volume, result.affine, list(result.warnings)
 
 
 def load_model_job(run_dir: str):
+    """The Predictor of a run folder, or of the newest finished run in a folder of runs."""
     from smmt_core.predict import Predictor
+    from smmt_core.train.run_record import resolve_run_dir
 
-    return Predictor.load(run_dir, device="auto")
+    return Predictor.load(resolve_run_dir(run_dir), device="auto")
 
 
 def demo_cohort_job(progress, stop):
@@ -98,10 +136,20 @@ def predict_all_job(predictor, subjects, progress, stop):
     return done, failed
 
 
-def device_job() -> str:
-    import torch
+def predict_job(predictor, subject, modalities):
+    return predictor.predict(subject, modalities=modalities)
 
-    return "GPU" if torch.cuda.is_available() else "CPU"
+
+def device_job() -> bool:
+    """Whether CUDA is available; also sets the thread count of the GUI process's torch.
+
+    torch runs in this process only for interactive work (one prediction at a time; training runs
+    in a child process): on a busy machine one thread answers sooner than several competing ones
+    (issue 11.16: first prediction 0.24-0.45 s on 1 thread vs 1.6-4.2 s on 2, on a loaded 2-core
+    machine)."""
+    from smmt_core.device import prepare_interactive
+
+    return prepare_interactive()
 
 
 def list_runs_job(root):
@@ -116,9 +164,13 @@ class MessageBar(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("messageBar")
+        # A plain QWidget ignores a style sheet's background unless told to paint it.
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.label = QLabel("")
         self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                           | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.label.setOpenExternalLinks(True)  # the export notice links to the report's folder
         close = QPushButton("✕")
         close.setFlat(True)
         close.setFixedWidth(28)
@@ -129,15 +181,22 @@ class MessageBar(QWidget):
         layout.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str, error: bool = True) -> None:
+    def show_message(self, text: str, error: bool = True, rich: bool = False) -> None:
+        """Show `text` (plain text, so a path with '<' stays readable; `rich` for our own links)."""
         self.setProperty("error", error)
         self.style().unpolish(self)
         self.style().polish(self)
+        self.label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
         self.label.setText(text)
         self.show()
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
+
+    def link(self) -> str:
+        """The first link in the message ("" when there is none)."""
+        match = re.search(r'href="([^"]+)"', self.label.text()) if self.isVisible() else None
+        return html.unescape(match.group(1)) if match else ""
 
 
 class WelcomePage(QWidget):
@@ -186,22 +245,16 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None, *, scan_runs: bool = True):
         super().__init__()
         self.setObjectName("SMMTStudioMainWindow")
-        self.setWindowTitle(f"{strings.APP_NAME} — {strings.RESEARCH_BADGE}")
+        self.setWindowTitle(strings.WINDOW_TITLE)
         self.setAcceptDrops(True)
         self.settings = settings or AppSettings()
-        self.predictor = None
-        self.cohort = None
-        self._single_subject = None  # a subject opened on its own (no cohort)
-        self.subject = None
-        self.data_path: str = ""
-        self.last_prediction = None
+        self.intake_dialog = None  # the intake of a raw scan, while it runs
+        self.session = Session()
         self._workers: list[FunctionWorker] = []
-        self._predict_worker: FunctionWorker | None = None
-        self._predict_all_worker: FunctionWorker | None = None
-        self._predict_pending = False
-        self._shown_volume_key: str | None = None
-        self._model_request = 0  # number of the latest load_model call: an older load finishing later is dropped
-        self._closing = False  # set on the first close request; no job starts after it
+        self._predict_worker: FunctionWorker | None = None  # at most one prediction in flight
+        self._predict_all_worker: FunctionWorker | None = None  # so that a second click stops it
+        self._demo_worker: FunctionWorker | None = None  # one demo build at a time
+        self.wizard = None  # the training wizard while it is open
         self._closed = False  # set once the window has really closed
         self._close_timer: QTimer | None = None  # polls the jobs while the window is "stopping…"
 
@@ -212,11 +265,42 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._restore_layout()
+        self._observe_session()
         self._update_synthetic_badge()
         self._refresh_model_list([])
-        self._start(FunctionWorker(device_job, name="device"), result=self._on_device)
+        self._start(FunctionWorker(device_job, name="device"), result=self.session.set_cuda_available)
         if scan_runs:
             self.refresh_runs(load_newest=True)
+
+    # ================================================================ session
+    # Read-only views of the session, for the app, the tests and the docs.
+    @property
+    def predictor(self):
+        return self.session.predictor
+
+    @property
+    def cohort(self):
+        return self.session.cohort
+
+    @property
+    def subject(self):
+        return self.session.subject
+
+    @property
+    def last_prediction(self):
+        return self.session.last_prediction
+
+    @property
+    def data_path(self) -> str:
+        return self.session.data_path
+
+    def _observe_session(self) -> None:
+        session = self.session
+        session.cohort_changed.connect(self._on_cohort_changed)
+        session.subject_changed.connect(self._on_subject_changed)
+        session.model_changed.connect(self._on_model_changed)
+        session.prediction_changed.connect(self._on_prediction_changed)
+        session.device_changed.connect(self._on_device_changed)
 
     # ================================================================ layout
     def _build_central(self) -> None:
@@ -276,7 +360,8 @@ class MainWindow(QMainWindow):
                                           Qt.DockWidgetArea.RightDockWidgetArea)
         self.log_dock = self._dock(strings.DOCK_LOG, self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.log_dock.hide()
-        self.resizeDocks([self.cohort_dock, self.prediction_dock], [300, 320], Qt.Orientation.Horizontal)
+        # Wide enough for the table's Prediction columns at the default window size (issue 11.8).
+        self.resizeDocks([self.cohort_dock, self.prediction_dock], [400, 320], Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -406,14 +491,14 @@ class MainWindow(QMainWindow):
     # ================================================================ jobs
     def _start(self, worker: FunctionWorker, *, result=None, error=None, progress=None, busy: str = "") -> FunctionWorker:
         """Start a worker and keep it until it finishes; errors go to the message bar by default."""
-        if self._closing:
+        if self.session.closing:
             return worker
         if result is not None:
             worker.result.connect(result)
         report = error or self.show_error
         # A job that fails because the window stopped it while closing is not news to the user.
         worker.error.connect(lambda message, w=worker: (
-            log.info("%s ended while closing: %s", w.name, message) if self._closing else report(message)))
+            log.info("%s ended while closing: %s", w.name, message) if self.session.closing else report(message)))
         if progress is not None:
             worker.progress.connect(progress)
         worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
@@ -426,17 +511,13 @@ class MainWindow(QMainWindow):
     def _on_worker_finished(self, worker: FunctionWorker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
-        if not self._workers and not self._closing:
+        if not self._workers and not self.session.closing:
             self.progress.setVisible(False)
             self.idle.emit()
 
     def is_busy(self) -> bool:
         """True while any job of this window (not the training dashboard) is running."""
-        return bool(self._workers) or self._predict_pending
-
-    def wait_idle_workers(self, timeout_ms: int = CLOSE_TIMEOUT_MS) -> None:
-        for worker in list(self._workers):
-            worker.wait(timeout_ms)
+        return bool(self._workers)
 
     # ================================================================ messages
     def show_error(self, message: str) -> None:
@@ -470,51 +551,78 @@ class MainWindow(QMainWindow):
                            error=lambda message: self.show_error(strings.ERROR_DROP.format(message=message)),
                            busy=strings.STATUS_LOADING.format(path=path))
 
-    def _on_opened(self, path: str, value) -> None:
+    def _on_opened(self, path: str, opened) -> None:
         from smmt_core.data.subject import Cohort
 
-        self.data_path = path
+        value, raw = opened
+        if raw is not None and self.session.predictor is not None:
+            self._run_intake(path, value, raw)
+            return
         self.settings.add_recent_folder(path)
         self.settings.set("recent/last_open_dir", str(Path(path).parent if Path(path).is_file() else path))
         self._fill_recent_menus()
         if isinstance(value, Cohort):
             self.set_cohort(value, path)
         else:
-            self.cohort = None
-            self._single_subject = value
-            self.cohort_panel.set_single_subject(value)
-            self._update_synthetic_badge()
-            self.cohort_panel.select_row(0)
-            self.statusBar().showMessage(strings.STATUS_LOADED_SUBJECT.format(subject=value.key), 5000)
+            self.session.set_single_subject(value, path)
+
+    def _run_intake(self, path: str, subject, raw) -> None:
+        """A raw scan (DICOM, native space, skull on): the intake dialog shows each step, can be
+        cancelled, and ends with the QC picture beside the prediction; then the subject opens as
+        usual (its intake is cached, so the viewer and the prediction come at once)."""
+        from smmt_gui.intake_dialog import IntakeDialog
+
+        predictor = self.session.predictor
+        dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), parent=self)
+        dialog.completed.connect(lambda result, prediction, p=path, s=subject: self._on_intake_done(p, s, prediction))
+        dialog.start()
+        dialog.open()
+        self.intake_dialog = dialog
+
+    def _on_intake_done(self, path: str, subject, prediction) -> None:
+        self.settings.add_recent_folder(path)
+        self.session.set_single_subject(subject, path)
 
     def set_cohort(self, cohort, path: str | None = None) -> None:
-        self.cohort = cohort
-        self._single_subject = None
-        self.data_path = str(path or cohort.root)
-        self.cohort_panel.set_cohort(cohort)
-        self._update_synthetic_badge()
-        for problem in cohort.problems:
-            log.info("%s: %s", cohort.root, problem)
-        if not len(cohort):
-            self.show_error(strings.ERROR_DROP.format(message=f"{cohort.root}: no subjects found"))
-            return
-        self.statusBar().showMessage(strings.STATUS_LOADED_COHORT.format(
-            n=len(cohort), layout=cohort.layout, path=self.data_path), 5000)
-        if cohort.problems:
-            self.show_notice(f"{len(cohort.problems)} problem(s) noted while reading {cohort.root} (see the log).")
+        self.session.set_cohort(cohort, path)
+
+    def _on_cohort_changed(self, opened) -> None:
+        """A cohort (or a lone subject) was opened: fill the table and show its first row."""
+        from smmt_core.data.subject import Cohort
+
+        if isinstance(opened, Cohort):
+            cohort = opened
+            self.cohort_panel.set_cohort(cohort)
+            self._update_synthetic_badge()
+            for problem in cohort.problems:
+                log.info("%s: %s", cohort.root, problem)
+            if not len(cohort):
+                self.show_error(strings.ERROR_DROP.format(message=f"{cohort.root}: no subjects found"))
+                return
+            self.statusBar().showMessage(strings.STATUS_LOADED_COHORT.format(
+                n=len(cohort), layout=cohort.layout, path=self.session.data_path), 5000)
+            if cohort.problems:
+                self.show_notice(f"{len(cohort.problems)} problem(s) noted while reading {cohort.root} (see the log).")
+        elif opened is not None:
+            self.cohort_panel.set_single_subject(opened)
+            self._update_synthetic_badge()
+            self.statusBar().showMessage(strings.STATUS_LOADED_SUBJECT.format(subject=opened.key), 5000)
         self.cohort_panel.select_row(0)
 
     def show_subject(self, subject) -> None:
         """Make `subject` the current one: predict with the loaded model, else show its MRI."""
-        self.subject = subject
-        self.last_prediction = None
+        self.session.set_subject(subject)
+
+    def _on_subject_changed(self, subject) -> None:
         self.act_export.setEnabled(False)
+        if subject is None:
+            return
         self.prediction_panel.set_subject(subject.key, {m.value for m in subject.modalities})
         self.viewer_stack.setCurrentWidget(self.viewer)
         if subject.t1_path is None:
             self.viewer.clear()
-            self._shown_volume_key = None
-        if self.predictor is not None:
+            self.session.shown_volume_key = None
+        if self.session.predictor is not None:
             self.request_prediction()
         elif subject.t1_path is not None:
             self._preview(subject)
@@ -522,82 +630,89 @@ class MainWindow(QMainWindow):
             self.subject_shown.emit(subject)
 
     def _preview(self, subject) -> None:
-        if self._shown_volume_key == subject.key:
+        if self.session.shown_volume_key == subject.key:
             return
+        ticket = self.session.requests.new(PREVIEW)
         self._start(FunctionWorker(preview_job, subject.t1_path, name="preview"),
-                    result=lambda value, s=subject: self._on_preview(s, value),
+                    result=lambda value, s=subject, t=ticket: self.session.is_current(t) and self._on_preview(s, value),
                     busy=strings.STATUS_LOADING.format(path=subject.t1_path))
 
     def _on_preview(self, subject, value) -> None:
-        if self.subject is None or subject.key != self.subject.key:
-            return
         volume, affine, warnings = value
         self.viewer.set_volume(volume, affine, space=strings.SPACE_MNI)
         self.viewer.set_clusters(None)
-        self._shown_volume_key = subject.key
+        self.session.shown_volume_key = subject.key
         if warnings:
             self.prediction_panel.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
         self.subject_shown.emit(subject)
 
     # ================================================================ prediction
     def request_prediction(self) -> None:
-        """Predict the current subject with the switched-on modalities; the latest request wins."""
-        if self.predictor is None or self.subject is None or self._closing:
+        """Predict the current subject with the switched-on modalities; the latest request wins.
+
+        Each request takes a new ticket, so whatever is still in flight is stale on arrival. At
+        most one prediction runs at a time: when one is in flight, the latest request starts as
+        soon as it ends (fast toggling never queues more than one extra prediction)."""
+        session = self.session
+        if not session.can_predict():
             return
-        if self._predict_worker is not None:
-            self._predict_pending = True
+        session.requests.new(PREDICT)
+        if not self.prediction_panel.enabled_modalities():
+            # Everything switched off: nothing to predict from; the old result must not linger.
+            session.set_prediction(None)
+            self.prediction_panel.show_nothing_to_predict()
+            self.viewer.set_clusters(None)
             return
-        subject, predictor = self.subject, self.predictor
+        if self._predict_worker is None:
+            self._run_prediction()
+
+    def _run_prediction(self) -> None:
+        session = self.session
+        subject, predictor, ticket = session.subject, session.predictor, session.requests.current(PREDICT)
         modalities = sorted(self.prediction_panel.enabled_modalities())
         self.prediction_panel.set_busy(True)
-        worker = FunctionWorker(predictor.predict, subject, modalities=modalities, name="predict")
+        worker = FunctionWorker(predict_job, predictor, subject, modalities, name="predict")
         self._predict_worker = worker
-        worker.finished.connect(self._on_predict_finished)
-        # Each result is tagged with the subject and the model that produced it (see _is_current).
-        self._start(worker, result=lambda p, s=subject, m=predictor: self._on_prediction(s, p, m),
-                    error=lambda message, s=subject, m=predictor: self._on_predict_error(s, message, m),
+        worker.finished.connect(lambda t=ticket: self._on_predict_finished(t))
+        self._start(worker, result=lambda p, s=subject, t=ticket: session.is_current(t) and self._on_prediction(s, p),
+                    error=lambda message, s=subject, t=ticket: (
+                        session.is_current(t) and self._on_predict_error(s, message)),
                     busy=strings.STATUS_PREDICTING.format(subject=subject.key))
 
-    def _is_current(self, subject, predictor) -> bool:
-        """Whether a result for `subject` made by `predictor` still belongs on screen."""
-        return (not self._closing and predictor is self.predictor and self.subject is not None
-                and subject.key == self.subject.key)
-
-    def _on_predict_finished(self) -> None:
+    def _on_predict_finished(self, ticket) -> None:
         self._predict_worker = None
-        if self._predict_pending:
-            self._predict_pending = False
-            self.request_prediction()
+        # A newer request came while this one ran: run it now (with the latest toggles).
+        if not self.session.requests.is_current(ticket) and self.session.can_predict() \
+                and self.prediction_panel.enabled_modalities():
+            self._run_prediction()
 
-    def _on_prediction(self, subject, prediction, predictor=None) -> None:
-        if not self._is_current(subject, predictor if predictor is not None else self.predictor):
-            return  # another subject is shown, or the model changed while this one was computed
-        self.last_prediction = prediction
-        new_volume = prediction.volume is not None and self._shown_volume_key != subject.key
+    def _on_prediction(self, subject, prediction) -> None:
+        new_volume = prediction.volume is not None and self.session.shown_volume_key != subject.key
         if new_volume:
             self.viewer.set_volume(prediction.volume, prediction.volume_affine, space=strings.SPACE_MNI)
-            self._shown_volume_key = subject.key
+            self.session.shown_volume_key = subject.key
         saw_mri = prediction.slices is not None and "mri" in prediction.modalities_used
         self.viewer.set_clusters(prediction if saw_mri else None)  # MRI off: the model saw no slices
         if new_volume:
             self.viewer.go_to_model_slice(len(prediction.slice_indices) // 2)
-        self.prediction_panel.set_prediction(prediction)
+        self.session.set_prediction(prediction)
         p = prediction.probabilities.get(prediction.prediction, float("nan"))
         self.cohort_panel.set_prediction(subject.key, prediction.prediction, p)
-        self.act_export.setEnabled(True)
         self.statusBar().showMessage(f"{subject.key}: {prediction.prediction} ({p * 100:.1f}%)", 5000)
         self.prediction_shown.emit(prediction)
         self.subject_shown.emit(subject)
 
-    def _on_predict_error(self, subject, message: str, predictor=None) -> None:
-        if not self._is_current(subject, predictor if predictor is not None else self.predictor):
-            return
+    def _on_prediction_changed(self, prediction) -> None:
+        self.act_export.setEnabled(prediction is not None)
+        if prediction is not None:
+            self.prediction_panel.set_prediction(prediction)
+
+    def _on_predict_error(self, subject, message: str) -> None:
+        self.session.set_prediction(None)
         self.prediction_panel.set_error(message)
-        self.last_prediction = None
-        self.act_export.setEnabled(False)
         self.viewer.set_clusters(None)
         self.statusBar().showMessage(strings.ERROR_PREDICT.format(subject=subject.key, message=message), 8000)
-        if subject.t1_path is not None and self._shown_volume_key != subject.key:
+        if subject.t1_path is not None and self.session.shown_volume_key != subject.key:
             self._preview(subject)
 
     def predict_all(self) -> FunctionWorker | None:
@@ -605,28 +720,27 @@ class MainWindow(QMainWindow):
         if self._predict_all_worker is not None:
             self._predict_all_worker.request_stop()
             return None
-        subjects = self.cohort_panel.subjects()
-        if self.predictor is None or not subjects:
+        subjects = self.session.subjects()
+        if self.session.predictor is None or not subjects:
             return None
         self.progress.setRange(0, len(subjects))
         self.progress.setValue(0)
         self.progress.setFormat("predicting %v/%m")
         self.progress.setVisible(True)
         self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL_RUNNING)
-        predictor = self.predictor
-        worker = FunctionWorker(predict_all_job, predictor, subjects, progress_kw="progress", stop_kw="stop",
-                                name="predict-all")
+        ticket = self.session.requests.new(PREDICT_ALL)
+        worker = FunctionWorker(predict_all_job, self.session.predictor, subjects, progress_kw="progress",
+                                stop_kw="stop", name="predict-all")
         self._predict_all_worker = worker
         worker.finished.connect(lambda w=worker: self._on_predict_all_finished(w))
-        # Reports of a run that was abandoned (the model changed, see _abandon_predict_all) are dropped.
-        return self._start(worker, progress=lambda value, w=worker: self._on_predict_all_progress(w, value),
-                           result=lambda value, w=worker, n=len(subjects): (
-                               w is self._predict_all_worker and self.statusBar().showMessage(
+        # Reports of a run whose ticket went stale (the model changed) are dropped.
+        current = self.session.is_current
+        return self._start(worker, progress=lambda value, t=ticket: current(t) and self._on_predict_all_progress(value),
+                           result=lambda value, t=ticket, n=len(subjects): (
+                               current(t) and self.statusBar().showMessage(
                                    strings.STATUS_PREDICTED_ALL.format(done=value[0], n=n, failed=value[1]), 10000)))
 
-    def _on_predict_all_progress(self, worker, value) -> None:
-        if worker is not self._predict_all_worker:
-            return
+    def _on_predict_all_progress(self, value) -> None:
         done, total, key, label, detail = value
         self.progress.setValue(done)
         if label is None:
@@ -635,28 +749,9 @@ class MainWindow(QMainWindow):
             self.cohort_panel.set_prediction(key, label, detail)
 
     def _on_predict_all_finished(self, worker) -> None:
-        if worker is not self._predict_all_worker:
-            return
-        self._predict_all_worker = None
-        self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
-
-    def _abandon_predict_all(self) -> None:
-        """Stop a running "Predict all" and ignore whatever it still reports (the model changed)."""
-        worker = self._predict_all_worker
-        if worker is None:
-            return
-        worker.request_stop()
-        self._predict_all_worker = None
-        self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
-
-    def _clear_table_predictions(self) -> None:
-        """Empty the table's prediction column: its values came from the previous model."""
-        table = self.cohort_panel.model
-        if table.predictions:
-            table.predictions.clear()
-            rows = table.rowCount()
-            if rows:
-                table.dataChanged.emit(table.index(0, 4), table.index(rows - 1, 5))
+        if worker is self._predict_all_worker:
+            self._predict_all_worker = None
+            self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
 
     def _toggle_modality(self, name: str) -> None:
         box = self.prediction_panel.toggles[name]
@@ -670,19 +765,26 @@ class MainWindow(QMainWindow):
                     result=lambda runs: self._on_runs_listed(runs, load_newest))
 
     def _on_runs_listed(self, runs, load_newest: bool) -> None:
+        from smmt_core.train.run_record import newest_finished
+
         self._refresh_model_list(runs)
-        if load_newest and self.predictor is None:
-            usable = [r for r in runs if r.has_best]
-            if usable:
-                self.load_model(usable[0].run_dir)
+        if load_newest and self.session.predictor is None:
+            best = newest_finished(runs)  # a stopped or failed run is never loaded unasked
+            if best is not None:
+                self.load_model(best.run_dir)
 
     def _refresh_model_list(self, runs) -> None:
-        current = str(self.predictor.run_dir) if self.predictor is not None else None
+        predictor = self.session.predictor
+        current = str(predictor.run_dir) if predictor is not None else None
         entries: list[tuple[str, str]] = []
         seen = set()
         for run in runs:
             if run.has_best:
-                label = f"{run.name}{'  [SYNTHETIC]' if run.synthetic else ''}"
+                label = run.name
+                if run.status and run.status != "finished":
+                    label += f"  [{run.status}]"
+                if run.synthetic:
+                    label += "  [SYNTHETIC]"
                 entries.append((label, str(run.run_dir)))
                 seen.add(str(Path(run.run_dir).resolve()))
         for path in self.settings.recent_models():
@@ -690,7 +792,7 @@ class MainWindow(QMainWindow):
                 entries.append((Path(path).name, path))
                 seen.add(path)
         if current and str(Path(current).resolve()) not in seen:
-            entries.insert(0, (self.predictor.run_name, current))
+            entries.insert(0, (predictor.run_name, current))
         self.model_box.blockSignals(True)
         self.model_box.clear()
         self.model_box.addItem(strings.NO_MODEL, "")
@@ -703,7 +805,8 @@ class MainWindow(QMainWindow):
 
     def _on_model_chosen(self, index: int) -> None:
         path = self.model_box.itemData(index)
-        if path and (self.predictor is None or str(self.predictor.run_dir) != path):
+        predictor = self.session.predictor
+        if path and (predictor is None or str(predictor.run_dir) != path):
             self.load_model(path)
 
     def choose_model(self) -> None:
@@ -712,28 +815,29 @@ class MainWindow(QMainWindow):
             self.load_model(path)
 
     def load_model(self, run_dir) -> FunctionWorker:
-        """Load a run on a worker; when several loads overlap, the latest request wins."""
+        """Load a run (or the newest finished run of a folder of runs) on a worker; when several
+        loads overlap, the latest request wins."""
         run_dir = str(Path(run_dir).expanduser())
-        self._model_request += 1
-        request = self._model_request
+        ticket = self.session.requests.new(MODEL)
+        current = self.session.is_current
         return self._start(FunctionWorker(load_model_job, run_dir, name="load-model"),
-                           result=lambda predictor, r=request: (
-                               r == self._model_request and self._on_model_loaded(predictor)),
-                           error=lambda message, r=request: (
-                               r == self._model_request and self.show_error(strings.ERROR_MODEL.format(message=message))),
+                           result=lambda predictor, t=ticket: current(t) and self.session.set_model(predictor),
+                           error=lambda message, t=ticket: (
+                               current(t) and self.show_error(strings.ERROR_MODEL.format(message=message))),
                            busy=strings.STATUS_LOADING_MODEL.format(path=run_dir))
 
-    def _on_model_loaded(self, predictor) -> None:
-        if self._closing:
+    def _on_model_changed(self, predictor) -> None:
+        """Whatever the old model computed is stale: the table's predictions go, "Predict all"
+        stops (its tickets were dropped by the session), and the current subject is predicted."""
+        if self._predict_all_worker is not None:
+            self._predict_all_worker.request_stop()
+            self._predict_all_worker = None
+            self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
+        self.cohort_panel.clear_predictions()
+        self.act_export.setEnabled(False)
+        if predictor is None:
+            self.prediction_panel.set_model(None)
             return
-        if predictor is not self.predictor:
-            # Whatever the old model computed, or is still computing, is stale from now on: the
-            # table is emptied, "Predict all" stops, and in-flight results are dropped on arrival.
-            self._abandon_predict_all()
-            self._clear_table_predictions()
-            self.last_prediction = None
-            self.act_export.setEnabled(False)
-        self.predictor = predictor
         self.settings.add_recent_model(predictor.run_dir)
         self._fill_recent_menus()
         self.refresh_runs()
@@ -747,23 +851,44 @@ class MainWindow(QMainWindow):
         self._update_synthetic_badge()
         self.statusBar().showMessage(strings.STATUS_LOADED_MODEL.format(name=predictor.run_name), 5000)
         self.model_loaded.emit(predictor)
-        if self.subject is not None:
-            self.prediction_panel.set_subject(self.subject.key, {m.value for m in self.subject.modalities})
+        subject = self.session.subject
+        if subject is not None:
+            self.prediction_panel.set_subject(subject.key, {m.value for m in subject.modalities})
             self.request_prediction()
 
-    def _on_device(self, device: str) -> None:
-        if self.predictor is None:
-            self.device_label.setText(strings.DEVICE_LABEL.format(device=device))
+    def _on_device_changed(self, cuda_available: bool) -> None:
+        if self.session.predictor is None:
+            self.device_label.setText(strings.DEVICE_LABEL.format(device="GPU" if cuda_available else "CPU"))
+        wizard = getattr(self, "wizard", None)
+        if wizard is not None:
+            try:
+                wizard.run_page.set_cuda_available(cuda_available)
+            except RuntimeError:  # the wizard was closed and deleted meanwhile
+                self.wizard = None
 
     # ================================================================ demo & training
     def open_demo_cohort(self) -> FunctionWorker:
-        """Build the synthetic demo cohort on first use (progress in the status bar), then open it."""
+        """Build the synthetic demo cohort on first use (progress in the status bar), then open it.
+
+        While it builds, its button and menu entry are disabled: a second build would race the
+        first and silently reload the cohort."""
+        running = self._demo_worker
+        if running is not None and not running.is_done():
+            return running
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        return self._start(FunctionWorker(demo_cohort_job, progress_kw="progress", stop_kw="stop", name="demo"),
-                           result=lambda cohort: self.set_cohort(cohort),
+        self._set_demo_enabled(False)
+        worker = FunctionWorker(demo_cohort_job, progress_kw="progress", stop_kw="stop", name="demo")
+        self._demo_worker = worker
+        worker.finished.connect(lambda: self._set_demo_enabled(True))
+        return self._start(worker, result=lambda cohort: self.set_cohort(cohort),
                            error=lambda message: self.show_error(strings.ERROR_DEMO.format(message=message)),
                            progress=self._on_demo_progress, busy=strings.STATUS_BUILDING_DEMO)
+
+    def _set_demo_enabled(self, enabled: bool) -> None:
+        enabled = enabled and not self.session.closing
+        self.welcome.demo_button.setEnabled(enabled)
+        self.act_demo_data.setEnabled(enabled)
 
     def _on_demo_progress(self, value) -> None:
         done, total = value
@@ -778,7 +903,7 @@ class MainWindow(QMainWindow):
 
     def start_training(self, config) -> None:
         """Train one TrainConfig (or a list, one after another) in the Training tab."""
-        if self._closing:
+        if self.session.closing:
             return
         if not hasattr(self.dashboard, "start"):
             self.show_error(self.dashboard.text())
@@ -800,9 +925,12 @@ class MainWindow(QMainWindow):
         except Exception as error:  # noqa: BLE001
             self.show_error(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
             return
-        wizard = TrainingWizard(self, settings=self.settings.qsettings)
+        # The window already knows whether CUDA exists (None while its check runs; the wizard
+        # hears the answer then): the wizard never imports torch on the GUI thread.
+        wizard = TrainingWizard(self, settings=self.settings.qsettings, cuda_available=self.session.cuda_available)
         wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         wizard.accepted.connect(lambda w=wizard: self._train_from_wizard(w))
+        wizard.finished.connect(lambda _result: setattr(self, "wizard", None))
         self.wizard = wizard
         wizard.open()
 
@@ -820,7 +948,7 @@ class MainWindow(QMainWindow):
         if run_dir:
             self.load_model(run_dir)
             self.tabs.setCurrentIndex(0)
-            if self.subject is None and self.cohort is None:
+            if self.session.subject is None and not self.session.subjects():
                 self.viewer_stack.setCurrentWidget(self.welcome)
 
     # ================================================================ export
@@ -830,7 +958,7 @@ class MainWindow(QMainWindow):
             model_name=predictor.run_name if predictor else "",
             model_dir=str(predictor.run_dir) if predictor else "",
             data_path=str(self.subject.t1_path or self.data_path) if self.subject else self.data_path,
-            synthetic_data=self._data_is_synthetic(),
+            synthetic_data=self.session.data_is_synthetic(),
             synthetic_model=bool(predictor is not None and predictor.synthetic),
             device=self.device_label.text(),
         )
@@ -850,12 +978,19 @@ class MainWindow(QMainWindow):
         from smmt_core.errors import SMMTError
 
         try:
-            files = export_report(base, self.last_prediction, self.viewer.grab().toImage(), self.report_context())
+            files = export_report(base, self.last_prediction, self.viewer.render_views(), self.report_context())
         except SMMTError as error:
             self.show_error(strings.ERROR_EXPORT.format(message=error))
             return []
-        self.settings.set("recent/last_export_dir", str(Path(base).expanduser().parent))
-        self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=", ".join(p.name for p in files)), 8000)
+        folder = Path(base).expanduser().parent
+        self.settings.set("recent/last_export_dir", str(folder))
+        names = ", ".join(p.name for p in files)
+        self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=names), 8000)
+        # Where the files went, with a link that opens the folder (issue 11.13).
+        link = QUrl.fromLocalFile(str(folder.resolve())).toString()
+        self.message_bar.show_message(strings.EXPORTED_NOTICE.format(
+            files=html.escape(names), url=html.escape(link, quote=True), folder=html.escape(str(folder))),
+            error=False, rich=True)
         return files
 
     # ================================================================ misc
@@ -863,26 +998,25 @@ class MainWindow(QMainWindow):
         self.cohort_panel.predict_all_button.setEnabled(
             self.predictor is not None and bool(self.cohort_panel.subjects()))
 
-    def _data_is_synthetic(self) -> bool:
-        """The open cohort, or the one subject shown on its own, comes from a SYNTHETIC dataset."""
-        if self.cohort is not None:
-            return bool(self.cohort.synthetic)
-        return bool(self._single_subject is not None and self._single_subject.synthetic)
-
     def _update_synthetic_badge(self) -> None:
-        synthetic_data = self._data_is_synthetic()
-        synthetic = synthetic_data or bool(self.predictor is not None and self.predictor.synthetic)
-        self.synthetic_badge_action.setVisible(synthetic)
+        synthetic_data = self.session.data_is_synthetic()
+        self.synthetic_badge_action.setVisible(synthetic_data or self.session.model_is_synthetic())
         self.viewer.set_synthetic(synthetic_data)
         self._update_predict_all()
 
     def show_about(self) -> QMessageBox:
-        import torch
+        from importlib.metadata import PackageNotFoundError, version
+
         from PySide6 import __version__ as qt_version
+
+        try:  # the installed version, without importing torch on the GUI thread
+            torch_version = version("torch")
+        except PackageNotFoundError:
+            torch_version = "not installed"
 
         box = QMessageBox(QMessageBox.Icon.Information, strings.ACTION_ABOUT,
                           strings.ABOUT_TEXT.format(version=__version__, python=platform.python_version(),
-                                                    torch=torch.__version__, qt=qt_version, mni=strings.MNI_NOTICE),
+                                                    torch=torch_version, qt=qt_version, mni=strings.MNI_NOTICE),
                           QMessageBox.StandardButton.Ok, self)
         box.setTextFormat(Qt.TextFormat.RichText)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -915,19 +1049,17 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         """Close only once every job has ended: a thread left running would crash the app on exit.
 
-        The first close request stops every job (training and robustness included) and waits up
-        to CLOSE_GRACE_MS. A job that needs longer (a training batch, a subject being written)
-        keeps the window open, its controls disabled, saying "stopping…"; a timer then closes the
-        window as soon as the last job has ended. Further close requests meanwhile are ignored.
+        The first close request asks every job to stop (training and robustness included) and
+        returns at once: the GUI thread never waits for a job. When a job is still winding down
+        (a batch, a subject being written), the window stays open, its controls disabled, saying
+        "stopping…", and a timer closes it as soon as the last job has ended. Further close
+        requests meanwhile are ignored.
         """
         if self._closed:
             super().closeEvent(event)
             return
-        if not self._closing:
+        if not self.session.closing:
             self._stop_all_jobs()
-            deadline = time.monotonic() + CLOSE_GRACE_MS / 1000
-            for worker in live_workers():
-                worker.wait(max(0, int((deadline - time.monotonic()) * 1000)))
         running = self.running_jobs()
         if running:
             event.ignore()
@@ -952,7 +1084,7 @@ class MainWindow(QMainWindow):
         return self._closed
 
     def _stop_all_jobs(self) -> None:
-        self._closing = True
+        self.session.closing = True
         self.statusBar().showMessage(strings.STATUS_STOPPING)
         self.statusBar().repaint()  # visible at once, without running the event loop from here
         for panel in (self.dashboard, self.robustness):

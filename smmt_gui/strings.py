@@ -13,6 +13,7 @@ APP_ID = "smmt-studio"  # desktop file name, QSettings application name
 ORGANISATION = "smmt-studio"
 
 RESEARCH_BADGE = "Research use only — not a medical device"
+WINDOW_TITLE = f"{APP_NAME} — {RESEARCH_BADGE}"  # the app name once (no display name is appended)
 RESEARCH_TOOLTIP = (
     "SMMT Studio is research software. Its predictions have not been validated for clinical use "
     "and must not be used to diagnose or treat anyone."
@@ -78,6 +79,7 @@ STATUS_LOADED_SUBJECT = "Loaded subject {subject}"
 STATUS_LOADED_COHORT = "Loaded {n} subjects ({layout}) from {path}"
 STATUS_LOADED_MODEL = "Model {name} loaded"
 STATUS_EXPORTED = "Report written: {files}"
+EXPORTED_NOTICE = 'Report written ({files}) to <a href="{url}">{folder}</a>'  # the link opens the folder
 STATUS_STOPPING = "Stopping background jobs…"
 
 # --- errors ---------------------------------------------------------------------------------
@@ -112,7 +114,9 @@ VIEWER_RESET = "Reset"
 VIEWER_CURSOR = "voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm   intensity {value:.3f}"
 VIEWER_CURSOR_OUTSIDE = "outside the image"
 VIEWER_MODEL_INPUT = "What the model saw ({plane} slices {indices}) with its K-Means attention clusters"
-VIEWER_HOVER_CLUSTER = "slice {slice}, patch ({row}, {col}): cluster {cluster} of {n}"
+VIEWER_SLICE_TITLE = "{plane} {index}/{count}"  # slice numbers as the cursor readout counts them
+VIEWER_WINDOW_LEVEL_TIP = "Drag the two bars to set the window (contrast) and level (brightness)"
+VIEWER_HOVER_CLUSTER = "{slice}, patch row {row}, column {col}: cluster {cluster} of {n}"
 VIEWER_SPACE_NOTE = "{space}"
 SPACE_MNI = "MNI space, RAS (as the model sees it)"
 SPACE_RAW = "scanner space, RAS"
@@ -130,6 +134,8 @@ PRED_CONTRIBUTIONS_HELP = "Change in the predicted class's logit when the modali
 PRED_MISSING = "not available for this subject"
 PRED_USED = "Used: {used}"
 PRED_NONE_USED = "Used: nothing (every modality is off or missing)"
+PRED_NOTHING_TO_PREDICT = "Nothing to predict from: switch on at least one modality."
+PRED_GUESS_NOTE = "⚠ {note}"  # the run's own test set is at chance from the modalities used
 PRED_WARNINGS = "Warnings"
 PRED_UPDATING = "updating…"
 MODALITY_NAMES = {"mri": "MRI", "clinical": "Clinical scores", "categorical": "Categorical (sex, APOE4)"}
@@ -137,7 +143,7 @@ LABEL_NAMES = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairmen
 
 # --- cohort panel ---------------------------------------------------------------------------
 COHORT_EMPTY = "No dataset open"
-COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P(predicted)"]
+COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P"]
 COHORT_SUMMARY = "{name}: {n} scans · {labels}"
 COHORT_PREDICT_ALL = "Predict all"
 COHORT_PREDICT_ALL_TIP = "Predict every scan in the table with the loaded model (all modalities on)."
@@ -202,6 +208,7 @@ WIZARD_DATA_CHECKING = "Checking the data…"
 WIZARD_DATA_USABLE = "✓ Usable: {n} subjects{note}."
 WIZARD_DATA_OTHER_LAYOUT = " (found a {layout} layout)"
 WIZARD_DATA_UNUSABLE = "✗ Not usable for training: see the problems below."
+WIZARD_DATA_NOT_FOR_TRAINING = "✗ Usable for prediction, not for training: {reason}."
 WIZARD_DATA_ERROR = "✗ {message}"
 
 # --- page 2: features -----------------------------------------------------------------------
@@ -288,6 +295,7 @@ WIZARD_DEVICES: list[tuple[str, str]] = [
     ("cuda", "GPU (CUDA)"),
 ]
 WIZARD_CUDA_UNAVAILABLE = "GPU (CUDA) — not available on this computer"
+WIZARD_CUDA_CHECKING = "GPU (CUDA) — checking…"
 WIZARD_RUNS_FOLDER_LABEL = "Runs folder:"
 WIZARD_RUNS_FOLDER_DIALOG = "Folder for the runs"
 WIZARD_RUN_NAME_LABEL = "Run name:"
@@ -306,7 +314,10 @@ TRAINING_TITLE_CANCELLED = "Cancelled {name}"
 TRAINING_TITLE_FAILED = "Training failed"
 TRAINING_INFO_RUN = (
     "{n_train} training · {n_val} validation · {n_test} test subjects · {device} · {variant}, {epochs} epochs"
+    " · data fraction {fraction:.0%} · {masking}"
 )
+TRAINING_INFO_MASK = "mask ratio {ratio:.2f} ({mode})"
+TRAINING_INFO_NO_MASK = "no masking"
 TRAINING_INFO_BEST = " · best so far: epoch {epoch} (its checkpoint is kept)"
 TRAINING_STATUS_PREPARING = "Preparing data and model…"
 TRAINING_STATUS_DATA = "Preparing data: {stage} {done}/{total} scans"
@@ -316,6 +327,7 @@ TRAINING_STATUS_CANCELLED = "Cancelled after {duration}; the best checkpoint so 
 TRAINING_STATUS_DONE = "Done in {duration} · {energy} · run folder {run_dir}"
 TRAINING_NO_RESULT = "training ended without reporting a result"
 TRAINING_ETA = "{done:.0f} % · {left} left"
+TRAINING_ETA_STOPPING = "stopping…"
 TRAINING_ETA_UNKNOWN = "{done:.0f} % · estimating time left…"
 TRAINING_CIRCULAR_NOTE = (
     "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
@@ -331,7 +343,7 @@ TRAINING_CANCEL_TIP = "Stop after the current batch; the checkpoints written so 
 # Plots: (title, y axis, x axis); legend entries.
 TRAINING_PLOT_LOSS = ("Loss", "cross-entropy", "epoch")
 TRAINING_PLOT_ACCURACY = ("Accuracy", "accuracy", "epoch")
-TRAINING_PLOT_ENERGY = ("Energy (codecarbon)", "kWh", "minutes")
+TRAINING_PLOT_ENERGY = ("Energy (codecarbon)", "Wh", "minutes")  # Wh: a demo run's kWh read "5e-05"
 TRAINING_PLOT_POWER = ("Power", "W", "minutes")
 TRAINING_PLOT_POWER_ESTIMATED = "Power (estimated)"
 TRAINING_PLOT_ROC = ("ROC curve (test set)", "true positive rate", "false positive rate")
@@ -341,6 +353,7 @@ TRAINING_LEGEND_VAL = "validation"
 # Results of the test set.
 TRAINING_METRICS_BOX = "Test-set metrics (per subject)"
 # (key in compute_metrics' dict, row header)
+# Test metrics per person; where a 95 % bootstrap CI exists it is shown beside the value.
 TRAINING_METRIC_ROWS = [
     ("accuracy", "Accuracy"),
     ("balanced_accuracy", "Balanced accuracy"),
@@ -351,6 +364,7 @@ TRAINING_METRIC_ROWS = [
     ("roc_auc", "ROC AUC"),
 ]
 TRAINING_METRICS_COLUMN = "seed {seed}"
+TRAINING_METRIC_WITH_CI = "{value} [{lo:.3f}–{hi:.3f}]"  # 95 % bootstrap CI over the test persons
 TRAINING_CONFUSION_BOX = "Confusion matrix (test set)"
 TRAINING_CONFUSION_CAPTION = "rows: true class · columns: predicted"
 TRAINING_CONFUSION_COLUMN = "→ {name}"
@@ -384,3 +398,25 @@ ROBUSTNESS_PLOT_SWEEP = ("Test-time masking (all modalities)", "mask ratio")
 ROBUSTNESS_TABLE_COLUMNS = ["Modalities", "Mask ratio", "Accuracy", "Balanced accuracy", "Test subjects"]
 ROBUSTNESS_CHANCE_CLASSES = "dashed line: chance level (1/{n} classes)"
 ROBUSTNESS_CHANCE_MAJORITY = "dashed line: always guessing the larger class ({rate:.0%})"
+
+# --- intake of raw scans (smmt_gui/intake_dialog.py) ---------------------------------------------
+INTAKE_TITLE = "Preparing {name}"
+INTAKE_STEPS = {
+    "convert": "Convert DICOM",
+    "brain": "Brain extraction",
+    "bias": "Bias-field correction",
+    "register": "Registration to MNI152",
+    "predict": "Prediction",
+}
+INTAKE_WAITING = "waiting"
+INTAKE_RUNNING = "running…"
+INTAKE_DONE = "done"
+INTAKE_FROM_CACHE = "done (cached)"
+INTAKE_SKIPPED = "skipped: {why}"
+INTAKE_CANCEL = "Cancel"
+INTAKE_CANCELLING = "Cancelling…"
+INTAKE_CLOSE = "Close"
+INTAKE_CANCELLED = "Cancelled. Nothing was saved for this scan."
+INTAKE_QC = "Quality control: {verdict} (registration score {score:.2f})"
+INTAKE_QC_FAILED = "No prediction: the scan failed quality control. {reason}"
+INTAKE_PREDICTION = "Prediction: {label} (P({label}) = {p:.2f})"

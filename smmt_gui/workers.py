@@ -14,8 +14,10 @@ thread, whether it is a method or a lambda. Cancelling is cooperative: the job r
     ...
     worker.request_stop(); worker.wait()   # e.g. in closeEvent
 
-`TrainingWorker(config)` wraps `smmt_core.train.trainer.train(config, on_event, stop)` and re-emits
-every training event through its `event` signal.
+`TrainingWorker(config)` runs `smmt_core.train.child.train_in_child(config, on_event, stop)`: the
+training itself runs in a child process (its own interpreter, so it never holds the GUI's
+interpreter lock; CUDA works there), supervised by the worker thread, which re-emits every
+training event through its `event` signal. Cancel and errors behave as with an in-process run.
 """
 
 from __future__ import annotations
@@ -187,13 +189,14 @@ class FunctionWorker(QObject):
 
 
 def _train(config, on_event, stop):
-    from smmt_core.train.trainer import train  # imported here: torch loads on the worker
+    from smmt_core.train.child import train_in_child
 
-    return train(config, on_event=on_event, stop=stop)
+    return train_in_child(config, on_event=on_event, stop=stop)
 
 
 class TrainingWorker(FunctionWorker):
-    """Trains one run: `train(config, on_event, stop)` on a QThread.
+    """Trains one run: `train_in_child(config, on_event, stop)` supervised from a QThread
+    (tests and benchmarks may inject an in-process `train_fn`).
 
     Signals (GUI thread): event(object) for each `smmt_core.train.events` event, result(RunResult),
     failed(str) / error(str) with one line for the user, finished() at the end.

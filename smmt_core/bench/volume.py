@@ -168,7 +168,7 @@ def _epochs(config, variants, epochs: int, out_dir: str, rounds: int = 1) -> dic
             "epoch_kwh": statistics.median(energies) if energies else None, "epoch_kwh_all": energies,
         })
     base = results.get("3mt")
-    for variant, row in results.items():
+    for row in results.values():
         if base:
             row["time_ratio_vs_3mt"] = row["epoch_s"] / base["epoch_s"]
             if row["epoch_kwh"] and base["epoch_kwh"]:

@@ -23,7 +23,14 @@ EXIT_FAILED = EXIT_NEGATIVE  # the work ran but failed, not because of the input
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from smmt_core.cli import bench_commands, data_commands, demo_commands, experiment_commands, train_commands
+    from smmt_core.cli import (
+        bench_commands,
+        data_commands,
+        demo_commands,
+        experiment_commands,
+        intake_commands,
+        train_commands,
+    )
 
     parser = argparse.ArgumentParser(
         prog="smmt",
@@ -36,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smmt {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (demo_commands, data_commands, train_commands, experiment_commands, bench_commands):
+    for module in (demo_commands, data_commands, intake_commands, train_commands, experiment_commands, bench_commands):
         module.add_commands(sub)
     return parser
 

@@ -19,6 +19,9 @@ examples:
   smmt experiment --data demo --variants smmt,3mt --fractions 0.2,0.6,1.0 --seeds 0,1,2 --out exp/demo
   smmt experiment --data demo --variants smmt --fractions 0.4 --mask-ratios 0,0.3,0.6,0.9 --out exp/mask
   smmt experiment --data /data/bids --variants smmt,3mt --folds 5 --epochs 50 --preset paper --out exp/cv
+  smmt experiment --data demo --seeds 0,1,2 --backend ray --workers 2 --out exp/ray
+  smmt experiment --data /shared/bids --preset paper --backend slurm --gpus-per-cell 1 --slurm-partition gpu \
+                  --slurm-setup 'source ~/smmt/.venv/bin/activate' --out /shared/exp/paper
 
   smmt experiment --data demo --variants smmt,3mt --baselines lr-clinical,lr-regional,lr-pixels,cnn \
                   --split-seeds 0,1,2 --out exp/baselines
@@ -28,6 +31,9 @@ test set, so model seeds vary only the initialisation and training order; --spli
 the grid over several person-level splits; with --folds K every cell is trained once per
 person-level fold instead. Baselines are fitted on the training persons of the same split and
 scored on its test persons. Running the same command again resumes the grid.
+Cells run one after another here by default; --backend ray runs them as Ray tasks (this machine
+or a cluster), --backend slurm as one Slurm job array: same folders, results and resume
+(docs/scale-out.md).
 Outputs: OUT/results.csv (one row per run or baseline, with 95% CIs), OUT/summary.csv and
 OUT/summary.md (mean ± SD over splits per method, fraction and mask ratio; paired differences
 between methods with bootstrap CIs), OUT/paired.csv, OUT/*.png (accuracy vs fraction, energy per
@@ -98,6 +104,7 @@ def add_commands(subparsers) -> None:
     add_config_flags(p, exclude=GRID_SETTINGS)
     p.add_argument("--folds", type=int, default=None, metavar="K",
                    help="k-fold cross-validation by person instead of one test set per split seed")
+    _add_backend_flags(p)
     p.set_defaults(handler=_run_experiment)
 
     r = subparsers.add_parser(
@@ -120,6 +127,60 @@ def add_commands(subparsers) -> None:
     r.set_defaults(handler=_run_robustness)
 
 
+def _add_backend_flags(p) -> None:
+    """Where the cells run (smmt_core.experiments.backends); see docs/scale-out.md."""
+    from smmt_core.experiments.backends import BACKENDS
+
+    g = p.add_argument_group("where the cells run (docs/scale-out.md)")
+    g.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="local: one cell after another in this process (default); ray: one Ray task per cell "
+                        "(pip install 'smmt-studio[ray]'); slurm: one Slurm job array "
+                        "(pip install 'smmt-studio[slurm]')")
+    g.add_argument("--address", default=None,
+                   help="ray: the cluster to join ('auto', 'ray://head:10001'); default: start a local Ray instance")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="ray without --address: CPUs of the local instance (default: all of this machine's)")
+    g.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="N",
+                   help="ray/slurm: CPUs per cell, also its torch threads (default 1)")
+    g.add_argument("--gpus-per-cell", type=float, default=0.0, metavar="N",
+                   help="ray/slurm: GPUs per cell; ray accepts fractions such as 0.5 (default 0: CPU)")
+    g.add_argument("--slurm-partition", default=None, help="slurm: partition (default: the cluster's)")
+    g.add_argument("--slurm-time", type=int, default=120, metavar="MIN",
+                   help="slurm: time limit per cell (default 120)")
+    g.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB", help="slurm: memory per cell")
+    g.add_argument("--slurm-max-parallel", type=int, default=None, metavar="N",
+                   help="slurm: at most N cells of the array running at once")
+    g.add_argument("--slurm-setup", action="append", default=[], metavar="LINE",
+                   help="slurm: a shell line run before each job, e.g. 'source ~/smmt/.venv/bin/activate' (repeatable)")
+    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="slurm: any other sbatch option, e.g. account=mylab or qos=short (repeatable)")
+    g.add_argument("--slurm-cluster", choices=("slurm", "local"), default="slurm",
+                   help="slurm: 'local' runs the jobs as local processes through submitit, to try a set-up")
+
+
+def backend_from_args(args):
+    """The backend the flags ask for (ConfigError for an unusable combination)."""
+    from smmt_core.experiments.backends import make_backend
+
+    if args.backend != "ray" and (args.address or args.workers is not None):
+        raise ConfigError("--address and --workers are for --backend ray")
+    if args.backend == "ray":
+        return make_backend("ray", address=args.address, num_cpus=args.workers, cpus_per_cell=args.cpus_per_cell,
+                            gpus_per_cell=args.gpus_per_cell)
+    if args.backend == "slurm":
+        options = {}
+        for text in args.slurm_option:
+            key, sep, value = text.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--slurm-option takes KEY=VALUE, got {text!r}")
+            options[key.strip()] = value.strip()
+        return make_backend("slurm", cluster=args.slurm_cluster, partition=args.slurm_partition,
+                            time_min=args.slurm_time, cpus_per_cell=args.cpus_per_cell,
+                            gpus_per_cell=args.gpus_per_cell, mem_gb=args.slurm_mem_gb,
+                            array_parallelism=args.slurm_max_parallel, setup=args.slurm_setup, additional=options)
+    return make_backend("local")
+
+
 class _ExperimentProgress:
     """Turns experiment and training events into short progress lines on stderr."""
 
@@ -135,8 +196,8 @@ class _ExperimentProgress:
         self.stream.flush()
 
     def __call__(self, event) -> None:
-        from smmt_core.train.events import BatchProgress, EpochEnd
         from smmt_core.experiments.grid import CellFinished, CellStarted
+        from smmt_core.train.events import BatchProgress, EpochEnd
 
         if isinstance(event, CellStarted):
             self.prefix = f"[{event.index + 1}/{event.total}] {event.cell.name}"
@@ -180,10 +241,20 @@ def _run_experiment(args) -> int:
         overrides=overrides_from_args(args, exclude=GRID_SETTINGS),
     )
     spec.validate()
+    backend = backend_from_args(args)
     if not args.quiet:
-        print(f"smmt experiment: {len(spec.cells())} runs into {args.out}", file=sys.stderr)
-    result = run_experiment(spec, args.out, on_event=None if args.quiet else _ExperimentProgress(),
-                            make_plots=not args.no_plots)
+        where = f" on {backend.describe()}" if hasattr(backend, "describe") else ""
+        print(f"smmt experiment: {len(spec.cells())} runs into {args.out}{where}", file=sys.stderr)
+    import threading
+
+    from smmt_core.cli.train_commands import stop_on_signals
+
+    # Ctrl-C / SIGTERM: the current local cell stops cleanly and is labelled "stopped"; Ray tasks
+    # and Slurm jobs still outstanding are cancelled. Finished cells stay; rerunning resumes.
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        result = run_experiment(spec, args.out, on_event=None if args.quiet else _ExperimentProgress(),
+                                stop=stop, make_plots=not args.no_plots, backend=backend)
     print(result.summary_md.read_text(encoding="utf-8"))
     print(f"results: {result.results_csv}")
     print(f"summary: {result.summary_csv}, {result.summary_md}")
@@ -192,12 +263,27 @@ def _run_experiment(args) -> int:
     if result.n_failed:
         print(f"smmt experiment: {result.n_failed} run(s) failed; see {result.results_csv}", file=sys.stderr)
         return 1
+    if result.stopped:
+        from smmt_core.cli import EXIT_INTERRUPTED
+
+        print("smmt experiment: stopped; run the same command again to resume the grid", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
 def _run_robustness(args) -> int:
+    from smmt_core.fileio import check_writable
     from smmt_core.train.robustness import evaluate_robustness, robustness_table
 
+    # Outputs are checked before the evaluation passes, not after them (and named as given).
+    if args.out:
+        check_writable(args.out, "CSV file")
+    if args.plot:
+        check_writable(args.plot, "plot file")
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
     tty = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:

@@ -1,17 +1,22 @@
 """`smmt train`, `smmt predict` and `smmt runs`: the training engine from the command line.
 
-`train` runs in a worker thread so that Ctrl-C can set the stop flag and let the run end cleanly
-(checkpoints written so far are kept, exit code 130). Progress goes to stderr (a bar that redraws
+`train` runs in the main thread; Ctrl-C or SIGTERM set its stop flag (`stop_on_signals`) and the run
+ends cleanly after the current batch (checkpoints written so far are kept, exit code 130). Progress goes to stderr (a bar that redraws
 itself on a terminal, one line per epoch otherwise), results to stdout (`--json` for scripts).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
+import os
+import signal
 import sys
 import threading
+from contextlib import contextmanager
+from pathlib import Path
 
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
@@ -38,13 +43,21 @@ def add_commands(subparsers) -> None:
                        help="starting settings: 'demo' (small, minutes on a CPU), 'paper' (Table I: "
                             "d=512, 256x256 slices, 50 epochs) or 'volume' (the whole brain as ~4000 3D "
                             "patch tokens); the flags below override it (default: demo)")
-    add_config_flags(train, required=("dataset",))
+    add_config_flags(train)
+    train.add_argument("--resume", metavar="RUN", default=None,
+                       help="continue RUN (stopped, interrupted or failed) from its last checkpoint: weights, "
+                            "optimiser and random state, same split, same folder; the run's own settings are "
+                            "used, only --epochs (to train longer), --device and --no-energy may be given")
     train.add_argument("--baselines", default="", metavar="LIST",
                        help="after training, score these simple baselines on the run's own persons and print them "
                             "beside its metrics (stored in run.json): lr-clinical, lr-regional, "
                             "lr-clinical-regional, lr-pixels, cnn")
     train.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    train.add_argument("--ddp", type=int, default=None, metavar="N",
+                       help="train one model on N processes of this machine with DistributedDataParallel (gloo on "
+                            "CPU, NCCL on N GPUs); --batch-size is the global batch. Several machines: start "
+                            "`torchrun --nproc-per-node N -m smmt_core.cli train ...` instead (docs/scale-out.md)")
     train.set_defaults(handler=_train)
 
     predict = subparsers.add_parser(
@@ -65,7 +78,8 @@ def add_commands(subparsers) -> None:
     predict.add_argument("--cohort", metavar="DATASET",
                          help="take SUBJECT from a dataset (BIDS, ADNI, OASIS, folder of subjects, or 'demo'), "
                               "with its clinical data from the dataset's tables")
-    predict.add_argument("--model", required=True, metavar="RUN", help="run folder written by `smmt train`")
+    predict.add_argument("--model", required=True, metavar="RUN", help="run folder written by `smmt train`, or the folder of runs given to "
+                         "`smmt train --out` (its newest finished run is used)")
     predict.add_argument("--without", nargs="+", choices=MODALITY_NAMES, default=[], metavar="MODALITY",
                          help="switch modalities off: mri, clinical, categorical")
     predict.add_argument("--checkpoint", choices=("best", "last"), default="best",
@@ -79,7 +93,10 @@ def add_commands(subparsers) -> None:
 
     runs = subparsers.add_parser(
         "runs", help="list the training runs under a folder",
-        description="List run folders (newest first) with their status and per-subject test results.",
+        description=("List run folders (newest first) with their status and per-subject test results. "
+                     "Statuses: running, finished, stopped (by the user), failed, interrupted (the process "
+                     "ended without recording why: continue it with `smmt train --resume RUN`), unreadable "
+                     "(run.json cannot be read; the reason is shown)."),
     )
     runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
     runs.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
@@ -90,9 +107,38 @@ def add_commands(subparsers) -> None:
 def config_from_args(args):
     """TrainConfig from the preset plus the flags that were given."""
     from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
     from smmt_core.train.config import TrainConfig
 
+    if not getattr(args, "dataset", None):
+        raise ConfigError("--data is required (a dataset folder or 'demo'), or --resume RUN")
     return TrainConfig.build(args.preset, **overrides_from_args(args))
+
+
+RESUME_SETTINGS = ("epochs", "device", "measure_energy")  # what --resume lets a user change
+
+
+def resume_config(args):
+    """The stored TrainConfig of the run to resume, with the few settings a resumption may change."""
+    from pathlib import Path
+
+    from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.errors import ConfigError
+    from smmt_core.train.config import FIELD_SECTION, TrainConfig
+    from smmt_core.train.run_record import RunRecord
+
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise ConfigError("run folder not found", run_dir)
+    overrides = overrides_from_args(args)
+    other = sorted(set(overrides) - set(RESUME_SETTINGS))
+    if other:
+        raise ConfigError(f"--resume continues the run with its own settings; only --epochs, --device and "
+                          f"--no-energy may be given (got settings: {', '.join(other)})")
+    data = RunRecord(run_dir).config().to_dict()
+    for name, value in overrides.items():
+        data[FIELD_SECTION[name]][name] = value
+    return TrainConfig.from_dict(data)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -137,6 +183,10 @@ class TrainingProgress:
             self._line(f"run folder: {event.run_dir}")
             self._line(f"training on {event.device}: {event.n_train} train, {event.n_val} validation, "
                        f"{event.n_test} test scans; {event.total_epochs} epochs of {event.batches_per_epoch} batches")
+            if event.problems:
+                self._line(f"warning: the dataset has {len(event.problems)} problem(s) (all listed in run.json), e.g.:")
+                for problem in event.problems[:5]:
+                    self._line(f"  {problem}")
         elif isinstance(event, ev.DataProgress):
             if self.stage != event.stage or self.bar is None:
                 self.stage = event.stage
@@ -170,6 +220,45 @@ class TrainingProgress:
         # RunFailed: the command prints the error itself (one line, exit code 2)
 
 
+def _write_now(text: str) -> None:
+    """Straight to the stderr file descriptor: a signal handler must not re-enter a buffered
+    stream that the progress bar may be writing to at that very moment (RuntimeError: reentrant call)."""
+    try:
+        os.write(sys.stderr.fileno(), text.encode("utf-8", "replace"))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event):
+    """While inside: the first Ctrl-C (SIGINT) or SIGTERM sets `stop`, so the run ends cleanly after
+    the current batch; a second Ctrl-C aborts (KeyboardInterrupt).
+
+    Why a handler and not a worker thread: Python runs signal handlers in the main thread between
+    bytecodes, so the training (also in the main thread) just sees the flag at its next check.
+    A KeyboardInterrupt raised while a worker thread sat inside torch killed the interpreter
+    (SIGABRT, "terminate called without an active exception"). Outside the main thread (a test,
+    an embedding application) signals cannot be handled here and nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        _write_now(f"\n{what}: stopping after the current batch (Ctrl-C again to abort)…\n")
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _train(args) -> int:
     from smmt_core.baselines import BASELINES
     from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
@@ -177,7 +266,7 @@ def _train(args) -> int:
     from smmt_core.errors import ConfigError
     from smmt_core.train.trainer import train
 
-    config = config_from_args(args)
+    config = resume_config(args) if args.resume else config_from_args(args)
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -185,37 +274,61 @@ def _train(args) -> int:
     warning = circularity_warning(config.data.features or [])
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    from smmt_core.train.distributed import DistContext
+
+    dist_ctx = DistContext.from_env()
+    if args.ddp is not None or dist_ctx is not None:  # one model on several processes
+        if args.resume:
+            raise ConfigError("--resume continues a run on one process; leave out --ddp (and torchrun) to resume")
+        return _train_distributed(args, config, baselines, dist_ctx)
     progress = None if args.quiet else TrainingProgress()
     stop = threading.Event()
-    outcome: dict = {}
-
-    def work():
-        try:
-            outcome["result"] = train(config, on_event=progress, stop=stop)
-        except BaseException as error:  # handed to the main thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work, name="smmt-train", daemon=True)
-    worker.start()
-    interrupted = False
-    while worker.is_alive():
-        try:
-            worker.join(0.2)
-        except KeyboardInterrupt:
-            if interrupted:  # second Ctrl-C: give up waiting
-                raise
-            interrupted = True
-            stop.set()
-            print("\nstopping after the current batch (Ctrl-C again to abort)…", file=sys.stderr)
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
+    with stop_on_signals(stop):
+        result = train(config, on_event=progress, stop=stop, resume=args.resume)
     scored = {}
     if baselines and result.test_metrics and not result.stopped_early:
         from smmt_core.baselines import score_baselines_for_run
 
         if progress is not None:
             print(f"scoring baselines on the run's persons: {', '.join(baselines)}", file=sys.stderr)
+        scored = score_baselines_for_run(result.run_dir, baselines)
+    _print_result(result, as_json=args.json, baselines=scored)
+    return EXIT_INTERRUPTED if result.stopped_early else EXIT_OK
+
+
+def _train_distributed(args, config, baselines, dist_ctx) -> int:
+    """`smmt train --ddp N` (spawns N processes here) or one rank under torchrun (dist_ctx).
+
+    Only rank 0 shows progress, scores baselines and prints the result. Ctrl-C stops every rank
+    cleanly at its next batch (exit 130), as for one process.
+    """
+    from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
+    from smmt_core.errors import ConfigError
+    from smmt_core.train.distributed import spawn_training
+
+    if dist_ctx is not None and args.ddp is not None:
+        raise ConfigError("--ddp starts its own processes; under torchrun leave it out")
+    if dist_ctx is None:
+        result = spawn_training(config, args.ddp, progress_factory=None if args.quiet else TrainingProgress)
+    else:
+        from smmt_core.train.trainer import train
+
+        stop = threading.Event()  # every rank gets the terminal's Ctrl-C; the trainer stops them together
+        try:
+            progress = TrainingProgress() if (dist_ctx.is_main and not args.quiet) else None
+            with stop_on_signals(stop):
+                result = train(config, on_event=progress, stop=stop, dist=dist_ctx)
+        finally:
+            import torch.distributed
+
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+        if not dist_ctx.is_main:
+            return EXIT_INTERRUPTED if result.stopped_early else EXIT_OK
+    scored = {}
+    if baselines and result.test_metrics and not result.stopped_early:
+        from smmt_core.baselines import score_baselines_for_run
+
         scored = score_baselines_for_run(result.run_dir, baselines)
     _print_result(result, as_json=args.json, baselines=scored)
     return EXIT_INTERRUPTED if result.stopped_early else EXIT_OK
@@ -264,8 +377,12 @@ def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
 def _predict(args) -> int:
     from smmt_core.cli import EXIT_OK
     from smmt_core.predict import Predictor
+    from smmt_core.train.run_record import resolve_run_dir
 
-    predictor = Predictor.load(args.model, device=args.device, which=args.checkpoint)
+    run_dir = resolve_run_dir(args.model)  # a folder of runs: its newest finished run
+    if run_dir != Path(args.model).expanduser():
+        print(f"using the newest finished run in {args.model}: {run_dir}", file=sys.stderr)
+    predictor = Predictor.load(run_dir, device=args.device, which=args.checkpoint)
     modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
     subject = args.subject
     if args.cohort:
@@ -275,8 +392,6 @@ def _predict(args) -> int:
         subject = subject_from_cohort(load_cohort(args.cohort), args.subject)
     report_base = None
     if args.report:
-        from pathlib import Path
-
         from smmt_core.report import check_report_folder
 
         target = Path(args.report).expanduser()
@@ -332,9 +447,12 @@ def _runs(args) -> int:
     if not runs:
         print(f"no runs under {root}")
         return EXIT_OK
-    print(f"{'run':<40} {'variant':<15} {'status':<9} {'test bal.acc':>12} {'AUC':>6}  created")
+    print(f"{'run':<40} {'variant':<15} {'status':<11} {'test bal.acc':>12} {'AUC':>6}  created")
     for r in runs:
+        if r.status == "unreadable":
+            print(f"{r.name:<40} {'':<15} {r.status:<11} {r.error}")
+            continue
         tag = " [synthetic]" if r.synthetic else ""
-        print(f"{r.name:<40} {r.variant:<15} {r.status:<9} {_fmt(r.test_metrics.get('balanced_accuracy')):>12} "
+        print(f"{r.name:<40} {r.variant:<15} {r.status:<11} {_fmt(r.test_metrics.get('balanced_accuracy')):>12} "
               f"{_fmt(r.test_metrics.get('roc_auc'), 2):>6}  {r.created}{tag}")
     return EXIT_OK

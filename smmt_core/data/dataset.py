@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from smmt_core.batch import MODALITY_INDEX, ModelInputs
 from smmt_core.data.features import FeatureEncoder
-from smmt_core.data.preprocess import MRICache, PreprocessConfig, PreprocessedMRI, preprocess_t1
+from smmt_core.data.preprocess import MRICache, PreprocessConfig, PreprocessedMRI, preprocess_scan
 from smmt_core.data.subject import ALL_MODALITIES, Modality, Subject
 from smmt_core.errors import ConfigError, DataError
 
@@ -29,7 +29,7 @@ from smmt_core.errors import ConfigError, DataError
 def _preprocessed(path, preprocess: PreprocessConfig, cache: MRICache | None, load_volume: bool) -> PreprocessedMRI:
     if cache is not None:
         return cache.get(path, preprocess, load_volume=load_volume)
-    result = preprocess_t1(path, preprocess)
+    result = preprocess_scan(path, preprocess)
     if not load_volume:
         result.volume = None
     return result

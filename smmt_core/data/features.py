@@ -17,10 +17,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from smmt_core.batch import FeatureSchema
-from smmt_core.data.layouts.common import is_missing
-from smmt_core.data.subject import Subject
-from smmt_core.errors import CheckpointError, ConfigError, DataError
-
 from smmt_core.data.feature_sets import (  # noqa: F401 (re-exported: the names live in feature_sets)
     CATEGORICAL_FEATURES,
     CIRCULAR_FEATURES,
@@ -32,6 +28,9 @@ from smmt_core.data.feature_sets import (  # noqa: F401 (re-exported: the names 
     circular_features_in,
     resolve_features,
 )
+from smmt_core.data.layouts.common import is_missing
+from smmt_core.data.subject import Subject
+from smmt_core.errors import CheckpointError, ConfigError, DataError
 
 _ENCODER_FORMAT = 1
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from smmt_core.data.intake.dicom import is_dicom_subject_folder
 from smmt_core.data.layouts import adni, bids, oasis
 from smmt_core.data.layouts.common import find_volumes, is_volume
 from smmt_core.data.layouts.folder import (
@@ -43,6 +44,8 @@ def _has_clinical_file(folder: Path) -> bool:
 def _is_subject_folder(folder: Path) -> bool:
     """Volumes in the folder (or a BIDS-style anat/ below it) or a clinical file."""
     if find_volumes(folder) or (folder / CLINICAL_JSON).is_file():
+        return True
+    if is_dicom_subject_folder(folder):
         return True
     if folder.name.startswith("sub-") and any((folder / d).is_dir() for d in ("anat",)):
         return True

@@ -33,11 +33,10 @@ import os
 import threading
 import zipfile
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-
 from pydantic import model_validator
 
 from smmt_core.errors import DataError
@@ -169,6 +168,7 @@ class PreprocessedMRI:
     plane: str
     template_correlation: float
     warnings: list[str] = field(default_factory=list)
+    intake: dict | None = None  # what the intake did (steps, QC verdict/score/reason, files); None: not run
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,6 +206,11 @@ def _load_t1(path) -> tuple["nibabel.Nifti1Image", list[str]]:  # noqa: F821
         raise DataError(f"not a readable MRI image ({exc})", path) from None
     except Exception as exc:  # corrupt headers raise many kinds of errors
         raise DataError(f"cannot read MRI header ({type(exc).__name__}: {exc})", path) from None
+    from smmt_core.data.layouts.common import image_size_problem
+
+    problem = image_size_problem(img, path)  # before the data are read: a lying header allocates nothing
+    if problem:
+        raise DataError(problem, path)
     try:
         data = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as exc:  # truncated gzip (EOFError), zlib.error, short file (OSError), ...
@@ -422,6 +427,38 @@ def preprocess_t1(path, config: PreprocessConfig | None = None) -> PreprocessedM
     )
 
 
+def preprocess_scan(path, config: PreprocessConfig | None = None, intake=None, *, intake_cache=None,
+                    progress=None, stop=None, require_qc: bool = True) -> PreprocessedMRI:
+    """The intake (DICOM, brain extraction, N4, registration to MNI, QC), then `preprocess_t1`.
+
+    What training and prediction call for a subject's T1 (a NIfTI file or a DICOM folder). An image
+    already in MNI space with the brain extracted costs one extra resampling (the measurement);
+    anything else goes through `smmt_core.data.intake.run_intake` and its cache. A scan that fails
+    QC raises DataError saying why: it is never given to the model. `require_qc=False` (a preview
+    for the viewer, not for the model) turns that into a warning.
+    """
+    from smmt_core.data.intake.pipeline import IntakeSettings, run_intake
+
+    intake = intake or IntakeSettings()
+    path = Path(path)
+    if intake.mode == "off" and not path.is_dir():
+        return preprocess_t1(path, config)
+    done = run_intake(path, intake, cache=intake_cache, progress=progress, stop=stop, picture=None)
+    if done.qc.verdict == "fail" and require_qc:
+        raise DataError(f"failed quality control, so no prediction: {done.qc.reason}", path)
+    result = preprocess_t1(done.t1_mni, config)
+    registered = "register" in done.steps_run
+    kept = [w for w in result.warnings if not (registered and "does not look registered" in w)]
+    if done.qc.verdict != "pass":
+        kept.append(f"{path.name}: QC {done.qc.verdict}: {done.qc.reason}")
+    result.warnings = [*done.notes, *kept]
+    result.intake = {"steps": done.steps_label, "qc": done.qc.verdict, "score": round(done.qc.score, 4),
+                     "reason": done.qc.reason, "t1_mni": str(done.t1_mni),
+                     "picture": str(done.picture) if done.picture is not None else None,
+                     "mni_to_native": done.mni_to_native.tolist() if done.mni_to_native is not None else None}
+    return result
+
+
 # ----------------------------------------------------------------------------------------------
 # Is it a brain in MNI space? (the Predictor refuses to classify anything else)
 
@@ -505,8 +542,13 @@ class MRICache:
     second pass in the same process does not even re-hash the files.
     """
 
-    def __init__(self, root=None):
+    def __init__(self, root=None, intake=None, *, require_qc: bool = True):
+        from smmt_core.data.intake.pipeline import IntakeCache, IntakeSettings
+
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.intake = intake or IntakeSettings()
+        self.require_qc = require_qc  # False: a scan failing QC is still returned, with a warning (previews)
+        self.intake_cache = IntakeCache(self.root / "intake")
         self.hits = 0
         self.misses = 0
         self._digests: dict[tuple[str, int, int], str] = {}
@@ -522,7 +564,9 @@ class MRICache:
         with self._lock:
             cached = self._digests.get(stamp)
         if cached is None:
-            cached = file_digest(path)
+            from smmt_core.data.intake.pipeline import input_digest
+
+            cached = input_digest(path)  # a DICOM folder: its files' contents
             with self._lock:
                 self._digests[stamp] = cached
         return cached
@@ -530,7 +574,7 @@ class MRICache:
     def entry_path(self, path, config: PreprocessConfig) -> Path:
         """Where the entry for this file and these settings lives (it may not exist yet)."""
         digest = self._digest(Path(path))
-        return self.root / digest[:2] / f"{digest}-{config.key()}.npz"
+        return self.root / digest[:2] / f"{digest}-{config.key()}-{self.intake.key()}.npz"
 
     def get(self, path, config: PreprocessConfig | None = None, *, load_volume: bool = True) -> PreprocessedMRI:
         """The preprocessed image, from disk when cached, else computed and stored.
@@ -548,7 +592,8 @@ class MRICache:
                 with self._lock:
                     self.hits += 1
                 return result
-        result = preprocess_t1(path, config)
+        result = preprocess_scan(path, config, self.intake, intake_cache=self.intake_cache,
+                                 require_qc=self.require_qc)
         with self._lock:
             self.misses += 1
         self._write(entry, config, result)
@@ -574,8 +619,9 @@ class MRICache:
                     plane=str(meta["plane"]),
                     template_correlation=float(meta["template_correlation"]),
                     warnings=[str(w) for w in meta["warnings"]],
+                    intake=meta.get("intake"),
                 )
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, EOFError) as exc:
             log.warning("ignoring unreadable MRI cache entry %s (%s)", entry, exc)
             return None
         n_slices = 0 if config.is_volume else config.n_slices
@@ -592,6 +638,7 @@ class MRICache:
             "plane": result.plane,
             "template_correlation": result.template_correlation,
             "warnings": list(result.warnings),
+            "intake": result.intake,
         }
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:

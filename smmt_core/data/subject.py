@@ -26,6 +26,8 @@ class Modality(str, Enum):
 ALL_MODALITIES: tuple[Modality, ...] = (Modality.MRI, Modality.CLINICAL, Modality.CATEGORICAL)
 
 DIAGNOSES: tuple[str, ...] = ("CN", "MCI", "AD")
+# Label sets a model can be trained on: name -> classes in logit order.
+LABEL_SETS: dict[str, list[str]] = {"ad-cn": ["CN", "AD"], "cn-mci-ad": ["CN", "MCI", "AD"]}
 
 
 def _is_missing(value) -> bool:

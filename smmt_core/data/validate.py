@@ -20,7 +20,7 @@ from typing import Callable
 
 from smmt_core.data.layouts.common import check_image_data
 from smmt_core.data.loaders import load_dataset
-from smmt_core.data.subject import ALL_MODALITIES, DIAGNOSES, Cohort
+from smmt_core.data.subject import ALL_MODALITIES, DIAGNOSES, LABEL_SETS, Cohort
 from smmt_core.errors import DataError, SMMTError
 
 UNKNOWN_LABEL = "unknown"
@@ -37,8 +37,12 @@ class ValidationReport:
     labels: dict[str, int]  # "CN"/"MCI"/"AD"/"unknown" -> count
     modalities: dict[str, int]  # "mri"/"clinical"/"categorical" -> count of scans that have it
     problems: list[str] = field(default_factory=list)
-    usable: bool = False
+    usable: bool = False  # for something: prediction at least (exit code 0 of `smmt validate`)
     reason: str | None = None  # why it is not usable
+    # Training needs every class of a label set: which sets these data can train ("ad-cn",
+    # "cn-mci-ad"), and why not when none (e.g. a one-class dataset is usable for prediction only).
+    trainable_label_sets: list[str] = field(default_factory=list)
+    training_reason: str | None = None
     name: str = ""
     synthetic: bool = False
     n_people: int = 0
@@ -62,12 +66,22 @@ class ValidationReport:
                 lines.append(f"  ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more (--json lists all)")
         else:
             lines.append("problems: none")
-        lines.append("usable: yes" if self.usable else f"usable: no ({self.reason})")
+        if not self.usable:
+            lines.append(f"usable: no ({self.reason})")
+        elif self.trainable_label_sets:
+            lines.append(f"usable: yes (prediction; training with label set {' or '.join(self.trainable_label_sets)})")
+        else:
+            lines.append(f"usable: for prediction yes; for training no ({self.training_reason})")
         return lines
+
+    @property
+    def usable_for_training(self) -> bool:
+        return bool(self.trainable_label_sets)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["path"] = str(self.path)
+        out["usable_for_training"] = self.usable_for_training
         return out
 
 
@@ -77,6 +91,15 @@ def image_problem(path: Path) -> tuple[str | None, list[str]]:
     Uses the preprocessing loader when it is there, so validate accepts exactly what training
     accepts; falls back to a nibabel-only check (same rules) otherwise.
     """
+    if Path(path).is_dir():  # a DICOM folder: converted by the intake; here, check it has DICOM files
+        from smmt_core.data.intake.deps import missing_packages
+        from smmt_core.data.intake.dicom import is_dicom_folder
+
+        if not is_dicom_folder(path):
+            return "a folder without DICOM files", []
+        missing = missing_packages(("dcm2niix",))
+        return (f"a DICOM folder needs the 'intake' extra ({', '.join(missing)} not installed)" if missing
+                else None), []
     try:
         from smmt_core.data import preprocess
     except ImportError:
@@ -139,7 +162,10 @@ def validate_cohort(cohort: Cohort, *, check_images: bool = True,
     elif not (labels.get("CN") and labels.get("AD")):
         have = [k for k in ("CN", "AD") if labels.get(k)]
         problems.append(f"{cohort.root}: only {' and '.join(have) or 'MCI'} labels; AD-vs-CN training needs both CN and AD")
+    trainable, training_reason = _training_check(usable_subjects, single)
     return ValidationReport(
+        trainable_label_sets=trainable if reason is None else [],
+        training_reason=training_reason if reason is None else reason,
         path=cohort.root,
         layout=cohort.layout,
         n_subjects=len(cohort.subjects),
@@ -153,6 +179,19 @@ def validate_cohort(cohort: Cohort, *, check_images: bool = True,
         n_people=len({s.subject_id for s in cohort.subjects}),
         images_checked=checked,
     )
+
+
+def _training_check(subjects, single: bool) -> tuple[list[str], str | None]:
+    """(label sets these subjects can train, why none can): every class needs labelled persons with
+    data, the check `smmt train` makes before it starts."""
+    if single:
+        return [], "a single subject is for prediction; training needs a dataset"
+    persons = {label: len({s.subject_id for s in subjects if s.label == label}) for label in DIAGNOSES}
+    trainable = [name for name, classes in LABEL_SETS.items() if all(persons.get(c, 0) for c in classes)]
+    if trainable:
+        return trainable, None
+    have = ", ".join(f"{label} {n}" for label, n in persons.items() if n) or "none"
+    return [], f"training needs labelled subjects of both CN and AD (labelled persons with data: {have})"
 
 
 def validate_path(path, *, check_images: bool = True, adnimerge=None, date_window_days: int = 180,

@@ -48,10 +48,10 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from smmt_core.errors import ConfigError, DataError, SMMTError
-from smmt_core.fileio import atomic_write_text
+from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
+from smmt_core.fileio import atomic_write_text, read_table
 from smmt_core.train.config import PRESETS, TrainConfig
 from smmt_core.train.run_record import RunRecord
-from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
 from smmt_core.variants import MASKING_VARIANTS, VARIANT_NAMES
 
 # TrainConfig settings that the grid itself sets per cell: they cannot be given as overrides.
@@ -297,128 +297,178 @@ def _config_differences(record: RunRecord, wanted: TrainConfig) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- runner
+@dataclass(frozen=True)
+class PendingCell:
+    """A cell the backend has to run: its position in the grid and the folder it writes."""
+
+    index: int
+    cell: ExperimentCell
+    folder: Path
+
+
+class GridBook:
+    """The driver's bookkeeping, the same for every backend: one results row per cell (kept in
+    grid order whatever order cells finish in), results.csv rewritten after each, CellFinished.
+
+    Backends call `finished(pending, status, message)`; the row is read back from the cell's folder
+    through its record, so a cell trained on another machine is read exactly like a local one.
+    """
+
+    def __init__(self, spec: ExperimentSpec, out_dir: Path, cells: list[ExperimentCell], emit):
+        self.spec, self.out_dir, self.cells, self.emit = spec, out_dir, cells, emit
+        self.rows: dict[int, dict] = {}
+        self.n_trained = self.n_reused = self.n_failed = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.cells)
+
+    def flush(self) -> None:
+        rows = [self.rows[i] for i in sorted(self.rows)]
+        atomic_write_text(self.out_dir / "results.csv", pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(index=False))
+
+    def results(self) -> pd.DataFrame:
+        return pd.DataFrame([self.rows[i] for i in sorted(self.rows)], columns=RESULT_COLUMNS)
+
+    def record_for(self, cell: ExperimentCell, folder: Path):
+        from smmt_core.baselines import BaselineRecord
+
+        return BaselineRecord(folder) if cell.is_baseline else RunRecord(folder)
+
+    def finished(self, pending: PendingCell, status: str, message: str = "") -> dict:
+        """Record one cell's outcome: "finished", "reused", "failed" or "stopped"."""
+        record = self.record_for(pending.cell, pending.folder)
+        row = result_row(pending.cell, status, record, error=message if status == "failed" else "")
+        self.rows[pending.index] = row
+        self.n_failed += status == "failed"
+        self.n_reused += status == "reused"
+        self.n_trained += status == "finished"
+        self.flush()
+        self.emit(CellFinished(pending.index, self.total, pending.cell, status, row, message))
+        return row
+
+
+def _folder(out_dir: Path, cell: ExperimentCell) -> Path:
+    return out_dir / ("baselines" if cell.is_baseline else "runs") / cell.name
+
+
+def _plan(spec: ExperimentSpec, out_dir: Path, cells: list[ExperimentCell], book: GridBook) -> list[PendingCell]:
+    """Resume: record the cells finished earlier (a ConfigError when one was made with other
+    settings), clear unfinished folders, and return the cells still to run, in grid order."""
+    from smmt_core.baselines import BaselineRecord
+
+    pending = []
+    for index, cell in enumerate(cells):
+        folder = _folder(out_dir, cell)
+        if cell.is_baseline:
+            if BaselineRecord(folder).finished():
+                book.finished(PendingCell(index, cell, folder), "reused", "finished earlier; not fitted again")
+                continue
+        else:
+            record = RunRecord(folder)
+            if record.finished_summary() is not None:
+                diffs = _config_differences(record, spec.config_for(cell, out_dir / "runs"))
+                if diffs:
+                    raise ConfigError(f"a finished run with other settings is in the way ({'; '.join(diffs)}); "
+                                      "use another output folder or delete that run", record.run_dir)
+                book.finished(PendingCell(index, cell, folder), "reused", "finished earlier; not trained again")
+                continue
+            if folder.exists():
+                shutil.rmtree(folder)  # an unfinished run of this cell: start it again from scratch
+        pending.append(PendingCell(index, cell, folder))
+    return pending
+
+
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path, on_event: Callable[[Any], None] | None = None,
-                   stop: threading.Event | None = None, *, make_plots: bool = True) -> ExperimentResult:
+                   stop: threading.Event | None = None, *, make_plots: bool = True, backend=None) -> ExperimentResult:
     """Train every cell of the grid not finished yet, score the baselines, then write results,
     summary and plots.
 
-    on_event receives CellStarted / CellFinished and, in between, the training events of the cell's
-    run (called from this thread). stop: when set, the current run stops at its next batch, the grid
-    ends there and the outputs cover what finished (`ExperimentResult.stopped`). Rerunning the same
-    spec into the same out_dir resumes it.
+    on_event receives CellStarted / CellFinished and, with the local backend, the training events
+    of the cell's run in between (called from this thread). stop: when set, running cells stop at
+    their next batch (remote ones are cancelled), the grid ends there and the outputs cover what
+    finished (`ExperimentResult.stopped`). Rerunning the same spec into the same out_dir resumes it.
+    backend: where the cells run (`smmt_core.experiments.backends`): in this process, one after
+    another (default), as Ray tasks, or as a Slurm job array; resume, results and summary are the
+    same for all. Ctrl-C (KeyboardInterrupt) keeps the finished cells in results.csv, then propagates.
     """
+    from smmt_core.experiments.backends import LocalBackend
+
     spec.validate()
+    backend = backend if backend is not None else LocalBackend()
     out_dir = Path(out_dir)
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "experiment.json", json.dumps(spec.to_dict(), indent=2) + "\n")
-    runner = spec.runner or _default_runner
     emit = on_event or (lambda event: None)
     cells = spec.cells()
-    total = len(cells)
-    rows: list[dict] = []
-    n_trained = n_reused = n_failed = 0
-    stopped = False
-    cohort_cache: dict = {}
+    book = GridBook(spec, out_dir, cells, emit)
+    pending = _plan(spec, out_dir, cells, book)
+    try:
+        stopped = backend.run(spec, out_dir, pending, book, stop)
+    except BaseException:
+        book.flush()  # the cells finished so far stay in results.csv (Ctrl-C, an input error)
+        raise
 
-    def flush() -> None:
-        atomic_write_text(out_dir / "results.csv", pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(index=False))
-
-    for index, cell in enumerate(cells):
-        if stop is not None and stop.is_set():
-            stopped = True
-            break
-        if cell.is_baseline:
-            row, status, message = _baseline_cell(spec, cell, out_dir, cohort_cache)
-            rows.append(row)
-            n_failed += status == "failed"
-            n_reused += status == "reused"
-            n_trained += status == "finished"
-            flush()
-            emit(CellFinished(index, total, cell, status, row, message))
-            continue
-        config = spec.config_for(cell, runs_dir)
-        record = RunRecord(runs_dir / cell.name)
-        finished = record.finished_summary()
-        if finished is not None:
-            diffs = _config_differences(record, config)
-            if diffs:
-                raise ConfigError(f"a finished run with other settings is in the way ({'; '.join(diffs)}); "
-                                  "use another output folder or delete that run", record.run_dir)
-            row = result_row(cell, "reused", record)
-            rows.append(row)
-            n_reused += 1
-            flush()
-            emit(CellFinished(index, total, cell, "reused", row, "finished earlier; not trained again"))
-            continue
-        if record.run_dir.exists():
-            shutil.rmtree(record.run_dir)  # an unfinished run of this cell: start it again from scratch
-        emit(CellStarted(index, total, cell, record.run_dir))
-        try:
-            result = runner(config, on_event=emit, stop=stop)
-        except SMMTError:
-            flush()
-            raise
-        except Exception as error:  # a crash inside one run: record it, go on with the grid
-            message = f"{type(error).__name__}: {error}".splitlines()[0]
-            row = result_row(cell, "failed", record, error=message)
-            rows.append(row)
-            n_failed += 1
-            flush()
-            emit(CellFinished(index, total, cell, "failed", row, message))
-            continue
-        record = RunRecord(getattr(result, "run_dir", None) or record.run_dir)
-        status = "stopped" if getattr(result, "stopped_early", False) else "finished"
-        row = result_row(cell, status, record)
-        rows.append(row)
-        flush()
-        emit(CellFinished(index, total, cell, status, row))
-        if status == "stopped":
-            stopped = True
-            break
-        n_trained += 1
-
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    results = book.results()
     summary, made = write_outputs(spec, out_dir, results, make_plots)
     return ExperimentResult(
         out_dir=out_dir, results=results, summary=summary, results_csv=out_dir / "results.csv",
         summary_csv=out_dir / "summary.csv", summary_md=out_dir / "summary.md", plots=made,
-        n_trained=n_trained, n_reused=n_reused, n_failed=n_failed, stopped=stopped,
+        n_trained=book.n_trained, n_reused=book.n_reused, n_failed=book.n_failed, stopped=stopped,
     )
 
 
-def _baseline_cell(spec: ExperimentSpec, cell: ExperimentCell, out_dir: Path, cohort_cache: dict):
-    """(results row, status, message) of one baseline cell: fitted and scored, or read back."""
-    from smmt_core.baselines import BaselineRecord, run_baseline
+@dataclass
+class CellOutcome:
+    """What running one cell gave: a status and, for "failed", a one-line message. `error` is an
+    input problem (SMMTError) that must stop the whole grid."""
 
-    folder = out_dir / "baselines" / cell.name
-    record = BaselineRecord(folder)
-    if record.finished():
-        return result_row(cell, "reused", record), "reused", "finished earlier; not fitted again"
-    config = spec.config_for(ExperimentCell(spec.variants[0], cell.fraction, 0, 0.0, cell.fold, cell.split_seed),
-                             out_dir / "runs")
+    status: str
+    message: str = ""
+    error: SMMTError | None = None
+
+
+def run_cell(spec: ExperimentSpec, out_dir: Path, pending: PendingCell, on_event=None, stop=None,
+             cohort_cache: dict | None = None) -> CellOutcome:
+    """Run one cell in this process: train its model (or fit its baseline) into its folder.
+
+    The same function runs a cell locally, in a Ray task and in a Slurm array job. A crash (any
+    exception other than an SMMTError) propagates, so that an engine can retry the cell; an
+    unfinished folder left by an earlier attempt is cleared first, so a retry starts clean.
+    """
+    cell = pending.cell
     try:
-        run_baseline(cell.variant, config, folder, cohort_cache=cohort_cache)
-    except SMMTError:
-        raise
-    except Exception as error:  # a crash inside one baseline: record it, go on
-        message = f"{type(error).__name__}: {error}".splitlines()[0]
-        return result_row(cell, "failed", record, error=message), "failed", message
-    return result_row(cell, "finished", record), "finished", ""
+        if cell.is_baseline:
+            from smmt_core.baselines import run_baseline
+
+            config = spec.config_for(ExperimentCell(spec.variants[0], cell.fraction, 0, 0.0, cell.fold,
+                                                    cell.split_seed), out_dir / "runs")
+            run_baseline(cell.variant, config, pending.folder, cohort_cache=cohort_cache)
+            return CellOutcome("finished")
+        if pending.folder.exists() and RunRecord(pending.folder).finished_summary() is None:
+            shutil.rmtree(pending.folder)
+        runner = spec.runner or _default_runner
+        result = runner(spec.config_for(cell, out_dir / "runs"), on_event=on_event, stop=stop)
+    except SMMTError as error:
+        return CellOutcome("failed", str(error), error)
+    return CellOutcome("stopped" if getattr(result, "stopped_early", False) else "finished")
+
+
+def crash_message(error: BaseException) -> str:
+    """One line for results.csv: 'RuntimeError: loss became NaN'."""
+    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def load_results(out_dir: str | Path) -> pd.DataFrame:
     """The results.csv of an experiment folder (SMMTError when missing or unreadable)."""
     path = Path(out_dir) / "results.csv"
-    try:
-        return pd.read_csv(path, keep_default_na=True)
-    except FileNotFoundError:
-        raise SMMTError("no results.csv here; run `smmt experiment` into this folder first", Path(out_dir)) from None
-    except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise SMMTError(f"cannot read the results table: {error}", path) from None
+    if not path.is_file():
+        raise SMMTError("no results.csv here; run `smmt experiment` into this folder first", Path(out_dir))
+    return read_table(path, "results table", error=SMMTError, as_strings=False)
 
 
 __all__ = [
     "ExperimentSpec", "ExperimentCell", "ExperimentResult", "CellStarted", "CellFinished", "run_experiment",
-    "load_results", "RESULT_COLUMNS",
+    "load_results", "RESULT_COLUMNS", "PendingCell", "GridBook", "CellOutcome", "run_cell",
 ]

@@ -229,7 +229,7 @@ def paired_differences(results: pd.DataFrame, methods: Sequence[str] | None = No
         for k, metric in enumerate(PAIRED_METRICS):
             def diff(indices):
                 values = []
-                for (runs_a, runs_b, n), idx in zip(paired, indices):
+                for (runs_a, runs_b, _n), idx in zip(paired, indices):
                     score_a = np.nanmean([_binary_scores(y[idx], p[idx])[k] for _, y, p in runs_a])
                     score_b = np.nanmean([_binary_scores(y[idx], p[idx])[k] for _, y, p in runs_b])
                     values.append(score_a - score_b)

@@ -38,7 +38,6 @@ from torch import nn
 
 from smmt_core.model.kmeans import default_n_clusters, kmeans
 
-
 BACKENDS = ("auto", "grouped", "nested", "masked", "flex")
 # "auto": the masked (dense + same-cluster mask) path below this many tokens per sequence.
 MASKED_BELOW = 320
@@ -166,7 +165,7 @@ class _GroupedClusterAttention(torch.autograd.Function):
         plan, graphs = ctx.plan, ctx.graphs
         grad_q, grad_k, grad_v = (torch.empty_like(grad_out) for _ in range(3))
         grads = grad_out.index_select(0, plan.perm).split(plan.group_rows)
-        for (length, count), index, grad, graph in zip(plan.groups, plan.group_index, grads, graphs):
+        for (_length, _count), index, grad, graph in zip(plan.groups, plan.group_index, grads, graphs):
             if graph is None:
                 grad_q.index_fill_(0, index, 0.0)
                 grad_k.index_fill_(0, index, 0.0)

@@ -17,6 +17,8 @@ from smmt_core.variants import MASK_MODES, VARIANT_NAMES, variant
 
 # K-Means assignment of tokens to clusters: plain nearest centroid, or equal-size clusters.
 ASSIGNMENT_MODES = ("exact", "balanced")
+# MRI readout: "pixels" adds linear readout tokens over the flattened, standardised slices (MRIEncoder).
+MRI_READOUTS = ("none", "pixels")
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
 
@@ -38,6 +40,15 @@ class ModelConfig(Settings):
     mask_mode: Literal[MASK_MODES] = setting(
         "dimension", "mask single dimensions (the paper) or whole modalities")
     dropout: float = setting(0.1, "dropout in the transformer layers and the head", ge=0.0, le=0.9)
+    # MRI branch (see `MRIEncoder`). The defaults are the original token-only encoder, so that
+    # checkpoints written before these fields existed still load; the demo preset turns them on
+    # (without them the MRI-only model output a constant on the demo cohort: docs/experiments.md).
+    mri_readout: Literal[MRI_READOUTS] = setting(
+        "none", "MRI readout: 'pixels' adds linear readout tokens over the standardised slices (keeps position)")
+    mri_readout_tokens: int = setting(1, "number of MRI pixel-readout tokens", ge=1, le=64)
+    mri_input_norm: bool = setting(
+        False, "standardise each MRI pixel with the training images' mean and SD (stored with the weights)",
+        flag="--mri-input-norm")
 
     @classmethod
     def _section_name(cls) -> str:

@@ -26,6 +26,7 @@ import math
 import torch
 
 from smmt_core.model.config import ASSIGNMENT_MODES
+
 INIT_SAMPLES_PER_CLUSTER = 32
 
 

@@ -29,6 +29,7 @@ from smmt_core.model.fusion import CascadeStep, IntraModalLayer
 from smmt_core.model.masking import ModalityMasking
 from smmt_core.model.volume_encoder import VolumeEncoder
 
+
 @dataclass
 class ModelOutput:
     """What the GUI draws besides the prediction.
@@ -58,7 +59,9 @@ class SMMT(nn.Module):
         if schema.mri_shape is not None and schema.is_volume:  # the whole brain as 3D patch tokens
             self.encoders[Modality.MRI.value] = VolumeEncoder.from_spec(schema.mri_volume, d)
         elif schema.mri_shape is not None:
-            self.encoders[Modality.MRI.value] = MRIEncoder(tuple(schema.mri_shape), d)
+            self.encoders[Modality.MRI.value] = MRIEncoder(
+                tuple(schema.mri_shape), d, readout=config.mri_readout, n_readout_tokens=config.mri_readout_tokens,
+                readout_dropout=config.dropout, input_norm=config.mri_input_norm)
         if schema.numeric:
             self.encoders[Modality.CLINICAL.value] = NumericEncoder(len(schema.numeric), d)
         if schema.categorical:
@@ -127,8 +130,9 @@ class SMMT(nn.Module):
                     encoder = self.encoders[name]
                     if isinstance(encoder, VolumeEncoder):
                         cluster_ids.append(encoder.ids_to_grid(ids))
-                    else:
-                        cluster_ids.append(ids.reshape(batch, encoder.mri_shape[0], *encoder.grid))
+                    else:  # patch tokens come first; readout tokens (no place on the grid) are left out
+                        patches = ids[:, :encoder.n_patch_tokens]
+                        cluster_ids.append(patches.reshape(batch, encoder.mri_shape[0], *encoder.grid))
             tokens_by_name[name] = tokens
         return tokens_by_name, cluster_ids
 

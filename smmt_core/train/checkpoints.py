@@ -8,9 +8,12 @@ energy). `kind` is "best" or "last".
 Why the care:
 - Atomic writes (temporary file in the same folder, fsync, `os.replace`): a crash or a cancelled
   run never leaves a half-written file where a good one was.
-- The JSON records the SHA-256 of the weights file; the weights are written first, the JSON last.
-  If the two ever disagree (an interrupted save, files copied from different runs) `load_run`
-  refuses them instead of silently running the wrong weights.
+- The JSON records the SHA-256 of the weights file and of its own content (`metadata_sha256`, over
+  the canonical JSON of every other key); the weights are written first, the JSON last. If the two
+  ever disagree, or the JSON was edited (an interrupted save, files copied from different runs, a
+  hand-edited feature name), `load_run` refuses them instead of silently running the wrong model.
+- Before anything is built, the metadata are validated with bounds (the pydantic configs) and the
+  model they describe is sized on the meta device: more than MAX_MODEL_PARAMETERS is refused.
 - `load_run` rebuilds the model from the stored config and schema and checks every tensor name and
   shape before loading, so a mismatch is reported as what differs, not as a stack trace.
 """
@@ -27,14 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from smmt_core import fileio
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
-from smmt_core.train.config import TrainConfig
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from smmt_core.train.config import TrainConfig
 from smmt_core.train.metrics import json_safe
 
-CHECKPOINT_FORMAT = 1  # bump when the JSON layout changes incompatibly
+CHECKPOINT_FORMAT = 2  # bump when the JSON layout changes incompatibly (2: metadata_sha256)
 CHECKPOINT_KINDS = ("best", "last")
+# Refused before anything is built or the weights are read: ten times the paper preset would still
+# fit. A tampered best.json describing a larger model is refused with this number in the message.
+MAX_MODEL_PARAMETERS = 500_000_000
 
 
 # -- atomic file writing (smmt_core.fileio; re-exported here for the trainer) -----------------
@@ -44,17 +51,9 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path, what: str = "file") -> dict:
-    """Read a JSON object; CheckpointError naming the file when it is missing or unreadable."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} is missing", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{what} is not valid JSON ({error})", path) from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{what} does not hold a JSON object", path)
-    return data
+    """Read a JSON object; CheckpointError naming the file when it is missing, unreadable or hostile
+    (see `smmt_core.fileio.read_json` for the limits)."""
+    return fileio.read_json(path, what, error=CheckpointError)
 
 
 # -- metadata ------------------------------------------------------------------------------
@@ -102,8 +101,22 @@ def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dic
     meta["kind"] = kind
     meta["weights_file"] = weights_path.name
     meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
-    atomic_write_json(meta_path, meta)
+    _write_metadata(meta_path, meta)
     return weights_path
+
+
+def metadata_checksum(meta: dict) -> str:
+    """SHA-256 of the metadata as they read back from disk (canonical JSON, this key left out)."""
+    content = {k: v for k, v in meta.items() if k != "metadata_sha256"}
+    as_read = json.loads(json.dumps(json_safe(content), allow_nan=False))  # tuples -> lists, numpy -> Python
+    canonical = json.dumps(as_read, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _write_metadata(meta_path: Path, meta: dict) -> None:
+    meta = dict(meta)
+    meta["metadata_sha256"] = metadata_checksum(meta)
+    atomic_write_json(meta_path, meta)
 
 
 def update_checkpoint_metadata(run_dir: str | Path, kind: str, **changes) -> None:
@@ -111,7 +124,7 @@ def update_checkpoint_metadata(run_dir: str | Path, kind: str, **changes) -> Non
     _, meta_path = checkpoint_paths(run_dir, kind)
     meta = read_json(meta_path, "checkpoint metadata")
     meta.update(changes)
-    atomic_write_json(meta_path, meta)
+    _write_metadata(meta_path, meta)
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -157,9 +170,15 @@ def read_checkpoint_metadata(run_dir: str | Path, which: str = "best") -> dict:
         raise CheckpointError(
             f"checkpoint format {version} was written by a newer SMMT Studio (this one reads up to "
             f"{CHECKPOINT_FORMAT}); update SMMT Studio", meta_path)
-    missing = [k for k in ("config", "schema", "encoder", "preprocess", "classes", "weights_sha256") if k not in meta]
+    required = ["config", "schema", "encoder", "preprocess", "classes", "weights_sha256"]
+    if version >= 2:  # format 1 (SMMT Studio 0.1) had no checksum of its own
+        required.append("metadata_sha256")
+    missing = [k for k in required if k not in meta]
     if missing:
         raise CheckpointError(f"checkpoint metadata lacks {', '.join(missing)}", meta_path)
+    if version >= 2 and meta["metadata_sha256"] != metadata_checksum(meta):
+        raise CheckpointError("checkpoint metadata were changed after they were written (checksum differs); "
+                              "use the files as training wrote them", meta_path)
     return meta
 
 
@@ -244,6 +263,24 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
             f"says {schema.mri_volume}", meta_path)
 
     try:
+        with torch.device("meta"):  # shapes only: no memory, no random initialisation
+            model = build_model(config.model, schema)
+    except ConfigError as error:
+        raise CheckpointError(f"stored model settings are invalid: {error.problem}", meta_path) from None
+    n_parameters = sum(t.numel() for t in model.state_dict().values())
+    if n_parameters > MAX_MODEL_PARAMETERS:
+        raise CheckpointError(
+            f"the metadata describe a model of {n_parameters:,} parameters, more than this SMMT Studio loads "
+            f"({MAX_MODEL_PARAMETERS:,}); refusing to build it", meta_path)
+
+    try:
+        size = weights_path.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError("weights file is missing", weights_path) from None
+    if size > 8 * n_parameters + 2**20:  # float64 at most, plus the header
+        raise CheckpointError(f"weights file is larger ({size:,} bytes) than the model described in "
+                              f"{meta_path.name} can hold", weights_path)
+    try:
         blob = weights_path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError("weights file is missing", weights_path) from None
@@ -256,11 +293,6 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"weights file is corrupt ({error})", weights_path) from None
 
-    try:
-        with torch.device("meta"):  # shapes only: no memory, no random initialisation
-            model = build_model(config.model, schema)
-    except ConfigError as error:
-        raise CheckpointError(f"stored model settings are invalid: {error.problem}", meta_path) from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -282,3 +314,88 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     model.eval()
     return LoadedRun(run_dir=run_dir, config=config, schema=schema, encoder=encoder, preprocess=preprocess,
                      model=model, classes=classes, metadata=meta, which=which, device=str(device))
+
+
+# -- training state (for `smmt train --resume`) --------------------------------------------------
+TRAINING_STATE_FILE = "last.state.safetensors"
+
+
+def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
+    """Write what resuming needs beyond the weights: the optimiser's moments and every RNG state.
+
+    Tensors go to safetensors, the rest (Adam's hyper-parameters, Python's and NumPy's RNG) to the
+    same file's JSON header: no pickle. Returns the keys to record in last.json (file + SHA-256),
+    which is written after this file, so last.json never points at a state it does not match.
+    """
+    import random
+
+    from safetensors.torch import save
+
+    state = optimizer.state_dict()
+    tensors = {"rng.torch": torch.random.get_rng_state(), "rng.batch_order": generator.get_state()}
+    scalars: dict[str, dict] = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{name}"] = value.detach().to("cpu").clone().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    numpy_state = np.random.get_state()
+    header = {
+        "param_groups": json.dumps(json_safe(state["param_groups"])),
+        "optim_scalars": json.dumps(json_safe(scalars)),
+        "rng_python": json.dumps(random.getstate()),
+        "rng_numpy": json.dumps([numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]]),
+    }
+    blob = save(tensors, metadata=header)
+    atomic_write_bytes(Path(run_dir) / TRAINING_STATE_FILE, blob)
+    return {"training_state_file": TRAINING_STATE_FILE, "training_state_sha256": hashlib.sha256(blob).hexdigest()}
+
+
+def load_training_state(run_dir: str | Path, meta: dict, optimizer: torch.optim.Optimizer,
+                        generator: torch.Generator) -> None:
+    """Restore what `save_training_state` wrote (checked against last.json's checksum)."""
+    import random
+
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load as load_tensors
+
+    path = Path(run_dir) / TRAINING_STATE_FILE
+    expected = meta.get("training_state_sha256")
+    if not expected:
+        raise CheckpointError("last.json records no optimiser state (written by an older SMMT Studio); "
+                              "the run cannot be resumed", Path(run_dir) / "last.json")
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError("optimiser state is missing; the run cannot be resumed", path) from None
+    if hashlib.sha256(blob).hexdigest() != expected:
+        raise CheckpointError("optimiser state does not belong to last.json (checksum differs)", path)
+    try:
+        tensors = load_tensors(blob)
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        param_groups = json.loads(header["param_groups"])
+        scalars = json.loads(header["optim_scalars"])
+        python_state = json.loads(header["rng_python"])
+        numpy_state = json.loads(header["rng_numpy"])
+    except (SafetensorError, ValueError, KeyError, OSError) as error:
+        raise CheckpointError(f"optimiser state is corrupt ({error})", path) from None
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in scalars.items():
+        state.setdefault(int(index), {}).update(values)
+    for group in param_groups:
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise CheckpointError(f"optimiser state does not fit the model ({error})", path) from None
+    torch.random.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.batch_order"])
+    random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+    np.random.set_state((numpy_state[0], np.asarray(numpy_state[1], dtype=np.uint32), *numpy_state[2:]))

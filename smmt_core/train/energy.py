@@ -146,6 +146,11 @@ class EnergyMeter:
         self._hardware: list[str] = []
         self._report: EnergyReport | None = None
 
+    @property
+    def measured(self) -> bool:
+        """Energy is tracked *and* power read from hardware counters (RAPL/NVML), not estimated."""
+        return bool(self.available and not self._estimated)
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> bool:
         """Start codecarbon; returns whether energy is being measured. Never raises."""

@@ -21,6 +21,7 @@ class RunStarted:
     n_test: int
     device: str  # "cpu" or "cuda:0"
     config: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # the dataset's non-fatal problems (all in run.json)
 
 
 @dataclass

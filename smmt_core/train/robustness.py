@@ -155,6 +155,7 @@ def evaluate_robustness(
     run_dir: str | Path,
     mask_ratios: Sequence[float] = DEFAULT_MASK_RATIOS,
     on_progress: Callable[[int, int], None] | None = None,
+    on_row: Callable[[dict], None] | None = None,
     stop: threading.Event | None = None,
     *,
     repeats: int = 5,
@@ -167,7 +168,8 @@ def evaluate_robustness(
     """Accuracy and balanced accuracy of the run's best model on its test set, per modality subset
     (mask ratio 0) and per test-time mask ratio (all modalities). See the module docstring.
 
-    on_progress(done, total) is called after each evaluation pass. stop: when set, evaluation ends
+    on_progress(done, total) is called after each evaluation pass, on_row(row) with each finished
+    row (so a view can draw the bars as they come). stop: when set, evaluation ends
     after the current pass and the rows computed so far are returned with `attrs["stopped"] = True`.
     data: the dataset's location when it has moved since training (default: the run's config.data).
     cache: an MRICache (default: the user's cache, so the training run's preprocessing is reused).
@@ -180,10 +182,11 @@ def evaluate_robustness(
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    return _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache)
+    return _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache, on_row)
 
 
-def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache) -> pd.DataFrame:
+def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache,
+              on_row=None) -> pd.DataFrame:
     from smmt_core.data.preprocess import MRICache
     from smmt_core.train.checkpoints import check_data_schema, load_run
 
@@ -206,6 +209,11 @@ def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_s
         if on_progress is not None:
             on_progress(done, total)
 
+    def add_row(row: dict) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(dict(row))
+
     def should_stop() -> bool:
         return stop is not None and stop.is_set()
 
@@ -216,7 +224,7 @@ def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_s
             break
         absent = [m for m in ALL_MODALITIES if m not in subset]
         acc, bacc, n = evaluator.score(absent, None)
-        rows.append(dict(modalities=subset_name(subset), mask_ratio=0.0, accuracy=acc, balanced_accuracy=bacc,
+        add_row(dict(modalities=subset_name(subset), mask_ratio=0.0, accuracy=acc, balanced_accuracy=bacc,
                          n_subjects=n, accuracy_sd=0.0, balanced_accuracy_sd=0.0, repeats=1))
         done += 1
         progress()
@@ -239,7 +247,7 @@ def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_s
             break  # a partial set of repeats is not reported as if it were complete
         acc = np.array([s[0] for s in scores])
         bacc = np.array([s[1] for s in scores])
-        rows.append(dict(modalities=ALL_NAME, mask_ratio=ratio, accuracy=float(acc.mean()),
+        add_row(dict(modalities=ALL_NAME, mask_ratio=ratio, accuracy=float(acc.mean()),
                          balanced_accuracy=float(bacc.mean()), n_subjects=scores[0][2],
                          accuracy_sd=float(acc.std(ddof=1)) if repeats > 1 else 0.0,
                          balanced_accuracy_sd=float(bacc.std(ddof=1)) if repeats > 1 else 0.0, repeats=repeats))

@@ -14,7 +14,9 @@ Why one owner: the trainer, experiment grids, robustness, `smmt runs`, the GUI's
 the tests all read these files; with one class the format cannot drift between them. `run.json`
 is rewritten atomically whenever the run's state changes, so a browser can show each run's state
 without loading weights. Statuses: running, finished, stopped (by the user: the best checkpoint
-was still evaluated), failed.
+was still evaluated), failed. A `running` run whose writing process is gone (run.json records its
+pid, host and start time) is reported as `interrupted` by `info()` and `list_runs`; `smmt train
+--resume` continues it from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from smmt_core.errors import CheckpointError, ConfigError, DataError
-from smmt_core.fileio import atomic_write_text
+from smmt_core.fileio import atomic_write_text, read_json, read_table
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
@@ -38,6 +42,32 @@ SPLIT_FILE = "split.csv"
 METRICS_FILE = "metrics.csv"
 PREDICTIONS_FILE = "predictions.csv"
 RUN_STATUSES = ("running", "finished", "stopped", "failed")
+
+
+def process_stamp() -> dict:
+    """Who is writing a run: pid, host and the process's start time (a later process that reuses
+    the pid has another start time). Stored in run.json while the run is `running`."""
+    import psutil
+
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": psutil.Process().create_time()}
+
+
+def writer_is_gone(stamp) -> bool:
+    """True when run.json's writer has certainly ended (same host, and no process with its pid and
+    start time). False when it lives, or cannot be checked (another host, an older run.json)."""
+    import psutil
+
+    if not isinstance(stamp, dict) or stamp.get("host") != socket.gethostname():
+        return False
+    pid, started = stamp.get("pid"), stamp.get("started")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(started, (int, float)):
+        return False
+    try:
+        return abs(psutil.Process(pid).create_time() - started) > 1.0
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except (psutil.Error, OverflowError, ValueError):
+        return False
 
 
 def utc_now() -> str:
@@ -72,11 +102,12 @@ class RunInfo:
     created: str  # ISO 8601, UTC
     test_metrics: dict = field(default_factory=dict)
     synthetic: bool = False  # trained on the SYNTHETIC demo cohort
-    status: str = ""  # running / finished / stopped / failed
+    status: str = ""  # running / finished / stopped / failed, or interrupted / unreadable (see list_runs)
     label_set: str = ""
     classes: list[str] = field(default_factory=list)
     has_best: bool = False  # a best checkpoint exists (the run can predict)
     energy_kwh: float | None = None
+    error: str = ""  # why the run failed, or why its run.json could not be read
 
 
 class RunRecord:
@@ -168,10 +199,9 @@ class RunRecord:
     def stored_config(self) -> dict | None:
         """config.json as written (None when absent or unreadable): for comparing settings."""
         try:
-            data = json.loads((self.run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            return read_json(self.run_dir / CONFIG_FILE, "run config", error=CheckpointError)
+        except CheckpointError:
             return None
-        return data if isinstance(data, dict) else None
 
     def finished_summary(self) -> dict | None:
         """run.json of a run that trained to its last epoch, else None (missing, unfinished, stopped)."""
@@ -195,12 +225,9 @@ class RunRecord:
     def split(self) -> pd.DataFrame:
         """split.csv; DataError naming the file when missing or malformed."""
         path = self.run_dir / SPLIT_FILE
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except FileNotFoundError:
-            raise DataError("split.csv is missing: cannot tell which subjects were held out for testing", path) from None
-        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-            raise DataError(f"cannot read the split table ({error})", path) from None
+        if not path.is_file():
+            raise DataError("split.csv is missing: cannot tell which subjects were held out for testing", path)
+        frame = read_table(path, "split table", error=DataError)
         missing = [c for c in ("subject_id", "part") if c not in frame.columns]
         if missing:
             raise DataError(f"split table lacks column(s) {', '.join(missing)}", path)
@@ -226,13 +253,7 @@ class RunRecord:
         return self._read_table(PREDICTIONS_FILE, "test predictions")
 
     def _read_table(self, name: str, what: str) -> pd.DataFrame:
-        path = self.run_dir / name
-        try:
-            return pd.read_csv(path)
-        except FileNotFoundError:
-            raise DataError(f"{what} table is missing", path) from None
-        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-            raise DataError(f"cannot read the {what} table ({error})", path) from None
+        return read_table(self.run_dir / name, f"{what} table", error=DataError, as_strings=False)
 
     @property
     def has_best(self) -> bool:
@@ -246,6 +267,9 @@ class RunRecord:
         data_section = config.get("data") if isinstance(config.get("data"), dict) else config
         energy = data.get("energy") if isinstance(data.get("energy"), dict) else {}
         kwh = energy.get("energy_kwh")
+        status = str(data["status"])
+        if status == "running" and writer_is_gone(data.get("process")):
+            status = "interrupted"  # killed (SIGKILL, power cut) before it could record why
         return RunInfo(
             run_dir=self.run_dir,
             name=str(data.get("run_name") or self.run_dir.name),
@@ -253,11 +277,12 @@ class RunRecord:
             created=str(data.get("created", "")),
             test_metrics=dict(data.get("test_metrics") or {}),
             synthetic=bool(data.get("synthetic", False)),
-            status=str(data["status"]),
+            status=status,
             label_set=str(data_section.get("label_set", "")),
             classes=[str(c) for c in data.get("classes") or []],
             has_best=self.has_best,
             energy_kwh=float(kwh) if isinstance(kwh, (int, float)) and math.isfinite(kwh) else None,
+            error=str(data.get("error") or ""),
         )
 
 
@@ -269,7 +294,8 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
 def list_runs(root: str | Path) -> list[RunInfo]:
     """All runs under `root` (the folder itself, its children and grandchildren), newest first.
 
-    Folders whose run.json cannot be read are skipped: a browser should list what it can.
+    A folder whose run.json cannot be read is listed with status "unreadable" and the reason in
+    `error` (one bad file must not hide the other runs, nor hide itself).
     """
     root = Path(root)
     if not root.is_dir():
@@ -281,7 +307,35 @@ def list_runs(root: str | Path) -> list[RunInfo]:
             continue
         try:
             runs.append(read_run_info(path.parent))
-        except CheckpointError:
-            continue
+        except CheckpointError as error:
+            runs.append(RunInfo(run_dir=path.parent, name=path.parent.name, variant="", created="",
+                                status="unreadable", error=error.problem))
     runs.sort(key=lambda r: (r.created, r.name), reverse=True)
     return runs
+
+
+def newest_finished(runs: list[RunInfo]) -> RunInfo | None:
+    """The newest run that finished and can predict; stopped, failed or interrupted runs are
+    never chosen unasked (a cancelled run is not the model a user expects to get back)."""
+    finished = [r for r in runs if r.has_best and r.status == "finished"]
+    return max(finished, key=lambda r: (r.created, r.name)) if finished else None
+
+
+def resolve_run_dir(path: str | Path) -> Path:
+    """`path` itself when it is a run folder; for a folder of runs (what `smmt train --out` gets),
+    its newest finished run. CheckpointError listing the runs when there is no obvious choice.
+
+    The CLI (`smmt predict --model`) and the GUI both call this, so they choose alike.
+    """
+    path = Path(path).expanduser()
+    if (path / "best.json").is_file() or (path / RUN_FILE).is_file() or not path.is_dir():
+        return path  # a run folder (or nothing): loading it gives the precise message
+    runs = [r for r in list_runs(path) if r.has_best]
+    if not runs:
+        raise CheckpointError("not a run folder, and no run with a best checkpoint inside", path)
+    best = newest_finished(runs)
+    if best is not None:
+        return best.run_dir
+    listing = "; ".join(f"{r.run_dir.relative_to(path)} ({r.status})" for r in runs[:10])
+    more = f" and {len(runs) - 10} more" if len(runs) > 10 else ""
+    raise CheckpointError(f"a folder of runs, none of them finished; choose one: {listing}{more}", path)

@@ -9,7 +9,8 @@ What one run does, in order:
 3. Fit the clinical feature encoder on the training subjects only (before anything is written,
    so an unknown feature name leaves no folder behind). Create the run folder through its
    `RunRecord`: config.json, split.csv, run.json (status "running"); emit RunStarted.
-4. Preprocess every scan once (disk cache), emitting DataProgress.
+4. Preprocess every scan once (disk cache), emitting DataProgress; set the MRI encoder's
+   per-pixel input statistics from the training scans (when the config asks for it).
 5. Train with Adam and cross-entropy (AMP on CUDA). After each epoch: per-subject train and
    validation metrics (EpochEnd), energy so far (EnergyUpdate), `last` checkpoint and, when the
    validation result improved, `best` checkpoint (CheckpointSaved); metrics.csv is rewritten.
@@ -59,15 +60,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from smmt_core.batch import MODALITY_INDEX
 from smmt_core.data.feature_sets import circularity_warning, resolve_features
 from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
 from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
-from smmt_core.errors import DataError, SMMTError, TrainingError
+from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.train import events as ev
 from smmt_core.train.checkpoints import (
     save_checkpoint,
+    save_training_state,
     software_versions,
     state_dict_tensors,
     update_checkpoint_metadata,
@@ -75,7 +78,7 @@ from smmt_core.train.checkpoints import (
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.energy import EnergyMeter, EnergyReport, check_country
 from smmt_core.train.metrics import SCALAR_METRICS, bootstrap_person_ci, compute_metrics, scalar_metrics, soft_vote
-from smmt_core.train.run_record import RunRecord, default_run_name, utc_now
+from smmt_core.train.run_record import RunRecord, default_run_name, process_stamp, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +127,18 @@ class _Prepared:
     scaler: object | None
     meta_base: dict
     batches_per_epoch: int
+    train_model: torch.nn.Module | None = None  # the DDP wrapper of `model` in a distributed run
 
 
 class _Run:
     """State of one training run; `train()` is the public entry point."""
 
-    def __init__(self, config: TrainConfig, on_event: EventCallback | None, stop: threading.Event | None):
+    def __init__(self, config: TrainConfig, on_event: EventCallback | None, stop: threading.Event | None,
+                 resume: str | Path | None = None, dist=None):
         self.config = config
+        self.resume = Path(resume) if resume is not None else None
+        self.start_epoch = 0  # epochs already done by the run being resumed
+        self.dist = dist  # smmt_core.train.distributed.DistContext, or None for one process
         self.on_event = on_event
         self.stop = stop or threading.Event()
         self.record: RunRecord | None = None
@@ -161,7 +169,14 @@ class _Run:
     def check_stop(self) -> bool:
         if self.stop.is_set():
             self.stopped_early = True
+        if self.dist is not None:  # all ranks stop together, or one would wait on the others forever
+            self.stopped_early = self.dist.sum([float(self.stopped_early)], self.device)[0] > 0
         return self.stopped_early
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run folder (always, unless a non-zero DDP rank)."""
+        return self.dist is None or self.dist.is_main
 
     # files -------------------------------------------------------------------------------
     def write_run_json(self, status: str, **extra) -> None:
@@ -181,17 +196,19 @@ class _Run:
         if self.config.run.measure_energy:
             check_country(self.config.run.energy_country)
         prepared = self.prepare()
+        if self.dist is not None:
+            self.check_stop()  # a stop during rank 0's preprocessing must reach every rank
         self.t_train = time.perf_counter()
-        self.meter = EnergyMeter(self.run_dir, country=self.config.run.energy_country,
-                                 enabled=self.config.run.measure_energy)
+        self.meter = EnergyMeter(self.run_dir if self.is_main else self._private_dir(),
+                                 country=self.config.run.energy_country, enabled=self.config.run.measure_energy)
         if self.stopped_early:
             self.meter.note = "the run was stopped before training began"
         else:
             self.meter.start()
-        self.summary["energy_measured"] = self.meter.available
+        self.summary["energy_measured"] = self.meter.measured  # False when codecarbon only estimates
         self.last_energy_t = time.perf_counter()
         generator = torch.Generator().manual_seed(self.config.optim.seed)
-        epoch = 0
+        epoch = self._restore(prepared, generator) if self.resume is not None else 0
         while not self.stopped_early and epoch < self.config.optim.epochs:
             epoch += 1
             if not self.run_epoch(prepared, epoch, generator):
@@ -208,9 +225,12 @@ class _Run:
         cfg = self.config
         classes = cfg.data.classes
         features = resolve_features(cfg.data.features)
-        device = select_device(cfg.run.device)
-        cohort = load_cohort(cfg.data.dataset, adnimerge=cfg.data.adnimerge,
-                             date_window_days=cfg.data.date_window_days, progress=self._demo_build_progress())
+        device = self.device = select_device(cfg.run.device) if self.dist is None else self.dist.device(cfg.run.device)
+        if self.dist is not None:
+            self.dist.init(device)
+        with self._main_first():
+            cohort = load_cohort(cfg.data.dataset, adnimerge=cfg.data.adnimerge,
+                                 date_window_days=cfg.data.date_window_days, progress=self._demo_build_progress())
         subjects = [s for s in cohort.subjects if s.label in classes]
         excluded = len(cohort.subjects) - len(subjects)
         counts = {c: sum(s.label == c for s in subjects) for c in classes}
@@ -234,11 +254,23 @@ class _Run:
         # run without leaving a "failed" folder behind.
         encoder = FeatureEncoder(features).fit(train_s)
 
-        name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
-        self.record = RunRecord.create(cfg.run.out or "runs", name)
-        self.record.write_config(cfg)
-        self.record.write_split(split.to_frame(cohort.subjects))
+        split_frame = split.to_frame(cohort.subjects)
+        if self.resume is not None:  # checked before it is ours: a refused resume leaves the folder as it was
+            self._check_resumable(RunRecord(self.resume), split_frame)
+            self.record = RunRecord(self.resume)
+        else:
+            name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
+            if self.is_main:
+                self.record = RunRecord.create(cfg.run.out or "runs", name)
+            if self.dist is not None:  # only rank 0 writes; the others know where
+                from smmt_core.train.distributed import SilentRecord
+
+                run_dir = self.dist.broadcast(str(self.record.run_dir) if self.is_main else None)
+                self.record = self.record if self.is_main else SilentRecord(run_dir)
+            self.record.write_config(cfg)
+            self.record.write_split(split_frame)
         circular_note = circularity_warning(features)
+        previous = self.record.summary() if self.resume is not None else {}
         self.summary = {
             "run_name": self.run_dir.name,
             "created": self.created,
@@ -259,20 +291,29 @@ class _Run:
                       "fold": split.fold, "n_folds": split.n_folds, "notes": list(split.notes)},
             "device": str(device),
             "versions": software_versions(),
+            "process": process_stamp(),
         }
+        if previous:  # a resumed run keeps its name, creation time, results so far, and notes the resumption
+            previous.pop("error", None)
+            self.summary = {**previous, **self.summary,
+                            "run_name": previous.get("run_name", self.run_dir.name),
+                            "created": previous.get("created", self.created),
+                            "resumed": [*previous.get("resumed", []), {"at": utc_now(), "from_epoch": self.start_epoch}]}
         self.write_run_json("running")
 
         batches_per_epoch = math.ceil(len(train_s) / cfg.optim.batch_size)
         self.emit(ev.RunStarted(run_dir=self.run_dir, total_epochs=cfg.optim.epochs,
                                 batches_per_epoch=batches_per_epoch, n_train=len(train_s), n_val=len(val_s),
-                                n_test=len(test_s), device=str(device), config=cfg.to_dict()))
+                                n_test=len(test_s), device=str(device), config=cfg.to_dict(),
+                                problems=list(cohort.problems)))
 
         cache = MRICache()
         datasets = {}
         try:
-            for part, part_subjects in (("train", train_s), ("val", val_s), ("test", test_s)):
-                datasets[part] = SubjectDataset(part_subjects, encoder, classes, cfg.preprocess, cache,
-                                                on_progress=self._data_progress(f"preprocessing {part}"))
+            with self._main_first():
+                for part, part_subjects in (("train", train_s), ("val", val_s), ("test", test_s)):
+                    datasets[part] = SubjectDataset(part_subjects, encoder, classes, cfg.preprocess, cache,
+                                                    on_progress=self._data_progress(f"preprocessing {part}"))
         except _StopRequested:
             self.stopped_early = True
         mri_shape = cfg.preprocess.mri_shape if any(s.t1_path is not None for s in subjects) else None
@@ -285,7 +326,16 @@ class _Run:
 
         seed_everything(cfg.optim.seed)
         model = build_model(cfg.model, schema).to(device)
+        mri_encoder = model.encoders["mri"] if "mri" in model.encoders else None
+        if mri_encoder is not None and getattr(mri_encoder, "input_norm", False) and "train" in datasets:
+            # per-pixel mean and SD of the training scans that have an MRI (stored with the weights)
+            with_mri = datasets["train"].present[:, MODALITY_INDEX[Modality.MRI]]
+            mri_encoder.set_input_statistics(datasets["train"].mri[with_mri])
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        train_model = None
+        if self.dist is not None:
+            train_model = self.dist.wrap(model, device)
+            torch.manual_seed(cfg.optim.seed + 7919 * self.dist.rank)  # own dropout/masking draws per rank
         amp_dtype = scaler = None
         if device.type == "cuda":
             amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -307,11 +357,12 @@ class _Run:
             "versions": self.summary["versions"],
         }
         return _Prepared(train_s, val_s, test_s, datasets, classes, device, model, optimizer, amp_dtype, scaler,
-                         meta_base, batches_per_epoch)
+                         meta_base, batches_per_epoch, train_model)
 
     def run_epoch(self, p: _Prepared, epoch: int, generator: torch.Generator) -> bool:
         """Step 5 for one epoch: train, validate, checkpoint. False when a stop cut the epoch short."""
         cfg = self.config.optim
+        net = p.train_model or p.model
         p.model.train()
         order = torch.randperm(len(p.train_s), generator=generator).tolist()
         total_batches = cfg.epochs * p.batches_per_epoch
@@ -320,22 +371,35 @@ class _Run:
             if self.check_stop():
                 return False
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            weight = None
+            if self.dist is not None:  # this rank's share of the global batch (distributed.py)
+                idx, weight = self.dist.shard(idx)
             inputs, y = self._batch(p.datasets["train"], idx, p.device)
             with torch.autocast(p.device.type, dtype=p.amp_dtype, enabled=p.amp_dtype is not None):
-                logits = p.model(inputs)
+                logits = net(inputs)
                 loss = F.cross_entropy(logits.float(), y)
+            if weight is not None:
+                step_loss = F.cross_entropy(logits.float(), y, reduction="sum") * weight
+                loss_sum, n = self.dist.sum([float(step_loss.detach()) / weight if weight else 0.0,
+                                             float(len(idx) if weight else 0)], p.device)
+                loss = torch.tensor(loss_sum / n) if n else loss.detach()  # the global batch's mean loss
+            else:
+                step_loss = loss
             if not torch.isfinite(loss):
                 raise TrainingError(f"training diverged at epoch {epoch}, batch {b + 1} (loss is {loss.item()}); "
                                     "lower the learning rate")
             p.optimizer.zero_grad(set_to_none=True)
             if p.scaler is not None:
-                p.scaler.scale(loss).backward()
+                p.scaler.scale(step_loss).backward()
                 p.scaler.step(p.optimizer)
                 p.scaler.update()
             else:
-                loss.backward()
+                step_loss.backward()
                 p.optimizer.step()
-            losses.append((loss.item(), len(idx)))
+            if weight == 0.0:  # a rank's stand-in scan: trained with weight 0, not counted
+                idx, logits, y = [], logits[:0], y[:0]
+            global_n = len(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+            losses.append((loss.item(), global_n if weight is not None else len(idx)))
             probs.append(torch.softmax(logits.detach().float(), dim=1).cpu().numpy())
             labels.extend(y.tolist())
             ids.extend(p.train_s[i].subject_id for i in idx)
@@ -349,6 +413,15 @@ class _Run:
                 self._energy_event(epoch)
 
         train_loss = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
+        if self.dist is not None:  # every rank's training scans, for rank 0's per-person metrics
+            parts = self.dist.gather((ids, labels, np.concatenate(probs)))
+            if not self.is_main:
+                self._energy_event(epoch)
+                self.check_stop()
+                return True  # rank 0 validates, checkpoints and writes
+            ids = [i for part in parts for i in part[0]]
+            labels = [lab for part in parts for lab in part[1]]
+            probs = [part[2] for part in parts]
         train_metrics = self._metrics(ids, labels, np.concatenate(probs), p.classes)
         if p.val_s:
             val_loss, val_metrics, _ = self.evaluate(p.model, p.datasets["val"], p.val_s, p.classes, p.device,
@@ -366,27 +439,95 @@ class _Run:
                    {f"val_{k}": float("nan") for k in SCALAR_METRICS})
         row.update({"is_best": is_best, "elapsed_s": time.perf_counter() - self.t_train,
                     "energy_kwh": energy_reading.energy_kwh if energy_reading else float("nan")})
+
+        # Checkpoints first, records after: an epoch counts as best (in memory, metrics.csv and
+        # run.json) only once its checkpoint is on disk, so a full disk cannot leave run.json
+        # pointing at an epoch that best.safetensors does not hold.
+        state = state_dict_tensors(p.model)
+        epoch_meta = dict(p.meta_base, epoch=epoch, train_loss=train_loss, val_loss=val_loss,
+                          val_metrics=val_metrics, train_metrics=scalar_metrics(train_metrics),
+                          energy_kwh=energy_reading.energy_kwh if energy_reading else None)
+        saved = []
+        if is_best:
+            saved.append(("best", save_checkpoint(self.run_dir, "best", state, epoch_meta)))
+            self.best_score, self.best_epoch, self.best_state = score, epoch, state
+            self.best_val_metrics = val_metrics
+        training_state = save_training_state(self.run_dir, p.optimizer, generator)
+        saved.append(("last", save_checkpoint(self.run_dir, "last", state, dict(epoch_meta, **training_state))))
         self.history.append(row)
         self.record.write_metrics(self.history)
         self.emit(ev.EpochEnd(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                               train_metrics=scalar_metrics(train_metrics),
                               val_metrics=scalar_metrics(val_metrics) if val_metrics else {},
                               is_best=is_best))
-
-        state = state_dict_tensors(p.model)
-        epoch_meta = dict(p.meta_base, epoch=epoch, train_loss=train_loss, val_loss=val_loss,
-                          val_metrics=val_metrics, train_metrics=scalar_metrics(train_metrics),
-                          energy_kwh=energy_reading.energy_kwh if energy_reading else None)
-        if is_best:
-            self.best_score, self.best_epoch, self.best_state = score, epoch, state
-            self.best_val_metrics = val_metrics
-            path = save_checkpoint(self.run_dir, "best", state, epoch_meta)
-            self.emit(ev.CheckpointSaved(path=path, epoch=epoch, kind="best"))
-        path = save_checkpoint(self.run_dir, "last", state, epoch_meta)
-        self.emit(ev.CheckpointSaved(path=path, epoch=epoch, kind="last"))
+        for kind, path in saved:
+            self.emit(ev.CheckpointSaved(path=path, epoch=epoch, kind=kind))
         self.write_run_json("running", epochs_done=epoch, best_epoch=self.best_epoch)
         self.check_stop()
         return True
+
+    # resuming -------------------------------------------------------------------------------
+    def _check_resumable(self, record: RunRecord, split_frame: pd.DataFrame) -> None:
+        """CheckpointError unless the run folder can be continued with these data and settings."""
+        from smmt_core.train.checkpoints import read_checkpoint_metadata
+        from smmt_core.train.run_record import writer_is_gone
+
+        summary = record.summary()  # a readable run.json
+        process = summary.get("process") or {}
+        if summary["status"] == "running" and not writer_is_gone(process):
+            raise ConfigError(f"the run is still training (process {process.get('pid', '?')} on "
+                              f"{process.get('host', '?')}); stop it first", record.run_dir)
+        meta = read_checkpoint_metadata(record.run_dir, "last")
+        self.start_epoch = int(meta.get("epoch") or 0)
+        if self.start_epoch >= self.config.optim.epochs:
+            raise ConfigError(f"the run has already trained {self.start_epoch} of {self.config.optim.epochs} epochs; "
+                              f"give --epochs larger than {self.start_epoch} to train on", record.run_dir)
+        stored = record.split()
+        columns = ["subject_id", "part"]
+        if not stored[columns].astype(str).reset_index(drop=True).equals(
+                split_frame[columns].astype(str).reset_index(drop=True)):
+            raise DataError("the dataset no longer gives the split this run was trained on (subjects added, "
+                            "removed or relabelled); it cannot be resumed", record.run_dir / "split.csv")
+
+    def _restore(self, p: _Prepared, generator: torch.Generator) -> int:
+        """Weights, optimiser, RNG, history and best checkpoint of the run being resumed; its epoch."""
+        from smmt_core.train.checkpoints import load_run, load_training_state
+
+        last = load_run(self.run_dir, "last")  # checks both checksums, the schema and every tensor
+        p.model.load_state_dict({k: v.to(p.device) for k, v in last.model.state_dict().items()})
+        load_training_state(self.run_dir, last.metadata, p.optimizer, generator)
+        best = load_run(self.run_dir, "best")
+        self.best_epoch = int(best.metadata["epoch"])
+        self.best_state = best.model.state_dict()
+        self.best_val_metrics = best.metadata.get("val_metrics") or {}
+        self.best_score = self._score(best.metadata, bool(p.val_s))
+        # metrics.csv is written after the checkpoints: a kill in between leaves it one epoch short
+        # (or absent); that epoch's row is rebuilt from last.json, which holds the same figures.
+        rows = self.record.metrics().to_dict("records") if (self.run_dir / "metrics.csv").is_file() else []
+        self.history = [row for row in rows if int(row["epoch"]) <= self.start_epoch]
+        if not any(int(row["epoch"]) == self.start_epoch for row in self.history):
+            self.history.append(self._row_from_checkpoint(last.metadata))
+        self.done_batches = self.start_epoch * p.batches_per_epoch
+        return self.start_epoch
+
+    @staticmethod
+    def _score(meta: dict, has_val: bool) -> tuple:
+        """The score `run_epoch` compares epochs by, from a checkpoint's metadata."""
+        if has_val:
+            val = meta.get("val_metrics") or {}
+            return (_finite(val.get("balanced_accuracy")), -float(meta.get("val_loss") or 0.0))
+        return (0.0, -float(meta.get("train_loss") or 0.0))
+
+    def _row_from_checkpoint(self, meta: dict) -> dict:
+        """A metrics.csv row rebuilt from a checkpoint's metadata (elapsed time unknown)."""
+        val = scalar_metrics(meta.get("val_metrics") or {}) if meta.get("val_metrics") else {}
+        row = {"epoch": int(meta["epoch"]), "train_loss": meta.get("train_loss"), "val_loss": meta.get("val_loss")}
+        row.update({f"train_{k}": v for k, v in (meta.get("train_metrics") or {}).items()})
+        row.update({f"val_{k}": val.get(k, float("nan")) for k in SCALAR_METRICS})
+        energy = meta.get("energy_kwh")
+        row.update({"is_best": int(meta["epoch"]) == self.best_epoch, "elapsed_s": float("nan"),
+                    "energy_kwh": energy if energy is not None else float("nan")})
+        return row
 
     def finish(self, p: _Prepared) -> RunResult:
         """Step 6: the best checkpoint on the test persons, energy, the final run.json."""
@@ -401,9 +542,11 @@ class _Run:
             self.record.write_predictions(per_person)
             subset_metrics = self._subset_metrics(p)
         self.energy_report = self.meter.stop()
+        if self.dist is not None:
+            self.energy_report = self.dist.sum_energy(self.energy_report, p.device)
         energy = self.energy_report.to_dict()
         duration = time.perf_counter() - self.t_train
-        if self.best_state is not None:
+        if self.best_state is not None and self.is_main:
             update_checkpoint_metadata(self.run_dir, "best", test_metrics=test_metrics, energy=energy,
                                        training_duration_s=duration, subset_metrics=subset_metrics)
         status = "stopped" if self.stopped_early else "finished"
@@ -418,6 +561,22 @@ class _Run:
                          energy=energy)
 
     # pieces --------------------------------------------------------------------------------
+    def _main_first(self):
+        """In a distributed run, rank 0 first (it builds the caches), then the others."""
+        from contextlib import nullcontext
+
+        return self.dist.main_first() if self.dist is not None else nullcontext()
+
+    def _private_dir(self) -> Path:
+        """A scratch folder of a non-writing rank (its energy log), removed when the process ends."""
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix=f"smmt-rank{self.dist.rank}-"))
+        atexit.register(shutil.rmtree, folder, True)
+        return folder
+
     def _subset_metrics(self, p: _Prepared) -> dict:
         """Test balanced accuracy and AUC (with CIs) from each subset of the model's modalities.
 
@@ -523,6 +682,8 @@ class _Run:
             message = str(error)
         elif isinstance(error, KeyboardInterrupt):
             message = "interrupted"
+        elif isinstance(error, OSError):  # e.g. "runs/x/best.safetensors: No space left on device"
+            message = f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error)
         else:
             message = f"internal error: {type(error).__name__}: {error}"
         message = " ".join(message.split())  # one line
@@ -533,10 +694,13 @@ class _Run:
                 pass
         if self.run_dir is not None:
             try:
-                self.write_run_json("failed", error=message, epochs_done=len(self.history), best_epoch=self.best_epoch,
+                # A KeyboardInterrupt is the user's wish (a second Ctrl-C, a grid being stopped), not a failure.
+                interrupted = isinstance(error, KeyboardInterrupt)
+                self.write_run_json("stopped" if interrupted else "failed", error=message,
+                                    epochs_done=len(self.history), best_epoch=self.best_epoch, stopped_early=interrupted,
                                     energy=self.energy_report.to_dict() if self.energy_report else None)
-            except Exception:  # the folder may be unwritable: the event still goes out
-                log.exception("could not record the failure in run.json")
+            except Exception as problem:  # the folder may be unwritable (a full disk): the event still goes out
+                log.error("could not record the failure in run.json: %s", " ".join(str(problem).split()))
         try:
             self.emit(ev.RunFailed(message=message, run_dir=self.run_dir))
         except Exception:
@@ -547,16 +711,20 @@ def _finite(value: float) -> float:
     return value if value is not None and math.isfinite(value) else -1.0
 
 
-def train(config: TrainConfig, on_event: EventCallback | None = None, stop: threading.Event | None = None) -> RunResult:
+def train(config: TrainConfig, on_event: EventCallback | None = None, stop: threading.Event | None = None,
+          resume: str | Path | None = None, dist=None) -> RunResult:
     """Train one model as `config` says; see the module docstring for the steps and files.
 
     on_event: called from the calling thread with each event of `smmt_core.train.events`.
     stop:     set it (from any thread) to end the run cleanly between batches.
+    resume:   an existing run folder to continue from its `last` checkpoint (weights, optimiser and
+              RNG state; same data split), up to `config.optim.epochs`, in the same folder.
+    dist:     a `smmt_core.train.distributed.DistContext`: this process is one rank of a DDP run.
     Raises SMMTError (ConfigError, DataError, CheckpointError) for bad input and TrainingError
     when training itself fails (diverged loss), after emitting RunFailed; other exceptions (bugs)
     are re-raised unchanged after RunFailed too.
     """
-    run = _Run(config, on_event, stop)
+    run = _Run(config, on_event, stop, resume, dist)
     try:
         return run.execute()
     except BaseException as error:

@@ -11,13 +11,20 @@ from collections import Counter
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from smmt_core.data.subject import ALL_MODALITIES
 from smmt_gui import strings
 
 SHORT_MODALITY = {"mri": "MRI", "clinical": "clin", "categorical": "cat"}
+PREDICTION_COLUMN, PROBABILITY_COLUMN = 4, 5  # see strings.COHORT_COLUMNS
 
 
 class CohortModel(QAbstractTableModel):
@@ -36,7 +43,15 @@ class CohortModel(QAbstractTableModel):
         self.predictions[key] = (label, probability)
         for row, subject in enumerate(self.subjects):
             if subject.key == key:
-                self.dataChanged.emit(self.index(row, 4), self.index(row, 5))
+                self.dataChanged.emit(self.index(row, PREDICTION_COLUMN), self.index(row, PROBABILITY_COLUMN))
+
+    def clear_predictions(self) -> None:
+        """Forget every prediction (they came from a model that is no longer loaded)."""
+        if self.predictions:
+            self.predictions.clear()
+            if self.subjects:
+                self.dataChanged.emit(self.index(0, PREDICTION_COLUMN),
+                                      self.index(len(self.subjects) - 1, PROBABILITY_COLUMN))
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
         return 0 if parent.isValid() else len(self.subjects)
@@ -71,7 +86,7 @@ class CohortModel(QAbstractTableModel):
         prediction = self.predictions.get(subject.key)
         if prediction is None:
             return ""
-        return prediction[0] if col == 4 else f"{prediction[1] * 100:.0f}%"
+        return prediction[0] if col == PREDICTION_COLUMN else f"{prediction[1] * 100:.0f}%"
 
 
 class CohortPanel(QWidget):
@@ -149,6 +164,9 @@ class CohortPanel(QWidget):
 
     def set_prediction(self, key: str, label: str, probability: float) -> None:
         self.model.set_prediction(key, label, probability)
+
+    def clear_predictions(self) -> None:
+        self.model.clear_predictions()
 
     def subjects(self) -> list:
         return list(self.model.subjects)

@@ -13,7 +13,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QFrame, QGroupBox, QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget,
+    QCheckBox,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
 )
 
 from smmt_gui import strings
@@ -152,6 +159,16 @@ class PredictionPanel(QWidget):
         self.used_label.setText("")
         self.warnings.setText("")
 
+    def show_nothing_to_predict(self) -> None:
+        """Every modality is off: no class, no probabilities, and say why."""
+        self.prediction = None
+        self.busy_label.setText("")
+        self.title.setText(strings.PRED_NOTHING_TO_PREDICT)
+        self._show_probabilities({})
+        self._show_contributions({})
+        self.used_label.setText(strings.PRED_NONE_USED)
+        self.warnings.setText("")
+
     def set_busy(self, busy: bool) -> None:
         self.busy_label.setText(strings.PRED_UPDATING if busy else "")
 
@@ -175,7 +192,8 @@ class PredictionPanel(QWidget):
         used = [strings.MODALITY_NAMES.get(m, m).split(" (")[0] for m in prediction.modalities_used]
         self.used_label.setText(strings.PRED_USED.format(used=", ".join(used)) if used else strings.PRED_NONE_USED)
         self._show_contributions(prediction.contributions)
-        self.warnings.setText("\n".join(f"⚠ {w}" for w in prediction.warnings))
+        notes = [strings.PRED_GUESS_NOTE.format(note=prediction.guess_note)] if prediction.guess_note else []
+        self.warnings.setText("\n".join(notes + [f"⚠ {w}" for w in prediction.warnings]))
         self.synthetic_badge.setVisible(self.synthetic_badge.isVisible() or bool(prediction.synthetic_model))
 
     # --- drawing --------------------------------------------------------------------------------

@@ -115,7 +115,9 @@ class RobustnessPanel(QWidget):
         brushes = [BAR_COLOURS[len(name.split("+"))] for name in self._subset_names]
         self.bars = pg.BarGraphItem(x=x, height=np.zeros(n), width=0.65, brushes=brushes, pen=pg.mkPen(None))
         self.subset_plot.addItem(self.bars)
-        ticks = [(i, subset_label(name, short=True)) for i, name in enumerate(self._subset_names)]
+        # One modality per line: "MRI+ClinMRI+Cat" ran together on one line (issue 11.8).
+        ticks = [(i, subset_label(name, short=True).replace("+", "\n+"))
+                 for i, name in enumerate(self._subset_names)]
         self.subset_plot.getAxis("bottom").setTicks([ticks])
         self.subset_plot.setXRange(-0.6, n - 0.4, padding=0)
         self.bar_labels = []
@@ -177,6 +179,7 @@ class RobustnessPanel(QWidget):
         self._abandon_worker()
         self.run_dir = run_dir
         self.frame = None
+        self._rows: list[dict] = []  # rows of the computation in progress, drawn as they come
         if run_dir is None:
             self._show_empty()
             return
@@ -204,8 +207,9 @@ class RobustnessPanel(QWidget):
         fn = self._evaluate_fn
         if fn is None:
             from smmt_core.train.robustness import evaluate_robustness as fn
-        worker = FunctionWorker(fn, self.run_dir, self.mask_ratios, progress_kw="on_progress", stop_kw="stop",
-                                device=self._device or _default_device(), name="robustness")
+        worker = FunctionWorker(_evaluate_job, fn, self.run_dir, self.mask_ratios, progress_kw="report",
+                                stop_kw="stop", device=self._device, name="robustness")
+        self._rows = []
         # Signals of a worker that was replaced (another run chosen) are ignored.
         worker.progress.connect(lambda value, w=worker: w is self._worker and self._on_progress(value))
         worker.result.connect(lambda frame, w=worker: w is self._worker and self._on_result(frame))
@@ -251,7 +255,12 @@ class RobustnessPanel(QWidget):
 
     # --- worker callbacks --------------------------------------------------------------------------
     def _on_progress(self, value) -> None:
-        done, total = value
+        if value[0] == "row":  # a pass finished: draw its bar (or sweep point) now (issue 11.12)
+            self._rows.append(value[1])
+            self.frame = pd.DataFrame(self._rows)
+            self._draw()
+            return
+        _, done, total = value
         self.progress_bar.setRange(0, max(1, int(total)))
         self.progress_bar.setValue(int(done))
         self.status_label.setText(strings.ROBUSTNESS_STATUS_COMPUTING.format(done=done, total=total))
@@ -393,14 +402,19 @@ class RobustnessPanel(QWidget):
         super().closeEvent(event)
 
 
+def _evaluate_job(fn, run_dir, mask_ratios, *, report, stop, device):
+    """Run `evaluate_robustness` (or an injected stand-in), reporting ("progress", done, total)
+    after each pass and ("row", row) with each finished row. Without a device, the default one is
+    chosen here, on the worker (choosing it imports torch: never on the GUI thread)."""
+    if device is None:
+        from smmt_core.device import select_device
+
+        device = str(select_device("auto"))
+    return fn(run_dir, mask_ratios, on_progress=lambda done, total: report(("progress", done, total)),
+              on_row=lambda row: report(("row", row)), stop=stop, device=device)
+
+
 def _mean_sd(mean: float, sd: float) -> str:
     if mean is None or np.isnan(mean):
         return "–"
     return f"{mean:.3f} ± {sd:.3f}" if sd and not np.isnan(sd) and sd > 0 else f"{mean:.3f}"
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-

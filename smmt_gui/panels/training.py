@@ -127,6 +127,7 @@ class TrainingDashboard(QWidget):
         self._series_total = 0
         self._series_index = 0
         self._cancel_requested = False
+        self._close_pending = False  # closed while a run was winding down: close when it ends
         self._reset_run_state()
         self._build_ui()
         self._batch_timer = QTimer(self)
@@ -174,13 +175,14 @@ class TrainingDashboard(QWidget):
 
         # Curves: created once, fed with setData.
         self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS)
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="k")
+        # Legends in one row along the top, on a translucent white: they no longer hide the curves.
+        self.loss_plot.addLegend(offset=(-10, 5), labelTextColor="k", colCount=3, brush=(255, 255, 255, 200))
         self.batch_loss_curve = self.loss_plot.plot(
             pen=pg.mkPen(BATCH_COLOUR, width=1), name=strings.TRAINING_LEGEND_BATCH
         )
         self.train_loss_curve, self.val_loss_curve = _train_and_val_curves(self.loss_plot)
         self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY)
-        self.acc_plot.addLegend(offset=(-10, -10), labelTextColor="k")
+        self.acc_plot.addLegend(offset=(-10, -5), labelTextColor="k", colCount=2, brush=(255, 255, 255, 200))
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self.train_acc_curve, self.val_acc_curve = _train_and_val_curves(self.acc_plot)
         self.energy_plot = styled_plot(*strings.TRAINING_PLOT_ENERGY)
@@ -276,6 +278,7 @@ class TrainingDashboard(QWidget):
         self._worker.request_stop()
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText(strings.TRAINING_CANCELLING)
+        self.eta_label.setText(strings.TRAINING_ETA_STOPPING)  # the bar and the ETA stop here
         self._set_status(strings.TRAINING_STATUS_CANCELLING)
 
     def is_running(self) -> bool:
@@ -391,6 +394,7 @@ class TrainingDashboard(QWidget):
         self._info_text = strings.TRAINING_INFO_RUN.format(
             n_train=event.n_train, n_val=event.n_val, n_test=event.n_test, device=event.device,
             variant=config.model.variant if config is not None else "", epochs=event.total_epochs,
+            fraction=config.data.fraction if config is not None else 1.0, masking=_masking_text(config),
         )
         self.info_label.setText(self._info_text)
         circular = circular_features_in(config.data.features or [] if config is not None else [])
@@ -402,17 +406,22 @@ class TrainingDashboard(QWidget):
 
     def _on_data(self, event: DataProgress) -> None:
         # Before the first batch: the bar shows the scans read so far, then restarts for training.
+        if self._cancel_requested:
+            return
         total = max(1, int(event.total))
         self.progress_bar.setValue(round(1000 * min(1.0, event.done / total)))
         self.eta_label.setText("")
-        if not self._cancel_requested:
-            self._set_status(strings.TRAINING_STATUS_DATA.format(stage=event.stage, done=event.done, total=event.total))
+        self._set_status(strings.TRAINING_STATUS_DATA.format(stage=event.stage, done=event.done, total=event.total))
 
     def _on_batch(self, event: BatchProgress) -> None:
         per_epoch = max(1, int(event.batches_per_epoch))
         self._batches_per_epoch = per_epoch
         self.batch_x.append(event.epoch - 1 + event.batch / per_epoch)
         self.batch_loss.append(float(event.loss))
+        if not self._batch_timer.isActive():
+            self._batch_timer.start()
+        if self._cancel_requested:
+            return  # progress and ETA froze when the user cancelled
         total = max(1, self._total_epochs) * per_epoch
         done = min(1.0, ((event.epoch - 1) * per_epoch + event.batch) / total)
         self.progress_bar.setValue(round(done * 1000))
@@ -420,15 +429,12 @@ class TrainingDashboard(QWidget):
             self.eta_label.setText(strings.TRAINING_ETA_UNKNOWN.format(done=done * 100))
         else:
             self.eta_label.setText(strings.TRAINING_ETA.format(done=done * 100, left=format_duration(event.eta_s)))
-        if not self._cancel_requested:
-            self._set_status(
-                strings.TRAINING_STATUS_BATCH.format(
-                    epoch=event.epoch, epochs=self._total_epochs or "?", batch=event.batch, batches=per_epoch,
-                    loss=event.loss,
-                )
+        self._set_status(
+            strings.TRAINING_STATUS_BATCH.format(
+                epoch=event.epoch, epochs=self._total_epochs or "?", batch=event.batch, batches=per_epoch,
+                loss=event.loss,
             )
-        if not self._batch_timer.isActive():
-            self._batch_timer.start()
+        )
 
     def _redraw_batches(self) -> None:
         self.batch_loss_curve.setData(np.asarray(self.batch_x, float), np.asarray(self.batch_loss, float))
@@ -445,7 +451,7 @@ class TrainingDashboard(QWidget):
         self.val_loss_curve.setData(x, np.asarray(self.val_loss, float), connect="finite")
         self.train_acc_curve.setData(x, np.asarray(self.train_acc, float), connect="finite")
         self.val_acc_curve.setData(x, np.asarray(self.val_acc, float), connect="finite")
-        if self._total_epochs:
+        if self._total_epochs and not self._cancel_requested:
             self.progress_bar.setValue(round(1000 * min(1.0, event.epoch / self._total_epochs)))
         if event.is_best:
             self.info_label.setText(self._info_text + strings.TRAINING_INFO_BEST.format(epoch=event.epoch))
@@ -455,8 +461,17 @@ class TrainingDashboard(QWidget):
         self.energy_kwh.append(float(event.energy_kwh))
         self.power_w.append(float(event.power_w))
         t = np.asarray(self.energy_t, float)
-        self.energy_curve.setData(t, np.asarray(self.energy_kwh, float), connect="finite")
-        self.power_curve.setData(t, np.asarray(self.power_w, float), connect="finite")
+        wh = 1000.0 * np.asarray(self.energy_kwh, float)
+        watts = np.asarray(self.power_w, float)
+        self.energy_curve.setData(t, wh, connect="finite")
+        self.power_curve.setData(t, watts, connect="finite")
+        # From zero up: energy and power are never negative, and one point is no reason for a
+        # range around it (issue 11.8).
+        right = max(1.0, float(np.nanmax(t)) * 1.05) if t.size else 1.0
+        for plot, values in ((self.energy_plot, wh), (self.power_plot, watts)):
+            top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+            plot.setXRange(0.0, right, padding=0.0)
+            plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0.0)
         text = strings.TRAINING_ENERGY.format(kwh=event.energy_kwh, watts=event.power_w)
         self.energy_label.setText(text + (strings.TRAINING_ENERGY_ESTIMATED if event.estimated else ""))
         title = strings.TRAINING_PLOT_POWER_ESTIMATED if event.estimated else strings.TRAINING_PLOT_POWER[0]
@@ -509,8 +524,13 @@ class TrainingDashboard(QWidget):
         else:
             header = self._display_name
         self.metrics_table.setHorizontalHeaderItem(column, QTableWidgetItem(header))
+        ci = metrics.get("ci95") or {}
         for row, (key, _) in enumerate(strings.TRAINING_METRIC_ROWS):
-            item = QTableWidgetItem(_format_metric(metrics.get(key)))
+            text = _format_metric(metrics.get(key))
+            bounds = ci.get(key)
+            if bounds and text != "–":  # the test set is small: show how far the figure could move
+                text = strings.TRAINING_METRIC_WITH_CI.format(value=text, lo=bounds[0], hi=bounds[1])
+            item = QTableWidgetItem(text)
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.metrics_table.setItem(row, column, item)
         self._show_confusion(metrics.get("confusion_matrix"))
@@ -554,6 +574,10 @@ class TrainingDashboard(QWidget):
 
     # --- helpers -----------------------------------------------------------------------------------
     def _clear_curves(self) -> None:
+        # A new run starts from fresh axes, not the previous run's ranges.
+        for plot in (self.loss_plot, self.acc_plot, self.energy_plot, self.power_plot):
+            plot.enableAutoRange()
+        self.acc_plot.setYRange(0, 1, padding=0.02)
         for curve in (self.batch_loss_curve, self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
                       self.val_acc_curve, self.energy_curve, self.power_curve, self.roc_curve):
             curve.setData([], [])
@@ -582,20 +606,25 @@ class TrainingDashboard(QWidget):
             self.title_label.setText(strings.TRAINING_TITLE_RUN.format(name=name))
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        """Closing a stand-alone dashboard cancels the run. If its thread does not end within a
-        moment, the dashboard stays open (showing "cancelling…") and closes itself once it has:
-        the GUI never blocks for a whole batch, and no thread outlives the widget."""
+        """Closing a stand-alone dashboard cancels the run and never waits for it: while the run
+        winds down the dashboard stays open (showing "cancelling…") and closes itself as soon as
+        the worker has finished, so no thread outlives the widget and the GUI never blocks."""
         worker = self._worker
-        if worker is None or not worker.is_running():
+        if worker is None or worker.is_done():
             super().closeEvent(event)
             return
-        first_request = not self._cancel_requested
-        self.cancel()
-        if worker.wait(2000 if first_request else 0):
-            super().closeEvent(event)
-            return
+        if not self._close_pending:
+            self._close_pending = True
+            self.cancel()
+            worker.finished.connect(self.close)  # queued after _on_worker_finished
         event.ignore()
-        QTimer.singleShot(100, self, self.close)  # ask again shortly (no blocking wait then)
+
+
+def _masking_text(config: TrainConfig | None) -> str:
+    """The run's mask ratio, or "no masking" for a variant that does not mask."""
+    if config is None or not config.model.masking:
+        return strings.TRAINING_INFO_NO_MASK
+    return strings.TRAINING_INFO_MASK.format(ratio=config.model.mask_ratio, mode=config.model.mask_mode)
 
 
 def _train_and_val_curves(plot: pg.PlotWidget):

@@ -11,12 +11,21 @@ import pyqtgraph as pg
 
 COLORMAPS = ("grey", "inferno", "viridis", "magma", "cividis")
 
-# A qualitative palette (Okabe-Ito first, then Tableau), readable on a grey brain.
-_PALETTE = [
-    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
-    (204, 121, 167), (255, 255, 255), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
-    (148, 103, 189), (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127),
-]
+# A qualitative palette from matplotlib: tab10 (ten clearly distinct hues; Tableau's grey left out,
+# it vanishes on a grey brain), then tab20's lighter companions. Cluster 0 and 5 are no longer
+# two oranges (issue 11.10).
+def _qualitative_palette() -> list[tuple[int, int, int]]:
+    from matplotlib import colormaps
+
+    def rgb(colour) -> tuple[int, int, int]:
+        return tuple(int(round(255 * c)) for c in colour[:3])
+
+    tab10 = [rgb(c) for i, c in enumerate(colormaps["tab10"].colors) if i != 7]
+    light = [rgb(c) for i, c in enumerate(colormaps["tab20"].colors) if i % 2 == 1 and i != 15]
+    return tab10 + light
+
+
+_PALETTE = _qualitative_palette()
 
 
 def colormap(name: str) -> pg.ColorMap:

@@ -29,6 +29,7 @@ class ModelInputView(pg.GraphicsLayoutWidget):
         self.cluster_ids: list[np.ndarray] = []  # per layer (S, h, w)
         self.layer = 0
         self._key = None  # (plane, slice indices) of the items on screen
+        self.slice_names: list[str] = []  # the label above each slice, e.g. "axial 45"
         self.opacity = 0.45
         self.overlay_visible = True
         self.images: list[pg.ImageItem] = []
@@ -74,8 +75,10 @@ class ModelInputView(pg.GraphicsLayoutWidget):
             return
         self.layer = min(self.layer, max(len(self.cluster_ids) - 1, 0))
         height, width = self.slices.shape[1:]
+        self.slice_names = []
         for s, image in enumerate(self.slices):
             label = f"{strings.PLANE_NAMES.get(plane, plane)} {indices[s] if s < len(indices) else s}"
+            self.slice_names.append(label)
             self.addLabel(label, row=0, col=s, color=(200, 200, 210), size="8pt")
             view = self.addViewBox(row=1, col=s, lockAspect=True, enableMenu=False, enableMouse=False)
             view.invertY(True)
@@ -135,6 +138,13 @@ class ModelInputView(pg.GraphicsLayoutWidget):
         col = int(x * ids.shape[1] / width)
         return row, col, int(ids[row, col])
 
+    def hover_description(self, slice_number: int, row: int, col: int, cluster: int) -> str:
+        """What the status bar says under the mouse: the slice by the name shown above it, and
+        patch row/column and cluster counted from 1 like the slice numbers a user reads."""
+        name = self.slice_names[slice_number] if slice_number < len(self.slice_names) else str(slice_number + 1)
+        return strings.VIEWER_HOVER_CLUSTER.format(slice=name, row=row + 1, col=col + 1,
+                                                   cluster=cluster + 1, n=self.n_clusters)
+
     def _on_mouse_moved(self, scene_pos) -> None:
         for s, view in enumerate(self.views):
             if view.sceneBoundingRect().contains(scene_pos):
@@ -142,6 +152,5 @@ class ModelInputView(pg.GraphicsLayoutWidget):
                 hit = self.cluster_at(s, point.x(), point.y())
                 if hit is not None:
                     row, col, cluster = hit
-                    self.hover_text.emit(strings.VIEWER_HOVER_CLUSTER.format(
-                        slice=s + 1, row=row, col=col, cluster=cluster, n=self.n_clusters))
+                    self.hover_text.emit(self.hover_description(s, row, col, cluster))
                 return

@@ -17,7 +17,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QVBoxLayout,
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -70,6 +78,14 @@ class MriViewer(QWidget):
         self.histogram.item.sigLevelsChanged.connect(self._on_histogram_levels)
         self.histogram.item.sigLevelChangeFinished.connect(self._on_histogram_levels)
         self.histogram.item.sigLookupTableChanged.connect(self._on_histogram_lut)
+        # The window/level handles are what a user should grab (issue 11.7): thick, yellow on
+        # hover. The colour bar's triangle ticks (which open Qt's colour picker) are hidden; the
+        # colormap box chooses colours.
+        for line in self.histogram.item.region.lines:
+            line.setPen(pg.mkPen((240, 240, 240), width=3))
+            line.setHoverPen(pg.mkPen((255, 210, 0), width=5))
+        self.histogram.item.region.setToolTip(strings.VIEWER_WINDOW_LEVEL_TIP)
+        self.histogram.item.gradient.showTicks(False)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -239,6 +255,31 @@ class MriViewer(QWidget):
         for view in self.views.values():
             view.set_levels(self.levels)
 
+    def render_views(self):
+        """A QImage of what a report should show: the three slice views side by side and, below,
+        the model's input slices with their cluster overlay and legend; no sliders, buttons or
+        boxes (issue 11.13)."""
+        from PySide6.QtGui import QColor, QImage, QPainter
+
+        top = [self.views[plane].grab() for plane in PLANES]
+        bottom = [w.grab() for w in (self.model_input_title, self.legend, self.model_input)
+                  if not w.isHidden() and w.width() > 0]
+        width = max(sum(p.width() for p in top), max((p.width() for p in bottom), default=0), 1)
+        height = max((p.height() for p in top), default=0) + sum(p.height() for p in bottom)
+        image = QImage(width, max(height, 1), QImage.Format.Format_RGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        x = 0
+        for pixmap in top:
+            painter.drawPixmap(x, 0, pixmap)
+            x += pixmap.width()
+        y = max((p.height() for p in top), default=0)
+        for pixmap in bottom:
+            painter.drawPixmap(0, y, pixmap)
+            y += pixmap.height()
+        painter.end()
+        return image
+
     def set_colormap(self, name: str) -> None:
         cmap = colormap(name)
         if self.colormap_box.currentText() != name:
@@ -246,6 +287,7 @@ class MriViewer(QWidget):
             self.colormap_box.setCurrentText(name)
             self.colormap_box.blockSignals(False)
         self.histogram.item.gradient.setColorMap(cmap)  # emits sigLookupTableChanged -> _on_histogram_lut
+        self.histogram.item.gradient.showTicks(False)  # the new colormap's ticks too
         self._on_histogram_lut()
 
     def _on_histogram_levels(self, *_) -> None:
@@ -359,7 +401,7 @@ class MriViewer(QWidget):
         if has:
             n = max(int(a.max()) for a in self.cluster_ids) + 1
             swatches = " ".join(
-                f"<span style='color: rgb{cluster_color(k)}'>&#9632;</span>&nbsp;{k}" for k in range(n))
+                f"<span style='color: rgb{cluster_color(k)}'>&#9632;</span>&nbsp;{k + 1}" for k in range(n))
             self.legend.setText(f"clusters: {swatches}")
         else:
             self.legend.setText("")
@@ -380,6 +422,7 @@ class MriViewer(QWidget):
             return
         for plane in planes:
             self.views[plane].set_image(g.slice_image(plane), g.plane_extent_mm(plane), self.levels, self.lut)
+            self.views[plane].set_slice_number(g.slice_index(plane), g.n_slices(plane))
         for plane in PLANES:
             self.views[plane].set_crosshair(*g.plane_cursor_mm(plane))
         if self.cluster_plane in planes:

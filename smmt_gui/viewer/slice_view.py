@@ -53,8 +53,11 @@ class SliceView(pg.GraphicsLayoutWidget):
                         zip(ORIENTATION[plane], ((0, 0.5), (1, 0.5), (0.5, 1), (0.5, 0)))]
         for item in self.letters:
             item.setZValue(11)
+            item.setVisible(False)  # no image, no letters (they piled up in empty views)
             self.view.addItem(item, ignoreBounds=True)
         self._extent = (1.0, 1.0)
+        # The letters sit at the edges of what is visible, so zooming or panning never hides them.
+        self.view.sigRangeChanged.connect(lambda *_: self._place_letters())
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
@@ -71,7 +74,15 @@ class SliceView(pg.GraphicsLayoutWidget):
         if first or changed:
             self.reset_zoom()
 
+    def set_slice_number(self, index: int, count: int) -> None:
+        """The view's title says which slice it shows, e.g. "Axial 45/91"."""
+        self.title.setText(strings.VIEWER_SLICE_TITLE.format(plane=strings.PLANE_NAMES[self.plane],
+                                                             index=index, count=count))
+
     def clear_image(self) -> None:
+        self.title.setText(strings.PLANE_NAMES[self.plane])
+        for item in self.letters:
+            item.setVisible(False)
         self.image.clear()
         self.overlay.clear()
         self.overlay.setVisible(False)
@@ -103,9 +114,20 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.view.setRange(QRectF(0.0, 0.0, *self._extent), padding=0.02)
 
     def _place_letters(self) -> None:
+        """Each letter at the middle of its edge of the visible range (inside the image's extent)."""
+        if self.image.image is None:
+            return
+        (x0, x1), (y0, y1) = self.view.viewRange()
         w, h = self._extent
-        for item, pos in zip(self.letters, (QPointF(0, h / 2), QPointF(w, h / 2), QPointF(w / 2, 0), QPointF(w / 2, h))):
+        left, right = max(x0, 0.0), min(x1, w)
+        bottom, top = max(y0, 0.0), min(y1, h)
+        if left >= right or bottom >= top:  # the image is panned out of sight
+            left, right, bottom, top = x0, x1, y0, y1
+        mid_x, mid_y = (left + right) / 2, (bottom + top) / 2
+        for item, pos in zip(self.letters, (QPointF(left, mid_y), QPointF(right, mid_y),
+                                            QPointF(mid_x, bottom), QPointF(mid_x, top))):
             item.setPos(pos)
+            item.setVisible(True)
 
     # --- mouse --------------------------------------------------------------------------------
     def _to_view(self, scene_pos) -> QPointF | None:

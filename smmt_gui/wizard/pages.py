@@ -259,7 +259,7 @@ class DataPage(QWizardPage):
         # Our own demo images need no reading; a user's dataset gets every image opened once.
         check_images = self.source() != "demo"
         worker = FunctionWorker(validate_path, path, check_images=check_images, adnimerge=self.adnimerge_value(),
-                                name="validate")
+                                stop_kw="stop", name="validate")
         worker.result.connect(lambda report, g=generation: self._on_report(g, report))
         worker.error.connect(lambda message, g=generation: self._on_error(g, message))
         worker.finished.connect(lambda w=worker: self._forget(w))
@@ -276,16 +276,18 @@ class DataPage(QWizardPage):
         self.report = report
         lines = list(report.summary_lines())
         self.summary.setPlainText("\n".join(lines))
-        if report.usable:
+        if report.usable_for_training:
             note = ""
             if self.source() not in ("demo", report.layout) and not (
                 self.source() == "folders" and report.layout in ("folders", "folder")
             ):
                 note = strings.WIZARD_DATA_OTHER_LAYOUT.format(layout=report.layout.upper())
             self.status_label.setText(strings.WIZARD_DATA_USABLE.format(n=report.n_subjects, note=note))
+        elif report.usable:  # readable, but not a training set (e.g. one class only)
+            self.status_label.setText(strings.WIZARD_DATA_NOT_FOR_TRAINING.format(reason=report.training_reason))
         else:
             self.status_label.setText(strings.WIZARD_DATA_UNUSABLE)
-        self._set_complete(bool(report.usable))
+        self._set_complete(bool(report.usable_for_training))
         self.validated.emit(report)
 
     def _on_error(self, generation: int, message: str) -> None:
@@ -300,11 +302,14 @@ class DataPage(QWizardPage):
         return any(w.is_running() for w in self._workers)
 
     def stop_workers(self) -> None:
-        """Wait for running checks (validate_path has no stop flag; they are short)."""
+        """Ask running checks to stop and return at once (never wait on the GUI thread: reading a
+        large ADNI tree can take minutes). A check's late result is dropped (generation and the
+        `alive` flag); the worker itself is kept alive by `smmt_gui.workers` until its thread
+        ends, and the main window waits for it before it closes."""
         self._debounce.stop()
         self._generation += 1
         for worker in list(self._workers):
-            worker.stop_and_wait()
+            worker.request_stop()
 
     def _browse(self) -> None:
         start = self.path_edit.text().strip() or str(Path.home())
@@ -568,19 +573,13 @@ class RunPage(QWizardPage):
         self.seeds_edit.textChanged.connect(self._seeds_changed)
         self.seeds_note = QLabel()
 
-        if cuda_available is None:
-            import torch
-
-            cuda_available = bool(torch.cuda.is_available())
-        self.cuda_available = cuda_available
+        # Whether CUDA exists comes from the main window's device check (torch is never imported
+        # on the GUI thread): None while that check runs; set_cuda_available() gives the answer.
+        self.cuda_available: bool | None = None
         self.device_combo = QComboBox()
         for key, text in strings.WIZARD_DEVICES:
             self.device_combo.addItem(text, key)
-        if not cuda_available:
-            index = self.device_combo.findData("cuda")
-            item = self.device_combo.model().item(index)
-            item.setEnabled(False)
-            item.setText(strings.WIZARD_CUDA_UNAVAILABLE)
+        self.set_cuda_available(cuda_available)
 
         self.out_edit = QLineEdit(str(runs_dir()))
         self.out_button = QPushButton(strings.WIZARD_BROWSE)
@@ -628,6 +627,16 @@ class RunPage(QWizardPage):
 
     def device(self) -> str:
         return self.device_combo.currentData()
+
+    def set_cuda_available(self, available: bool | None) -> None:
+        """Offer the GPU only when there is one (None: not known yet, shown as "checking…")."""
+        self.cuda_available = available
+        item = self.device_combo.model().item(self.device_combo.findData("cuda"))
+        item.setEnabled(bool(available))
+        item.setText(dict(strings.WIZARD_DEVICES)["cuda"] if available else
+                     strings.WIZARD_CUDA_CHECKING if available is None else strings.WIZARD_CUDA_UNAVAILABLE)
+        if not available and self.device() == "cuda":
+            self.device_combo.setCurrentIndex(self.device_combo.findData("auto"))
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt API
         try:

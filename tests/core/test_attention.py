@@ -13,7 +13,6 @@ from smmt_core.model.attention import (
     masked_cluster_attention,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

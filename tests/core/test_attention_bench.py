@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from smmt_core.cli import main
 from smmt_core.bench.attention import bench_attention, loglog_slope
+from smmt_core.cli import main
 
 REQUIRED = {"n", "dense_ms", "sparse_ms", "speedup", "ideal_speedup", "efficiency", "memory_ratio"}
 

@@ -25,10 +25,50 @@ def run_copy(tmp_path_factory, tmp_path):
     return copy
 
 
-def _edit_json(path, change):
+def _edit_json(path, change, reseal=True):
+    """Edit a checkpoint's JSON; `reseal` recomputes its checksum, as a deliberate tamperer would, so
+    that the checks behind the checksum (bounds, schema, shapes) are what the test reaches."""
     data = json.loads(path.read_text())
     change(data)
+    if reseal and "metadata_sha256" in data:
+        data["metadata_sha256"] = checkpoints.metadata_checksum(data)
     path.write_text(json.dumps(data))
+
+
+def test_edited_metadata_are_refused_by_their_checksum(run_copy):
+    """Renaming a feature (MMSE -> MOCA) by hand must not make predict run on other inputs silently."""
+    def rename(d):
+        d["features"] = ["MOCA" if f == "MMSE" else f for f in d["features"]]
+
+    _edit_json(run_copy / "best.json", rename, reseal=False)
+    with pytest.raises(CheckpointError, match="changed after they were written") as info:
+        load_run(run_copy)
+    assert str(info.value).startswith(str(run_copy / "best.json"))
+    _edit_json(run_copy / "last.json", lambda d: d.pop("metadata_sha256"), reseal=False)
+    with pytest.raises(CheckpointError, match="lacks metadata_sha256"):
+        load_run(run_copy, which="last")
+
+
+def test_update_checkpoint_metadata_keeps_the_checksum_valid(run_copy):
+    checkpoints.update_checkpoint_metadata(run_copy, "best", note="added later")
+    assert load_run(run_copy).metadata["note"] == "added later"
+
+
+def test_a_model_larger_than_the_limit_is_refused_before_it_is_built(run_copy, monkeypatch):
+    monkeypatch.setattr(checkpoints, "MAX_MODEL_PARAMETERS", 1000)
+    with pytest.raises(CheckpointError, match=r"model of [\d,]+ parameters, more than .* \(1,000\)"):
+        load_run(run_copy)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda d: d["config"]["model"].update(n_layers=10_000_000), "n_layers"),
+    (lambda d: d["config"]["model"].update(d_model=10**30), "d_model"),
+    (lambda d: d["schema"].update(numeric=[f"f{i}" for i in range(5000)]), "at most 1000"),
+])
+def test_hostile_sizes_in_the_metadata_are_refused_by_bounds(run_copy, change, problem):
+    _edit_json(run_copy / "best.json", change)
+    with pytest.raises(CheckpointError, match=problem):
+        load_run(run_copy)
 
 
 def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
@@ -203,7 +243,7 @@ def test_a_run_folder_that_cannot_be_made_is_a_config_error_naming_the_folder(tm
     blocker.write_text("not a folder")
     for parent in (blocker, blocker / "runs"):  # a file in the way, a folder below a file
         with pytest.raises(ConfigError, match="cannot create a run folder here") as info:
-            RunRecord.create(parent, "r").run_dir
+            RunRecord.create(parent, "r")
         assert str(blocker) in str(info.value)
     assert blocker.read_text() == "not a folder"
 
@@ -217,4 +257,5 @@ def test_run_folders_are_unique_and_listed_newest_first(tmp_path, run_copy):
     runs = list_runs(run_copy.parent)
     assert [r.name for r in runs] == [info.name]  # folders without run.json are skipped
     (run_copy / "run.json").write_text("garbage")
-    assert list_runs(run_copy.parent) == []
+    [unreadable] = list_runs(run_copy.parent)  # listed, with the reason, not hidden
+    assert unreadable.status == "unreadable" and "not valid JSON" in unreadable.error

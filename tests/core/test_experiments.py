@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -26,61 +24,9 @@ from smmt_core.experiments.grid import (
 )
 from smmt_core.experiments.summary import energy_table, summarise
 from smmt_core.train.run_record import RunRecord
+from tests.core.grid_fakes import FakeRunner, fake_accuracy
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass
-class FakeResult:
-    run_dir: Path
-    test_metrics: dict
-    energy_kwh: float
-    duration_s: float
-    stopped_early: bool = False
-
-
-def fake_accuracy(variant: str, fraction: float, seed: int, mask_ratio: float) -> float:
-    base = {"smmt": 0.80, "3mt": 0.70, "smmt-no-mask": 0.75, "smmt-no-sparse": 0.72}[variant]
-    return base + 0.1 * fraction + 0.01 * seed - 0.05 * mask_ratio
-
-
-class FakeRunner:
-    """Records calls; writes a run folder like the trainer; can fail, stop or vary the test set."""
-
-    def __init__(self, fail_on: str | None = None, error: Exception | None = None, stop_on: str | None = None,
-                 test_ids_by_seed: bool = False):
-        self.calls: list[str] = []
-        self.fail_on, self.error, self.stop_on = fail_on, error, stop_on
-        self.test_ids_by_seed = test_ids_by_seed
-
-    def __call__(self, config, on_event=None, stop=None):
-        self.calls.append(config.run.run_name)
-        record = RunRecord.create(config.run.out, config.run.run_name)
-        record.write_config(config)
-        record.write_summary({"status": "running"})
-        if self.fail_on and self.fail_on in config.run.run_name:
-            raise self.error
-        split_seed = config.optim.seed if self.test_ids_by_seed else config.data.split_seed
-        test = [f"t{split_seed}-{i}" for i in range(4)]
-        rows = [(sid, "", "AD", "test") for sid in test] + [("a", "", "CN", "train"), ("b", "", "AD", "val")]
-        record.write_split(pd.DataFrame(rows, columns=["subject_id", "session", "label", "part"]))
-        stopped = bool(self.stop_on and self.stop_on in config.run.run_name)
-        if stopped:
-            stop.set()
-        acc = fake_accuracy(config.model.variant, config.data.fraction, config.optim.seed, config.model.mask_ratio)
-        metrics = {"accuracy": acc, "balanced_accuracy": acc - 0.02, "roc_auc": acc + 0.05, "sensitivity": acc,
-                   "specificity": acc - 0.04, "f1": acc, "confusion_matrix": [[3, 1], [0, 4]]}
-        energy = 0.001 * (2.0 if config.model.variant == "3mt" else 1.0) * config.data.fraction
-        record.write_summary({
-            "status": "stopped" if stopped else "finished", "stopped_early": stopped,
-            "test_metrics": metrics, "duration_s": 10.0, "best_epoch": 2,
-            "energy": {"energy_kwh": energy, "cpu_kwh": energy / 4, "ram_kwh": energy * 3 / 4, "gpu_kwh": 0.0,
-                       "estimated": True},
-        })
-        run_dir = record.run_dir
-        if on_event:
-            on_event("a training event")
-        return FakeResult(run_dir, metrics, energy, 10.0, stopped)
 
 
 def run(s: ExperimentSpec, out, **kw):
@@ -317,6 +263,18 @@ def test_cli_experiment_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, 
     err = capsys.readouterr().err
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e").exists()
+
+
+def test_cli_backend_flags_are_checked(tmp_path, capsys):
+    from smmt_core import cli
+
+    base = ["experiment", "--data", "demo", "--out", str(tmp_path / "e")]
+    for flags, words in ([["--address", "auto"], "--backend ray"],
+                         [["--backend", "slurm", "--slurm-option", "account"], "KEY=VALUE"],
+                         [["--backend", "slurm", "--gpus-per-cell", "0.5"], "whole number"]):
+        assert cli.main([*base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
 
 
 def test_split_seeds_repeat_the_grid_and_baselines_join_the_summary(tmp_path, monkeypatch):

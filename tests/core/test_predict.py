@@ -100,8 +100,8 @@ def test_bad_paths_and_runs_give_clear_errors(shared, predictor, tmp_path):
 
 
 def test_latency_benchmark_measures_a_fresh_untrained_run(monkeypatch):
-    from smmt_core.train.config import PRESETS
     from smmt_core.bench.predict_latency import format_report, measure_predict_latency
+    from smmt_core.train.config import PRESETS
 
     monkeypatch.setitem(PRESETS, "tiny-test", dict(d_model=32, n_heads=2, image_size=16, n_slices=2, channels=1,
                                                    resolution_mm=8.0, n_fusion_tokens=2))

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from smmt_core.data.feature_sets import resolve_features
 from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.train import events as ev
-from smmt_core.data.feature_sets import resolve_features
 from smmt_core.train.trainer import train
 from tests.core.c1_support import make_tiny_bids, mri_cache_at, one_thread, tiny_config
 

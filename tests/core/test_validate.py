@@ -33,7 +33,8 @@ def test_report_of_a_good_dataset(tmp_path):
     assert report.images_checked == 4 and progress[-1] == (4, 4)
     lines = report.summary_lines()
     assert lines[0] == 'layout: bids "Demo (SYNTHETIC)"' and lines[1].startswith("SYNTHETIC data")
-    assert "labels: CN 2, MCI 1, AD 1" in lines and lines[-1] == "usable: yes"
+    assert "labels: CN 2, MCI 1, AD 1" in lines
+    assert lines[-1] == "usable: yes (prediction; training with label set ad-cn or cn-mci-ad)"
     assert json.loads(json.dumps(report.to_dict()))["labels"] == {"CN": 2, "MCI": 1, "AD": 1}
 
 
@@ -86,6 +87,8 @@ def test_labels_missing_makes_the_dataset_unusable(tmp_path):
 def test_only_one_class_is_flagged(tmp_path):
     report = validate_path(_bids(tmp_path, ROWS[:1] + ROWS[2:3]))
     assert report.usable and any("only CN labels" in p for p in report.problems)
+    assert not report.usable_for_training and report.to_dict()["usable_for_training"] is False
+    assert report.summary_lines()[-1].startswith("usable: for prediction yes; for training no (training needs")
 
 
 def test_nibabel_analyze_header_without_its_img_is_fatal_for_a_single_file(tmp_path):
@@ -190,6 +193,7 @@ def test_single_subject_without_label_is_usable_for_prediction(tmp_path, capsys)
     image = write_volume(tmp_path / "scan.nii.gz")
     report = validate_path(image)
     assert report.usable and report.layout == "file" and report.labels == {"CN": 0, "AD": 0, "unknown": 1}
+    assert not report.usable_for_training and "for training no" in report.summary_lines()[-1]
     folder = make_subject_folder(tmp_path, "s", images=(), clinical={"shoe_size": 40})
     code, out, err = _run(capsys, folder)
     assert code == 2 and "no MRI and no clinical values" in err

@@ -7,10 +7,8 @@ thread left running would outlive the window that owns it and crash at interpret
 
 from __future__ import annotations
 
-
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings, QThread
-
 
 
 @pytest.fixture(autouse=True)

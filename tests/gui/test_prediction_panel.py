@@ -88,3 +88,11 @@ def test_errors_and_busy_state(panel):
     assert panel.busy_label.text() == strings.PRED_UPDATING
     panel.set_error("sub-01: no usable modality left")
     assert panel.busy_label.text() == "" and "no usable modality" in panel.warnings.text()
+
+
+def test_a_prediction_at_chance_shows_the_guess_note(panel):
+    note = "a guess, not a finding: from mri this model's own test set is at chance"
+    panel.set_prediction(make_prediction(reliability={"at_chance": True, "note": note}))
+    assert note in panel.warnings.text() and panel.warnings.text().index(note) < panel.warnings.text().index("template")
+    panel.set_prediction(make_prediction(reliability={"at_chance": False, "note": None}))
+    assert "guess" not in panel.warnings.text()

@@ -35,7 +35,7 @@ class FakeEvaluate:
         self.calls = []
         self.block = block
 
-    def __call__(self, run_dir, mask_ratios, on_progress=None, stop=None, device="cpu"):
+    def __call__(self, run_dir, mask_ratios, on_progress=None, stop=None, device="cpu", on_row=None):
         self.calls.append((run_dir, tuple(mask_ratios), device))
         total = 7 + 3 * sum(1 for r in mask_ratios if r > 0)
         for done in range(total + 1):
@@ -80,7 +80,8 @@ def test_draws_bars_sweep_and_table(qtbot, tmp_path):
     assert panel.table.rowCount() == 9
     assert panel.table.item(0, 0).text() == "All (MRI+Clin+Cat)"
     ticks = panel.subset_plot.getAxis("bottom")._tickLevels[0]
-    assert [label for _, label in ticks] == ["All", "MRI+Clin", "MRI+Cat", "Clin+Cat", "MRI", "Clin", "Cat"]
+    # one modality per line, so that neighbouring labels never run together (issue 11.8)
+    assert [label for _, label in ticks] == ["All", "MRI\n+Clin", "MRI\n+Cat", "Clin\n+Cat", "MRI", "Clin", "Cat"]
     assert panel.table.item(8, 3).text() == "0.550 ± 0.020"
     assert "20 test subjects" in panel.status_label.text() and "SYNTHETIC" in panel.status_label.text()
     assert panel.compute_button.text() == "Recompute"
@@ -122,7 +123,7 @@ def test_cancel_stops_the_worker(qtbot, tmp_path):
 def test_error_is_shown(qtbot, tmp_path):
     from smmt_core.errors import CheckpointError
 
-    def broken(run_dir, mask_ratios, on_progress=None, stop=None, device="cpu"):
+    def broken(run_dir, mask_ratios, on_progress=None, stop=None, device="cpu", on_row=None):
         raise CheckpointError("best.safetensors is missing", run_dir)
 
     panel = RobustnessPanel(evaluate_fn=broken, device="cpu")
@@ -178,7 +179,7 @@ def test_undefined_values_are_left_out_not_drawn_as_zero(qtbot, tmp_path):
     frame.loc[frame["mask_ratio"] == 0.5, "balanced_accuracy"] = float("nan")
     frame.loc[frame["modalities"] == "categorical", "balanced_accuracy"] = float("nan")
 
-    def evaluate(run_dir, mask_ratios, on_progress=None, stop=None, device="cpu"):
+    def evaluate(run_dir, mask_ratios, on_progress=None, stop=None, device="cpu", on_row=None):
         return frame
 
     panel = RobustnessPanel(evaluate_fn=evaluate, device="cpu")
@@ -192,3 +193,26 @@ def test_undefined_values_are_left_out_not_drawn_as_zero(qtbot, tmp_path):
     row = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())].index("Cat")
     assert panel.table.item(row, 3).text() == "–"
     qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
+
+
+def test_bars_are_drawn_as_their_passes_finish(qtbot, tmp_path):
+    """Issue 11.12: each bar appears when its pass is done, not when every pass is."""
+    release = threading.Event()
+    full = fake_frame(tmp_path, [0.0])
+
+    def evaluate(run_dir, mask_ratios, on_progress=None, stop=None, device="cpu", on_row=None):
+        first = full.iloc[0].to_dict()
+        on_row(first)
+        release.wait(30)
+        return full
+
+    panel = RobustnessPanel(evaluate_fn=evaluate, mask_ratios=(0.0,), device="cpu")
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_run(tmp_path)
+    name = full.iloc[0]["modalities"]
+    index = panel._subset_names.index(name)
+    qtbot.waitUntil(lambda: panel.bar_labels[index].textItem.toPlainText() != "", timeout=10_000)
+    assert panel.is_running()  # drawn while the evaluation still runs
+    release.set()
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=10_000)

@@ -20,6 +20,7 @@ from smmt_core.train.events import (
     RunFinished,
     RunStarted,
 )
+from smmt_gui import strings
 from smmt_gui.panels.training import TrainingDashboard, format_duration
 
 TEST_METRICS = {
@@ -85,7 +86,7 @@ def test_scripted_stream_draws_curves_with_the_right_data(qtbot, tmp_path):
     assert y[0] == pytest.approx(0.5)
     x, y = dashboard.energy_curve.getData()
     np.testing.assert_allclose(x, [1, 2, 3])  # minutes
-    np.testing.assert_allclose(y, [0.001, 0.002, 0.003])
+    np.testing.assert_allclose(y, [1.0, 2.0, 3.0])  # Wh
     _, y = dashboard.power_curve.getData()
     np.testing.assert_allclose(y, [21, 22, 23])
     assert "estimated" in dashboard.energy_label.text()
@@ -283,3 +284,71 @@ def test_circular_features_are_pointed_out(qtbot, tmp_path):
     default = TrainConfig.build("demo", dataset="demo").to_dict()  # non-circular
     dashboard.handle_event(RunStarted(tmp_path, 2, 3, 10, 2, 2, "cpu", default))
     assert dashboard.circular_label.isHidden()
+
+
+def test_the_run_shows_its_data_fraction_and_mask_ratio(qtbot, tmp_path):
+    """Issue 11.11: the dashboard says which data fraction and mask ratio the run trains with."""
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    config = TrainConfig.build("demo", dataset="demo", fraction=0.25, mask_ratio=0.45)
+    dashboard.handle_event(RunStarted(tmp_path, 3, 4, 20, 5, 6, "cpu", config.to_dict()))
+    assert "data fraction 25%" in dashboard.info_label.text()
+    assert "mask ratio 0.45" in dashboard.info_label.text()
+    no_mask = TrainConfig.build("demo", dataset="demo", variant="smmt-no-mask")
+    dashboard.handle_event(RunStarted(tmp_path, 3, 4, 20, 5, 6, "cpu", no_mask.to_dict()))
+    assert "no masking" in dashboard.info_label.text()
+
+
+def test_cancel_freezes_progress_and_eta_at_once(qtbot, tmp_path):
+    """Issue 11.5: after Cancel the bar and the ETA stop moving, although batches still arrive."""
+    release, ended = threading.Event(), threading.Event()
+    late_batches_sent = threading.Event()
+
+    def train(config, on_event, stop):
+        on_event(RunStarted(tmp_path, 5, 10, 8, 2, 2, "cpu", {"label_set": "ad-cn"}))
+        on_event(BatchProgress(1, 1, 10, 0.7, 0.1, 60.0))
+        stop.wait(30)
+        for batch in range(2, 6):  # the batch in progress (and a few more) report after Cancel
+            on_event(BatchProgress(1, batch, 10, 0.6, 0.2, 30.0))
+        late_batches_sent.set()
+        release.wait(30)
+        on_event(RunFinished(tmp_path, True, {}, 0.0, 1.0))
+        ended.set()
+
+    dashboard = TrainingDashboard(train_fn=train)
+    qtbot.addWidget(dashboard)
+    dashboard.start(TrainConfig.build("demo", dataset="demo"))
+    qtbot.waitUntil(lambda: dashboard.progress_bar.value() > 0, timeout=10_000)
+    value = dashboard.progress_bar.value()
+    dashboard.cancel()
+    assert dashboard.eta_label.text() == "stopping…"
+    assert late_batches_sent.wait(10)
+    qtbot.waitUntil(lambda: len(dashboard.batch_loss) == 5, timeout=10_000)  # they were delivered
+    assert dashboard.progress_bar.value() == value and dashboard.eta_label.text() == "stopping…"
+    release.set()
+    qtbot.waitUntil(lambda: not dashboard.is_running(), timeout=10_000)
+    assert ended.is_set()
+
+
+def test_energy_axes_start_at_zero_and_reset_for_a_new_run(qtbot, tmp_path):
+    """Issue 11.8: one energy point gives no negative kWh or minutes; a new run gets fresh axes."""
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.handle_event(EnergyUpdate(1, elapsed_s=30.0, energy_kwh=5e-05, power_w=12.0, estimated=True))
+    (x0, x1), (y0, y1) = dashboard.energy_plot.viewRange()
+    assert x0 == 0.0 and y0 == 0.0 and y1 > 0.05  # 0.05 Wh, drawn in Wh
+    assert dashboard.power_plot.viewRange()[1][0] == 0.0
+    dashboard.loss_plot.setXRange(0, 40)
+    dashboard._clear_curves()
+    assert dashboard.loss_plot.getViewBox().autoRangeEnabled()[0]
+
+
+def test_test_metrics_show_their_confidence_intervals(qtbot, tmp_path):
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    metrics = dict(TEST_METRICS, ci95={"balanced_accuracy": [0.61, 0.88], "roc_auc": [0.7, 0.93]})
+    dashboard.handle_event(RunFinished(tmp_path, False, metrics, 0.0, 1.0))
+    rows = [key for key, _ in strings.TRAINING_METRIC_ROWS]
+    texts = {key: dashboard.metrics_table.item(i, 0).text() for i, key in enumerate(rows)}
+    assert texts["balanced_accuracy"].endswith("[0.610–0.880]") and texts["roc_auc"].endswith("[0.700–0.930]")
+    assert "[" not in texts["precision"]  # no interval computed for it

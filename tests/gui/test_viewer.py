@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 
 from smmt_gui.viewer import OrthoViewer
 from smmt_gui.viewer.colormaps import cluster_color, cluster_lut
@@ -225,7 +225,15 @@ def test_hovering_a_patch_names_its_cluster(viewer, qtbot):
     scene_pos = strip.views[1].mapViewToScene(QPointF(17.0, 9.0))
     with qtbot.waitSignal(viewer.status_text) as blocker:
         strip.scene().sigMouseMoved.emit(scene_pos)
-    assert f"cluster {cluster} of" in blocker.args[0]
+    # issue 11.10: the slice by the name shown above it; patch and cluster counted from 1 alike
+    assert blocker.args[0].startswith(f"{strip.slice_names[1]}, patch row 2, column 3: cluster {cluster + 1} of")
+
+
+def test_cluster_colours_are_distinct():
+    """Issue 11.10: a qualitative palette; no two of the first ten colours look alike."""
+    colours = [np.array(cluster_color(k), float) for k in range(10)]
+    closest = min(np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:])
+    assert closest > 60
 
 
 def test_mismatched_cluster_ids_are_refused(viewer):
@@ -254,3 +262,32 @@ def test_new_ids_for_the_same_slices_update_in_place(viewer):
     moved = fake_prediction(indices=(5, 9, 13))
     viewer.set_clusters(moved)
     assert viewer.model_input.images != items  # other slices: new items with new titles
+
+
+def test_the_colour_bar_offers_window_level_handles_not_colour_pickers(viewer):
+    """Issue 11.7: the gradient's ticks (which open Qt's colour dialog on click) are hidden, also
+    after a colormap change; the window/level bars are the handles."""
+    gradient = viewer.histogram.item.gradient
+    assert gradient.ticks and not any(tick.isVisible() for tick in gradient.ticks)
+    viewer.set_colormap("inferno")
+    assert gradient.ticks and not any(tick.isVisible() for tick in gradient.ticks)
+    assert all(line.pen.width() == 3 for line in viewer.histogram.item.region.lines)
+
+
+def test_views_number_their_slices_and_keep_their_letters_in_sight(viewer, qtbot):
+    """Issue 11.9 (part): slice numbers on the views; orientation letters follow zoom and pan,
+    and an empty view shows none."""
+    from smmt_gui.viewer.slice_view import SliceView
+
+    axial = viewer.views["axial"]
+    g = viewer.geometry_
+    assert axial.title.text == f"Axial {g.slice_index('axial')}/{g.n_slices('axial')}"
+    w, h = axial._extent
+    axial.view.setRange(QRectF(w * 0.4, h * 0.4, w * 0.2, h * 0.2), padding=0)  # zoom in
+    (x0, x1), (y0, y1) = axial.view.viewRange()
+    for letter in axial.letters:
+        assert letter.isVisible()
+        assert x0 - 1e-6 <= letter.pos().x() <= x1 + 1e-6 and y0 - 1e-6 <= letter.pos().y() <= y1 + 1e-6
+    empty = SliceView("coronal")
+    qtbot.addWidget(empty)
+    assert not any(letter.isVisible() for letter in empty.letters)

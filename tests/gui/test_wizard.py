@@ -238,3 +238,18 @@ def test_an_adnimerge_table_outside_the_download_reaches_validation_and_the_conf
     assert wizard.config().data.adnimerge == str(table)
     page.source_buttons["bids"].setChecked(True)
     assert page.adnimerge_value() is None  # a table only means something for ADNI
+
+
+def test_a_dataset_fit_for_prediction_only_blocks_training(qtbot, tmp_path, settings):
+    from tests.core.fakes import make_bids
+
+    data = make_bids(tmp_path / "one-class", [{"participant_id": f"sub-{i}", "diagnosis": "CN", "AGE": "70"}
+                                              for i in range(4)])
+    wizard = TrainingWizard(settings=settings, cuda_available=False)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    choose_dataset(qtbot, wizard, "bids", data)
+    page = wizard.data_page
+    assert page.report.usable and not page.report.usable_for_training
+    assert "not for training" in page.status_label.text()
+    assert not page.isComplete() and not next_button(wizard).isEnabled()

@@ -7,18 +7,16 @@ layout consistent and gives one list of problems per dataset instead of silent N
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import numbers
 import re
-import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from smmt_core import fileio
 from smmt_core.errors import DataError
 
 # --------------------------------------------------------------------------------------------
@@ -195,6 +193,10 @@ def parse_label(value) -> tuple[str | None, str | None]:
     return label, None
 
 
+def _non_finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(float(value))
+
+
 def clinical_from_record(record: dict, *, where: str, problems: list[str],
                          sentinels: tuple[float, ...] = ()) -> tuple[dict, dict, str | None, str | None]:
     """Map one row/JSON object to (numeric, categorical, label, subject_id).
@@ -208,6 +210,9 @@ def clinical_from_record(record: dict, *, where: str, problems: list[str],
     for column, canon in map_columns(record.keys()).items():
         value = record[column]
         problem = None
+        if _non_finite_number(value):  # JSON's NaN / Infinity: say so, as for an out-of-range value
+            problems.append(f"{where}: {column}: {value} is not a usable value (NaN/Infinity); treated as missing")
+            value = None
         if canon in NUMERIC_RANGES:
             numeric[canon], problem = parse_score(canon, value, sentinels=sentinels)
         elif canon == "PTGENDER":
@@ -228,36 +233,7 @@ def clinical_from_record(record: dict, *, where: str, problems: list[str],
 
 def read_table(path: Path, *, sep: str | None = None) -> pd.DataFrame:
     """Read a CSV/TSV as strings (no type guessing), or raise DataError naming the file."""
-    path = Path(path)
-    if sep is None:
-        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    try:
-        with warnings.catch_warnings():
-            # index_col=False: a row with extra fields must not silently become an index.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                                encoding="utf-8-sig", index_col=False)
-    except pd.errors.ParserWarning:
-        raise DataError(f"{_first_ragged_line(path, sep)} has more fields than the header", path) from None
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    except pd.errors.EmptyDataError:
-        raise DataError("the table is empty", path) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"cannot read the table: {first}", path) from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
-
-
-def _first_ragged_line(path: Path, sep: str) -> str:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = csv.reader(handle, delimiter=sep)
-        width = len(next(rows, []))
-        for number, row in enumerate(rows, start=2):
-            if len(row) > width:
-                return f"line {number}"
-    return "a line"
+    return fileio.read_table(path, "table", error=DataError, sep=sep, as_strings=True)
 
 
 def require_columns(frame: pd.DataFrame, required, path: Path, *, what: str = "") -> None:
@@ -269,14 +245,8 @@ def require_columns(frame: pd.DataFrame, required, path: Path, *, what: str = ""
 
 
 def read_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"not valid JSON ({error})", path) from None
-    if not isinstance(data, dict):
-        raise DataError("expected a JSON object ({\"MMSE\": 28, ...})", path)
+    """A clinical record or dataset description: a JSON object, or DataError naming the file."""
+    data = fileio.read_json(path, "file", error=DataError)
     return data
 
 
@@ -315,6 +285,34 @@ def find_volumes(folder: Path) -> list[Path]:
     return out
 
 
+# A T1 at 0.5 mm over a whole head is ~80 million voxels; a header claiming more than this is
+# refused before its data are read (a 2 KB file must not make the reader allocate gigabytes).
+MAX_VOXELS = 2**28
+
+
+def image_size_problem(image, path: Path) -> str | None:
+    """None when the header's promised data are plausible, else why not (read nothing but the header)."""
+    shape = tuple(int(d) for d in image.shape)
+    voxels = int(np.prod(shape, dtype=np.float64)) if shape else 0
+    if voxels > MAX_VOXELS:
+        return f"the header declares {voxels:,} voxels (shape {shape}); more than {MAX_VOXELS:,} is not a T1 image"
+    proxy = getattr(image, "dataobj", None)
+    data_file = getattr(proxy, "file_like", None)
+    offset = getattr(proxy, "offset", None)
+    if isinstance(data_file, str) and not data_file.lower().endswith((".gz", ".mgz", ".bz2", ".zst")) \
+            and isinstance(offset, int):
+        try:
+            itemsize = image.get_data_dtype().itemsize
+            available = Path(data_file).stat().st_size
+        except (OSError, AttributeError, TypeError):
+            return None
+        needed = offset + voxels * itemsize
+        if needed > available:
+            return (f"the header promises {needed:,} bytes of image data but the file holds {available:,} "
+                    "(truncated file or corrupt header)")
+    return None
+
+
 def check_image_header(path: Path) -> str | None:
     """A cheap check (header only): None when nibabel reads a 3D image, else the problem."""
     try:
@@ -323,7 +321,7 @@ def check_image_header(path: Path) -> str | None:
         return "file not found"
     except Exception as error:  # nibabel raises many types for bad files
         return f"not a readable image ({type(error).__name__}: {_first_line(error)})"
-    return _shape_problem(image.shape)
+    return image_size_problem(image, path) or _shape_problem(image.shape)
 
 
 def check_image_data(path: Path) -> tuple[str | None, list[str]]:

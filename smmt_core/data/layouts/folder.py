@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from smmt_core.data.intake.dicom import is_dicom_subject_folder
 from smmt_core.data.layouts.common import (
     check_image_header,
     clinical_from_record,
@@ -111,11 +112,18 @@ def load_subject_folder(folder: Path, *, source: str = "folder", require_image: 
     problems: list[str] = []
     volumes = find_volumes_below(folder)
     clinical_path = find_clinical_file(folder)
-    if not volumes and clinical_path is None:
-        raise DataError("no T1 image (.nii, .nii.gz, .mgz, .hdr/.img) and no clinical file found", folder)
+    # A folder of DICOM files (one or several series, nested) is a subject too: the intake converts
+    # it and picks the T1 series from the metadata (smmt_core.data.intake.dicom).
+    dicom = not volumes and is_dicom_subject_folder(folder)
+    if not volumes and not dicom and clinical_path is None:
+        raise DataError("no T1 image (.nii, .nii.gz, .mgz, .hdr/.img), no DICOM files and no clinical file found",
+                        folder)
     notes: list[str] = []
     t1_path = None
-    if volumes:
+    if dicom:
+        t1_path = folder
+        notes.append("DICOM folder: converted with dcm2niix, the T1 series chosen from its metadata")
+    elif volumes:
         t1_path, note = choose_t1(volumes, folder)
         if note:
             notes.append(note)

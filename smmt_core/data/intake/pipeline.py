@@ -1,0 +1,415 @@
+"""The intake pipeline: a raw scan (DICOM folder or NIfTI, native space, skull on) in, a brain-
+extracted, bias-corrected T1 in MNI space with a QC verdict out; cached.
+
+Steps, in order (each reported to `progress(step, state, detail)` with state "start", "done" or
+"skipped"; `stop` (a threading/multiprocessing Event) is checked between steps):
+
+    convert   DICOM folder -> NIfTI with dcm2niix, T1 series chosen from the metadata (dicom.py)
+    measure   is the image already in MNI space? already brain-extracted? (qc.measure_input)
+    brain     deepbet brain extraction (brain.py)
+    bias      N4 bias-field correction inside the brain mask (register.py)
+    register  affine registration to the MNI152 2009 template (register.py)
+    qc        registration score + mask overlap -> pass / warn / fail, and the QC picture (qc.py)
+
+Mode "auto" (default) skips what the measurement says an image does not need: the demo cohort and
+Clinica t1-linear output (MNI space, brain extracted) go straight to QC; "full" runs every step;
+"off" trusts the input to be in MNI space with the brain extracted and only scores it.
+
+Cache: one folder per (input content hash, settings key) under `IntakeCache.root`, written in a
+temporary folder and renamed into place when complete, so a re-run is instant and an interrupted
+run resumes with the subjects that were not finished. Training and prediction reach this module
+through `smmt_core.data.preprocess.MRICache`, so they use the same pipeline and the same cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from smmt_core.data.intake import deps, qc
+from smmt_core.errors import DataError, SMMTError
+from smmt_core.settings import Settings, setting
+
+log = logging.getLogger(__name__)
+
+INTAKE_VERSION = 1  # bump when a step changes, so old cache folders are not reused
+STEPS: tuple[str, ...] = ("convert", "measure", "brain", "bias", "register", "qc")
+STEP_TITLES = {"convert": "DICOM conversion", "measure": "checking the image", "brain": "brain extraction",
+               "bias": "bias-field correction", "register": "registration to MNI152", "qc": "quality control"}
+MODES = ("auto", "full", "off")
+
+Progress = Callable[[str, str, str], None]
+
+
+class IntakeCancelled(SMMTError):
+    """The stop event was set; nothing was written to the cache."""
+
+    def __init__(self, path=None):
+        super().__init__("cancelled", path)
+
+
+class IntakeSettings(Settings):
+    """How raw scans are brought into MNI space; part of the intake cache key."""
+
+    mode: Literal[MODES] = setting("auto", "intake steps: auto (measure what the image needs), full (all), "
+                                   "off (trust the image is in MNI space, brain extracted)", flag="--intake")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "device for brain extraction (auto: CUDA when "
+                                                     "there is one)", cli=False)
+    template_mm: float = setting(2.0, "MNI template resolution the registration fits (mm)", ge=1.0, le=4.0, cli=False)
+    output_mm: float = setting(1.0, "MNI grid of the registered T1 that is written (mm)", ge=0.5, le=4.0, cli=False)
+
+    @classmethod
+    def _section_name(cls) -> str:
+        return "intake"
+
+    def key(self) -> str:
+        return f"in{INTAKE_VERSION}-{self.mode}-t{self.template_mm:g}-o{self.output_mm:g}"
+
+
+@dataclass
+class IntakeResult:
+    """What the intake made of one input (plain data: the CLI, the GUI and the report read it)."""
+
+    source: Path  # what the user gave: a NIfTI file or a DICOM folder
+    t1_mni: Path  # the T1 in MNI space, brain extracted (the input itself when it needed nothing)
+    native: Path | None  # the T1 in its own space (the converted NIfTI for DICOM, else the input)
+    qc: qc.QCResult
+    steps_run: list[str]
+    steps_skipped: dict[str, str]  # step -> why it was skipped
+    measures: dict[str, float]
+    mni_to_native: np.ndarray | None  # 4x4 RAS mm (the identity when the image was in MNI space already)
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    picture: Path | None = None
+    from_cache: bool = False
+
+    @property
+    def steps_label(self) -> str:
+        """'brain+bias+register' or 'none (in MNI space, brain extracted)': the qc.csv column."""
+        return "+".join(s for s in self.steps_run if s not in ("measure", "qc")) or "none"
+
+    def to_dict(self) -> dict:
+        return {
+            "source": str(self.source), "t1_mni": str(self.t1_mni), "native": str(self.native) if self.native else None,
+            "qc": {"verdict": self.qc.verdict, "score": self.qc.score, "mask_dice": self.qc.mask_dice,
+                   "reason": self.qc.reason},
+            "steps_run": self.steps_run, "steps_skipped": self.steps_skipped, "measures": self.measures,
+            "mni_to_native": self.mni_to_native.tolist() if self.mni_to_native is not None else None,
+            "notes": self.notes, "seconds": self.seconds,
+            "picture": str(self.picture) if self.picture else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, *, folder: Path | None = None) -> IntakeResult:
+        q = d["qc"]
+
+        def local(p):  # files of a cache entry are stored by name, relative to its folder
+            if p is None:
+                return None
+            p = Path(p)
+            return folder / p if folder is not None and not p.is_absolute() else p
+
+        return cls(
+            source=Path(d["source"]), t1_mni=local(d["t1_mni"]), native=local(d["native"]),
+            qc=qc.QCResult(q["verdict"], float(q["score"]), q["mask_dice"], q["reason"]),
+            steps_run=list(d["steps_run"]), steps_skipped=dict(d["steps_skipped"]),
+            measures={k: float(v) for k, v in d["measures"].items()},
+            mni_to_native=np.asarray(d["mni_to_native"], dtype=np.float64) if d["mni_to_native"] else None,
+            notes=list(d["notes"]), seconds={k: float(v) for k, v in d["seconds"].items()},
+            picture=local(d.get("picture")), from_cache=True,
+        )
+
+    def mni_point_to_native(self, xyz_mm) -> np.ndarray:
+        """Where an MNI point (mm) lies in the scan's own space (mm): for the viewer's native view."""
+        p = np.asarray([*xyz_mm, 1.0], dtype=np.float64)
+        return (self.mni_to_native @ p)[:3] if self.mni_to_native is not None else p[:3]
+
+
+# ----------------------------------------------------------------------------------------------
+# Cache
+
+
+def default_intake_cache_dir() -> Path:
+    from smmt_core.data.preprocess import default_cache_dir
+
+    return default_cache_dir() / "intake"
+
+
+def input_digest(path: Path) -> str:
+    from smmt_core.data.intake import dicom
+    from smmt_core.data.preprocess import file_digest
+
+    return dicom.folder_digest(path) if path.is_dir() else file_digest(path)
+
+
+class IntakeCache:
+    """Finished intake results on disk: `root/<2 hex>/<digest>-<settings key>/result.json` + images."""
+
+    def __init__(self, root=None):
+        self.root = Path(root).expanduser() if root is not None else default_intake_cache_dir()
+
+    def folder(self, digest: str, settings: IntakeSettings) -> Path:
+        return self.root / digest[:2] / f"{digest}-{settings.key()}"
+
+    def load(self, digest: str, settings: IntakeSettings, source: Path) -> IntakeResult | None:
+        folder = self.folder(digest, settings)
+        try:
+            result = IntakeResult.from_dict(json.loads((folder / "result.json").read_text()), folder=folder)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable intake cache entry %s (%s)", folder, exc)
+            return None
+        if not all(p is None or p.exists() for p in (result.t1_mni, result.picture)):
+            return None
+        result.source = source
+        if result.native is None or not result.native.exists():
+            result.native = source if source.is_file() else None
+        return result
+
+    def store(self, work: Path, digest: str, settings: IntakeSettings) -> Path:
+        """Move a finished work folder into place (atomic rename); returns the entry folder."""
+        folder = self.folder(digest, settings)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(work, folder)
+        except OSError:  # another process finished the same input first: keep theirs
+            if not (folder / "result.json").exists():
+                raise
+            shutil.rmtree(work, ignore_errors=True)
+        return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# The pipeline
+
+
+def _save(img, path: Path) -> None:
+    import nibabel as nib
+
+    nib.save(img, str(path))
+
+
+def run_intake(path, settings: IntakeSettings | None = None, *, cache: IntakeCache | None = None,
+               progress: Progress | None = None, stop=None, picture: bool | None = True) -> IntakeResult:
+    """Bring one T1 (NIfTI file or DICOM folder) into MNI space with QC; see the module doc.
+
+    cache: None uses the default cache folder. An input that needs no step (in MNI space, brain
+    extracted) is only measured and scored; nothing is written for it unless `picture` is True.
+    picture: True always draws the QC picture, None only when a step ran (what training and
+    prediction ask for), False never.
+    Raises DataError naming the input for unusable input, IntakeCancelled when `stop` is set.
+    QC failure is not an exception here: `result.qc.verdict == "fail"` (callers refuse to predict).
+    """
+
+    from smmt_core.data.intake import dicom
+
+    settings = settings or IntakeSettings()
+    cache = cache if cache is not None else IntakeCache()
+    source = Path(path).expanduser()
+    report = progress or (lambda step, state, detail: None)
+
+    def check_stop():
+        if stop is not None and stop.is_set():
+            raise IntakeCancelled(source)
+
+    if not source.exists():
+        raise DataError("no such file or folder", source)
+    is_dicom = source.is_dir()
+    if is_dicom and not dicom.is_dicom_folder(source):
+        raise DataError("a folder without DICOM files; expected a DICOM folder or a T1 image file", source)
+    if is_dicom:
+        deps.require("a DICOM folder", source, names=("dcm2niix",))
+    digest = input_digest(source)
+    cached = cache.load(digest, settings, source)
+    if cached is not None:
+        for step in STEPS:
+            report(step, "done" if step in cached.steps_run else "skipped", "from cache")
+        return cached
+
+    # Created by the first step that writes (an input that needs nothing writes nothing at all).
+    work = cache.root / f".work-{uuid.uuid4().hex}"
+    try:
+        result = _run_steps(source, is_dicom, work, settings, report, check_stop, picture)
+        check_stop()
+        if work.exists():
+            (work / "result.json").write_text(json.dumps(_relative(result.to_dict(), work), indent=1))
+            folder = cache.store(work, digest, settings)
+            stored = cache.load(digest, settings, source)
+            if stored is not None:
+                stored.from_cache = False
+                return stored
+            log.warning("intake cache entry %s could not be read back", folder)
+        return result
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _relative(d: dict, work: Path) -> dict:
+    """File paths inside the work folder stored by name (the folder is renamed afterwards)."""
+    out = dict(d)
+    for key in ("t1_mni", "native", "picture"):
+        if out.get(key) and Path(out[key]).parent == work:
+            out[key] = Path(out[key]).name
+    return out
+
+
+def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSettings, report: Progress,
+               check_stop, picture: bool | None) -> IntakeResult:
+    import nibabel as nib
+
+    from smmt_core.data.intake import dicom
+    from smmt_core.data.preprocess import _load_t1, mni_template
+
+    seconds: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    run: list[str] = []
+    notes: list[str] = []
+
+    def begin(step):
+        check_stop()
+        report(step, "start", STEP_TITLES[step])
+        return time.perf_counter()
+
+    def end(step, t0, detail=""):
+        seconds[step] = round(time.perf_counter() - t0, 3)
+        run.append(step)
+        report(step, "done", detail)
+
+    def skip(step, why):
+        skipped[step] = why
+        report(step, "skipped", why)
+
+    # convert
+    if is_dicom:
+        t0 = begin("convert")
+        work.mkdir(parents=True, exist_ok=True)
+        nifti, note = dicom.convert(source, work / "dicom")
+        native_path = work / "native.nii.gz"
+        shutil.move(str(nifti), native_path)
+        shutil.rmtree(work / "dicom", ignore_errors=True)
+        notes.append(note)
+        end("convert", t0, note)
+    else:
+        native_path = source
+        skip("convert", "not DICOM")
+    img, warnings = _load_t1(native_path)
+    notes.extend(warnings)
+    img = nib.as_closest_canonical(img)
+    img = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)), img.affine)  # flipped views -> C order
+
+    # measure
+    t0 = begin("measure")
+    m = qc.measure_input(img, settings.template_mm)
+    measures = {"input_mni_score": round(m.mni_score, 4), "input_foreground_ml": round(m.foreground_ml, 1)}
+    end("measure", t0, f"MNI score {m.mni_score:.2f}, foreground {m.foreground_ml:.0f} mL")
+    mode = settings.mode
+    need_brain = mode == "full" or (mode == "auto" and not m.stripped)
+    need_register = mode == "full" or (mode == "auto" and not m.in_mni)
+    tpl = mni_template(settings.template_mm)
+
+    if not (need_brain or need_register):
+        why = "mode off" if mode == "off" else "already brain extracted" if m.stripped else ""
+        skip("brain", why or "not needed")
+        skip("bias", "mode off" if mode == "off" else "already in MNI space")
+        skip("register", "mode off" if mode == "off" else f"already in MNI space (score {m.mni_score:.2f})")
+        t0 = begin("qc")
+        verdict = qc.verdict(m.mni_score)
+        pic = None
+        if picture:
+            vol = qc.robust_scale(qc.on_template_grid(img, settings.template_mm))
+            work.mkdir(parents=True, exist_ok=True)
+            pic = work / "qc.png"
+            qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
+        end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
+        return IntakeResult(source=source, t1_mni=native_path, native=native_path,
+                            qc=verdict, steps_run=run, steps_skipped=skipped, measures=measures, mni_to_native=np.eye(4),
+                            notes=notes, seconds=seconds, picture=pic)
+
+    missing = [step for step, needed in (("brain extraction", need_brain), ("registration to MNI152", need_register))
+               if needed]
+    deps.require(f"this image is not {'in MNI space' if need_register else 'brain extracted'}; "
+                 f"{' and '.join(missing)}", source, names=("deepbet", "ants"))
+
+    # brain
+    mask = None
+    if need_brain:
+        from smmt_core.data.intake.brain import extract_brain
+
+        t0 = begin("brain")
+        brain, mask = extract_brain(img, device=settings.device, path=source)
+        end("brain", t0, f"{int(np.asarray(mask.dataobj).sum())} brain voxels")
+    else:
+        brain = img
+        skip("brain", "already brain extracted")
+        mask = nib.Nifti1Image(qc.foreground(img).astype(np.uint8), img.affine)
+
+    output_grid = _mni_grid(settings.output_mm)
+    if need_register:
+        from smmt_core.data.intake.register import n4, register_affine
+
+        t0 = begin("bias")
+        corrected = n4(brain, mask)
+        end("bias", t0)
+        t0 = begin("register")
+        fixed = nib.Nifti1Image(tpl.data, tpl.affine)
+        reg = register_affine(corrected, fixed, output_grid, moving_mask=mask, path=source)
+        registered, reg_mask, matrix = reg.image, reg.mask, reg.mni_to_native
+        end("register", t0)
+    else:
+        from nilearn import image
+
+        from smmt_core.data.preprocess import _resample_kwargs
+
+        skip("bias", "already in MNI space")
+        skip("register", f"already in MNI space (score {m.mni_score:.2f})")
+        registered = image.resample_img(brain, target_affine=output_grid.affine, target_shape=output_grid.shape,
+                                        interpolation="linear", fill_value=0.0, **_resample_kwargs())
+        reg_mask = image.resample_img(mask, target_affine=output_grid.affine, target_shape=output_grid.shape,
+                                      interpolation="nearest", fill_value=0.0, **_resample_kwargs())
+        matrix = np.eye(4)  # already in MNI space: the identity map
+
+    # qc
+    t0 = begin("qc")
+    vol = qc.robust_scale(qc.on_template_grid(registered, settings.template_mm))
+    mask_vol = qc.on_template_grid(reg_mask, settings.template_mm, "nearest")
+    score = qc.registration_score(vol, settings.template_mm)
+    verdict = qc.verdict(score, qc.mask_dice(mask_vol, settings.template_mm))
+    pic = None
+    work.mkdir(parents=True, exist_ok=True)
+    if picture is not False:
+        pic = work / "qc.png"
+        qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
+    t1_mni = work / "t1_mni.nii.gz"
+    data = np.asarray(registered.dataobj, dtype=np.float32)
+    _save(nib.Nifti1Image(np.clip(data, 0, None), registered.affine), t1_mni)
+    end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
+    return IntakeResult(source=source, t1_mni=t1_mni, native=native_path, qc=verdict, steps_run=run,
+                        steps_skipped=skipped, measures=measures, mni_to_native=matrix, notes=notes,
+                        seconds=seconds, picture=pic)
+
+
+def _picture_title(source: Path, verdict: qc.QCResult) -> str:
+    dice = f", mask overlap {verdict.mask_dice:.2f}" if verdict.mask_dice is not None else ""
+    return f"{source.name}: QC {verdict.verdict.upper()} (score {verdict.score:.2f}{dice})"
+
+
+def _mni_grid(resolution_mm: float):
+    """An empty image on the MNI152 template grid at `resolution_mm` (what registration resamples onto)."""
+    import nibabel as nib
+
+    from smmt_core.data.preprocess import mni_template
+
+    tpl = mni_template(resolution_mm)
+    return nib.Nifti1Image(np.zeros(tpl.data.shape, dtype=np.float32), tpl.affine)

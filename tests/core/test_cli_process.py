@@ -1,0 +1,154 @@
+"""The README's promises, checked on the real `smmt` process: Ctrl-C and SIGTERM stop a training
+cleanly (exit 130, run.json "stopped", checkpoints kept), a killed run shows as interrupted and
+resumes, bad input exits 2 with one line and leaves no folder, run folders hold no pickles."""
+
+from __future__ import annotations
+
+import json
+import signal
+import zipfile
+
+import pytest
+
+from tests.core.c1_support import make_tiny_bids
+from tests.core.cli_subprocess import TINY_FLAGS, run_smmt, run_status, start_smmt, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    return make_tiny_bids(tmp_path_factory.mktemp("process") / "bids", n_per_class=5)
+
+
+@pytest.fixture
+def cache(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "process-mri-cache"
+
+
+def _start_training(cohort, tmp_path, cache, name="sig", epochs="10000"):
+    log = tmp_path / f"{name}.log"
+    process = start_smmt("train", "--data", str(cohort), "--out", str(tmp_path / "runs"), "--name", name,
+                         "--epochs", epochs, *TINY_FLAGS, cache=cache, log=log)
+    return process, tmp_path / "runs" / name, log
+
+
+def _stop_and_check(process, run_dir, log, signum):
+    process.send_signal(signum)
+    code = process.wait(timeout=180)
+    text = log.read_text()
+    assert code == 130, text
+    assert "Traceback" not in text and "terminate called" not in text, text
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["status"] == "stopped" and summary["stopped_early"] is True, text
+    return summary, text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_during_the_epochs_stops_cleanly_with_exit_130(cohort, tmp_path, cache, signum):
+    process, run_dir, log = _start_training(cohort, tmp_path, cache)
+    try:
+        wait_for(lambda: (run_dir / "metrics.csv").is_file() and (run_dir / "best.json").is_file(),
+                 "the first epoch", process, log=log)
+        summary, text = _stop_and_check(process, run_dir, log, signum)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "stopping after the current batch" in text
+    assert (run_dir / "best.safetensors").is_file() and (run_dir / "last.safetensors").is_file()
+    assert summary["test_metrics"], "the best checkpoint is still evaluated on the test persons"
+
+
+def test_ctrl_c_while_preprocessing_stops_cleanly(cohort, tmp_path, tmp_path_factory):
+    fresh_cache = tmp_path / "empty-cache"  # nothing cached: the run spends its first seconds preprocessing
+    process, run_dir, log = _start_training(cohort, tmp_path, fresh_cache, name="early")
+    try:
+        wait_for(lambda: run_status(run_dir) == "running", "the run folder", process, log=log)
+        _stop_and_check(process, run_dir, log, signal.SIGINT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_killed_run_is_listed_as_interrupted(cohort, tmp_path, cache):
+    process, run_dir, log = _start_training(cohort, tmp_path, cache, name="killed")
+    try:
+        wait_for(lambda: (run_dir / "last.json").is_file(), "the first checkpoint", process, log=log)
+    finally:
+        process.kill()
+        process.wait()
+    assert run_status(run_dir) == "running"  # SIGKILL: nobody could record anything
+    listing = run_smmt("runs", str(tmp_path / "runs"), "--json", cache=cache)
+    assert listing.returncode == 0, listing.stderr
+    [info] = json.loads(listing.stdout)
+    assert info["status"] == "interrupted"
+
+    # Atomic writes: whatever instant the kill came at, every file that exists is whole.
+    from smmt_core.train.checkpoints import load_run
+
+    for path in run_dir.glob("*.json"):
+        json.loads(path.read_text())
+    done = load_run(run_dir, "last").metadata["epoch"]
+    resumed = run_smmt("train", "--resume", str(run_dir), "--epochs", str(done + 1), "--json", cache=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["run_dir"] == str(run_dir)
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == done + 1
+    assert summary["resumed"][0]["from_epoch"] == done
+
+
+def test_a_diverging_training_exits_1_with_one_line(cohort, tmp_path, cache):
+    result = run_smmt("train", "--data", str(cohort), "--out", str(tmp_path / "runs"), "--name", "boom",
+                      "--epochs", "3", "--lr", "1e30", *TINY_FLAGS, cache=cache)
+    assert result.returncode == 1, result.stderr
+    assert "diverged" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "runs" / "boom" / "run.json").read_text())["status"] == "failed"
+
+
+def test_bad_numeric_flags_exit_2_with_one_line_and_create_nothing(cohort, tmp_path, cache):
+    for flag, value in (("--lr", "nan"), ("--lr", "inf"), ("--lr", "-1"), ("--epochs", "0"), ("--fraction", "nan"),
+                        ("--dropout", "1e400")):
+        result = run_smmt("train", "--data", str(cohort), "--out", str(tmp_path / "runs"), flag, value,
+                          *TINY_FLAGS, cache=cache)
+        assert result.returncode == 2, (flag, value, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert not (tmp_path / "runs").exists(), (flag, value)
+
+
+def test_a_finished_run_holds_no_pickles_and_no_temp_files(cohort, tmp_path, cache):
+    result = run_smmt("train", "--data", str(cohort), "--out", str(tmp_path / "runs"), "--name", "done",
+                      "--epochs", "1", *TINY_FLAGS, cache=cache)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "done"
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names  # atomic writes left nothing
+    for path in run_dir.iterdir():
+        head = path.read_bytes()[:2]
+        assert head != b"\x80\x04" and head[:1] != b"\x80", f"{path.name} looks like a pickle"
+        assert not zipfile.is_zipfile(path), f"{path.name} is a zip (torch.save)"
+
+
+def test_ctrl_c_during_an_experiment_labels_the_cell_stopped_and_exits_130(cohort, tmp_path, cache):
+    import pandas as pd
+
+    out = tmp_path / "exp"
+    log = tmp_path / "exp.log"
+    process = start_smmt("experiment", "--data", str(cohort), "--out", str(out), "--variants", "smmt",
+                         "--epochs", "10000", "--no-plots", *TINY_FLAGS, cache=cache, log=log)
+    try:
+        wait_for(lambda: any(out.glob("runs/*/metrics.csv")), "the first epoch of the first cell", process, log=log)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert code == 130 and "Traceback" not in text, text
+    results = pd.read_csv(out / "results.csv")
+    assert list(results["status"]) == ["stopped"], text
+    [run_json] = out.glob("runs/*/run.json")
+    assert json.loads(run_json.read_text())["status"] == "stopped"
