@@ -50,9 +50,16 @@ class VolumeEncoder(nn.Module):
     patch grid (-1 outside the brain) for the viewers.
     """
 
-    def __init__(self, geometry: VolumeGeometry, d_model: int):
+    def __init__(self, geometry: VolumeGeometry, d_model: int, input_norm: bool = False):
         super().__init__()
         self.geometry = geometry
+        # As the slice encoder's `input_norm` (smmt_core.model.encoders): every voxel standardised
+        # with the training crops' per-voxel mean and SD, so the network sees how a brain differs
+        # from the training average; identity until `set_input_statistics`, saved with the weights.
+        self.input_norm = bool(input_norm)
+        if self.input_norm:
+            self.register_buffer("input_mean", torch.zeros(geometry.shape))
+            self.register_buffer("input_std", torch.ones(geometry.shape))
         p = geometry.patch
         self.mri_shape = tuple(geometry.shape)
         self.grid = tuple(geometry.grid)
@@ -69,8 +76,22 @@ class VolumeEncoder(nn.Module):
         self.position_scale = nn.Parameter(torch.full((1,), 0.1))
 
     @classmethod
-    def from_spec(cls, spec: dict, d_model: int) -> VolumeEncoder:
-        return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model)
+    def from_spec(cls, spec: dict, d_model: int, input_norm: bool = False) -> VolumeEncoder:
+        return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model, input_norm)
+
+    @torch.no_grad()
+    def set_input_statistics(self, volumes: torch.Tensor) -> None:
+        """Per-voxel mean and SD from training crops (N, X, Y, Z) of subjects with an MRI.
+
+        No-op without `input_norm`, or with fewer than 2 volumes (stays the identity).
+        """
+        if not self.input_norm or volumes.shape[0] < 2:
+            return
+        from smmt_core.model.encoders import INPUT_NORM_EPS
+
+        volumes = volumes.to(self.input_mean.device, torch.float32)
+        self.input_mean.copy_(volumes.mean(0))
+        self.input_std.copy_(volumes.std(0) + INPUT_NORM_EPS)
 
     @property
     def n_tokens(self) -> int:
@@ -81,6 +102,8 @@ class VolumeEncoder(nn.Module):
             raise DataError(f"MRI volume of shape {tuple(mri.shape[1:])} does not match the model's brain crop "
                             f"{self.mri_shape}; preprocess with the run's settings")
         batch = mri.shape[0]
+        if self.input_norm:
+            mri = (mri - self.input_mean) / self.input_std
         p = self.geometry.patch
         gx, gy, gz = self.grid
         patches = mri.reshape(batch, gx, p, gy, p, gz, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(batch, gx * gy * gz, p ** 3)
