@@ -50,7 +50,8 @@ class VolumeEncoder(nn.Module):
     patch grid (-1 outside the brain) for the viewers.
     """
 
-    def __init__(self, geometry: VolumeGeometry, d_model: int, input_norm: bool = False):
+    def __init__(self, geometry: VolumeGeometry, d_model: int, input_norm: bool = False, readout: str = "none",
+                 n_readout_tokens: int = 1, readout_dropout: float = 0.0):
         super().__init__()
         self.geometry = geometry
         # As the slice encoder's `input_norm` (smmt_core.model.encoders): every voxel standardised
@@ -66,6 +67,17 @@ class VolumeEncoder(nn.Module):
         # No LayerNorm here: it would divide out a patch's overall intensity (how much tissue and
         # how much CSF it holds), the very thing atrophy changes. The layers are pre-norm anyway.
         self.embed = nn.Sequential(nn.Linear(p ** 3, d_model))
+        # readout="pixels" (as the slice encoder's): R extra tokens from one linear map over the mean
+        # (standardised) intensity of every brain patch, appended after the patch tokens. A linear
+        # map keeps each position's weight apart ("darker *here*"), which attention pooling of
+        # patch tokens does not.
+        self.n_readout_tokens = int(n_readout_tokens) if readout != "none" else 0
+        if self.n_readout_tokens:
+            self.readout_fc = nn.Sequential(nn.Dropout(readout_dropout),
+                                            nn.Linear(geometry.n_tokens, self.n_readout_tokens * d_model))
+            self.readout_norm = nn.LayerNorm(d_model)
+            self.readout_embedding = nn.Parameter(torch.zeros(1, self.n_readout_tokens, d_model))
+            nn.init.trunc_normal_(self.readout_embedding, std=0.02)
         # Persistent: a checkpoint carries its tokens (a model built on the meta device gets them
         # from the file, and a changed template shows up as a shape mismatch on load).
         self.register_buffer("token_index", torch.as_tensor(geometry.token_index.copy(), dtype=torch.long))
@@ -76,8 +88,8 @@ class VolumeEncoder(nn.Module):
         self.position_scale = nn.Parameter(torch.full((1,), 0.1))
 
     @classmethod
-    def from_spec(cls, spec: dict, d_model: int, input_norm: bool = False) -> VolumeEncoder:
-        return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model, input_norm)
+    def from_spec(cls, spec: dict, d_model: int, **options) -> VolumeEncoder:
+        return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model, **options)
 
     @torch.no_grad()
     def set_input_statistics(self, volumes: torch.Tensor) -> None:
@@ -94,8 +106,12 @@ class VolumeEncoder(nn.Module):
         self.input_std.copy_(volumes.std(0) + INPUT_NORM_EPS)
 
     @property
-    def n_tokens(self) -> int:
+    def n_patch_tokens(self) -> int:
         return self.geometry.n_tokens
+
+    @property
+    def n_tokens(self) -> int:
+        return self.geometry.n_tokens + self.n_readout_tokens
 
     def forward(self, mri: torch.Tensor) -> torch.Tensor:
         if tuple(mri.shape[1:]) != self.mri_shape:
@@ -108,11 +124,17 @@ class VolumeEncoder(nn.Module):
         gx, gy, gz = self.grid
         patches = mri.reshape(batch, gx, p, gy, p, gz, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(batch, gx * gy * gz, p ** 3)
         patches = patches.index_select(1, self.token_index)  # drop patches outside the brain
-        return self.embed(patches) + self.position_scale * self.position_encoding
+        tokens = self.embed(patches) + self.position_scale * self.position_encoding
+        if not self.n_readout_tokens:
+            return tokens
+        readout = self.readout_fc(patches.mean(-1)).view(batch, self.n_readout_tokens, -1)
+        return torch.cat([tokens, self.readout_norm(readout) + self.readout_embedding], 1)
 
     def ids_to_grid(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, n_tokens) cluster ids -> (B, gx, gy, gz), -1 where a patch is not a token."""
+        """(B, n_tokens) cluster ids -> (B, gx, gy, gz), -1 where a patch is not a token (readout
+        tokens, which have no place on the grid, are left out)."""
         batch = ids.shape[0]
+        ids = ids[:, :self.n_patch_tokens]
         out = torch.full((batch, math.prod(self.grid)), -1, dtype=ids.dtype, device=ids.device)
         out[:, self.token_index] = ids
         return out.view(batch, *self.grid)

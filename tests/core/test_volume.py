@@ -127,6 +127,18 @@ def test_input_statistics_standardise_every_voxel():
     assert "mri.input_mean" in {k.removeprefix("encoders.") for k in model.state_dict()}  # saved with the weights
 
 
+def test_a_readout_token_is_appended_and_left_off_the_cluster_grid():
+    geometry = volume_geometry(8.0, 16.0)
+    schema = FeatureSchema(mri_shape=geometry.shape, mri_volume={"resolution_mm": 8.0, "patch_mm": 16.0})
+    model = build_model(ModelConfig(d_model=24, n_heads=2, mri_readout="pixels", mri_readout_tokens=2), schema)
+    assert model.encoders["mri"].n_tokens == geometry.n_tokens + 2
+    assert model.encoders["mri"](torch.rand(2, *geometry.shape)).shape == (2, geometry.n_tokens + 2, 24)
+    inputs = _volume_batch(FeatureSchema(numeric=["AGE"], **{k: getattr(schema, k) for k in ("mri_shape", "mri_volume")}))
+    out = model(inputs, return_details=True)
+    assert out.cluster_ids[0].shape == (3, *geometry.grid)
+    assert ((out.cluster_ids[0] >= 0).sum(dim=(1, 2, 3)) == geometry.n_tokens).all()
+
+
 def test_train_then_predict_a_volume_run(tmp_path):
     from smmt_core.predict import Predictor
     from smmt_core.train.robustness import evaluate_robustness
