@@ -9,9 +9,10 @@
 #   $OUT/attention_gpu.json           nested backend (one jagged nested-tensor SDPA call)
 #   $OUT/attention_gpu_grouped.json   grouped backend, the default (one SDPA call per distinct cluster length)
 #   $OUT/attention_gpu_balanced.json  balanced K-Means (equal-size clusters)
+#   $OUT/attention_gpu_flex.json      flex backend (FlexAttention with a same-cluster block mask)
 #   $OUT/*.meta.json                  settings, device name, torch version, log-log slopes
 #   $OUT/attention_gpu.log            everything printed, including the human-readable tables
-# Each step has its own time limit; the whole script stays under ~6 minutes.
+# Each step has its own time limit; the whole script stays under ~9 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_attention_out}"
@@ -43,6 +44,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
   echo "== grouped sparse backend, balanced K-Means"
   timeout 60 "$PY" benchmarks/attention.py "${COMMON[@]}" --assignment balanced \
     --sizes 4096,16384,65536 --json-out "$OUT/attention_gpu_balanced.json"
+  echo "exit $?"
+  echo "== flex sparse backend (FlexAttention, same-cluster block mask, compiled), n = 4k .. 64k"
+  timeout 150 "$PY" benchmarks/attention.py "${COMMON[@]}" --sparse-backend flex \
+    --sizes 4096,8192,16384,32768,65536 --json-out "$OUT/attention_gpu_flex.json"
   echo "exit $?"
   echo "== done $(date -u +%FT%TZ)"
 } 2>&1 | tee "$LOG"

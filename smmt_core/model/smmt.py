@@ -57,7 +57,9 @@ class SMMT(nn.Module):
                          kmeans_iters=config.kmeans_iters, assignment=config.attention_mode)
         self.encoders = nn.ModuleDict()
         if schema.mri_shape is not None and schema.is_volume:  # the whole brain as 3D patch tokens
-            self.encoders[Modality.MRI.value] = VolumeEncoder.from_spec(schema.mri_volume, d)
+            self.encoders[Modality.MRI.value] = VolumeEncoder.from_spec(
+                schema.mri_volume, d, input_norm=config.mri_input_norm, readout=config.mri_readout,
+                n_readout_tokens=config.mri_readout_tokens, readout_dropout=config.dropout)
         elif schema.mri_shape is not None:
             self.encoders[Modality.MRI.value] = MRIEncoder(
                 tuple(schema.mri_shape), d, readout=config.mri_readout, n_readout_tokens=config.mri_readout_tokens,

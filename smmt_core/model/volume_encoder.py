@@ -50,44 +50,91 @@ class VolumeEncoder(nn.Module):
     patch grid (-1 outside the brain) for the viewers.
     """
 
-    def __init__(self, geometry: VolumeGeometry, d_model: int):
+    def __init__(self, geometry: VolumeGeometry, d_model: int, input_norm: bool = False, readout: str = "none",
+                 n_readout_tokens: int = 1, readout_dropout: float = 0.0):
         super().__init__()
         self.geometry = geometry
+        # As the slice encoder's `input_norm` (smmt_core.model.encoders): every voxel standardised
+        # with the training crops' per-voxel mean and SD, so the network sees how a brain differs
+        # from the training average; identity until `set_input_statistics`, saved with the weights.
+        self.input_norm = bool(input_norm)
+        if self.input_norm:
+            self.register_buffer("input_mean", torch.zeros(geometry.shape))
+            self.register_buffer("input_std", torch.ones(geometry.shape))
         p = geometry.patch
         self.mri_shape = tuple(geometry.shape)
         self.grid = tuple(geometry.grid)
         # No LayerNorm here: it would divide out a patch's overall intensity (how much tissue and
         # how much CSF it holds), the very thing atrophy changes. The layers are pre-norm anyway.
         self.embed = nn.Sequential(nn.Linear(p ** 3, d_model))
+        # readout="pixels" (as the slice encoder's): R extra tokens from one linear map over the mean
+        # (standardised) intensity of every brain patch, appended after the patch tokens. A linear
+        # map keeps each position's weight apart ("darker *here*"), which attention pooling of
+        # patch tokens does not.
+        self.n_readout_tokens = int(n_readout_tokens) if readout != "none" else 0
+        if self.n_readout_tokens:
+            self.readout_fc = nn.Sequential(nn.Dropout(readout_dropout),
+                                            nn.Linear(geometry.n_tokens, self.n_readout_tokens * d_model))
+            self.readout_norm = nn.LayerNorm(d_model)
+            self.readout_embedding = nn.Parameter(torch.zeros(1, self.n_readout_tokens, d_model))
+            nn.init.trunc_normal_(self.readout_embedding, std=0.02)
         # Persistent: a checkpoint carries its tokens (a model built on the meta device gets them
         # from the file, and a changed template shows up as a shape mismatch on load).
         self.register_buffer("token_index", torch.as_tensor(geometry.token_index.copy(), dtype=torch.long))
         self.register_buffer("position_encoding", sinusoidal_positions_3d(geometry.positions_mm, d_model))
-        # A learned scale of the fixed encoding: the model chooses how much position matters.
-        self.position_scale = nn.Parameter(torch.ones(1))
+        # A learned scale of the fixed encoding: the model chooses how much position matters. It
+        # starts small (as ViT's position embeddings do): at 1 the sin/cos vector (norm ~8 at d = 128)
+        # would outweigh a patch's embedding (norm ~3) and drown the intensity differences.
+        self.position_scale = nn.Parameter(torch.full((1,), 0.1))
 
     @classmethod
-    def from_spec(cls, spec: dict, d_model: int) -> VolumeEncoder:
-        return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model)
+    def from_spec(cls, spec: dict, d_model: int, **options) -> VolumeEncoder:
+        return cls(volume_geometry(float(spec["resolution_mm"]), float(spec["patch_mm"])), d_model, **options)
+
+    @torch.no_grad()
+    def set_input_statistics(self, volumes: torch.Tensor) -> None:
+        """Per-voxel mean and SD from training crops (N, X, Y, Z) of subjects with an MRI.
+
+        No-op without `input_norm`, or with fewer than 2 volumes (stays the identity).
+        """
+        if not self.input_norm or volumes.shape[0] < 2:
+            return
+        from smmt_core.model.encoders import INPUT_NORM_EPS
+
+        volumes = volumes.to(self.input_mean.device, torch.float32)
+        self.input_mean.copy_(volumes.mean(0))
+        self.input_std.copy_(volumes.std(0) + INPUT_NORM_EPS)
+
+    @property
+    def n_patch_tokens(self) -> int:
+        return self.geometry.n_tokens
 
     @property
     def n_tokens(self) -> int:
-        return self.geometry.n_tokens
+        return self.geometry.n_tokens + self.n_readout_tokens
 
     def forward(self, mri: torch.Tensor) -> torch.Tensor:
         if tuple(mri.shape[1:]) != self.mri_shape:
             raise DataError(f"MRI volume of shape {tuple(mri.shape[1:])} does not match the model's brain crop "
                             f"{self.mri_shape}; preprocess with the run's settings")
         batch = mri.shape[0]
+        if self.input_norm:
+            mri = (mri - self.input_mean) / self.input_std
         p = self.geometry.patch
         gx, gy, gz = self.grid
         patches = mri.reshape(batch, gx, p, gy, p, gz, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(batch, gx * gy * gz, p ** 3)
         patches = patches.index_select(1, self.token_index)  # drop patches outside the brain
-        return self.embed(patches) + self.position_scale * self.position_encoding
+        tokens = self.embed(patches) + self.position_scale * self.position_encoding
+        if not self.n_readout_tokens:
+            return tokens
+        readout = self.readout_fc(patches.mean(-1)).view(batch, self.n_readout_tokens, -1)
+        return torch.cat([tokens, self.readout_norm(readout) + self.readout_embedding], 1)
 
     def ids_to_grid(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, n_tokens) cluster ids -> (B, gx, gy, gz), -1 where a patch is not a token."""
+        """(B, n_tokens) cluster ids -> (B, gx, gy, gz), -1 where a patch is not a token (readout
+        tokens, which have no place on the grid, are left out)."""
         batch = ids.shape[0]
+        ids = ids[:, :self.n_patch_tokens]
         out = torch.full((batch, math.prod(self.grid)), -1, dtype=ids.dtype, device=ids.device)
         out[:, self.token_index] = ids
         return out.view(batch, *self.grid)

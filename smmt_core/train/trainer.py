@@ -328,7 +328,7 @@ class _Run:
         model = build_model(cfg.model, schema).to(device)
         mri_encoder = model.encoders["mri"] if "mri" in model.encoders else None
         if mri_encoder is not None and getattr(mri_encoder, "input_norm", False) and "train" in datasets:
-            # per-pixel mean and SD of the training scans that have an MRI (stored with the weights)
+            # per-pixel (per-voxel) mean and SD of the training scans that have an MRI (stored with the weights)
             with_mri = datasets["train"].present[:, MODALITY_INDEX[Modality.MRI]]
             mri_encoder.set_input_statistics(datasets["train"].mri[with_mri])
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)

@@ -114,6 +114,31 @@ def test_every_variant_trains_on_volume_tokens(variant):
         model(ModelInputs(inputs.mri[:, :-1], inputs.numeric, inputs.numeric_missing, inputs.categorical, inputs.present))
 
 
+def test_input_statistics_standardise_every_voxel():
+    geometry = volume_geometry(8.0, 16.0)
+    schema = FeatureSchema(mri_shape=geometry.shape, mri_volume={"resolution_mm": 8.0, "patch_mm": 16.0})
+    model = build_model(ModelConfig(d_model=24, n_heads=2, mri_input_norm=True), schema)
+    encoder = model.encoders["mri"]
+    volumes = torch.rand(5, *geometry.shape) * 0.5 + 0.2
+    before = encoder(volumes[:2])
+    encoder.set_input_statistics(volumes.half())  # datasets hold float16 crops
+    torch.testing.assert_close(encoder.input_mean, volumes.half().float().mean(0))
+    assert not torch.allclose(encoder(volumes[:2]), before)
+    assert "mri.input_mean" in {k.removeprefix("encoders.") for k in model.state_dict()}  # saved with the weights
+
+
+def test_a_readout_token_is_appended_and_left_off_the_cluster_grid():
+    geometry = volume_geometry(8.0, 16.0)
+    schema = FeatureSchema(mri_shape=geometry.shape, mri_volume={"resolution_mm": 8.0, "patch_mm": 16.0})
+    model = build_model(ModelConfig(d_model=24, n_heads=2, mri_readout="pixels", mri_readout_tokens=2), schema)
+    assert model.encoders["mri"].n_tokens == geometry.n_tokens + 2
+    assert model.encoders["mri"](torch.rand(2, *geometry.shape)).shape == (2, geometry.n_tokens + 2, 24)
+    inputs = _volume_batch(FeatureSchema(numeric=["AGE"], **{k: getattr(schema, k) for k in ("mri_shape", "mri_volume")}))
+    out = model(inputs, return_details=True)
+    assert out.cluster_ids[0].shape == (3, *geometry.grid)
+    assert ((out.cluster_ids[0] >= 0).sum(dim=(1, 2, 3)) == geometry.n_tokens).all()
+
+
 def test_train_then_predict_a_volume_run(tmp_path):
     from smmt_core.predict import Predictor
     from smmt_core.train.robustness import evaluate_robustness
