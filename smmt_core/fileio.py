@@ -258,3 +258,15 @@ def _first_ragged_line(path: Path, sep: str) -> str:
     except (OSError, csv.Error):
         pass
     return "a line"
+
+
+def hash_file_into(digest, path: str | Path, what: str = "file") -> None:
+    """Feed a file's bytes into a hashlib object in 1 MiB chunks; DataError naming it when unreadable."""
+    from smmt_core.errors import DataError
+
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise DataError(f"cannot read {what} ({exc.strerror or exc})", path) from None

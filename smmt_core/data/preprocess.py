@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import model_validator
 
 from smmt_core.errors import DataError
-from smmt_core.fileio import atomic_write
+from smmt_core.fileio import atomic_write, hash_file_into
 from smmt_core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
@@ -524,12 +524,7 @@ def file_digest(path) -> str:
         parts = sorted([path, comp], key=lambda p: p.suffix.lower())  # .hdr before .img
     h = hashlib.sha256()
     for p in parts:
-        try:
-            with open(p, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError as exc:
-            raise DataError(f"cannot read file ({exc.strerror or exc})", p) from None
+        hash_file_into(h, p)
     return h.hexdigest()
 
 

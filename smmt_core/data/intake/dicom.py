@@ -18,6 +18,7 @@ from pathlib import Path
 
 from smmt_core.data.intake import deps
 from smmt_core.errors import DataError
+from smmt_core.fileio import hash_file_into
 
 _MAX_DEPTH = 6
 _DICOM_SUFFIXES = {".dcm", ".ima", ".dicom"}
@@ -110,12 +111,7 @@ def folder_digest(folder) -> str:
         raise DataError("no DICOM files found in this folder", folder)
     for f in files:
         h.update(str(f.relative_to(folder)).encode() + b"\0")
-        try:
-            with open(f, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError as exc:
-            raise DataError(f"cannot read DICOM file ({exc.strerror or exc})", f) from None
+        hash_file_into(h, f, "DICOM file")
     return h.hexdigest()
 
 
