@@ -307,6 +307,12 @@ class MainWindow(QMainWindow):
         self.message_bar = MessageBar()
         self.viewer = OrthoViewer()
         self.viewer.status_text.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        # A volume model's K-Means clusters as a 3D parcellation in all three views (issue 14.4).
+        from smmt_gui.viewer.parcellation import ClusterLegend, VolumeParcellation
+
+        self.parcellation = VolumeParcellation(self.viewer)
+        self.parcellation.hover_text.connect(lambda text: self.statusBar().showMessage(text, 3000))
+        self.cluster_legend = ClusterLegend(self.parcellation)
         self.welcome = WelcomePage()
         self.welcome.demo_button.clicked.connect(self.open_demo_cohort)
         self.welcome.train_button.clicked.connect(self.train_demo_model)
@@ -360,6 +366,8 @@ class MainWindow(QMainWindow):
                                           Qt.DockWidgetArea.RightDockWidgetArea)
         self.log_dock = self._dock(strings.DOCK_LOG, self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.log_dock.hide()
+        self.clusters_dock = self._dock(strings.DOCK_CLUSTERS, self.cluster_legend, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.clusters_dock.hide()  # shown for a volume model's prediction
         # Wide enough for the table's Prediction columns at the default window size (issue 11.8).
         self.resizeDocks([self.cohort_dock, self.prediction_dock], [400, 320], Qt.Orientation.Horizontal)
 
@@ -662,6 +670,7 @@ class MainWindow(QMainWindow):
             session.set_prediction(None)
             self.prediction_panel.show_nothing_to_predict()
             self.viewer.set_clusters(None)
+            self.parcellation.set_prediction(None)
             return
         if self._predict_worker is None:
             self._run_prediction()
@@ -693,6 +702,9 @@ class MainWindow(QMainWindow):
             self.session.shown_volume_key = subject.key
         saw_mri = prediction.slices is not None and "mri" in prediction.modalities_used
         self.viewer.set_clusters(prediction if saw_mri else None)  # MRI off: the model saw no slices
+        volume_clusters = "mri" in prediction.modalities_used and getattr(prediction, "patch_grid", None) is not None
+        self.parcellation.set_prediction(prediction if volume_clusters else None)
+        self.clusters_dock.setVisible(volume_clusters)
         if new_volume:
             self.viewer.go_to_model_slice(len(prediction.slice_indices) // 2)
         self.session.set_prediction(prediction)
@@ -711,6 +723,7 @@ class MainWindow(QMainWindow):
         self.session.set_prediction(None)
         self.prediction_panel.set_error(message)
         self.viewer.set_clusters(None)
+        self.parcellation.set_prediction(None)
         self.statusBar().showMessage(strings.ERROR_PREDICT.format(subject=subject.key, message=message), 8000)
         if subject.t1_path is not None and self.session.shown_volume_key != subject.key:
             self._preview(subject)

@@ -56,6 +56,7 @@ TAB_ROBUSTNESS = "Robustness"
 DOCK_COHORT = "Cohort"
 DOCK_PREDICTION = "Prediction"
 DOCK_LOG = "Log"
+DOCK_CLUSTERS = "Clusters (whole brain)"
 
 # --- first launch / welcome ----------------------------------------------------------------
 WELCOME_TITLE = "Welcome to SMMT Studio"
