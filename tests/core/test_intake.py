@@ -8,6 +8,7 @@ and skip cleanly when the `intake` extra is not installed.
 from __future__ import annotations
 
 import csv
+import locale
 import threading
 from pathlib import Path
 
@@ -195,7 +196,11 @@ def write_dicom_series(img, folder, description: str, series_number: int, uid_su
         for tag, value in tags.items():
             piece.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"IM{k + 1:04d}.dcm"))
-        writer.Execute(piece)
+        saved = locale.setlocale(locale.LC_ALL)
+        try:
+            writer.Execute(piece)
+        finally:  # GDCM sets the C locale for the process; later tests read text in UTF-8
+            locale.setlocale(locale.LC_ALL, saved)
 
 
 def test_dicom_folder_comes_back_as_the_same_image_and_is_a_subject(tmp_path):

@@ -56,7 +56,7 @@ def test_icon_exists_at_the_usual_sizes():
 
 
 def test_pyinstaller_spec_is_valid_python_and_points_at_existing_files():
-    spec = (PACKAGING / "smmt-gui.spec").read_text()
+    spec = (PACKAGING / "smmt-gui.spec").read_text(encoding="utf-8")
     compile(spec, "smmt-gui.spec", "exec")
     assert (PACKAGING / "launch_gui.py").exists()
     assert "collect_data_files(\"codecarbon\")" in spec and "nilearn" in spec
