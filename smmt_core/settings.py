@@ -14,7 +14,7 @@ validated) and refuses unknown keys, and a bad value raises `ConfigError` with o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -67,11 +67,9 @@ class Settings(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise ConfigError(describe_validation_error(error, self._section_name())) from None
+            raise ConfigError(describe_validation_error(error, self.SECTION)) from None
 
-    @classmethod
-    def _section_name(cls) -> str:
-        return ""
+    SECTION: ClassVar[str] = ""  # names the section in error messages
 
     @model_validator(mode="before")
     @classmethod

@@ -13,10 +13,6 @@ import types
 import typing
 from typing import Literal, get_args, get_origin
 
-# Settings the grid of `smmt experiment` sets per cell: not flags there.
-GRID_SETTINGS = ("dataset", "out", "run_name", "variant", "fraction", "seed", "split_seed", "mask_ratio", "fold",
-                 "n_folds")
-
 
 def _flag(name: str, field) -> str:
     extra = field.json_schema_extra or {}

@@ -81,7 +81,8 @@ def add_commands(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from smmt_core.baselines import BASELINES
-    from smmt_core.cli.config_flags import GRID_SETTINGS, add_config_flags
+    from smmt_core.cli.config_flags import add_config_flags
+    from smmt_core.experiments.grid import GRID_KEYS
     from smmt_core.train.config import PRESETS
 
     p.add_argument("--data", required=True, help="dataset folder (BIDS, ADNI, OASIS, folder of subjects) or 'demo'")
@@ -101,7 +102,7 @@ def add_commands(subparsers) -> None:
                    help="settings preset: demo (CPU, minutes) or paper (default demo)")
     p.add_argument("--no-plots", action="store_true", help="write the tables only, no PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    add_config_flags(p, exclude=GRID_SETTINGS)
+    add_config_flags(p, exclude=GRID_KEYS)  # the grid sets these per cell
     p.add_argument("--folds", type=int, default=None, metavar="K",
                    help="k-fold cross-validation by person instead of one test set per split seed")
     _add_backend_flags(p)
@@ -225,8 +226,8 @@ class _ExperimentProgress:
 
 
 def _run_experiment(args) -> int:
-    from smmt_core.cli.config_flags import GRID_SETTINGS, overrides_from_args
-    from smmt_core.experiments.grid import ExperimentSpec, run_experiment
+    from smmt_core.cli.config_flags import overrides_from_args
+    from smmt_core.experiments.grid import GRID_KEYS, ExperimentSpec, run_experiment
 
     spec = ExperimentSpec(
         data=args.data,
@@ -238,7 +239,7 @@ def _run_experiment(args) -> int:
         mask_ratios=_floats(args.mask_ratios, "--mask-ratios") if args.mask_ratios else None,
         preset=args.preset,
         n_folds=args.folds,
-        overrides=overrides_from_args(args, exclude=GRID_SETTINGS),
+        overrides=overrides_from_args(args, exclude=GRID_KEYS),
     )
     spec.validate()
     backend = backend_from_args(args)

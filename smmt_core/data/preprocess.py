@@ -34,7 +34,7 @@ import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import model_validator
@@ -95,9 +95,7 @@ class PreprocessConfig(Settings):
     patch_mm: float = setting(8.0, "volume input: side of a 3D patch token in mm (a multiple of the grid spacing)",
                               ge=1.0, le=64.0)
 
-    @classmethod
-    def _section_name(cls) -> str:
-        return "preprocess"
+    SECTION: ClassVar[str] = "preprocess"  # names the section in error messages
 
     @model_validator(mode="after")
     def _whole_voxel_patches(self):

@@ -203,12 +203,15 @@ class ExperimentSpec:
         return out
 
     def config_for(self, cell: ExperimentCell, runs_dir: str | Path) -> TrainConfig:
-        """The TrainConfig of one cell, its run going to runs_dir/<cell name>."""
-        return self.base_config().updated(
-            out=str(runs_dir), run_name=cell.name, variant=cell.variant, fraction=cell.fraction,
-            seed=cell.seed, split_seed=cell.split_seed, mask_ratio=cell.mask_ratio,
-            fold=cell.fold, n_folds=self.n_folds,
-        )
+        """The TrainConfig of one cell, its run going to runs_dir/<cell name>.
+
+        A baseline cell has no model: its config is the shared settings on the cell's split."""
+        split = dict(fraction=cell.fraction, seed=cell.seed, split_seed=cell.split_seed, fold=cell.fold,
+                     n_folds=self.n_folds)
+        if cell.is_baseline:
+            return self.base_config().updated(**split)
+        return self.base_config().updated(out=str(runs_dir), run_name=cell.name, variant=cell.variant,
+                                          mask_ratio=cell.mask_ratio, **split)
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runner"}
@@ -442,9 +445,8 @@ def run_cell(spec: ExperimentSpec, out_dir: Path, pending: PendingCell, on_event
         if cell.is_baseline:
             from smmt_core.baselines import run_baseline
 
-            config = spec.config_for(ExperimentCell(spec.variants[0], cell.fraction, 0, 0.0, cell.fold,
-                                                    cell.split_seed), out_dir / "runs")
-            run_baseline(cell.variant, config, pending.folder, cohort_cache=cohort_cache)
+            run_baseline(cell.variant, spec.config_for(cell, out_dir / "runs"), pending.folder,
+                         cohort_cache=cohort_cache)
             return CellOutcome("finished")
         if pending.folder.exists() and RunRecord(pending.folder).finished_summary() is None:
             shutil.rmtree(pending.folder)

@@ -156,18 +156,14 @@ def summarise(results: pd.DataFrame, variant_order: Sequence[str] | None = None)
 
 # -- paired differences --------------------------------------------------------------------------
 def _binary_scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """(balanced accuracy, AUC) of binary labels y (0/1) and P(positive) p; NaN when undefined."""
-    from scipy.stats import rankdata
+    """(balanced accuracy, AUC) of binary labels y (0/1) and P(positive) p; NaN unless both classes occur."""
+    from smmt_core.train.metrics import rank_auc
 
     pos, neg = y == 1, y == 0
-    n1, n0 = int(pos.sum()), int(neg.sum())
-    if n1 == 0 or n0 == 0:
+    if not pos.any() or not neg.any():
         return math.nan, math.nan
     pred = p >= 0.5
-    bacc = 0.5 * (pred[pos].mean() + (~pred[neg]).mean())
-    ranks = rankdata(p)
-    auc = (ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
-    return float(bacc), float(auc)
+    return float(0.5 * (pred[pos].mean() + (~pred[neg]).mean())), rank_auc(y, p)
 
 
 def _method_predictions(done: pd.DataFrame, method: str, fraction: float, mask_ratio: float | None):

@@ -8,7 +8,7 @@ layers is refused here, before anything is built. Imports no torch, so the GUI m
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
@@ -50,9 +50,7 @@ class ModelConfig(Settings):
         False, "standardise each MRI pixel with the training images' mean and SD (stored with the weights)",
         flag="--mri-input-norm")
 
-    @classmethod
-    def _section_name(cls) -> str:
-        return "model"
+    SECTION: ClassVar[str] = "model"  # names the section in error messages
 
     @field_validator("cascade_order", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ declarations. Field names are unique across sections, so callers that think in f
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
@@ -56,9 +56,7 @@ class DataConfig(Settings):
                                   ge=2, le=100)
     fold: int | None = setting(None, "with --folds: which fold (0-based) is the test fold", ge=0)
 
-    @classmethod
-    def _section_name(cls) -> str:
-        return "data"
+    SECTION: ClassVar[str] = "data"  # names the section in error messages
 
     @field_validator("features", mode="before")
     @classmethod
@@ -89,9 +87,7 @@ class OptimConfig(Settings):
     weight_decay: float = setting(0.0, "weight decay", ge=0.0, le=1.0)
     seed: int = setting(0, "seed of model init, batch order, masking (and of the split, unless --split-seed)", ge=0)
 
-    @classmethod
-    def _section_name(cls) -> str:
-        return "optim"
+    SECTION: ClassVar[str] = "optim"  # names the section in error messages
 
 
 class RunSettings(Settings):
@@ -102,9 +98,7 @@ class RunSettings(Settings):
     measure_energy: bool = setting(True, "measure energy with codecarbon", flag="--no-energy")
     num_workers: int = setting(0, "data loader workers", cli=False, ge=0, le=64)
 
-    @classmethod
-    def _section_name(cls) -> str:
-        return "run"
+    SECTION: ClassVar[str] = "run"  # names the section in error messages
 
     @field_validator("device")
     @classmethod

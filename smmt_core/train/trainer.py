@@ -327,7 +327,7 @@ class _Run:
         seed_everything(cfg.optim.seed)
         model = build_model(cfg.model, schema).to(device)
         mri_encoder = model.encoders["mri"] if "mri" in model.encoders else None
-        if mri_encoder is not None and getattr(mri_encoder, "input_norm", False) and "train" in datasets:
+        if mri_encoder is not None and mri_encoder.input_norm and "train" in datasets:
             # per-pixel (per-voxel) mean and SD of the training scans that have an MRI (stored with the weights)
             with_mri = datasets["train"].present[:, MODALITY_INDEX[Modality.MRI]]
             mri_encoder.set_input_statistics(datasets["train"].mri[with_mri])

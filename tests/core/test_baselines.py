@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -212,4 +211,3 @@ def test_the_template_itself_passes_the_brain_check():
 
     data = datasets.load_mni152_template(resolution=2).get_fdata().astype(np.float32)
     assert brain_check(data / data.max(), 2.0) is None
-    assert math.isfinite(float(data.max()))
