@@ -89,10 +89,6 @@ class Settings(BaseModel):
             raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
         return cls(**data)
 
-    def updated(self, **changes):
-        """A validated copy with `changes` applied."""
-        return type(self)(**{**self.model_dump(), **changes})
-
 
 def field_bounds(model: type[BaseModel], name: str) -> tuple[float | None, float | None]:
     """(lowest, highest) allowed value of a numeric field, from its declaration (None: unbounded).
