@@ -46,6 +46,9 @@ class ModelConfig(Settings):
     mri_readout: Literal[MRI_READOUTS] = setting(
         "none", "MRI readout: 'pixels' adds linear readout tokens over the standardised slices (keeps position)")
     mri_readout_tokens: int = setting(1, "number of MRI pixel-readout tokens", ge=1, le=64)
+    mri_readout_share: float = setting(
+        0.0, "share of the cascade's attention that the MRI readout tokens get before training "
+        "(0: none, every token alike)", ge=0.0, le=0.9)
     mri_input_norm: bool = setting(
         False, "standardise each MRI pixel with the training images' mean and SD (stored with the weights)",
         flag="--mri-input-norm")

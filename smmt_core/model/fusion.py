@@ -49,12 +49,14 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, queries: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, tokens: torch.Tensor, key_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """key_bias: optional (n,) added to every query's attention logits over the n tokens."""
         b, t, d = queries.shape
         n = tokens.shape[1]
         q = self.q(queries).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k, v = self.kv(tokens).view(b, n, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+        mask = None if key_bias is None else key_bias.to(q.dtype).expand(t, n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, t, d)
         return self.dropout(self.proj(out))
 
 
@@ -69,9 +71,10 @@ class CascadeStep(nn.Module):
         self.feed_forward = FeedForward(d_model, dropout)
 
     def forward(self, fusion: torch.Tensor, tokens: torch.Tensor, present: torch.Tensor,
-                force_mask_ratio: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                force_mask_ratio: float | None = None, generator: torch.Generator | None = None,
+                key_bias: torch.Tensor | None = None) -> torch.Tensor:
         gate = present.to(fusion.dtype).view(-1, 1, 1)
-        update = self.cross(self.norm_q(fusion), self.norm_kv(tokens))
+        update = self.cross(self.norm_q(fusion), self.norm_kv(tokens), key_bias)
         if self.masking is not None:
             update = self.masking(update, force_mask_ratio, generator)
         # torch.where, not multiplication: an absent modality's tokens may hold anything.

@@ -59,7 +59,8 @@ class SMMT(nn.Module):
         if schema.mri_shape is not None and schema.is_volume:  # the whole brain as 3D patch tokens
             self.encoders[Modality.MRI.value] = VolumeEncoder.from_spec(
                 schema.mri_volume, d, input_norm=config.mri_input_norm, readout=config.mri_readout,
-                n_readout_tokens=config.mri_readout_tokens, readout_dropout=config.dropout)
+                n_readout_tokens=config.mri_readout_tokens, readout_dropout=config.dropout,
+                readout_share=config.mri_readout_share)
         elif schema.mri_shape is not None:
             self.encoders[Modality.MRI.value] = MRIEncoder(
                 tuple(schema.mri_shape), d, readout=config.mri_readout, n_readout_tokens=config.mri_readout_tokens,
@@ -146,7 +147,7 @@ class SMMT(nn.Module):
             if name in tokens_by_name:
                 column = MODALITY_INDEX[Modality(name)]
                 fusion = self.cascade[name](fusion, tokens_by_name[name], present[:, column], force_mask_ratio,
-                                            generator)
+                                            generator, getattr(self.encoders[name], "cascade_key_bias", None))
         return self.head(fusion.mean(1))
 
     def forward(self, inputs: ModelInputs, return_details: bool = False,

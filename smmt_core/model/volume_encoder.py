@@ -51,7 +51,7 @@ class VolumeEncoder(nn.Module):
     """
 
     def __init__(self, geometry: VolumeGeometry, d_model: int, input_norm: bool = False, readout: str = "none",
-                 n_readout_tokens: int = 1, readout_dropout: float = 0.0):
+                 n_readout_tokens: int = 1, readout_dropout: float = 0.0, readout_share: float = 0.0):
         super().__init__()
         self.geometry = geometry
         # As the slice encoder's `input_norm` (smmt_core.model.encoders): every voxel standardised
@@ -78,6 +78,17 @@ class VolumeEncoder(nn.Module):
             self.readout_norm = nn.LayerNorm(d_model)
             self.readout_embedding = nn.Parameter(torch.zeros(1, self.n_readout_tokens, d_model))
             nn.init.trunc_normal_(self.readout_embedding, std=0.02)
+        # The cascade's fusion tokens read all ~4000 tokens of a volume; at the start their attention
+        # is uniform, so R readout tokens get R/4000 of it and a gradient ~1e-4 of the patch
+        # embedding's (measured): the model never learns to read them. `readout_share` > 0 adds a
+        # fixed bias to the readout tokens' attention logits so that they start with that share
+        # of the attention (0.5: as much as all patch tokens together); training moves it from there.
+        # Not persistent: it follows from the config and the geometry.
+        bias = None
+        if self.n_readout_tokens and readout_share > 0:
+            bias = torch.zeros(self.n_tokens)
+            bias[geometry.n_tokens:] = math.log(readout_share / (1 - readout_share) * geometry.n_tokens / self.n_readout_tokens)
+        self.register_buffer("cascade_key_bias", bias, persistent=False)
         # Persistent: a checkpoint carries its tokens (a model built on the meta device gets them
         # from the file, and a changed template shows up as a shape mismatch on load).
         self.register_buffer("token_index", torch.as_tensor(geometry.token_index.copy(), dtype=torch.long))

@@ -199,5 +199,6 @@ PRESETS: dict[str, dict] = {
     # The whole brain at 2 mm as 8 mm 3D patches: ~4000 tokens inside the brain (k = 12), two
     # intra-modal layers. Where cluster-sparse attention pays off (docs/volume.md).
     "volume": dict(epochs=12, batch_size=8, lr=3e-4, weight_decay=1e-4, d_model=128, n_heads=4, n_layers=2,
-                   input="volume", patch_mm=8.0, resolution_mm=2.0, mri_input_norm=True, mri_readout="pixels"),
+                   input="volume", patch_mm=8.0, resolution_mm=2.0, mri_input_norm=True, mri_readout="pixels",
+                   mri_readout_share=0.5),
 }

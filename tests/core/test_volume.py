@@ -139,6 +139,44 @@ def test_a_readout_token_is_appended_and_left_off_the_cluster_grid():
     assert ((out.cluster_ids[0] >= 0).sum(dim=(1, 2, 3)) == geometry.n_tokens).all()
 
 
+@pytest.mark.parametrize("share", [0.5, 0.2])
+def test_readout_tokens_start_with_their_share_of_the_cascade_attention(share):
+    """Among thousands of patch tokens a readout token is invisible to the cascade unless biased."""
+    geometry = volume_geometry(2.0, 8.0)  # the preset's ~4000 tokens
+    schema = FeatureSchema(mri_shape=geometry.shape, mri_volume={"resolution_mm": 2.0, "patch_mm": 8.0})
+    config = ModelConfig(d_model=24, n_heads=2, n_layers=0, mri_readout="pixels", mri_readout_tokens=2,
+                         mri_readout_share=share, dropout=0.0)
+    model = build_model(config, schema).eval()
+    encoder, cross = model.encoders["mri"], model.cascade["mri"].cross
+    # All keys 0, so the attention splits by the bias alone; value channel 0 is 1 on the readout
+    # tokens and 0 on the patches, so output channel 0 is the readout tokens' share.
+    tokens = torch.zeros(1, encoder.n_tokens, 24)
+    tokens[0, geometry.n_tokens:, 0] = 1.0
+    with torch.no_grad():
+        cross.kv.weight.zero_(), cross.kv.bias.zero_(), cross.proj.weight.copy_(torch.eye(24)), cross.proj.bias.zero_()
+        cross.kv.weight[24, 0] = 1.0
+        out = cross(torch.randn(1, 4, 24), tokens, encoder.cascade_key_bias)
+    torch.testing.assert_close(out[..., 0], torch.full((1, 4), share), atol=1e-5, rtol=0)
+    assert build_model(config.model_copy(update={"mri_readout_share": 0.0}), schema).encoders["mri"].cascade_key_bias is None
+
+
+def test_the_readout_share_lets_the_gradient_reach_the_readout():
+    geometry = volume_geometry(2.0, 8.0)
+    schema = FeatureSchema(mri_shape=geometry.shape, mri_volume={"resolution_mm": 2.0, "patch_mm": 8.0})
+    inputs = ModelInputs(mri=torch.rand(2, *geometry.shape), numeric=torch.zeros(2, 0),
+                         numeric_missing=torch.zeros(2, 0, dtype=torch.bool), categorical=torch.zeros(2, 0, dtype=torch.long),
+                         present=torch.tensor([[True, False, False]] * 2))
+    ratios = {}
+    for share in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(d_model=24, n_heads=2, n_layers=0, mri_readout="pixels", mri_readout_share=share,
+                                        dropout=0.0), schema)
+        model(inputs)[:, 1].sum().backward()
+        encoder = model.encoders["mri"]
+        ratios[share] = float(encoder.readout_fc[1].weight.grad.norm() / encoder.embed[0].weight.grad.norm())
+    assert ratios[0.5] > 100 * ratios[0.0]
+
+
 def test_train_then_predict_a_volume_run(tmp_path):
     from smmt_core.predict import Predictor
     from smmt_core.train.robustness import evaluate_robustness
