@@ -112,15 +112,35 @@ PARCELLATION_HOVER = "cluster {cluster} · {size} tokens (layer {layer})"
 PARCELLATION_NO_TOKEN = "no token here (outside the brain)"
 PARCELLATION_EMPTY = "No 3D clusters (a whole-brain SMMT model shows them here)"
 VIEWER_RESET = "Reset"
-VIEWER_CURSOR = "voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm   intensity {value:.3f}"
+VIEWER_CURSOR = "voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm   intensity {value}"
+VIEWER_CURSOR_MNI = "   = MNI {x:.1f}, {y:.1f}, {z:.1f} mm"
+VIEWER_CURSOR_MODEL = "   model voxel ({i}, {j}, {k}) {value:.3f}"
+VIEWER_SPACE = "Space"
+VIEWER_SPACE_NAMES = {"mni": "MNI", "native": "native"}
+VIEWER_SPACE_TIP = ("MNI: the scan registered to MNI152, at its own resolution, with the model's grid over it. "
+                    "Native: the scan as acquired (after the intake); the crosshair follows the same anatomy "
+                    "through the intake's transform, so you can check the registration.")
+VIEWER_MODEL_LAYER = "What the model saw"
+VIEWER_MODEL_LAYER_TIP = ("Draw the model's own input over the scan (key M): its 2 mm MNI grid, only the slices it "
+                          "was given (dashed lines mark them in the other views); in native space, mapped back "
+                          "through the intake's transform.")
+VIEWER_MODEL_LAYER_OPACITY = "Opacity of what the model saw"
+VIEWER_RADIOLOGICAL = "Radiological"
+VIEWER_RADIOLOGICAL_TIP = ("Radiological display: the patient's right on the screen's left in the axial and coronal "
+                           "views. Unticked: neurological (left on the left).")
+VIEWER_LINK_ZOOM = "Link zoom"
+VIEWER_LINK_ZOOM_TIP = "Zooming or panning one view zooms and pans the other two alike"
 VIEWER_CURSOR_OUTSIDE = "outside the image"
 VIEWER_MODEL_INPUT = "What the model saw ({plane} slices {indices}) with its K-Means attention clusters"
 VIEWER_SLICE_TITLE = "{plane} {index}/{count}"  # slice numbers as the cursor readout counts them
 VIEWER_WINDOW_LEVEL_TIP = "Drag the two bars to set the window (contrast) and level (brightness)"
 VIEWER_HOVER_CLUSTER = "{slice}, patch row {row}, column {col}: cluster {cluster} of {n}"
 VIEWER_SPACE_NOTE = "{space}"
-SPACE_MNI = "MNI space, RAS (as the model sees it)"
-SPACE_RAW = "scanner space, RAS"
+SPACE_MNI = "MNI space, the model's grid (as the model sees it)"
+SPACE_MNI_SCAN = "MNI space · the scan at {voxel} · model grid {model}"
+SPACE_MNI_SCAN_ON_GRID = "MNI space · the scan at {voxel}, on the model's own grid"
+NOTICE_SCAN_NOT_SHOWN = "The scan is shown on the model's 2 mm grid only: {message}"
+SPACE_NATIVE_SCAN = "native space (as acquired) · {voxel} · crosshair mapped through the intake's transform"
 
 # --- prediction panel -------------------------------------------------------------------------
 PRED_NONE = "No prediction yet"
