@@ -504,6 +504,8 @@ class MainWindow(QMainWindow):
         opacity = self.settings.overlay_opacity()
         if opacity is not None:
             self.viewer.set_opacity(opacity)
+        self.viewer.set_radiological(self.settings.viewer_radiological())
+        self.viewer.radiological_changed.connect(self.settings.save_viewer_radiological)
 
     # ================================================================ jobs
     def _start(self, worker: FunctionWorker, *, result=None, error=None, progress=None, busy: str = "") -> FunctionWorker:

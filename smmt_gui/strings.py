@@ -115,6 +115,7 @@ VIEWER_RESET = "Reset"
 VIEWER_CURSOR = "voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm   intensity {value}"
 VIEWER_CURSOR_MNI = "   = MNI {x:.1f}, {y:.1f}, {z:.1f} mm"
 VIEWER_CURSOR_MODEL = "   model voxel ({i}, {j}, {k}) {value:.3f}"
+VIEWER_CURSOR_MODEL_SAME = "   model input {value:.3f}"
 VIEWER_SPACE = "Space"
 VIEWER_SPACE_NAMES = {"mni": "MNI", "native": "native"}
 VIEWER_SPACE_TIP = ("MNI: the scan registered to MNI152, at its own resolution, with the model's grid over it. "
@@ -136,11 +137,11 @@ VIEWER_SLICE_TITLE = "{plane} {index}/{count}"  # slice numbers as the cursor re
 VIEWER_WINDOW_LEVEL_TIP = "Drag the two bars to set the window (contrast) and level (brightness)"
 VIEWER_HOVER_CLUSTER = "{slice}, patch row {row}, column {col}: cluster {cluster} of {n}"
 VIEWER_SPACE_NOTE = "{space}"
-SPACE_MNI = "MNI space, the model's grid (as the model sees it)"
-SPACE_MNI_SCAN = "MNI space · the scan at {voxel} · model grid {model}"
-SPACE_MNI_SCAN_ON_GRID = "MNI space · the scan at {voxel}, on the model's own grid"
 NOTICE_SCAN_NOT_SHOWN = "The scan is shown on the model's 2 mm grid only: {message}"
-SPACE_NATIVE_SCAN = "native space (as acquired) · {voxel} · crosshair mapped through the intake's transform"
+SPACE_MNI = "the model's grid, as the model sees it"
+SPACE_MNI_SCAN = "scan {voxel} · model grid {model}"
+SPACE_MNI_SCAN_ON_GRID = "scan {voxel}, on the model's grid"
+SPACE_NATIVE_SCAN = "scan as acquired, {voxel}"
 
 # --- prediction panel -------------------------------------------------------------------------
 PRED_NONE = "No prediction yet"

@@ -79,7 +79,7 @@ class MriViewer(QWidget):
         self._space_note = ""
         self._model_source: VolumeGeometry | None = None  # the model's grid, zero where it saw nothing
         self._seen: tuple[str, list[int]] | None = None  # (plane, slice indices) the model saw
-        self.model_opacity = 0.6
+        self.model_opacity = 0.5
         self.levels: tuple[float, float] = (0.0, 1.0)
         self.lut: np.ndarray | None = None
         self.active_plane = "axial"
@@ -132,6 +132,7 @@ class MriViewer(QWidget):
         self.cursor_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.space_label = QLabel("")
         self.space_label.setObjectName("spaceLabel")
+        self.space_label.setToolTip(strings.VIEWER_SPACE_TIP)
         self.colormap_box = QComboBox()
         self.colormap_box.addItems(COLORMAPS)
         self.colormap_box.setToolTip(strings.VIEWER_COLORMAP)
@@ -141,11 +142,12 @@ class MriViewer(QWidget):
         self.overlay_check.toggled.connect(self._on_overlay_toggled)
         self.layer_box = QComboBox()
         self.layer_box.setToolTip(strings.VIEWER_OVERLAY_LAYER)
+        self.layer_box.setMaximumWidth(60)
         self.layer_box.currentIndexChanged.connect(self._on_layer_changed)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(int(self.opacity * 100))
-        self.opacity_slider.setMaximumWidth(120)
+        self.opacity_slider.setMaximumWidth(100)
         self.opacity_slider.setToolTip(strings.VIEWER_OVERLAY_OPACITY)
         self.opacity_slider.valueChanged.connect(lambda v: self.set_opacity(v / 100.0))
         self.reset_button = QPushButton(strings.VIEWER_RESET)
@@ -184,29 +186,28 @@ class MriViewer(QWidget):
         self.synthetic_badge.setVisible(False)
         readout = QHBoxLayout()
         readout.addWidget(self.synthetic_badge)
-        readout.addWidget(self.cursor_label, 3)
-        readout.addWidget(self.space_label, 2)
+        readout.addWidget(self.cursor_label, 1)
+        # Row 1: how the image is shown. Row 2: what of the model is drawn over it.
         display = QHBoxLayout()
         display.addWidget(QLabel(strings.VIEWER_SPACE))
         display.addWidget(self.space_box)
-        display.addSpacing(12)
-        display.addWidget(self.model_input_check)
-        display.addWidget(self.model_opacity_slider)
-        display.addSpacing(12)
+        display.addWidget(self.space_label, 1)
         display.addWidget(self.radiological_check)
         display.addWidget(self.link_zoom_check)
-        display.addStretch(1)
+        display.addSpacing(8)
+        display.addWidget(QLabel(strings.VIEWER_COLORMAP))
+        display.addWidget(self.colormap_box)
+        display.addWidget(self.reset_button)
         controls = QHBoxLayout()
-        controls.addStretch(1)
-        controls.addWidget(QLabel(strings.VIEWER_COLORMAP))
-        controls.addWidget(self.colormap_box)
-        controls.addSpacing(12)
+        controls.addWidget(self.model_input_check)
+        controls.addWidget(self.model_opacity_slider)
+        controls.addSpacing(16)
         controls.addWidget(self.overlay_check)
         controls.addWidget(QLabel(strings.VIEWER_OVERLAY_LAYER))
         controls.addWidget(self.layer_box)
         controls.addWidget(QLabel(strings.VIEWER_OVERLAY_OPACITY))
         controls.addWidget(self.opacity_slider)
-        controls.addWidget(self.reset_button)
+        controls.addStretch(1)
 
         self.model_input = ModelInputView()
         self.model_input.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -351,10 +352,14 @@ class MriViewer(QWidget):
         shown = _voxel_text(g.spacing)
         if self.space == "native":
             return strings.SPACE_NATIVE_SCAN.format(voxel=shown)
-        model = self.model_grid
-        if model is None or (model.shape == g.shape and np.allclose(model.affine, g.affine)):
+        if self.model_grid is None or self._on_model_grid():
             return strings.SPACE_MNI_SCAN_ON_GRID.format(voxel=shown)
-        return strings.SPACE_MNI_SCAN.format(voxel=shown, model=_voxel_text(model.spacing))
+        return strings.SPACE_MNI_SCAN.format(voxel=shown, model=_voxel_text(self.model_grid.spacing))
+
+    def _on_model_grid(self) -> bool:
+        """The image shown has the model's own voxels (a 2 mm demo scan): one voxel index for both."""
+        g, model = self.geometry_, self.model_grid
+        return g is not None and model is not None and g.shape == model.shape and np.allclose(g.affine, model.affine)
 
     def set_synthetic(self, synthetic: bool) -> None:
         """Mark the image on screen as SYNTHETIC (demo cohort) or not."""
@@ -418,6 +423,7 @@ class MriViewer(QWidget):
             self.radiological_check.blockSignals(False)
         for view in self.views.values():
             view.set_radiological(on)
+        self.model_input.set_mirrored(on)  # the strip's axial and coronal slices too, so the clusters match
         self.radiological_changed.emit(on)
 
     @property
@@ -747,7 +753,9 @@ class MriViewer(QWidget):
         model = self.model_grid
         if model is not None and model is not g and self.link is not None:
             m = model_ijk if model_ijk is not None else model.voxel_of_mm((x, y, z))
-            if model.contains(m):
+            if model.contains(m) and self._on_model_grid():
+                text += strings.VIEWER_CURSOR_MODEL_SAME.format(value=model.value_at(m))  # same grid: the value
+            elif model.contains(m):
                 text += strings.VIEWER_CURSOR_MODEL.format(i=m[0], j=m[1], k=m[2], value=model.value_at(m))
         self.cursor_label.setText(text)
 

@@ -62,7 +62,7 @@ def test_after_the_intake_the_registered_scan_and_the_native_scan_are_offered(lo
     window.cohort_panel.select_row(1)
     qtbot.waitUntil(lambda: "native" in viewer.scans, timeout=60000)
     assert viewer.space == "mni" and viewer.geometry_.shape == shape and viewer.space_box.isEnabled()
-    assert "the scan at 4 mm · model grid 8 mm" in viewer.space_label.text()
+    assert viewer.space_label.text() == "scan 4 mm · model grid 8 mm"
     before = viewer.cursor_mni_mm()
     viewer.space_box.setCurrentIndex(viewer.space_box.findData("native"))
     assert viewer.geometry_.shape == (60, 72, 60) and viewer.cursor_mni_mm() == pytest.approx(before)
@@ -78,3 +78,17 @@ def test_a_scan_that_cannot_be_shown_leaves_the_grid_and_says_why(loaded, qtbot,
     qtbot.waitUntil(lambda: "gone" in window.message_bar.label.text(), timeout=60000)
     assert "t1_mni.nii.gz" in window.message_bar.label.text()
     assert viewer.geometry_ is viewer.model_grid and not viewer.scans
+
+
+def test_the_radiological_display_is_remembered(qtbot):
+    from smmt_gui.main_window import MainWindow
+
+    first = MainWindow(scan_runs=False)
+    qtbot.addWidget(first)
+    assert not first.viewer.radiological  # neurological by default
+    first.viewer.radiological_check.setChecked(True)
+    first.close()
+    second = MainWindow(scan_runs=False)
+    qtbot.addWidget(second)
+    assert second.viewer.radiological and second.viewer.views["axial"].view.xInverted()
+    second.close()

@@ -97,7 +97,7 @@ def test_the_scan_is_shown_at_its_own_resolution_and_read_out_on_its_own_grid(vi
     assert "voxel (10, 10, 4)" in text and "-4.5, -4.5, -4.5 mm" in text
     assert f"intensity {1 + 10 * 10000 + 10 * 100 + 4}" in text  # the scan's own value
     assert "model voxel (3, 4, 2) 1.000" in text  # and the 2 mm voxel the model had there (the marker)
-    assert viewer.space_label.text() == "MNI space · the scan at 1 mm · model grid 2 mm"
+    assert viewer.space_label.text() == "scan 1 mm · model grid 2 mm"
 
 
 def test_what_the_model_saw_is_its_own_grid_over_the_scan_and_can_be_switched_off(viewer, qtbot):
@@ -178,7 +178,7 @@ def test_native_space_shows_the_scan_as_acquired_and_maps_the_crosshair(with_nat
     assert np.linalg.norm(np.subtract(viewer.geometry_.to_mm(viewer.cursor), expected)) <= np.sqrt(3) / 2
     assert viewer.cursor_mni_mm() == pytest.approx(tuple(point))  # not snapped to a native voxel
     text = viewer.cursor_label.text()
-    assert "= MNI" in text and "native space" in viewer.space_label.text()
+    assert "= MNI" in text and viewer.space_label.text() == "scan as acquired, 1 mm"
     assert viewer.model_index("axial") is None and viewer.view_overlay_ids() is None  # the 2 mm grid is not laid flat
     viewer.set_space("mni")
     assert viewer.cursor == mni_voxel  # back where it was: no drift from round trips
@@ -209,6 +209,10 @@ def screen_x(view, item) -> float:
 
 def test_radiological_mirrors_axial_and_coronal_and_the_letters_follow(viewer, qtbot):
     axial, sagittal = viewer.views["axial"], viewer.views["sagittal"]
+    rng = np.random.default_rng(0)
+    viewer.set_clusters(SimpleNamespace(slices=rng.random((2, 16, 16)).astype(np.float32),
+                                        cluster_ids=[rng.integers(0, 4, (2, 4, 4))], slice_indices=[2, 5],
+                                        plane="axial"))
     left, right = axial.letters[0], axial.letters[1]  # "L", "R"
     assert left.textItem.toPlainText() == "L" and screen_x(axial, left) < screen_x(axial, right)
     with qtbot.waitSignal(viewer.radiological_changed) as blocker:
@@ -216,6 +220,7 @@ def test_radiological_mirrors_axial_and_coronal_and_the_letters_follow(viewer, q
     assert blocker.args == [True]
     assert axial.view.xInverted() and viewer.views["coronal"].view.xInverted() and not sagittal.view.xInverted()
     assert screen_x(axial, right) < screen_x(axial, left)  # R on the screen's left
+    assert all(view.xInverted() for view in viewer.model_input.views)  # the strip below follows
     coronal = viewer.views["coronal"]
     assert screen_x(coronal, coronal.letters[1]) < screen_x(coronal, coronal.letters[0])
     p, a = sagittal.letters[0], sagittal.letters[1]
@@ -229,6 +234,7 @@ def test_radiological_mirrors_axial_and_coronal_and_the_letters_follow(viewer, q
     assert viewer.cursor[0] > SCAN_SHAPE[0] // 2
     viewer.set_radiological(False)
     assert not axial.view.xInverted() and screen_x(axial, left) < screen_x(axial, right)
+    assert not any(view.xInverted() for view in viewer.model_input.views)
 
 
 # --- linked zoom ----------------------------------------------------------------------------------------
