@@ -49,7 +49,7 @@ from smmt_gui.export import ReportContext, export_report
 from smmt_gui.panels.cohort import CohortPanel
 from smmt_gui.panels.log import LogPanel
 from smmt_gui.panels.prediction import PredictionPanel
-from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, Session
+from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS, Session
 from smmt_gui.settings import AppSettings, runs_dir
 from smmt_gui.viewer import OrthoViewer
 from smmt_gui.workers import FunctionWorker, live_workers
@@ -98,6 +98,14 @@ def preview_job(t1_path):
 
     result = MRICache(intake=IntakeSettings(mode="off"), require_qc=False).get(t1_path, PreprocessConfig())
     return result.volume, result.affine, list(result.warnings)
+
+
+def scan_views_job(t1_path, intake: dict | None):
+    """The subject's scan at its own resolution, in MNI space and (after the intake) as acquired:
+    what the viewer shows under the model's 2 mm grid (`smmt_core.data.scan_views`)."""
+    from smmt_core.data.scan_views import load_scan_views
+
+    return load_scan_views(t1_path, intake)
 
 
 def load_model_job(run_dir: str):
@@ -249,6 +257,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or AppSettings()
         self.intake_dialog = None  # the intake of a raw scan, while it runs
+        self._shown_intake_image = None  # the intake's MNI image behind the viewer's volume (None: a preview)
         self.session = Session()
         self._workers: list[FunctionWorker] = []
         self._predict_worker: FunctionWorker | None = None  # at most one prediction in flight
@@ -495,6 +504,8 @@ class MainWindow(QMainWindow):
         opacity = self.settings.overlay_opacity()
         if opacity is not None:
             self.viewer.set_opacity(opacity)
+        self.viewer.set_radiological(self.settings.viewer_radiological())
+        self.viewer.radiological_changed.connect(self.settings.save_viewer_radiological)
 
     # ================================================================ jobs
     def _start(self, worker: FunctionWorker, *, result=None, error=None, progress=None, busy: str = "") -> FunctionWorker:
@@ -649,10 +660,28 @@ class MainWindow(QMainWindow):
         volume, affine, warnings = value
         self.viewer.set_volume(volume, affine, space=strings.SPACE_MNI)
         self.viewer.set_clusters(None)
-        self.session.shown_volume_key = subject.key
+        self.session.shown_volume_key, self._shown_intake_image = subject.key, None
+        self._load_scans(subject, None)
         if warnings:
             self.prediction_panel.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
         self.subject_shown.emit(subject)
+
+    def _load_scans(self, subject, intake: dict | None) -> None:
+        """Bring the scan itself (own resolution; native space after the intake) under the model's
+        grid that the viewer already shows; a scan that cannot be shown leaves the grid and a notice."""
+        if subject.t1_path is None:
+            return
+        ticket = self.session.requests.new(SCANS)
+        self._start(FunctionWorker(scan_views_job, subject.t1_path, intake, name="scans"),
+                    result=lambda views, t=ticket: self.session.is_current(t) and self._on_scans(views),
+                    error=lambda message, t=ticket: self.session.is_current(t) and self.show_notice(
+                        strings.NOTICE_SCAN_NOT_SHOWN.format(message=message)))
+
+    def _on_scans(self, views) -> None:
+        native = (views.native.volume, views.native.affine) if views.native is not None else None
+        self.viewer.set_scans((views.mni.volume, views.mni.affine), native, views.mni_to_native)
+        for note in views.notes:
+            log.info("%s", note)
 
     # ================================================================ prediction
     def request_prediction(self) -> None:
@@ -696,10 +725,14 @@ class MainWindow(QMainWindow):
             self._run_prediction()
 
     def _on_prediction(self, subject, prediction) -> None:
-        new_volume = prediction.volume is not None and self.session.shown_volume_key != subject.key
+        # A new subject, or the first prediction of a previewed one (the intake may have registered it).
+        intake_image = (prediction.intake or {}).get("t1_mni")
+        new_volume = prediction.volume is not None and (
+            self.session.shown_volume_key != subject.key or intake_image != self._shown_intake_image)
         if new_volume:
             self.viewer.set_volume(prediction.volume, prediction.volume_affine, space=strings.SPACE_MNI)
-            self.session.shown_volume_key = subject.key
+            self.session.shown_volume_key, self._shown_intake_image = subject.key, intake_image
+            self._load_scans(subject, prediction.intake)
         saw_mri = prediction.slices is not None and "mri" in prediction.modalities_used
         self.viewer.set_clusters(prediction if saw_mri else None)  # MRI off: the model saw no slices
         volume_clusters = "mri" in prediction.modalities_used and getattr(prediction, "patch_grid", None) is not None

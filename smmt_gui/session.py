@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 # Request channels. A new model makes every result of the old one stale; a new subject makes its
-# predictions and preview stale.
-MODEL, PREDICT, PREDICT_ALL, PREVIEW = "model", "predict", "predict-all", "preview"
+# predictions, preview and scan (the viewer's own-resolution images) stale.
+MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS = "model", "predict", "predict-all", "preview", "scans"
 
 
 class Event:
@@ -115,7 +115,7 @@ class Session:
     def set_subject(self, subject) -> None:
         """A new current subject: its old prediction and preview requests are stale."""
         self.subject = subject
-        self.requests.drop(PREDICT, PREVIEW)
+        self.requests.drop(PREDICT, PREVIEW, SCANS)
         self.last_prediction = None
         self.subject_changed.emit(subject)
 

@@ -23,6 +23,7 @@ KEY_RECENT_MODELS = "recent/models"
 KEY_LAST_OPEN_DIR = "recent/last_open_dir"
 KEY_COLORMAP = "viewer/colormap"
 KEY_OVERLAY_OPACITY = "viewer/overlay_opacity"
+KEY_RADIOLOGICAL = "viewer/radiological"
 WIZARD_PREFIX = "wizard/"  # D2's wizard stores its last values under this group
 
 
@@ -103,6 +104,13 @@ class AppSettings:
         except (TypeError, ValueError):
             return None
         return value if 0.0 <= value <= 1.0 else None  # also rejects NaN
+
+    def viewer_radiological(self) -> bool:
+        """Whether the viewer was last left in radiological display (default: neurological)."""
+        return bool(self.get(KEY_RADIOLOGICAL, False, bool))
+
+    def save_viewer_radiological(self, on: bool) -> None:
+        self.qsettings.setValue(KEY_RADIOLOGICAL, bool(on))
 
     # --- plain values ---------------------------------------------------------------------------
     def get(self, key: str, default=None, type_=None):

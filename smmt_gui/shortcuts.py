@@ -22,7 +22,7 @@ TOGGLE_CATEGORICAL = "Alt+3"
 # Viewer navigation (handled by the viewer's keyPressEvent, listed here so they are documented):
 # Up / Down or Page Up / Page Down: next / previous slice of the view under the mouse (the last
 # one clicked); A / C / S: focus axial / coronal / sagittal; O: show or hide the cluster overlay;
-# R: reset zoom and window/level. Clicking a view moves the linked crosshair.
+# M: show or hide what the model saw; R: reset zoom and window/level. Clicking a view moves the linked crosshair.
 VIEWER_KEYS = {
     "next_slice": ("Up", "PgUp"),
     "previous_slice": ("Down", "PgDown"),
@@ -30,6 +30,7 @@ VIEWER_KEYS = {
     "focus_coronal": ("C",),
     "focus_sagittal": ("S",),
     "toggle_overlay": ("O",),
+    "toggle_model_layer": ("M",),
     "reset": ("R",),
 }
 

@@ -122,8 +122,14 @@ class CohortPanel(QWidget):
         self.predict_all_button.setToolTip(strings.COHORT_PREDICT_ALL_TIP)
         self.predict_all_button.setEnabled(False)
         self.predict_all_button.clicked.connect(self.predict_all_requested.emit)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # Every column as wide as its contents except the subject id, which takes what is left (and
+        # elides when the dock is narrow): the prediction columns on the right stay in view at the
+        # default window width instead of scrolling off (issue 11.8).
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # sub-ADNI…0295: both ends stay readable
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.selectionModel().currentRowChanged.connect(self._on_row)
         layout = QVBoxLayout(self)

@@ -146,6 +146,7 @@ class PredictionPanel(QWidget):
         self._update_toggle_states()
         self.prediction = None
         self.title.setText(subject_id or strings.PRED_NEED_SUBJECT)
+        self._mark_guess(False)
         self._show_probabilities({})
         self._show_contributions({})
         self.used_label.setText("")
@@ -154,6 +155,7 @@ class PredictionPanel(QWidget):
     def clear(self) -> None:
         self.prediction = None
         self.title.setText(strings.PRED_NONE)
+        self._mark_guess(False)
         self._show_probabilities({})
         self._show_contributions({})
         self.used_label.setText("")
@@ -164,6 +166,7 @@ class PredictionPanel(QWidget):
         self.prediction = None
         self.busy_label.setText("")
         self.title.setText(strings.PRED_NOTHING_TO_PREDICT)
+        self._mark_guess(False)
         self._show_probabilities({})
         self._show_contributions({})
         self.used_label.setText(strings.PRED_NONE_USED)
@@ -192,11 +195,20 @@ class PredictionPanel(QWidget):
         used = [strings.MODALITY_NAMES.get(m, m).split(" (")[0] for m in prediction.modalities_used]
         self.used_label.setText(strings.PRED_USED.format(used=", ".join(used)) if used else strings.PRED_NONE_USED)
         self._show_contributions(prediction.contributions)
+        self._mark_guess(bool(prediction.guess_note))
         notes = [strings.PRED_GUESS_NOTE.format(note=prediction.guess_note)] if prediction.guess_note else []
         self.warnings.setText("\n".join(notes + [f"⚠ {w}" for w in prediction.warnings]))
         self.synthetic_badge.setVisible(self.synthetic_badge.isVisible() or bool(prediction.synthetic_model))
 
     # --- drawing --------------------------------------------------------------------------------
+    def _mark_guess(self, guess: bool) -> None:
+        """A guess must not look like a finding: the class label loses its bold and turns grey
+        (style.qss: QLabel#predictionTitle[guess="true"]) while the at-chance note is shown."""
+        if self.title.property("guess") != guess:
+            self.title.setProperty("guess", guess)
+            self.title.style().unpolish(self.title)
+            self.title.style().polish(self.title)
+
     def _build_bars(self) -> None:
         for bar in self.prob_bars.values():
             self.prob_layout.removeWidget(bar)

@@ -26,6 +26,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QTableWidget,
@@ -65,6 +67,8 @@ BATCH_COLOUR = (0, 114, 178, 70)
 ENERGY_COLOUR = "#009E73"
 POWER_COLOUR = "#CC79A7"
 BATCH_REDRAW_MS = 100
+PLOT_MIN_HEIGHT = 150
+AXIS_LABEL_OVERHANG_PX = 8
 
 
 def _format_metric(value) -> str:
@@ -88,7 +92,11 @@ def styled_plot(title: str, y_label: str, x_label: str) -> pg.PlotWidget:
         axis.enableAutoSIPrefix(False)  # "kWh", not "kWh (x0.001)"
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMenuEnabled(False)
-    plot.setMinimumHeight(150)
+    # pyqtgraph hangs an axis label a few pixels below its axis (it counts 80 % of the label's height
+    # and nudges it down 5 px): a bottom margin keeps "minutes" whole when the plot is at its minimum
+    # height, e.g. with the log panel open (issue 11.8).
+    plot.getPlotItem().layout.setContentsMargins(1, 1, 4, AXIS_LABEL_OVERHANG_PX)
+    plot.setMinimumHeight(PLOT_MIN_HEIGHT)
     return plot
 
 
@@ -245,13 +253,21 @@ class TrainingDashboard(QWidget):
         splitter.setStretchFactor(1, 2)
         splitter.setChildrenCollapsible(False)
 
+        # Below its minimum height (a small window, the log panel open) the dashboard scrolls rather
+        # than squeezing its plots until their axes are cut.
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(splitter)
+
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addWidget(self.info_label)
         layout.addWidget(self.circular_label)
         layout.addLayout(progress)
         layout.addLayout(status_row)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.scroll, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     # --- public API ------------------------------------------------------------------------------

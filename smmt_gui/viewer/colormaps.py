@@ -6,6 +6,8 @@ levels set to (0, n), maps id k exactly to colour k (pyqtgraph scales values int
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyqtgraph as pg
 
@@ -48,4 +50,19 @@ def cluster_lut(n_clusters: int) -> np.ndarray:
     for k in range(n):
         lut[k, :3] = cluster_color(k)
         lut[k, 3] = 255
+    return lut
+
+
+@functools.lru_cache(maxsize=1)
+def model_input_lut() -> np.ndarray:
+    """(256, 4) RGBA for what the model saw, drawn over the scan: black-body red -> yellow -> white
+    (a colour no grey scan has), fully transparent at 0 so the background and the voxels the model
+    did not see leave the scan untouched."""
+    v = np.linspace(0.0, 1.0, 256)
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[:, 0] = np.clip(0.35 + 2.0 * v, 0, 1) * 255
+    lut[:, 1] = np.clip(2.0 * v - 0.45, 0, 1) * 255
+    lut[:, 2] = np.clip(3.0 * v - 2.0, 0, 1) * 255
+    lut[:, 3] = 255
+    lut[:3, 3] = 0  # values below ~0.01: the background outside the brain
     return lut

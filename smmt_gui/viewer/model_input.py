@@ -32,6 +32,8 @@ class ModelInputView(pg.GraphicsLayoutWidget):
         self.slice_names: list[str] = []  # the label above each slice, e.g. "axial 45"
         self.opacity = 0.45
         self.overlay_visible = True
+        self.mirrored = False  # radiological display: left-right flipped (axial and coronal slices)
+        self.plane = "axial"
         self.images: list[pg.ImageItem] = []
         self.overlays: list[pg.ImageItem] = []
         self.views: list[pg.ViewBox] = []
@@ -71,6 +73,7 @@ class ModelInputView(pg.GraphicsLayoutWidget):
         self.images, self.overlays, self.views = [], [], []
         self.slices, self.cluster_ids = new_slices, new_ids
         self._key = key
+        self.plane = plane
         if self.slices is None:
             return
         self.layer = min(self.layer, max(len(self.cluster_ids) - 1, 0))
@@ -82,6 +85,7 @@ class ModelInputView(pg.GraphicsLayoutWidget):
             self.addLabel(label, row=0, col=s, color=(200, 200, 210), size="8pt")
             view = self.addViewBox(row=1, col=s, lockAspect=True, enableMenu=False, enableMouse=False)
             view.invertY(True)
+            view.invertX(self._mirror_plane())
             item = pg.ImageItem(np.ascontiguousarray(image), axisOrder="row-major", levels=(0.0, 1.0))
             overlay = pg.ImageItem(axisOrder="row-major")
             overlay.setZValue(5)
@@ -92,6 +96,16 @@ class ModelInputView(pg.GraphicsLayoutWidget):
             self.overlays.append(overlay)
             self.views.append(view)
         self._draw_overlay()
+
+    def set_mirrored(self, mirrored: bool) -> None:
+        """Radiological display: flip the slices' left and right like the ortho views (the columns of
+        an axial or coronal model slice run from the patient's left to right)."""
+        self.mirrored = bool(mirrored)
+        for view in self.views:
+            view.invertX(self._mirror_plane())
+
+    def _mirror_plane(self) -> bool:
+        return self.mirrored and self.plane in ("axial", "coronal")
 
     def set_layer(self, layer: int) -> None:
         self.layer = int(layer)

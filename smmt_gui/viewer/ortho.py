@@ -1,12 +1,21 @@
 """The MRI viewer widget: three linked orthogonal views, window/level, colormap, cluster overlay.
 
 Layout: axial · coronal · sagittal side by side with a slice slider under each, the intensity
-histogram with draggable levels on the right (it drives all three views), a control row
-(cursor read-out, colormap, cluster overlay on/off, layer, opacity, reset), and below it the strip
-of slices the model saw with their K-Means cluster ids (`ModelInputView`).
+histogram with draggable levels on the right (it drives all three views), the cursor read-out,
+two control rows (space, what the model saw, radiological display, linked zoom; colormap,
+cluster overlay on/off, layer, opacity, reset), and below them the strip of slices the model saw
+with their K-Means cluster ids (`ModelInputView`).
 
-State lives in a Qt-free `VolumeGeometry`; this widget only turns its state into pixels, so the
-crosshair, slice and coordinate logic is tested without drawing.
+What is shown (issues 9.3 and 11.9, FSLeyes habits): the subject's scan at its *own* resolution
+(`set_scans`: the 1 mm registered T1 in MNI space, or the scan as acquired in native space), with
+the model's 2 mm grid (`set_volume`) laid over it: its voxels as a toggleable "what the model saw"
+layer, its attention clusters and slice positions. Until a scan arrives the model's grid itself is
+shown. In native space the crosshair goes through the intake's MNI -> native transform, so one
+point is the same anatomy in both spaces (`cursor_mni_mm`). Radiological display mirrors the
+axial and coronal views; zooming or panning one view zooms and pans the other two alike.
+
+State lives in Qt-free `VolumeGeometry` / `GridLink` objects; this widget only turns their state
+into pixels, so the crosshair, slice and coordinate logic is tested without drawing.
 """
 
 from __future__ import annotations
@@ -30,10 +39,12 @@ from PySide6.QtWidgets import (
 )
 
 from smmt_gui import shortcuts, strings
-from smmt_gui.viewer.colormaps import COLORMAPS, cluster_color, cluster_lut, colormap
+from smmt_gui.viewer.colormaps import COLORMAPS, cluster_color, cluster_lut, colormap, model_input_lut
 from smmt_gui.viewer.model_input import ModelInputView
 from smmt_gui.viewer.slice_view import SliceView
-from smmt_gui.viewer.volume import PLANE_AXES, PLANES, VolumeGeometry, robust_levels
+from smmt_gui.viewer.volume import PLANE_AXES, PLANES, GridLink, VolumeGeometry, resample_slice, robust_levels
+
+SPACES = ("mni", "native")
 
 HISTOGRAM_MAX_VOXELS = 400_000  # the histogram is computed on a strided sample of the volume
 
@@ -50,13 +61,25 @@ def image_grid_to_view(grid: np.ndarray) -> np.ndarray:
 class MriViewer(QWidget):
     """Orthogonal views + histogram + controls + the model-input strip."""
 
-    cursor_changed = Signal(object)  # (i, j, k)
+    cursor_changed = Signal(object)  # (i, j, k) of the image shown
     status_text = Signal(str)
+    image_changed = Signal()  # another image is shown (a new subject, its scan arrived, the space changed)
+    radiological_changed = Signal(bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.geometry_: VolumeGeometry | None = None
+        self.geometry_: VolumeGeometry | None = None  # the image shown
+        self.model_grid: VolumeGeometry | None = None  # the model's grid (MNI, 2 mm): what it saw
+        self.scans: dict[str, VolumeGeometry] = {}  # "mni" / "native": the scan at its own resolution
+        self.mni_to_native = np.eye(4)  # the intake's transform (RAS mm -> RAS mm)
+        self.space = "mni"
+        self.link: GridLink | None = None  # the model's grid in the shown image's display frame (MNI only)
+        self._cursor_mni: np.ndarray | None = None  # the crosshair in MNI mm (kept unsnapped across spaces)
+        self._space_note = ""
+        self._model_source: VolumeGeometry | None = None  # the model's grid, zero where it saw nothing
+        self._seen: tuple[str, list[int]] | None = None  # (plane, slice indices) the model saw
+        self.model_opacity = 0.5
         self.levels: tuple[float, float] = (0.0, 1.0)
         self.lut: np.ndarray | None = None
         self.active_plane = "axial"
@@ -95,6 +118,7 @@ class MriViewer(QWidget):
             view.clicked.connect(lambda x, y, p=plane: self._on_view_clicked(p, x, y))
             view.hovered.connect(lambda x, y, p=plane: self._on_view_hovered(p, x, y))
             view.activated.connect(self._set_active)
+            view.zoomed.connect(self._on_view_zoomed)
             slider.setObjectName(f"slider_{plane}")
             slider.setEnabled(False)
             slider.valueChanged.connect(lambda value, p=plane: self._on_slider(p, value))
@@ -108,6 +132,7 @@ class MriViewer(QWidget):
         self.cursor_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.space_label = QLabel("")
         self.space_label.setObjectName("spaceLabel")
+        self.space_label.setToolTip(strings.VIEWER_SPACE_TIP)
         self.colormap_box = QComboBox()
         self.colormap_box.addItems(COLORMAPS)
         self.colormap_box.setToolTip(strings.VIEWER_COLORMAP)
@@ -117,15 +142,41 @@ class MriViewer(QWidget):
         self.overlay_check.toggled.connect(self._on_overlay_toggled)
         self.layer_box = QComboBox()
         self.layer_box.setToolTip(strings.VIEWER_OVERLAY_LAYER)
+        self.layer_box.setMaximumWidth(60)
         self.layer_box.currentIndexChanged.connect(self._on_layer_changed)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(int(self.opacity * 100))
-        self.opacity_slider.setMaximumWidth(120)
+        self.opacity_slider.setMaximumWidth(100)
         self.opacity_slider.setToolTip(strings.VIEWER_OVERLAY_OPACITY)
         self.opacity_slider.valueChanged.connect(lambda v: self.set_opacity(v / 100.0))
         self.reset_button = QPushButton(strings.VIEWER_RESET)
         self.reset_button.clicked.connect(self.reset_view)
+        self.space_box = QComboBox()
+        self.space_box.setObjectName("spaceBox")
+        for space in SPACES:
+            self.space_box.addItem(strings.VIEWER_SPACE_NAMES[space], space)
+        self.space_box.setToolTip(strings.VIEWER_SPACE_TIP)
+        self.space_box.setEnabled(False)
+        self.space_box.currentIndexChanged.connect(lambda i: self.set_space(self.space_box.itemData(i)))
+        self.model_input_check = QCheckBox(strings.VIEWER_MODEL_LAYER)
+        self.model_input_check.setObjectName("modelLayerCheck")
+        self.model_input_check.setToolTip(strings.VIEWER_MODEL_LAYER_TIP)
+        self.model_input_check.setEnabled(False)
+        self.model_input_check.toggled.connect(lambda _on: self._draw_model_layer(PLANES))
+        self.model_opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.model_opacity_slider.setRange(0, 100)
+        self.model_opacity_slider.setValue(round(self.model_opacity * 100))
+        self.model_opacity_slider.setMaximumWidth(100)
+        self.model_opacity_slider.setToolTip(strings.VIEWER_MODEL_LAYER_OPACITY)
+        self.model_opacity_slider.valueChanged.connect(lambda v: self.set_model_opacity(v / 100.0))
+        self.radiological_check = QCheckBox(strings.VIEWER_RADIOLOGICAL)
+        self.radiological_check.setObjectName("radiologicalCheck")
+        self.radiological_check.setToolTip(strings.VIEWER_RADIOLOGICAL_TIP)
+        self.radiological_check.toggled.connect(self.set_radiological)
+        self.link_zoom_check = QCheckBox(strings.VIEWER_LINK_ZOOM)
+        self.link_zoom_check.setToolTip(strings.VIEWER_LINK_ZOOM_TIP)
+        self.link_zoom_check.setChecked(True)
 
         for label in (self.cursor_label, self.space_label):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -135,19 +186,28 @@ class MriViewer(QWidget):
         self.synthetic_badge.setVisible(False)
         readout = QHBoxLayout()
         readout.addWidget(self.synthetic_badge)
-        readout.addWidget(self.cursor_label, 3)
-        readout.addWidget(self.space_label, 2)
+        readout.addWidget(self.cursor_label, 1)
+        # Row 1: how the image is shown. Row 2: what of the model is drawn over it.
+        display = QHBoxLayout()
+        display.addWidget(QLabel(strings.VIEWER_SPACE))
+        display.addWidget(self.space_box)
+        display.addWidget(self.space_label, 1)
+        display.addWidget(self.radiological_check)
+        display.addWidget(self.link_zoom_check)
+        display.addSpacing(8)
+        display.addWidget(QLabel(strings.VIEWER_COLORMAP))
+        display.addWidget(self.colormap_box)
+        display.addWidget(self.reset_button)
         controls = QHBoxLayout()
-        controls.addStretch(1)
-        controls.addWidget(QLabel(strings.VIEWER_COLORMAP))
-        controls.addWidget(self.colormap_box)
-        controls.addSpacing(12)
+        controls.addWidget(self.model_input_check)
+        controls.addWidget(self.model_opacity_slider)
+        controls.addSpacing(16)
         controls.addWidget(self.overlay_check)
         controls.addWidget(QLabel(strings.VIEWER_OVERLAY_LAYER))
         controls.addWidget(self.layer_box)
         controls.addWidget(QLabel(strings.VIEWER_OVERLAY_OPACITY))
         controls.addWidget(self.opacity_slider)
-        controls.addWidget(self.reset_button)
+        controls.addStretch(1)
 
         self.model_input = ModelInputView()
         self.model_input.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -164,6 +224,7 @@ class MriViewer(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(grid, 1)
         layout.addLayout(readout)
+        layout.addLayout(display)
         layout.addLayout(controls)
         title_row = QHBoxLayout()
         title_row.addWidget(self.model_input_title, 1)
@@ -180,13 +241,84 @@ class MriViewer(QWidget):
 
     def set_volume(self, volume: np.ndarray, affine: np.ndarray | None = None, *, space: str = "",
                    keep_cursor: bool = False) -> None:
-        """Show a 3D volume (any float array); the crosshair goes to the centre unless kept."""
-        old = self.geometry_
+        """The model's grid (any 3D float array, e.g. the 2 mm MNI volume a prediction carries) of a
+        new subject: shown as it is until `set_scans` brings the scan itself. The crosshair goes to
+        the centre unless kept (same MNI point)."""
         geometry = VolumeGeometry(volume, np.eye(4) if affine is None else affine)
-        if keep_cursor and old is not None and old.shape == geometry.shape:
-            geometry.cursor = old.cursor
+        cursor = self._cursor_mni if keep_cursor else None
+        self.model_grid = geometry
+        self.scans, self.mni_to_native, self.space = {}, np.eye(4), "mni"
+        self._space_note = space
+        self._set_seen(self._seen)
+        self._update_space_box()
+        self._show(geometry, cursor_mni=cursor, reset_zoom=not keep_cursor)
+
+    def set_scans(self, mni: tuple[np.ndarray, np.ndarray] | None, native: tuple[np.ndarray, np.ndarray] | None = None,
+                  mni_to_native: np.ndarray | None = None) -> None:
+        """The subject's scan at its own resolution: `mni` (volume, affine) in MNI space and, for a
+        scan that went through the intake, `native` (volume, affine) as acquired, with the intake's
+        4x4 MNI -> native transform (RAS mm). The crosshair stays on the same MNI point."""
+        scans = {}
+        if mni is not None:
+            scans["mni"] = VolumeGeometry(*mni)
+        if native is not None:
+            scans["native"] = VolumeGeometry(*native)
+        matrix = np.eye(4) if mni_to_native is None else np.asarray(mni_to_native, dtype=float)
+        if matrix.shape != (4, 4) or abs(np.linalg.det(matrix[:3, :3])) < 1e-8:
+            raise ValueError("mni_to_native must be an invertible 4x4 matrix")
+        cursor = self._cursor_mni
+        self.scans, self.mni_to_native = scans, matrix
+        if self.space not in self.available_spaces():
+            self.space = "mni"
+        self._update_space_box()
+        self._show(self._image_for(self.space), cursor_mni=cursor, reset_zoom=True)
+
+    def available_spaces(self) -> list[str]:
+        """The spaces the subject can be shown in: MNI always, native for a scan the intake moved."""
+        return ["mni", *(["native"] if "native" in self.scans else [])]
+
+    def set_space(self, space: str) -> None:
+        """Show the subject in MNI space or in its own (native) space; the crosshair keeps its anatomy."""
+        if space == self.space or space not in self.available_spaces() or self.geometry_ is None:
+            self._update_space_box()
+            return
+        self.space = space
+        self._update_space_box()
+        self._show(self._image_for(space), cursor_mni=self._cursor_mni, reset_zoom=True)
+
+    def _image_for(self, space: str) -> VolumeGeometry:
+        return self.scans.get(space) or self.model_grid
+
+    def _update_space_box(self) -> None:
+        self.space_box.blockSignals(True)
+        self.space_box.setCurrentIndex(SPACES.index(self.space))
+        self.space_box.blockSignals(False)
+        self.space_box.setEnabled(len(self.available_spaces()) > 1)
+
+    def cursor_mni_mm(self) -> tuple[float, float, float] | None:
+        """The crosshair as an MNI point (mm), whichever space is shown."""
+        return None if self._cursor_mni is None else tuple(float(v) for v in self._cursor_mni)
+
+    def shown_to_mni_mm(self, xyz_mm) -> np.ndarray:
+        """A point of the shown image's space (mm) as an MNI point (mm)."""
+        p = np.array([*xyz_mm, 1.0])
+        return (np.linalg.solve(self.mni_to_native, p) if self.space == "native" else p)[:3]
+
+    def mni_to_shown_mm(self, xyz_mm) -> np.ndarray:
+        p = np.array([*xyz_mm, 1.0])
+        return (self.mni_to_native @ p if self.space == "native" else p)[:3]
+
+    def _show(self, geometry: VolumeGeometry, *, cursor_mni=None, reset_zoom: bool = True) -> None:
+        """Make `geometry` the image on screen; the crosshair on `cursor_mni` (MNI mm) or the centre."""
         self.geometry_ = geometry
-        self.space_label.setText(space)
+        if cursor_mni is not None:
+            geometry.cursor = geometry.clamp(geometry.voxel_of_mm(self.mni_to_shown_mm(cursor_mni)))
+        self.link = None
+        if self.model_grid is not None and self.space == "mni":
+            try:
+                self.link = GridLink(geometry, self.model_grid)
+            except ValueError:  # an oblique grid: the model's voxels cannot be laid over it exactly
+                self.link = None
         step = max(1, int(np.ceil((geometry.volume.size / HISTOGRAM_MAX_VOXELS) ** (1 / 3))))
         sample = geometry.volume[::step, ::step, ::step]
         self._histogram_source.setImage(_histogram_sample(sample), autoLevels=False, levels=robust_levels(sample))
@@ -197,19 +329,47 @@ class MriViewer(QWidget):
             slider.setValue(geometry.slice_index(plane))
             slider.setEnabled(True)
             slider.blockSignals(False)
-        self.set_levels(robust_levels(geometry.volume))
+        self.set_levels(self._default_levels())
+        self._cursor_mni = (np.asarray(cursor_mni, dtype=float) if cursor_mni is not None
+                            else self.shown_to_mni_mm(geometry.to_mm(geometry.cursor)))
+        self.model_input_check.setEnabled(self.model_grid is not None)
+        self.space_label.setText(self._space_text())
         self._redraw(PLANES)
+        self._draw_view_overlay()
+        self._draw_markers()
         self._show_cursor(geometry.cursor)
-        if not keep_cursor:
+        if reset_zoom:
             for view in self.views.values():
                 view.reset_zoom()
+        self.image_changed.emit()
+
+    def _space_text(self) -> str:
+        g = self.geometry_
+        if g is None:
+            return ""
+        if g is self.model_grid:
+            return self._space_note
+        shown = _voxel_text(g.spacing)
+        if self.space == "native":
+            return strings.SPACE_NATIVE_SCAN.format(voxel=shown)
+        if self.model_grid is None or self._on_model_grid():
+            return strings.SPACE_MNI_SCAN_ON_GRID.format(voxel=shown)
+        return strings.SPACE_MNI_SCAN.format(voxel=shown, model=_voxel_text(self.model_grid.spacing))
+
+    def _on_model_grid(self) -> bool:
+        """The image shown has the model's own voxels (a 2 mm demo scan): one voxel index for both."""
+        g, model = self.geometry_, self.model_grid
+        return g is not None and model is not None and g.shape == model.shape and np.allclose(g.affine, model.affine)
 
     def set_synthetic(self, synthetic: bool) -> None:
         """Mark the image on screen as SYNTHETIC (demo cohort) or not."""
         self.synthetic_badge.setVisible(bool(synthetic))
 
     def clear(self) -> None:
-        self.geometry_ = None
+        self.geometry_ = self.model_grid = self.link = self._cursor_mni = None
+        self.scans, self.mni_to_native, self.space = {}, np.eye(4), "mni"
+        self._update_space_box()
+        self.model_input_check.setEnabled(False)
         for plane in PLANES:
             self.views[plane].clear_image()
             self.sliders[plane].setEnabled(False)
@@ -222,10 +382,12 @@ class MriViewer(QWidget):
         return None if self.geometry_ is None else self.geometry_.cursor
 
     def set_cursor(self, ijk) -> None:
+        """Move the crosshair to voxel `ijk` of the image shown."""
         if self.geometry_ is None:
             return
         old = self.geometry_.cursor
         self.geometry_.cursor = self.geometry_.clamp(ijk)
+        self._cursor_mni = self.shown_to_mni_mm(self.geometry_.to_mm(self.geometry_.cursor))
         changed = [p for p in PLANES if old[PLANE_AXES[p][0]] != self.geometry_.cursor[PLANE_AXES[p][0]]]
         for plane in PLANES:
             slider = self.sliders[plane]
@@ -236,12 +398,52 @@ class MriViewer(QWidget):
         self._show_cursor(self.geometry_.cursor)
         self.cursor_changed.emit(self.geometry_.cursor)
 
+    def set_cursor_mni(self, xyz_mm) -> None:
+        """Move the crosshair to an MNI point (mm), in whichever space is shown: the voxel nearest
+        to it, while the point itself is kept (a switch of space maps it, not the voxel centre)."""
+        if self.geometry_ is not None:
+            self.set_cursor(self.geometry_.voxel_of_mm(self.mni_to_shown_mm(xyz_mm)))
+            self._cursor_mni = np.asarray(xyz_mm, dtype=float)
+
     def set_slice(self, plane: str, index: int) -> None:
         if self.geometry_ is None:
             return
         ijk = list(self.geometry_.cursor)
         ijk[PLANE_AXES[plane][0]] = index
         self.set_cursor(ijk)
+
+    # --- display conventions ----------------------------------------------------------------------
+    def set_radiological(self, on: bool) -> None:
+        """Radiological display (the patient's right on the screen's left in the axial and coronal
+        views) or neurological (left on the left, the default); the letters follow."""
+        on = bool(on)
+        if self.radiological_check.isChecked() != on:
+            self.radiological_check.blockSignals(True)
+            self.radiological_check.setChecked(on)
+            self.radiological_check.blockSignals(False)
+        for view in self.views.values():
+            view.set_radiological(on)
+        self.model_input.set_mirrored(on)  # the strip's axial and coronal slices too, so the clusters match
+        self.radiological_changed.emit(on)
+
+    @property
+    def radiological(self) -> bool:
+        return self.radiological_check.isChecked()
+
+    def _on_view_zoomed(self, plane: str) -> None:
+        """The user zoomed or panned one view: the other two show the same magnification, centred
+        on the same point along the axes they share with it."""
+        if not self.link_zoom_check.isChecked() or self.geometry_ is None:
+            return
+        magnification, (cx, cy) = self.views[plane].zoom()
+        _, h, v = PLANE_AXES[plane]
+        centre = {h: cx, v: cy}
+        for other in PLANES:
+            if other == plane:
+                continue
+            _, h2, v2 = PLANE_AXES[other]
+            _, (ox, oy) = self.views[other].zoom()
+            self.views[other].set_zoom(magnification, (centre.get(h2, ox), centre.get(v2, oy)))
 
     # --- window / level / colormap -------------------------------------------------------
     def set_levels(self, levels: tuple[float, float]) -> None:
@@ -306,7 +508,103 @@ class MriViewer(QWidget):
         for view in self.views.values():
             view.reset_zoom()
         if self.geometry_ is not None:
-            self.set_levels(robust_levels(self.geometry_.volume))
+            self.set_levels(self._default_levels())
+
+    def _default_levels(self) -> tuple[float, float]:
+        """The robust window of the image shown (on a strided sample: a 1 mm scan has ~8 M voxels)."""
+        volume = self.geometry_.volume
+        step = max(1, int(np.ceil((volume.size / HISTOGRAM_MAX_VOXELS) ** (1 / 3))))
+        return robust_levels(volume[::step, ::step, ::step])
+
+    # --- what the model saw -------------------------------------------------------------------
+    def set_model_opacity(self, opacity: float) -> None:
+        self.model_opacity = float(min(max(opacity, 0.0), 1.0))
+        if self.model_opacity_slider.value() != round(self.model_opacity * 100):
+            self.model_opacity_slider.blockSignals(True)
+            self.model_opacity_slider.setValue(round(self.model_opacity * 100))
+            self.model_opacity_slider.blockSignals(False)
+        for view in self.views.values():
+            view.model_layer.setOpacity(self.model_opacity)
+
+    def set_model_layer_visible(self, on: bool) -> None:
+        self.model_input_check.setChecked(bool(on))
+
+    def _set_seen(self, seen: tuple[str, list[int]] | None) -> None:
+        """What of the model's grid the model saw: a slice model's slices (plane, indices), or all of
+        it (None: a whole-brain model, or no prediction yet)."""
+        self._seen = seen
+        grid = self.model_grid
+        if grid is None:
+            self._model_source = None
+            return
+        volume = grid.volume
+        if seen is not None:
+            plane, indices = seen
+            axis = PLANE_AXES[plane][0]
+            keep = np.zeros(grid.shape[axis], dtype=bool)
+            keep[[i for i in indices if 0 <= i < grid.shape[axis]]] = True
+            shape = [1, 1, 1]
+            shape[axis] = -1
+            volume = volume * keep.reshape(shape)
+        self._model_source = VolumeGeometry(volume, grid.affine)
+
+    def model_index(self, plane: str) -> int | None:
+        """The slice of the model's grid through the crosshair, or None where its grid cannot be
+        laid over the image shown (native space)."""
+        return None if self.link is None else self.link.other_index(plane)
+
+    def model_rect(self, plane: str, rect=None) -> QRectF | None:
+        """A rectangle of the model's display frame (default: its whole slice) in the shown image's."""
+        return None if self.link is None else QRectF(*self.link.rect(plane, rect))
+
+    def model_voxel_at(self, plane: str, x: float, y: float) -> tuple[int, int, int] | None:
+        """The voxel of the model's grid under a display position, or None (no grid, outside it)."""
+        if self.link is None:
+            return None
+        ijk = self.link.other_voxel_at(plane, x, y)
+        return ijk if self.model_grid.contains(ijk) else None
+
+    def model_layer_image(self, plane: str) -> np.ndarray | None:
+        """What the model saw on the current slice of `plane`, as drawn ([horizontal, vertical], in
+        the model's voxels in MNI space, in the shown image's voxels in native space), or None."""
+        if not (self.model_input_check.isChecked() and self._model_source is not None and self.geometry_):
+            return None
+        if self.link is not None:
+            index = self.link.other_index(plane)
+            if not 0 <= index < self._model_source.n_slices(plane):
+                return None
+            if self._seen is not None and plane == self._seen[0] and index not in self._seen[1]:
+                return None  # a slice model did not see this slice
+            return self._model_source.slice_image(plane, index)
+        if self.space == "native":
+            return resample_slice(self.geometry_, plane, self._model_source, np.linalg.inv(self.mni_to_native))
+        return None
+
+    def _draw_model_layer(self, planes) -> None:
+        lut = model_input_lut()
+        for plane in planes:
+            view = self.views[plane]
+            image = self.model_layer_image(plane)
+            if image is None:
+                view.set_model_layer(None)
+                continue
+            rect = self.model_rect(plane) if self.link is not None else None
+            view.set_model_layer(image, rect, lut, self.model_opacity)
+        if tuple(planes) == PLANES:
+            self._draw_markers()
+
+    def _draw_markers(self) -> None:
+        """Dashed lines where a slice model's slices cut the other two views (MNI space, layer on)."""
+        show = self._seen is not None and self.link is not None and self.model_input_check.isChecked()
+        for plane, view in self.views.items():
+            if not show or plane == self._seen[0]:
+                view.set_markers([], vertical=False)
+                continue
+            _, h, v = PLANE_AXES[plane]
+            axis = PLANE_AXES[self._seen[0]][0]
+            spacing, offset = self.model_grid.spacing[axis], self.link.offset[axis]
+            positions = [(i + 0.5) * spacing + offset for i in self._seen[1]]
+            view.set_markers(positions, vertical=(axis == h))
 
     # --- cluster overlay --------------------------------------------------------------------
     def set_clusters(self, prediction_like=None, *, grid_to_view: GridToView | None = None,
@@ -324,6 +622,8 @@ class MriViewer(QWidget):
         self.cluster_ids = [np.asarray(a) for a in ids]
         self.cluster_slice_indices = indices
         self.cluster_plane = plane if (ids and indices) else None
+        self._set_seen((plane, indices) if (slices is not None and indices) else None)
+        self._draw_model_layer(PLANES)
         self.grid_to_view = grid_to_view or image_grid_to_view
         self.cluster_rect = cluster_rect
         self.model_input.set_input(slices, self.cluster_ids, indices, plane)
@@ -339,9 +639,16 @@ class MriViewer(QWidget):
 
     def go_to_model_slice(self, number: int = 0) -> None:
         """Move the crosshair to a slice the model saw, so its cluster overlay is in view."""
-        if self.cluster_plane and self.cluster_slice_indices and self.geometry_ is not None:
-            index = self.cluster_slice_indices[min(number, len(self.cluster_slice_indices) - 1)]
-            self.set_slice(self.cluster_plane, index)
+        if not (self.cluster_plane and self.cluster_slice_indices and self.geometry_ is not None
+                and self.model_grid is not None and self._cursor_mni is not None):
+            return
+        index = self.cluster_slice_indices[min(number, len(self.cluster_slice_indices) - 1)]
+        axis = PLANE_AXES[self.cluster_plane][0]
+        ijk = list(self.model_grid.voxel_of_mm(self._cursor_mni))
+        ijk[axis] = index
+        target = np.array(self._cursor_mni, dtype=float)
+        target[axis] = self.model_grid.to_mm(ijk)[axis]  # the slice's centre, the rest of the point kept
+        self.set_cursor_mni(target)
 
     @property
     def layer(self) -> int:
@@ -359,9 +666,9 @@ class MriViewer(QWidget):
 
     def view_overlay_ids(self) -> np.ndarray | None:
         """The ids drawn over the ortho view of the cluster plane now ([horizontal, vertical]), or None."""
-        if not (self.cluster_plane and self.cluster_ids and self.overlay_check.isChecked() and self.geometry_):
+        if not (self.cluster_plane and self.cluster_ids and self.overlay_check.isChecked() and self.link):
             return None
-        index = self.geometry_.slice_index(self.cluster_plane)
+        index = self.link.other_index(self.cluster_plane)
         if index not in self.cluster_slice_indices:
             return None
         s = self.cluster_slice_indices.index(index)
@@ -378,11 +685,12 @@ class MriViewer(QWidget):
         if ids is None:
             view.set_overlay(None)
             return
-        s = self.cluster_slice_indices.index(self.geometry_.slice_index(self.cluster_plane))
+        s = self.cluster_slice_indices.index(self.link.other_index(self.cluster_plane))
         if self.cluster_rect is not None:
-            rect = self.cluster_rect(s)
+            r = self.cluster_rect(s)
+            rect = self.model_rect(self.cluster_plane, (r.x(), r.y(), r.width(), r.height()))
         else:
-            rect = QRectF(*self.geometry_.model_slice_rect_mm(self.cluster_plane))
+            rect = self.model_rect(self.cluster_plane, self.model_grid.model_slice_rect_mm(self.cluster_plane))
         n = max(int(a.max()) for a in self.cluster_ids) + 1
         view.set_overlay(ids, rect, cluster_lut(n), self.opacity)
 
@@ -427,15 +735,29 @@ class MriViewer(QWidget):
             self.views[plane].set_crosshair(*g.plane_cursor_mm(plane))
         if self.cluster_plane in planes:
             self._draw_view_overlay()
+        self._draw_model_layer(planes)
 
-    def _show_cursor(self, ijk) -> None:
+    def _show_cursor(self, ijk, model_ijk=None) -> None:
+        """The read-out: the voxel of the image shown, in its own grid and in mm, its intensity; in
+        native space the same point in MNI mm; and the model's own voxel when its grid differs."""
         g = self.geometry_
         if g is None or not g.contains(ijk):
             self.cursor_label.setText(strings.VIEWER_CURSOR_OUTSIDE)
             return
         x, y, z = g.to_mm(ijk)
-        self.cursor_label.setText(strings.VIEWER_CURSOR.format(i=ijk[0], j=ijk[1], k=ijk[2], x=x, y=y, z=z,
-                                                               value=g.value_at(ijk)))
+        text = strings.VIEWER_CURSOR.format(i=ijk[0], j=ijk[1], k=ijk[2], x=x, y=y, z=z,
+                                            value=_intensity_text(g.value_at(ijk)))
+        if self.space == "native":
+            mx, my, mz = self.shown_to_mni_mm((x, y, z))
+            text += strings.VIEWER_CURSOR_MNI.format(x=mx, y=my, z=mz)
+        model = self.model_grid
+        if model is not None and model is not g and self.link is not None:
+            m = model_ijk if model_ijk is not None else model.voxel_of_mm((x, y, z))
+            if model.contains(m) and self._on_model_grid():
+                text += strings.VIEWER_CURSOR_MODEL_SAME.format(value=model.value_at(m))  # same grid: the value
+            elif model.contains(m):
+                text += strings.VIEWER_CURSOR_MODEL.format(i=m[0], j=m[1], k=m[2], value=model.value_at(m))
+        self.cursor_label.setText(text)
 
     def _show_hover(self, text: str) -> None:
         self.model_input.setToolTip(text)
@@ -455,7 +777,7 @@ class MriViewer(QWidget):
 
     def _on_view_hovered(self, plane: str, x: float, y: float) -> None:
         if self.geometry_ is not None:
-            self._show_cursor(self.geometry_.voxel_at(plane, x, y))
+            self._show_cursor(self.geometry_.voxel_at(plane, x, y), self.model_voxel_at(plane, x, y))
 
     def _on_slider(self, plane: str, value: int) -> None:
         self.set_slice(plane, value)
@@ -479,6 +801,8 @@ class MriViewer(QWidget):
             self.active_plane = "sagittal"
         elif name in keys["toggle_overlay"]:
             self.overlay_check.setChecked(not self.overlay_check.isChecked())
+        elif name in keys["toggle_model_layer"]:
+            self.model_input_check.setChecked(not self.model_input_check.isChecked())
         elif name in keys["reset"]:
             self.reset_view()
         else:
@@ -503,6 +827,7 @@ def _histogram_sample(sample: np.ndarray) -> np.ndarray:
 _KEY_NAMES = {
     Qt.Key.Key_Up: "Up", Qt.Key.Key_Down: "Down", Qt.Key.Key_PageUp: "PgUp", Qt.Key.Key_PageDown: "PgDown",
     Qt.Key.Key_A: "A", Qt.Key.Key_C: "C", Qt.Key.Key_S: "S", Qt.Key.Key_O: "O", Qt.Key.Key_R: "R",
+    Qt.Key.Key_M: "M",
 }
 
 
@@ -511,6 +836,17 @@ def _key_name(key) -> str:
         return _KEY_NAMES.get(Qt.Key(key), "")
     except ValueError:
         return ""
+
+
+def _intensity_text(value: float) -> str:
+    """0.757 on the model's [0, 1] scale, 1234 or 101005 in scanner units (never 1.01e+05)."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}" if abs(value) >= 1 else f"{value:.3f}"
+
+
+def _voxel_text(spacing) -> str:
+    """'1 mm' for isotropic voxels, '0.9 x 0.9 x 1.2 mm' otherwise."""
+    values = [f"{float(v):.2g}" for v in spacing]
+    return f"{values[0]} mm" if len(set(values)) == 1 else f"{' x '.join(values)} mm"
 
 
 OrthoViewer = MriViewer  # the name the package exports

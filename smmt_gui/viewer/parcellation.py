@@ -3,7 +3,8 @@
 Why separate from `MriViewer.set_clusters`: a slice model's clusters live on a few 2D slices, a
 volume model's on a 3D patch grid covering the whole brain, so they are drawn in *every* view at
 *every* slice. This module is self-contained: `VolumeParcellation` draws on an existing
-`MriViewer`'s view overlays and follows its crosshair; `ClusterLegend` is the palette legend with
+`MriViewer`'s view overlays, on the viewer's model grid (laid over a 1 mm scan with the model's own
+voxel size; not drawn in native space), and follows its crosshair; `ClusterLegend` is the palette legend with
 a layer choice and opacity. The label volume comes from the core
 (`Prediction.cluster_label_volume`), so this module only turns labels into pixels.
 
@@ -13,7 +14,7 @@ Labels are drawn shifted by one so that "no token" (-1) is the transparent row 0
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -65,6 +66,7 @@ class VolumeParcellation(QObject):
         self.visible = True
         self._drawn: set[str] = set()  # planes whose overlay this object drew
         viewer.cursor_changed.connect(lambda _ijk: self.redraw())
+        viewer.image_changed.connect(self.redraw)
         for plane, view in viewer.views.items():
             view.hovered.connect(lambda x, y, p=plane: self._on_hover(p, x, y))
 
@@ -82,7 +84,7 @@ class VolumeParcellation(QObject):
 
     def set_labels(self, labels: list[np.ndarray], sizes: list[dict[int, int]]) -> None:
         """Per-layer label volumes and cluster sizes (tokens); empty lists clear the overlay."""
-        shape = self.viewer.geometry_.shape if self.viewer.geometry_ is not None else None
+        shape = self.viewer.model_grid.shape if self.viewer.model_grid is not None else None
         for volume in labels:
             if volume.ndim != 3 or (shape is not None and tuple(volume.shape) != tuple(shape)):
                 raise ValueError(f"cluster labels of shape {volume.shape} do not match the volume {shape}")
@@ -104,34 +106,35 @@ class VolumeParcellation(QObject):
         self.redraw()
 
     def slice_labels(self, plane: str) -> np.ndarray | None:
-        """The labels of the current slice of a plane, [horizontal, vertical], or None."""
-        g = self.viewer.geometry_
-        if not self.labels or g is None:
+        """The labels of the model-grid slice through the crosshair, [horizontal, vertical], or None
+        (no labels, or a space the model's grid is not drawn in)."""
+        index = self.viewer.model_index(plane)
+        if not self.labels or index is None:
             return None
         fixed = PLANE_AXES[plane][0]
-        return np.take(self.labels[self.layer], g.slice_index(plane), axis=fixed)
+        if not 0 <= index < self.labels[self.layer].shape[fixed]:
+            return None
+        return np.take(self.labels[self.layer], index, axis=fixed)
 
     def redraw(self) -> None:
-        g = self.viewer.geometry_
         lut = parcellation_lut(self.n_clusters)
         for plane in PLANES:
             view = self.viewer.views[plane]
             ids = self.slice_labels(plane) if self.visible else None
-            if ids is None or g is None:
+            rect = self.viewer.model_rect(plane)
+            if ids is None or rect is None:
                 if plane in self._drawn:  # hide only what this overlay drew (slice clusters stay)
                     view.set_overlay(None)
                     self._drawn.discard(plane)
                 continue
-            width, height = g.plane_extent_mm(plane)
-            view.set_overlay(ids + 1, QRectF(0.0, 0.0, width, height), lut, self.opacity)
+            view.set_overlay(ids + 1, rect, lut, self.opacity)
             self._drawn.add(plane)
 
     def _on_hover(self, plane: str, x: float, y: float) -> None:
-        g = self.viewer.geometry_
-        if not self.labels or g is None:
+        if not self.labels:
             return
-        ijk = g.voxel_at(plane, x, y)
-        if not g.contains(ijk):
+        ijk = self.viewer.model_voxel_at(plane, x, y)
+        if ijk is None:
             return
         label = int(self.labels[self.layer][tuple(ijk)])
         text = cluster_hover_text(label, self.sizes[self.layer], self.layer)

@@ -6,6 +6,13 @@ Conventions (the volume is reoriented to RAS, as `smmt_core.data.preprocess` ret
   sagittal fixes i (x); shows y (anterior) to the right, z up      -> volume[i, :, :]
 Each 2D slice is indexed [horizontal, vertical], which is pyqtgraph's default (column-major)
 image order, so slices go to `ImageItem` without transposing.
+
+Display frame: a view's coordinates are mm from the outer edge of voxel 0 along the view's two
+axes (`plane_extent_mm`, `plane_cursor_mm`). The viewer shows one image (the scan at its own
+resolution) and lays a second grid over it (the model's 2 mm grid): `GridLink` says where that
+grid's voxels lie in the shown image's display frame when both are axis-aligned in the same world
+space (MNI); `resample_slice` samples a volume on the shown slice through any world-to-world map
+(the intake's MNI -> native transform).
 """
 
 from __future__ import annotations
@@ -133,3 +140,80 @@ class VolumeGeometry:
 
     def value_at(self, ijk) -> float:
         return float(self.volume[tuple(int(v) for v in ijk)])
+
+    def voxel_of_mm(self, xyz_mm) -> tuple[int, int, int]:
+        """The voxel whose centre is nearest to a world point (mm); unclamped."""
+        ijk = np.linalg.solve(self.affine, np.array([*xyz_mm, 1.0]))[:3]
+        return tuple(int(v) for v in np.floor(ijk + 0.5))
+
+    def display_origin_mm(self) -> np.ndarray:
+        """World position of the display frame's origin (the outer corner of voxel 0): axis-aligned grids."""
+        return self.affine[:3, 3] - 0.5 * self.spacing
+
+
+@dataclass
+class GridLink:
+    """Where a second grid (`other`, the model's) lies in the display frame of the `shown` image.
+
+    Both must be axis-aligned (RAS, diagonal affines) in the same world space; then a slice of
+    `other` is a rectangle in a view of `shown`, shifted by `offset` mm, and drawing it there with
+    its own voxel size is exact (no resampling). `shown` may be `other` itself (offset 0).
+    """
+
+    shown: VolumeGeometry
+    other: VolumeGeometry
+
+    def __post_init__(self):
+        from smmt_core.data.scan_views import is_axis_aligned
+
+        if not (is_axis_aligned(self.shown.affine) and is_axis_aligned(self.other.affine)):
+            raise ValueError("both grids must be axis-aligned to be laid over each other")
+        self.offset = self.other.display_origin_mm() - self.shown.display_origin_mm()
+
+    def other_index(self, plane: str) -> int:
+        """The slice of `other` that holds the shown cursor, along the plane's axis (unclamped)."""
+        fixed = PLANE_AXES[plane][0]
+        return self.other.voxel_of_mm(self.shown.to_mm(self.shown.cursor))[fixed]
+
+    def other_voxel_at(self, plane: str, x_mm: float, y_mm: float) -> tuple[int, int, int]:
+        """The voxel of `other` under display position (x, y) of a view of `shown` (unclamped)."""
+        fixed, h, v = PLANE_AXES[plane]
+        ijk = [0, 0, 0]
+        ijk[h] = int(np.floor((x_mm - self.offset[h]) / self.other.spacing[h]))
+        ijk[v] = int(np.floor((y_mm - self.offset[v]) / self.other.spacing[v]))
+        ijk[fixed] = self.other_index(plane)
+        return tuple(ijk)
+
+    def rect(self, plane: str, rect: tuple[float, float, float, float] | None = None) -> tuple[float, float, float, float]:
+        """A rectangle (x, y, w, h) in the display frame of `other` (default: its whole slice),
+        moved into the display frame of `shown`."""
+        _, h, v = PLANE_AXES[plane]
+        x, y, w, hh = rect if rect is not None else (0.0, 0.0, *self.other.plane_extent_mm(plane))
+        return float(x + self.offset[h]), float(y + self.offset[v]), float(w), float(hh)
+
+    def shown_index_of(self, plane: str, other_index: int) -> int:
+        """The slice of `shown` through the centre of slice `other_index` of `other` (clamped)."""
+        fixed = PLANE_AXES[plane][0]
+        ijk = list(self.other.cursor)
+        ijk[fixed] = other_index
+        target = self.shown.voxel_of_mm(self.other.to_mm(ijk))[fixed]
+        return int(min(max(target, 0), self.shown.shape[fixed] - 1))
+
+
+def resample_slice(shown: VolumeGeometry, plane: str, source: VolumeGeometry, shown_to_source_mm: np.ndarray,
+                   order: int = 0) -> np.ndarray:
+    """`source` sampled at the voxel centres of the shown image's current slice of `plane`
+    ([horizontal, vertical], like `slice_image`), through a 4x4 world-to-world map; 0 outside.
+
+    Nearest neighbour (order 0) keeps the source's own voxels visible (the model's 2 mm blocks)."""
+    from scipy.ndimage import map_coordinates
+
+    fixed, h, v = PLANE_AXES[plane]
+    n_h, n_v = shown.shape[h], shown.shape[v]
+    grid_h, grid_v = np.meshgrid(np.arange(n_h), np.arange(n_v), indexing="ij")
+    ijk = np.ones((4, n_h * n_v))
+    ijk[h], ijk[v], ijk[fixed] = grid_h.ravel(), grid_v.ravel(), shown.slice_index(plane)
+    to_source_voxels = np.linalg.inv(source.affine) @ np.asarray(shown_to_source_mm, dtype=float) @ shown.affine
+    coords = (to_source_voxels @ ijk)[:3]
+    values = map_coordinates(source.volume, coords, order=order, mode="constant", cval=0.0, prefilter=False)
+    return np.ascontiguousarray(values.reshape(n_h, n_v), dtype=np.float32)

@@ -48,7 +48,8 @@ def test_prediction_for_the_first_subject(loaded):
     assert window.cohort_panel.model.predictions["sub-001"][0] == prediction.prediction
     assert window.model_box.currentText() == "tiny" and window.act_export.isEnabled()
     assert window.device_label.text() == "device: CPU"
-    assert window.viewer.has_volume and window.viewer.space_label.text() == strings.SPACE_MNI
+    assert window.viewer.has_volume and window.viewer.space_label.text() in (
+        strings.SPACE_MNI, strings.SPACE_MNI_SCAN_ON_GRID.format(voxel="8 mm"))
 
 
 def test_cluster_overlay_is_what_the_model_returned(loaded):

@@ -109,3 +109,26 @@ def test_a_prediction_without_a_patch_grid_clears_it(viewer):
     parcellation.set_labels(labels, [sizes_of(v) for v in labels])
     parcellation.set_prediction(SimpleNamespace(patch_grid=None, cluster_ids=[]))
     assert parcellation.labels == [] and not viewer.views["axial"].overlay.isVisible()
+
+
+def test_over_a_finer_scan_the_parcellation_keeps_the_models_voxels_and_stays_in_mni(viewer, qtbot):
+    """The labels live on the model's grid (here 1 mm, identity); a 0.5 mm scan under it changes
+    where they are drawn, not what: each label voxel covers two scan voxels, and native space has none."""
+    parcellation = VolumeParcellation(viewer)
+    labels = label_volumes()
+    parcellation.set_labels(labels, [sizes_of(v) for v in labels])
+    fine = np.diag([0.5, 0.5, 0.5, 1.0])
+    fine[:3, 3] = -0.25  # the same outer corner as the model's grid: offset 0
+    scan = np.zeros(tuple(2 * n for n in SHAPE), np.float32)
+    with qtbot.waitSignal(viewer.image_changed):
+        viewer.set_scans((scan, fine), (scan, fine), np.eye(4))
+    viewer.set_cursor_mni((12.0, 5.0, 3.0))
+    assert viewer.cursor == (25, 11, 7)  # the 0.5 mm voxel centred at (12.25, 5.25, 3.25) mm
+    overlay = viewer.views["axial"].overlay
+    np.testing.assert_array_equal(overlay.image, labels[0][:, :, 3] + 1)  # the model's own slice, unresampled
+    rect = overlay.mapRectToParent(overlay.boundingRect())
+    assert (rect.x(), rect.y(), rect.width(), rect.height()) == pytest.approx((0.0, 0.0, 20.0, 24.0))
+    viewer.set_space("native")
+    assert not any(viewer.views[p].overlay.isVisible() for p in PLANES)
+    viewer.set_space("mni")
+    assert viewer.views["axial"].overlay.isVisible()

@@ -1,0 +1,83 @@
+"""Issue 11.8 leftovers: nothing cut at the default window size (the dashboard's minutes axis with the
+log panel open, the cohort table's prediction columns), and a guess that does not look like a finding."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+
+from smmt_core.data.subject import Cohort, Subject
+from smmt_core.predict import Prediction
+from smmt_gui.app import _style_sheet
+from smmt_gui.panels.prediction import PredictionPanel
+
+DEFAULT_SIZE = (1500, 900)  # the window's size on first launch (MainWindow._restore_settings)
+
+
+def test_the_minutes_axis_stays_whole_with_the_log_panel_open(main_window, qtbot, tmp_path):
+    from tests.gui.test_training_dashboard import scripted_events
+
+    window = main_window
+    window.resize(*DEFAULT_SIZE)
+    window.show()
+    window.tabs.setCurrentWidget(window.dashboard)
+    window.log_dock.show()
+    qtbot.waitExposed(window)
+    for event in scripted_events(tmp_path / "run", epochs=12, batches=4):
+        window.dashboard.handle_event(event)
+    qtbot.waitUntil(lambda: window.dashboard.energy_plot.isVisible(), timeout=2000)
+    qtbot.wait(50)  # one layout pass
+    for plot in (window.dashboard.energy_plot, window.dashboard.power_plot, window.dashboard.loss_plot):
+        label = plot.getAxis("bottom").label
+        assert label.isVisible() and label.toPlainText().strip() in ("minutes", "epoch")
+        box = label.sceneBoundingRect()
+        assert 0 <= box.top() and box.bottom() <= plot.viewport().height(), (label.toPlainText(), box, plot.height())
+    scroll = window.dashboard.scroll  # below its minimum the dashboard scrolls instead of squeezing
+    assert scroll.widget().height() >= scroll.widget().minimumSizeHint().height()
+
+
+def test_the_cohort_tables_prediction_columns_fit_the_default_window(main_window, qtbot, tmp_path):
+    window = main_window
+    window.resize(*DEFAULT_SIZE)
+    window.resizeDocks([window.cohort_dock], [400], Qt.Orientation.Horizontal)  # its width on first launch
+    window.show()
+    qtbot.waitExposed(window)
+    subjects = [Subject(f"sub-{i:03d}", label="AD" if i % 2 else "CN", t1_path=tmp_path / f"{i}.nii",
+                        numeric={"MMSE": 25.0}, categorical={"PTGENDER": "Male"}) for i in range(60)]
+    window.cohort_panel.set_cohort(Cohort(subjects, layout="bids", root=tmp_path, name="wide"))
+    for subject in subjects[:5]:
+        window.cohort_panel.set_prediction(subject.key, "CN", 0.72)
+    table = window.cohort_panel.table
+    qtbot.wait(50)
+    header = table.horizontalHeader()
+    last = header.logicalIndex(header.count() - 1)
+    assert table.horizontalScrollBar().maximum() == 0
+    assert header.sectionViewportPosition(last) + header.sectionSize(last) <= table.viewport().width()
+    for column in (2, 3, 4, 5):  # label, modalities, prediction, P: never squeezed below their contents
+        assert header.sectionSize(column) >= table.sizeHintForColumn(column)
+
+
+def guess(note: str | None) -> Prediction:
+    reliability = {"at_chance": bool(note), "note": note} if note else {}
+    return Prediction(subject_id="sub-01", prediction="AD", probabilities={"CN": 0.45, "AD": 0.55},
+                      modalities_used=["clinical"], modalities_missing=[], contributions={}, reliability=reliability)
+
+
+def test_a_guess_is_not_bold_and_is_muted(qtbot):
+    panel = PredictionPanel()
+    panel.setStyleSheet(_style_sheet())  # the app's style sheet, as create_app sets it
+    qtbot.addWidget(panel)
+    panel.set_model("run", ["CN", "AD"])
+    panel.set_subject("sub-01", {"clinical"})
+    panel.show()
+    qtbot.waitExposed(panel)
+    title = panel.title
+    panel.set_prediction(guess(None))
+    finding_colour = title.palette().color(QPalette.ColorRole.WindowText)
+    assert title.font().bold()
+    panel.set_prediction(guess("a guess, not a finding: at chance"))
+    assert "a guess, not a finding" in panel.warnings.text()
+    assert not title.font().bold()
+    assert title.palette().color(QPalette.ColorRole.WindowText).lightness() > finding_colour.lightness() + 60
+    panel.set_prediction(guess(None))  # a finding again
+    assert title.font().bold()
