@@ -155,6 +155,8 @@ STATUS_PREDICTED_ALL = "Predicted {done} of {n} scans ({failed} could not be pre
 EXPORT_DIALOG = "Export prediction report (base name)"
 EXPORT_TITLE = report.REPORT_TITLE
 EXPORT_FILTER = "Report (*.pdf *.png *.csv *.json)"
+EXPORT_QC_CAPTION = ("Registration QC: the MNI152 brain outline (red) and grey/white boundary (yellow) over "
+                     "the registered scan")
 
 # --- about ------------------------------------------------------------------------------------
 ABOUT_TEXT = (
