@@ -7,7 +7,8 @@ Colin27 comes with Debian's `mricron-data` package (/usr/share/mricron/templates
 Each run is a fresh Python process with an empty cache, so "first time" includes what a new
 `smmt preprocess` worker pays: importing torch/ANTs/nilearn, loading the template and deepbet's
 model. Per run it prints the seconds of every part (`IntakeResult.seconds`, which do not overlap),
-the whole first run, the cached re-run and the load average (`os.getloadavg`, what `uptime` shows)
+the whole first run, the cached re-run, the CPU seconds the process used (all threads: what does
+not depend on the machine's load) and the load average (`os.getloadavg`, what `uptime` shows)
 before and after; then the median over the runs.
 Target (issue 9): <= 30 s on 2 CPU cores the first time, <= 1 s from the cache.
 """
@@ -21,6 +22,7 @@ STARTED = time.perf_counter()  # before the heavy imports: a new process pays th
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -87,12 +89,15 @@ def main(argv=None) -> int:
         return 2
     runs = []
     for n in range(args.runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run([sys.executable, os.path.abspath(__file__), args.t1, "--threads", str(args.threads),
                                "--one-run-json"], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"run {n + 1} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
             return 1
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU seconds of that process, all threads
+        runs[-1]["cpu"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
     print(f"input: {args.t1}; {args.threads} threads (torch, ITK); {len(runs)} fresh processes; "
           f"{os.cpu_count()} CPUs visible")
     parts = list(dict.fromkeys(k for r in runs for k in r["seconds"]))
@@ -106,6 +111,7 @@ def main(argv=None) -> int:
     row("first run (no imports)", [r["first_run"] for r in runs])
     row("fresh process, total", [r["fresh_process"] for r in runs])
     row("from the cache", [r["cached"] for r in runs], 3)
+    row("CPU seconds (process)", [r["cpu"] for r in runs])
     row("load average before", [r["load_before"] for r in runs])
     row("load average after", [r["load_after"] for r in runs])
     last = runs[-1]
