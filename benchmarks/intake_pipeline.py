@@ -34,7 +34,9 @@ COLIN27 = "/usr/share/mricron/templates/ch2.nii.gz"
 def one_run(t1: str, threads: int) -> dict:
     """In this (fresh) process: imports, the intake with an empty cache, then again from the cache."""
     load_before = os.getloadavg()[0]
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
+    from smmt_core.device import configure_worker_process
+
+    configure_worker_process(threads)  # as `smmt preprocess` sets up each worker
     import torch
 
     torch.set_num_threads(threads)

@@ -66,8 +66,9 @@ def _scans(path: Path, adnimerge):
 
 def _worker_init(threads: int) -> None:
     """Each worker gets its share of the cores (torch for deepbet, ITK for ANTs)."""
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when deepbet first imports it
+    from smmt_core.device import configure_worker_process
+
+    configure_worker_process(threads)
 
 
 def _work(t1: str, settings: dict, cache_root: str | None) -> dict:
