@@ -7,6 +7,8 @@ a modality toggle) runs best on one thread on a busy machine: `INTERACTIVE_THREA
 
 from __future__ import annotations
 
+import os
+
 DEFAULT_DEVICE = "auto"
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 INTERACTIVE_THREADS = 1
@@ -28,6 +30,16 @@ def select_device(name: str | None = DEFAULT_DEVICE):
     if name == "cpu":
         return torch.device("cpu")
     raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
+
+
+def configure_worker_process(threads: int) -> None:
+    """For a fresh process that runs CPU-heavy library code (the intake's deepbet and ANTs),
+    before torch and ITK start: `threads` threads for each, and OpenMP threads that sleep instead of
+    spinning while they wait. On shared cores a spinning thread takes the time the working one
+    needs: deepbet's step measured 4.2-4.9 s passive against 4.4-10.3 s spinning (docs/intake.md)."""
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def prepare_interactive() -> bool:

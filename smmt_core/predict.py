@@ -126,8 +126,9 @@ class _MemoryCache:
     Entries are keyed by (resolved path, size, mtime, settings) so an edited file is re-read.
     """
 
-    def __init__(self, disk=None, size: int = 4):
-        self.disk = disk
+    def __init__(self, disk=None, size: int = 4, intake=None):
+        self.disk = disk  # an MRICache runs the intake with its own settings
+        self.intake = intake  # IntakeSettings for scans that are not on disk (None: the defaults)
         self.size = size
         self.hits = 0
         self.misses = 0
@@ -152,7 +153,7 @@ class _MemoryCache:
         if self.disk is not None:
             result = self.disk.get(path, config, load_volume=True)
         else:
-            result = preprocess_scan(path, config)  # the intake, with its default on-disk cache
+            result = preprocess_scan(path, config, self.intake)  # the intake, with its default on-disk cache
         with self._lock:
             self._items[key] = result
             while len(self._items) > self.size:
@@ -182,8 +183,16 @@ class Predictor:
 
     def __init__(self, loaded, disk_cache=None):
         self.run = loaded  # smmt_core.train.checkpoints.LoadedRun
-        self._cache = _MemoryCache(disk_cache)
+        self._cache = _MemoryCache(disk_cache, intake=self.intake_settings)
         self._lock = threading.Lock()
+
+    @property
+    def intake_settings(self):
+        """The intake of a raw scan runs brain extraction on this model's device, so the device the
+        user chose (`smmt predict --device cpu`, the app's "auto") holds for deepbet too."""
+        from smmt_core.data.intake.pipeline import IntakeSettings
+
+        return IntakeSettings(device="cuda" if str(self.run.device).startswith("cuda") else "cpu")
 
     @classmethod
     def load(cls, run_dir, device: str = "auto", *, which: str = "best", disk_cache=None) -> "Predictor":

@@ -4,8 +4,10 @@
 sentences a human reads first, in order) are built here from a `Prediction` and a
 `ReportContext`, so the command line and the desktop app can never state different things. The
 GUI adds a PNG of its views and a PDF (Qt); `write_report` writes the JSON, the CSV and a PNG of
-the model's slices with its clusters (matplotlib) for the command line. All files of one report
-are written all-or-nothing.
+the model's slices with its clusters (matplotlib) for the command line. When the subject went
+through the intake, both also carry its QC picture (`qc_picture`: the MNI152 brain outline over
+the registered scan in three views) as `<base>.qc.png`, and the PDF shows it. All files of one
+report are written all-or-nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ DISCLAIMER = (
     "Research use only. Not a medical device. Not for diagnosis or treatment. Predictions come from "
     "a research model and may be wrong."
 )
-CLI_FORMATS = ("json", "csv", "png")
+CLI_FORMATS = ("json", "csv", "png", "qc")
+FILE_SUFFIX = {"qc": "qc.png"}  # format -> what follows `<base>.` (the format's own name otherwise)
 
 
 class ReportError(SMMTError):
@@ -92,6 +95,8 @@ def report_rows(prediction, context: ReportContext) -> list[tuple[str, str, str]
     if intake:
         rows += [("qc", key, str(intake[key])) for key in ("qc", "score", "steps", "reason", "picture")
                  if intake.get(key) is not None]
+        if intake.get("device"):
+            rows.append(("qc", "brain_extraction_device", str(intake["device"])))
     rows += [
         ("model", "name", context.model_name),
         ("model", "folder", context.model_dir),
@@ -126,11 +131,32 @@ def report_lines(prediction, context: ReportContext) -> list[tuple[str, str]]:
     intake = getattr(prediction, "intake", None)
     if intake and intake.get("qc"):
         lines.append(("detail", f"Registration QC: {intake['qc']} (score {intake.get('score', '?')})"
-                                + (f" — {intake['reason']}" if intake.get("reason") else "")))
+                                + (f" — {intake['reason']}" if intake.get("reason") else "")
+                                + (f"; brain extraction on {intake['device']}" if intake.get("device") else "")))
     lines.append(("detail", f"Model: {context.model_name} ({context.model_dir})"))
     lines.append(("detail", f"Data: {context.data_path}"))
     lines.append(("detail", f"SMMT Studio {__version__} · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"))
     return lines
+
+
+def qc_picture(prediction) -> Path | None:
+    """The intake's QC picture of the subject (PNG), when the intake drew one and it still exists."""
+    picture = (getattr(prediction, "intake", None) or {}).get("picture")
+    return Path(picture) if picture and Path(picture).is_file() else None
+
+
+def report_file(base: Path, fmt: str) -> Path:
+    """`<base>.<suffix>` of one report format."""
+    return base.with_name(f"{base.name}.{FILE_SUFFIX.get(fmt, fmt)}")
+
+
+def copy_job(source: Path):
+    """A writer for `write_all_or_nothing` that copies `source` (the QC picture) to the target."""
+    def write(path: Path) -> None:
+        import shutil
+
+        shutil.copyfile(source, path)
+    return write
 
 
 def _number(value) -> str:
@@ -223,8 +249,9 @@ def _parcellation_png(prediction):
 
 
 def write_report(base: str | Path, prediction, context: ReportContext, formats=CLI_FORMATS) -> list[Path]:
-    """Write `<base>.json`, `.csv` and (when the MRI was used) `.png`: the slices the model saw, or a
-    volume model's 3D cluster parcellation; returns the paths written."""
+    """Write `<base>.json`, `.csv`, (when the MRI was used) `.png`: the slices the model saw, or a
+    volume model's 3D cluster parcellation, and (when the subject went through the intake)
+    `.qc.png`: its QC picture; returns the paths written."""
     if prediction is None:
         raise ReportError("there is no prediction to report")
     base = check_report_folder(base)
@@ -240,7 +267,10 @@ def write_report(base: str | Path, prediction, context: ReportContext, formats=C
         jobs["png"] = _slices_png(prediction)
     elif getattr(prediction, "patch_grid", None) is not None and prediction.cluster_ids:
         jobs["png"] = _parcellation_png(prediction)
-    planned = [(base.with_name(f"{base.name}.{fmt}"), jobs[fmt]) for fmt in CLI_FORMATS if fmt in formats and fmt in jobs]
+    picture = qc_picture(prediction)
+    if picture is not None:
+        jobs["qc"] = copy_job(picture)
+    planned = [(report_file(base, fmt), jobs[fmt]) for fmt in CLI_FORMATS if fmt in formats and fmt in jobs]
     try:
         return write_all_or_nothing(planned)
     except OSError as error:

@@ -1,7 +1,9 @@
 """Export a prediction report: a PNG of the views (with the cluster overlay), the numbers as CSV
 and JSON, and a one-page PDF (Qt's own PDF writer), each naming the model, the data and the
 research-use disclaimer. What the report says is `smmt_core.report`'s (the same as
-`smmt predict --report`); this module adds the pictures and the PDF.
+`smmt predict --report`); this module adds the pictures and the PDF. A subject that went through
+the intake also gets its QC picture (the MNI152 brain outline over the registered scan), in the
+PDF and as `<base>.qc.png`, as on the command line.
 
 Every file is written to a temporary name in the target folder and the files are renamed into
 place only once all of them are written, so a failed export leaves no half-written report behind.
@@ -22,14 +24,17 @@ from smmt_core.report import (  # noqa: F401 (ReportContext, report_dict, report
     ReportContext,
     ReportError,
     check_report_folder,
+    copy_job,
     csv_text,
+    qc_picture,
     report_dict,
+    report_file,
     report_lines,
     report_rows,
 )
 from smmt_gui import strings
 
-FORMATS = ("png", "csv", "json", "pdf")
+FORMATS = ("png", "csv", "json", "pdf", "qc")
 
 
 class ExportError(SMMTError):
@@ -49,6 +54,8 @@ def _write_png(image: QImage):
 
 def _write_pdf(prediction, context: ReportContext, image: QImage | None):
     def write(path: Path) -> None:
+        picture = qc_picture(prediction)
+        qc_image = QImage(str(picture)) if picture is not None else None
         writer = QPdfWriter(str(path))
         writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
         writer.setPageMargins(QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter)
@@ -59,7 +66,7 @@ def _write_pdf(prediction, context: ReportContext, image: QImage | None):
         if not painter.begin(writer):
             raise ExportError("could not start the PDF writer", path)
         try:
-            _paint_report(painter, writer.width(), writer.height(), prediction, context, image)
+            _paint_report(painter, writer, prediction, context, image, qc_image)
         finally:
             painter.end()
     return write
@@ -74,7 +81,10 @@ _LINE_STYLE = {
 }
 
 
-def _paint_report(painter: QPainter, width: int, height: int, prediction, context, image) -> None:
+def _paint_report(painter: QPainter, writer: QPdfWriter, prediction, context, image, qc_image=None) -> None:
+    """The report's lines, then the QC picture (when there is one) and the views, each scaled to the
+    page width; a picture that does not fit below the text starts a new page."""
+    width, height = writer.width(), writer.height()
     y = 0.0
 
     def text(value: str, size: float, bold: bool = False, color=Qt.GlobalColor.black, wrap: bool = True) -> None:
@@ -89,20 +99,35 @@ def _paint_report(painter: QPainter, width: int, height: int, prediction, contex
         painter.drawText(rect, flags, value)
         y += rect.height() + 6
 
+    def picture(img: QImage | None, caption: str | None = None) -> None:
+        nonlocal y
+
+        def fitted():  # page wide, at most half a page high, in the room left on the page
+            return img.scaled(int(width), int(max(1.0, min(height * 0.5, height - y - 50))),
+                              Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+        if img is None or img.isNull():
+            return
+        if fitted().height() < height * 0.2:  # too little room left below: a new page
+            writer.newPage()
+            y = 0.0
+        if caption:
+            text(caption, 9, color=Qt.GlobalColor.darkGray)
+        scaled = fitted()
+        painter.drawImage(QRectF(0, y + 6, scaled.width(), scaled.height()), scaled)
+        y += scaled.height() + 16
+
     for kind, line in report_lines(prediction, context):
         size, bold, color = _LINE_STYLE[kind]
         text(line, size, bold=bold, color=color)
-    if image is not None and not image.isNull():
-        room = height - y - 10
-        if room > 50:
-            scaled = image.scaled(int(width), int(room), Qt.AspectRatioMode.KeepAspectRatio,
-                                  Qt.TransformationMode.SmoothTransformation)
-            painter.drawImage(QRectF(0, y + 6, scaled.width(), scaled.height()), scaled)
+    picture(qc_image, strings.EXPORT_QC_CAPTION)
+    picture(image)
 
 
 def export_report(base: str | Path, prediction, image: QImage | None, context: ReportContext | None = None,
                   formats=FORMATS) -> list[Path]:
-    """Write `<base>.png/.csv/.json/.pdf` (those in `formats`); returns the paths written.
+    """Write `<base>.png/.csv/.json/.pdf` and, after the intake, `<base>.qc.png` (those in `formats`);
+    returns the paths written.
 
     base: path without extension (an extension given is dropped). image: the views to include
     (e.g. `viewer.grab().toImage()`); without one the PNG is skipped and the PDF has no figure.
@@ -128,7 +153,10 @@ def export_report(base: str | Path, prediction, image: QImage | None, context: R
     }
     if image is not None and not image.isNull():
         jobs["png"] = _write_png(image)
-    planned = [(base.with_name(f"{base.name}.{fmt}"), jobs[fmt]) for fmt in FORMATS if fmt in formats and fmt in jobs]
+    picture = qc_picture(prediction)
+    if picture is not None:
+        jobs["qc"] = copy_job(picture)
+    planned = [(report_file(base, fmt), jobs[fmt]) for fmt in FORMATS if fmt in formats and fmt in jobs]
     try:
         write_all_or_nothing(planned)
     except OSError as error:

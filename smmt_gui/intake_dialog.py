@@ -134,6 +134,8 @@ class IntakeDialog(QDialog):
         self.result, self.prediction = value
         qc = self.result.qc
         lines = [strings.INTAKE_QC.format(verdict=qc.verdict.upper(), score=qc.score)]
+        if self.result.device:
+            lines.append(strings.INTAKE_DEVICE.format(device=self.result.device))
         if qc.verdict == "fail":
             lines.append(strings.INTAKE_QC_FAILED.format(reason=qc.reason))
         elif self.prediction is not None:

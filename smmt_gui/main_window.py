@@ -592,7 +592,8 @@ class MainWindow(QMainWindow):
         from smmt_gui.intake_dialog import IntakeDialog
 
         predictor = self.session.predictor
-        dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), parent=self)
+        dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), settings=predictor.intake_settings,
+                              parent=self)  # brain extraction on the model's device
         dialog.completed.connect(lambda result, prediction, p=path, s=subject: self._on_intake_done(p, s, prediction))
         dialog.start()
         dialog.open()

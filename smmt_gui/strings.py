@@ -176,6 +176,8 @@ STATUS_PREDICTED_ALL = "Predicted {done} of {n} scans ({failed} could not be pre
 EXPORT_DIALOG = "Export prediction report (base name)"
 EXPORT_TITLE = report.REPORT_TITLE
 EXPORT_FILTER = "Report (*.pdf *.png *.csv *.json)"
+EXPORT_QC_CAPTION = ("Registration QC: the MNI152 brain outline (red) and grey/white boundary (yellow) over "
+                     "the registered scan")
 
 # --- about ------------------------------------------------------------------------------------
 ABOUT_TEXT = (
@@ -440,5 +442,6 @@ INTAKE_CANCELLING = "Cancelling…"
 INTAKE_CLOSE = "Close"
 INTAKE_CANCELLED = "Cancelled. Nothing was saved for this scan."
 INTAKE_QC = "Quality control: {verdict} (registration score {score:.2f})"
+INTAKE_DEVICE = "Brain extraction ran on {device}."
 INTAKE_QC_FAILED = "No prediction: the scan failed quality control. {reason}"
 INTAKE_PREDICTION = "Prediction: {label} (P({label}) = {p:.2f})"

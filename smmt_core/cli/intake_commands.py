@@ -12,8 +12,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES
+
 QC_COLUMNS = ["subject", "session", "qc", "score", "mask_dice", "steps", "input_mni_score",
-              "input_foreground_ml", "t1_mni", "qc_picture", "seconds", "message"]
+              "input_foreground_ml", "t1_mni", "qc_picture", "device", "seconds", "message"]
 
 
 def add_commands(subparsers) -> None:
@@ -35,8 +37,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--intake", choices=("auto", "full", "off"), default="auto",
                    help="auto: run the steps the measurement says a scan needs (default); full: every step; "
                         "off: trust the scans are in MNI space with the brain extracted")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="device for brain extraction (default auto: CUDA when there is one)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=DEFAULT_DEVICE,
+                   help="device for brain extraction (default auto: CUDA when there is one; recorded in qc.csv)")
     p.add_argument("--cache", metavar="DIR", help="intake cache folder (default: the user's cache)")
     p.add_argument("--adnimerge", metavar="CSV", help="ADNIMERGE table for an ADNI download")
     p.set_defaults(handler=_preprocess)
@@ -64,8 +66,9 @@ def _scans(path: Path, adnimerge):
 
 def _worker_init(threads: int) -> None:
     """Each worker gets its share of the cores (torch for deepbet, ITK for ANTs)."""
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when deepbet first imports it
+    from smmt_core.device import configure_worker_process
+
+    configure_worker_process(threads)
 
 
 def _work(t1: str, settings: dict, cache_root: str | None) -> dict:
@@ -111,6 +114,7 @@ def _row(subject: str, session: str, out: Path, result: dict) -> dict:
             "steps": steps, "input_mni_score": m.get("input_mni_score"),
             "input_foreground_ml": m.get("input_foreground_ml"),
             "t1_mni": str(t1_out.relative_to(out)), "qc_picture": str(pic.relative_to(out)) if pic.exists() else "",
+            "device": result.get("device") or "",
             "seconds": round(sum(result["seconds"].values()), 2),
             "message": "; ".join([q["reason"], *result["notes"]])}
 

@@ -88,7 +88,8 @@ def add_commands(subparsers) -> None:
     predict.add_argument("--json", action="store_true", help="print the prediction as JSON on stdout")
     predict.add_argument("--report", metavar="BASE",
                          help="also write the report the desktop app exports (BASE.json, BASE.csv and, when "
-                              "the MRI was used, BASE.png of the model's slices and clusters); BASE may be a folder")
+                              "the MRI was used, BASE.png of the model's slices and clusters; when the scan went "
+                              "through the intake, BASE.qc.png: its registration QC picture); BASE may be a folder")
     predict.set_defaults(handler=_predict)
 
     runs = subparsers.add_parser(

@@ -453,7 +453,7 @@ def preprocess_scan(path, config: PreprocessConfig | None = None, intake=None, *
     result.intake = {"steps": done.steps_label, "qc": done.qc.verdict, "score": round(done.qc.score, 4),
                      "reason": done.qc.reason, "t1_mni": str(done.t1_mni),
                      "native": str(done.native) if done.native is not None else None,
-                     "picture": str(done.picture) if done.picture is not None else None,
+                     "picture": str(done.picture) if done.picture is not None else None, "device": done.device,
                      "mni_to_native": done.mni_to_native.tolist() if done.mni_to_native is not None else None}
     return result
 

@@ -149,7 +149,7 @@ def test_colin27_moved_rigidly_is_recovered_within_2mm(tmp_path):
 
     tpl2 = mni_template(2.0)
     fixed = nib.Nifti1Image(tpl2.data, tpl2.affine)
-    reference = register_affine(src, fixed, fixed).mni_to_native
+    reference = register_affine(src, fixed).mni_to_native
     truth = rigid(np.random.default_rng(11))
     path = tmp_path / "colin_moved.nii.gz"
     nib.save(moved(src, truth), str(path))
@@ -288,7 +288,7 @@ def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache
     with open(out / "qc.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["subject"] for r in rows] == ["subj01", "subj02"]
-    assert {"subject", "session", "qc", "score"} <= set(rows[0])
+    assert {"subject", "session", "qc", "score", "device"} <= set(rows[0])
     for r in rows:
         assert r["qc"] == "pass" and float(r["score"]) > 0.9 and r["steps"] == "none"
         assert (out / r["t1_mni"]).exists() and (out / r["qc_picture"]).exists()
@@ -296,3 +296,23 @@ def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache
     assert main(args) == 0  # from the cache
     assert main(["preprocess", str(tmp_path / "nothing"), "--out", str(out)]) == 2
     assert "nothing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_brain_extraction_runs_on_the_chosen_device_and_the_result_records_it(tmp_path):
+    pytest.importorskip("ants")
+    pytest.importorskip("deepbet")
+    import torch
+
+    from smmt_core.errors import ConfigError
+
+    path = tmp_path / "head.nii.gz"
+    nib.save(moved(with_skull(template_image(4.0)), rigid(np.random.default_rng(4))), str(path))
+    settings, cache = IntakeSettings(device="cpu", template_mm=4.0, output_mm=4.0), IntakeCache(tmp_path / "cache")
+    result = run_intake(path, settings, cache=cache, picture=False)
+    assert result.steps_label == "brain+bias+register" and result.device == "cpu" and result.qc.verdict == "pass"
+    assert run_intake(path, settings, cache=cache).device == "cpu"  # kept in the cache entry
+    if not torch.cuda.is_available():  # as everywhere in the app: no silent fallback from an explicit "cuda"
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            run_intake(path, IntakeSettings(device="cuda", template_mm=4.0, output_mm=4.0),
+                       cache=IntakeCache(tmp_path / "other"))

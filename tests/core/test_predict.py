@@ -162,3 +162,42 @@ def test_smmt_predict_report_into_a_missing_folder_fails_before_predicting(share
     _, run_dir, _ = shared
     code = main(["predict", str(tmp_path), "--model", str(run_dir), "--report", str(tmp_path / "no" / "r")])
     assert code == 2 and "the folder does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_smmt_predict_report_of_a_raw_scan_carries_its_qc_picture_and_device(shared, tmp_path, capsys):
+    """A head in its own space (skull on, moved): the prediction runs the intake (deepbet on the
+    chosen device, N4, registration) and the report holds the QC picture and that device."""
+    pytest.importorskip("ants")
+    pytest.importorskip("deepbet")
+    import csv
+
+    import nibabel as nib
+    from matplotlib.image import imread
+
+    from smmt_core.cli import main
+    from tests.core.c1_support import mri_cache_at
+    from tests.core.test_intake import moved, rigid, template_image, with_skull
+
+    head = tmp_path / "raw" / "head.nii.gz"
+    head.parent.mkdir()
+    nib.save(moved(with_skull(template_image(4.0)), rigid(np.random.default_rng(7))), str(head))
+    _, run_dir, _ = shared
+    out = tmp_path / "out"
+    out.mkdir()
+    with mri_cache_at(tmp_path / "cache"), one_thread():
+        code = main(["predict", str(head), "--model", str(run_dir), "--device", "cpu", "--report", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.json", "report.png", "report.qc.png"]
+    picture = imread(str(out / "report.qc.png"))
+    assert picture.shape[0] > 100 and picture[..., :3].std() > 0.05  # the three views, not a blank image
+    intake = json.loads((out / "report.json").read_text())["prediction"]["intake"]
+    assert intake["steps"] == "brain+bias+register" and intake["qc"] == "pass" and intake["device"] == "cpu"
+    rows = list(csv.DictReader((out / "report.csv").read_text().splitlines()))
+    assert {"section": "qc", "name": "brain_extraction_device", "value": "cpu"} in rows
+
+
+def test_the_intake_of_a_raw_scan_runs_on_the_predictors_device(shared):
+    with one_thread():
+        on_cpu = Predictor.load(shared[1], device="cpu")
+    assert on_cpu.intake_settings.device == "cpu" and on_cpu._cache.intake.device == "cpu"

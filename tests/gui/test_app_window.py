@@ -541,14 +541,15 @@ def test_a_raw_scan_goes_through_the_intake_dialog_then_opens(loaded, qtbot, mon
 
     import smmt_gui.intake_dialog as intake_dialog
 
-    opened = []
+    opened, devices = [], []
 
     class FakeDialog(QObject):  # the real one runs deepbet and ANTs (tests/gui/test_intake_dialog.py)
         completed = Signal(object, object)
 
-        def __init__(self, path, predict=None, parent=None, **kwargs):
+        def __init__(self, path, predict=None, parent=None, settings=None, **kwargs):
             super().__init__(parent)
             opened.append((path, predict))
+            devices.append(settings.device)
 
         def start(self):
             return self
@@ -563,4 +564,6 @@ def test_a_raw_scan_goes_through_the_intake_dialog_then_opens(loaded, qtbot, mon
     with qtbot.waitSignal(loaded.prediction_shown, timeout=60000):
         loaded.open_path(t1)
     assert [p for p, _ in opened] == [t1] and callable(opened[0][1])
+    model_device = "cuda" if str(loaded.predictor.run.device).startswith("cuda") else "cpu"
+    assert devices == [model_device]  # brain extraction follows the model's device
     assert loaded.subject.t1_path == t1 and loaded.last_prediction is not None

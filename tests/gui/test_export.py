@@ -96,3 +96,35 @@ def test_failure_midway_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_nothing_to_export(tmp_path):
     with pytest.raises(SMMTError, match="Nothing to export"):
         export_report(tmp_path / "r", None, image(), CONTEXT)
+
+
+def test_a_scan_from_the_intake_has_its_qc_picture_in_the_pdf_and_beside_the_report(tmp_path):
+    import dataclasses
+
+    from matplotlib.image import imread
+
+    from smmt_core.data.intake import qc
+    from smmt_core.data.preprocess import mni_template
+
+    picture = tmp_path / "intake-cache" / "qc.png"  # what the intake draws, here for the template at 4 mm
+    picture.parent.mkdir()
+    qc.qc_picture(mni_template(4.0).data, picture, title="sub-042: QC PASS", resolution_mm=4.0)
+    plain = make_prediction()
+    through_intake = dataclasses.replace(plain, intake={
+        "qc": "pass", "score": 0.81, "steps": "brain+bias+register", "reason": "registration score 0.81",
+        "picture": str(picture), "device": "cpu"})
+    export_report(tmp_path / "plain", plain, image(), CONTEXT)
+    files = export_report(tmp_path / "intake", through_intake, image(), CONTEXT)
+    assert [p.name for p in files] == ["intake.png", "intake.csv", "intake.json", "intake.pdf", "intake.qc.png"]
+    copy = imread(str(tmp_path / "intake.qc.png"))
+    assert copy.shape[:2] == imread(str(picture)).shape[:2] and copy[..., :3].std() > 0.05  # a picture, not blank
+
+    def images_in(name: str) -> int:
+        return (tmp_path / f"{name}.pdf").read_bytes().count(b"/Subtype /Image")
+
+    assert images_in("plain") == 1 and images_in("intake") == 2  # the views, and the views + the QC picture
+    rows = list(csv.DictReader((tmp_path / "intake.csv").read_text().splitlines()))
+    assert {"section": "qc", "name": "brain_extraction_device", "value": "cpu"} in rows
+    picture.unlink()  # the intake cache was cleared: the report says what it can and leaves the picture out
+    files = export_report(tmp_path / "later", through_intake, image(), CONTEXT)
+    assert not any(p.name.endswith(".qc.png") for p in files) and images_in("later") == 1

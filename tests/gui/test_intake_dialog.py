@@ -49,3 +49,17 @@ def test_cancel_stops_the_job_and_says_so(qtbot, tmp_path, mni_t1):
         dialog.button.click()  # Cancel, while the child process is still starting
     assert dialog.message.text() == "Cancelled. Nothing was saved for this scan."
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("result.json"))
+
+
+def test_the_result_names_the_device_brain_extraction_ran_on(qtbot, tmp_path, mni_t1):
+    from smmt_core.data.intake import IntakeResult, qc
+
+    dialog = IntakeDialog(mni_t1, None, cache=IntakeCache(tmp_path / "cache"))  # not started: no worker runs
+    qtbot.addWidget(dialog)
+    result = IntakeResult(source=mni_t1, t1_mni=mni_t1, native=mni_t1, qc=qc.verdict(0.7, 0.95),
+                          steps_run=["measure", "brain", "bias", "register", "qc"], steps_skipped={}, measures={},
+                          mni_to_native=np.eye(4), device="cpu")
+    with qtbot.waitSignal(dialog.completed):
+        dialog._on_result((result, None))
+    assert "Quality control: PASS" in dialog.message.text()
+    assert "Brain extraction ran on cpu." in dialog.message.text()

@@ -27,9 +27,13 @@ GRACE_S = 2.0  # how long a cancelled child may take to stop on its own before i
 
 
 def _child(path: str, settings: dict, cache_root: str, picture: bool, messages, stop) -> None:
+    import os
+
     from smmt_core.data.intake.pipeline import run_intake
+    from smmt_core.device import configure_worker_process
     from smmt_core.errors import SMMTError
 
+    configure_worker_process(os.cpu_count() or 1)  # before deepbet imports torch
     try:
         result = run_intake(path, IntakeSettings(**settings), cache=IntakeCache(cache_root), picture=picture,
                             progress=lambda step, state, detail: messages.put(("progress", (step, state, detail))),

@@ -11,6 +11,10 @@ Steps, in order (each reported to `progress(step, state, detail)` with state "st
     register  affine registration to the MNI152 2009 template (register.py)
     qc        registration score + mask overlap -> pass / warn / fail, and the QC picture (qc.py)
 
+`IntakeResult.seconds` times the parts without overlap, so they add up to the run: load (read +
+reorient), convert, measure, brain, bias, register (the fit), resample (onto the output grid), qc
+(the score), picture, write. `IntakeResult.device` is the device brain extraction ran on.
+
 Mode "auto" (default) skips what the measurement says an image does not need: the demo cohort and
 Clinica t1-linear output (MNI space, brain extracted) go straight to QC; "full" runs every step;
 "off" trusts the input to be in MNI space with the brain extracted and only scores it.
@@ -37,12 +41,13 @@ from typing import Literal
 import numpy as np
 
 from smmt_core.data.intake import deps, qc
+from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from smmt_core.errors import DataError, SMMTError
 from smmt_core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
 
-INTAKE_VERSION = 1  # bump when a step changes, so old cache folders are not reused
+INTAKE_VERSION = 2  # bump when a step changes, so old cache folders are not reused
 STEPS: tuple[str, ...] = ("convert", "measure", "brain", "bias", "register", "qc")
 STEP_TITLES = {"convert": "DICOM conversion", "measure": "checking the image", "brain": "brain extraction",
                "bias": "bias-field correction", "register": "registration to MNI152", "qc": "quality control"}
@@ -63,8 +68,8 @@ class IntakeSettings(Settings):
 
     mode: Literal[MODES] = setting("auto", "intake steps: auto (measure what the image needs), full (all), "
                                    "off (trust the image is in MNI space, brain extracted)", flag="--intake")
-    device: Literal["auto", "cpu", "cuda"] = setting("auto", "device for brain extraction (auto: CUDA when "
-                                                     "there is one)", cli=False)
+    device: Literal[DEVICE_CHOICES] = setting(DEFAULT_DEVICE, "device for brain extraction (auto: CUDA when "
+                                              "there is one), as smmt_core.device selects it", cli=False)
     template_mm: float = setting(2.0, "MNI template resolution the registration fits (mm)", ge=1.0, le=4.0, cli=False)
     output_mm: float = setting(1.0, "MNI grid of the registered T1 that is written (mm)", ge=0.5, le=4.0, cli=False)
 
@@ -91,6 +96,7 @@ class IntakeResult:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     picture: Path | None = None
+    device: str | None = None  # what brain extraction ran on ("cpu", "cuda:0"); None when it did not run
     from_cache: bool = False
 
     @property
@@ -106,7 +112,7 @@ class IntakeResult:
             "steps_run": self.steps_run, "steps_skipped": self.steps_skipped, "measures": self.measures,
             "mni_to_native": self.mni_to_native.tolist() if self.mni_to_native is not None else None,
             "notes": self.notes, "seconds": self.seconds,
-            "picture": str(self.picture) if self.picture else None,
+            "picture": str(self.picture) if self.picture else None, "device": self.device,
         }
 
     @classmethod
@@ -126,7 +132,7 @@ class IntakeResult:
             measures={k: float(v) for k, v in d["measures"].items()},
             mni_to_native=np.asarray(d["mni_to_native"], dtype=np.float64) if d["mni_to_native"] else None,
             notes=list(d["notes"]), seconds={k: float(v) for k, v in d["seconds"].items()},
-            picture=local(d.get("picture")), from_cache=True,
+            picture=local(d.get("picture")), device=d.get("device"), from_cache=True,
         )
 
     def mni_point_to_native(self, xyz_mm) -> np.ndarray:
@@ -277,13 +283,20 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     run: list[str] = []
     notes: list[str] = []
 
+    def lap(part: str, t0: float) -> float:
+        """Record the seconds of `part` since t0; returns now (the start of the next part)."""
+        now = time.perf_counter()
+        seconds[part] = round(seconds.get(part, 0.0) + now - t0, 3)
+        return now
+
     def begin(step):
         check_stop()
         report(step, "start", STEP_TITLES[step])
         return time.perf_counter()
 
-    def end(step, t0, detail=""):
-        seconds[step] = round(time.perf_counter() - t0, 3)
+    def end(step, t0=None, detail=""):
+        if t0 is not None:
+            lap(step, t0)
         run.append(step)
         report(step, "done", detail)
 
@@ -304,10 +317,12 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     else:
         native_path = source
         skip("convert", "not DICOM")
+    t0 = time.perf_counter()
     img, warnings = _load_t1(native_path)
     notes.extend(warnings)
     img = nib.as_closest_canonical(img)
     img = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)), img.affine)  # flipped views -> C order
+    lap("load", t0)
 
     # measure
     t0 = begin("measure")
@@ -326,13 +341,15 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
         skip("register", "mode off" if mode == "off" else f"already in MNI space (score {m.mni_score:.2f})")
         t0 = begin("qc")
         verdict = qc.verdict(m.mni_score)
+        t0 = lap("qc", t0)
         pic = None
         if picture:
             vol = qc.robust_scale(qc.on_template_grid(img, settings.template_mm))
             work.mkdir(parents=True, exist_ok=True)
             pic = work / "qc.png"
             qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
-        end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
+            lap("picture", t0)
+        end("qc", None, f"{verdict.verdict}: {verdict.reason}")
         return IntakeResult(source=source, t1_mni=native_path, native=native_path,
                             qc=verdict, steps_run=run, steps_skipped=skipped, measures=measures, mni_to_native=np.eye(4),
                             notes=notes, seconds=seconds, picture=pic)
@@ -343,13 +360,13 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
                  f"{' and '.join(missing)}", source, names=("deepbet", "ants"))
 
     # brain
-    mask = None
+    device = None
     if need_brain:
         from smmt_core.data.intake.brain import extract_brain
 
         t0 = begin("brain")
-        brain, mask = extract_brain(img, device=settings.device, path=source)
-        end("brain", t0, f"{int(np.asarray(mask.dataobj).sum())} brain voxels")
+        brain, mask, device = extract_brain(img, device=settings.device, path=source)
+        end("brain", t0, f"{int(np.asarray(mask.dataobj).sum())} brain voxels ({device})")
     else:
         brain = img
         skip("brain", "already brain extracted")
@@ -357,16 +374,20 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
 
     output_grid = _mni_grid(settings.output_mm)
     if need_register:
-        from smmt_core.data.intake.register import n4, register_affine
+        from smmt_core.data.intake.register import n4, register_affine, resample_to_mni
 
         t0 = begin("bias")
         corrected = n4(brain, mask)
         end("bias", t0)
         t0 = begin("register")
-        fixed = nib.Nifti1Image(tpl.data, tpl.affine)
-        reg = register_affine(corrected, fixed, output_grid, moving_mask=mask, path=source)
-        registered, reg_mask, matrix = reg.image, reg.mask, reg.mni_to_native
+        fit = register_affine(corrected, nib.Nifti1Image(tpl.data, tpl.affine), path=source)
         end("register", t0)
+        check_stop()
+        t0 = time.perf_counter()
+        registered = resample_to_mni(fit, corrected, output_grid)
+        reg_mask = resample_to_mni(fit, mask, output_grid, nearest=True)
+        matrix = fit.mni_to_native
+        lap("resample", t0)
     else:
         from nilearn import image
 
@@ -374,11 +395,13 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
 
         skip("bias", "already in MNI space")
         skip("register", f"already in MNI space (score {m.mni_score:.2f})")
+        t0 = time.perf_counter()
         registered = image.resample_img(brain, target_affine=output_grid.affine, target_shape=output_grid.shape,
                                         interpolation="linear", fill_value=0.0, **_resample_kwargs())
         reg_mask = image.resample_img(mask, target_affine=output_grid.affine, target_shape=output_grid.shape,
                                       interpolation="nearest", fill_value=0.0, **_resample_kwargs())
         matrix = np.eye(4)  # already in MNI space: the identity map
+        lap("resample", t0)
 
     # qc
     t0 = begin("qc")
@@ -386,18 +409,21 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     mask_vol = qc.on_template_grid(reg_mask, settings.template_mm, "nearest")
     score = qc.registration_score(vol, settings.template_mm)
     verdict = qc.verdict(score, qc.mask_dice(mask_vol, settings.template_mm))
+    t0 = lap("qc", t0)
     pic = None
     work.mkdir(parents=True, exist_ok=True)
     if picture is not False:
         pic = work / "qc.png"
         qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
+        t0 = lap("picture", t0)
     t1_mni = work / "t1_mni.nii.gz"
     data = np.asarray(registered.dataobj, dtype=np.float32)
     _save(nib.Nifti1Image(np.clip(data, 0, None), registered.affine), t1_mni)
-    end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
+    lap("write", t0)
+    end("qc", None, f"{verdict.verdict}: {verdict.reason}")
     return IntakeResult(source=source, t1_mni=t1_mni, native=native_path, qc=verdict, steps_run=run,
                         steps_skipped=skipped, measures=measures, mni_to_native=matrix, notes=notes,
-                        seconds=seconds, picture=pic)
+                        seconds=seconds, picture=pic, device=device)
 
 
 def _picture_title(source: Path, verdict: qc.QCResult) -> str:
