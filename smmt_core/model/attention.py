@@ -4,25 +4,28 @@ SMMT replaces dense self-attention by attention *within* K-Means clusters of the
 i attends only to the tokens of its own cluster, with a softmax normalised inside the cluster.
 Mathematically this is dense attention with a same-cluster mask (`masked_cluster_attention`,
 kept as the reference the tests compare against). The point of the method is to *not* pay for
-the masked-out n² entries, so the fast path (`cluster_sparse_attention`):
+the masked-out n² entries, so the fast path (`cluster_sparse_attention`, or
+`packed_cluster_sparse_attention` on the qkv projection's output, which the layer uses):
 
-1. sorts the tokens (of all batch elements together) so each cluster is one contiguous segment,
-   and segments of equal length sit next to each other;
-2. runs `scaled_dot_product_attention` once per distinct segment length, on a (segments, heads,
-   length, dim) view — no padding to the largest cluster (K-Means clusters are unbalanced, the
-   largest is often ~3× the mean, and padding would erase the gain); clusters of one token
-   return their value directly;
-3. scatters the outputs back to the original token order.
+1. groups the clusters (of all batch elements together) by length;
+2. per group, gathers the group's token rows into one (clusters, heads, length, dim) block and
+   runs the attention kernel on it once — no padding to the largest cluster (K-Means clusters
+   are unbalanced, the largest is often ~3× the mean, and padding would erase the gain);
+   clusters of one token return their value directly;
+3. scatters each group's output rows straight to their original positions.
+On the CPU the kernel is SDPA's own flash kernel, called directly with its backward (no autograd
+graph per group); elsewhere SDPA under autograd.
 
 A "nested" backend packs all segments into one jagged nested tensor and makes a single SDPA call
 (the varlen kernels). It is opt-in: on an H200 it was slower than the grouped path at every size
 we measured (docs/attention.md).
 
 "auto" picks the masked reference below `MASKED_BELOW` tokens and the grouped path above: with
-few tokens the n² work is tiny and the grouped path's cost is its one SDPA call per distinct
+few tokens the n² work is tiny and the grouped path's cost is its one kernel call per distinct
 cluster length (times the batch). Measured on CPU fp32, 1 thread, batch 8, 4 heads of 32, fwd +
-bwd, k = ceil(log2 n): masked/grouped time 0.02 at n = 48, 0.34 at 128, 0.73 at 256, 1.24 at 384,
-1.83 at 768 (docs/volume.md). Both give the same result, so the switch changes speed only.
+bwd, k = ceil(log2 n): masked/grouped time 0.78–0.82 at n = 128, 0.94–1.03 at 160, 1.08–1.11 at
+192, 1.36–1.40 at 256, 1.8 at 320 (docs/volume.md). Both give the same result, so the switch
+changes speed only.
 
 Cost with k clusters of sizes c_j: Σ c_j² · d instead of n² · d, i.e. about n²/k for balanced
 clusters. With the paper's k = log2 n this is O(n²/log n), not O(n log n) (see docs/attention.md).
@@ -40,7 +43,7 @@ from smmt_core.model.kmeans import default_n_clusters, kmeans
 
 BACKENDS = ("auto", "grouped", "nested", "masked", "flex")
 # "auto": the masked (dense + same-cluster mask) path below this many tokens per sequence.
-MASKED_BELOW = 320
+MASKED_BELOW = 192
 
 
 def same_cluster_mask(ids: torch.Tensor) -> torch.Tensor:
