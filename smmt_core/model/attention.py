@@ -138,16 +138,19 @@ def _uses_cpu_flash(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and _CPU_FLASH is not None and _CPU_FLASH_BACKWARD is not None
 
 
-def _attend(q, k, v, cpu_flash: bool):
+def _attend(q, k, v, cpu_flash: bool, for_backward: bool = True):
     """One group's attention, (count, h, length, dh) views -> (out, what its backward needs).
 
     On the CPU: the flash kernel that `scaled_dot_product_attention` itself dispatches to, called
     directly, so no autograd graph is built per group (its output and logsumexp are all the
-    backward needs). Elsewhere: SDPA on detached inputs with its own small graph.
+    backward needs). Elsewhere: SDPA on detached inputs with its own small graph (none when no
+    backward will follow).
     """
     if cpu_flash:
         out, logsumexp = _CPU_FLASH(q, k, v)
         return out, logsumexp
+    if not for_backward:
+        return F.scaled_dot_product_attention(q, k, v), None
     q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
     with torch.enable_grad():
         out = F.scaled_dot_product_attention(q, k, v)
@@ -184,7 +187,8 @@ class _GroupedClusterAttention(torch.autograd.Function):
 
     Works on token-major rows: q, k, v as (B*n, h, dh) each, or packed as the qkv projection
     makes them, (B*n, 3, h, dh), whose gradient is then returned packed too (no stacking of
-    three gradients afterwards). Per group of equal-length clusters, the group's rows are
+    three gradients afterwards); `keep` is False when no backward will follow (inference keeps no
+    per-group state). Per group of equal-length clusters, the group's rows are
     gathered into one small (count, length, h, dh) block per tensor, attended, and the output
     rows scattered straight into the result (every row is written exactly once: no zero-fill,
     no scatter-add). The backward mirrors it per group: gather the output gradient's rows, the
@@ -199,7 +203,7 @@ class _GroupedClusterAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, plan, packed, q, k, v):
+    def forward(ctx, plan, keep, packed, q, k, v):
         first = packed if packed is not None else q
         rows, h, dh = first.shape[0], first.shape[-2], first.shape[-1]
         width = h * dh
@@ -218,11 +222,13 @@ class _GroupedClusterAttention(torch.autograd.Function):
                 blocks = [t.index_select(0, index).view(count, length, h, dh).transpose(1, 2) for t in tables]
             if length == 1:  # softmax over a single key: the output is that key's value
                 scatter_out(index, blocks[2].reshape(count, width))
-                saved.append((None, None, None))
+                if keep:
+                    saved.append((None, None, None))
                 continue
-            group_out, state = _attend(*blocks, cpu_flash)
+            group_out, state = _attend(*blocks, cpu_flash, for_backward=keep)
             scatter_out(index, group_out.transpose(1, 2).reshape(length * count, width))
-            saved.append((blocks, group_out, state))
+            if keep:
+                saved.append((blocks, group_out, state))
         ctx.plan, ctx.saved, ctx.cpu_flash = plan, saved, cpu_flash
         ctx.packed, ctx.layout = packed is not None, (rows, h, dh)
         return out.view(rows, h, dh)
@@ -251,8 +257,8 @@ class _GroupedClusterAttention(torch.autograd.Function):
             for scatter, grad in zip(scatters, group_grads):
                 scatter(index, grad.transpose(1, 2).reshape(length * count, width))
         if ctx.packed:
-            return None, grad_packed.view(rows, 3, h, dh), None, None, None
-        return None, None, *(grad.view(rows, h, dh) for grad in grads)
+            return None, None, grad_packed.view(rows, 3, h, dh), None, None, None
+        return None, None, None, *(grad.view(rows, h, dh) for grad in grads)
 
 
 def _nested(qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, plan: ClusterPlan) -> torch.Tensor:
@@ -317,6 +323,11 @@ def _check(backend: str, ids: torch.Tensor, batch: int, n: int, shape) -> None:
         raise ValueError(f"cluster ids of shape {tuple(ids.shape)} do not match queries {tuple(shape)}")
 
 
+def _backward_follows(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will record this call (else the grouped path keeps nothing for a backward)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def _takes_grouped_path(backend: str, n: int) -> bool:
     return backend == "grouped" or (backend == "auto" and n >= MASKED_BELOW)
 
@@ -341,7 +352,8 @@ def cluster_sparse_attention(
     _check(backend, ids, batch, n, q.shape)
     if _takes_grouped_path(backend, n):
         plan = ClusterPlan(ids, n_clusters)
-        out = _GroupedClusterAttention.apply(plan, None, _token_major(q), _token_major(k), _token_major(v))
+        out = _GroupedClusterAttention.apply(plan, _backward_follows(q, k, v), None, _token_major(q), _token_major(k),
+                                             _token_major(v))
         return out.view(batch, n, heads, dh).transpose(1, 2)
     if backend == "flex":
         return _flex(q, k, v, ids)
@@ -367,7 +379,7 @@ def packed_cluster_sparse_attention(
     _check(backend, ids, batch, n, qkv.shape)
     if _takes_grouped_path(backend, n):
         plan = ClusterPlan(ids, n_clusters)
-        out = _GroupedClusterAttention.apply(plan, qkv.reshape(batch * n, 3, heads, dh), None, None, None)
+        out = _GroupedClusterAttention.apply(plan, _backward_follows(qkv), qkv.reshape(batch * n, 3, heads, dh), None, None, None)
         return out.view(batch, n, heads, dh)
     q, k, v = qkv.permute(2, 0, 3, 1, 4)
     return cluster_sparse_attention(q, k, v, ids, n_clusters, backend).transpose(1, 2)

@@ -93,6 +93,23 @@ def test_generic_kernel_path_matches_masked_dense(monkeypatch):
     compare_packed(packed, ids, 5, 1e-10)
 
 
+@pytest.mark.parametrize("cpu_flash", [True, False])
+def test_inference_without_autograd_matches_masked_dense(monkeypatch, cpu_flash):
+    """Under no_grad the grouped path keeps no per-group state; the result is the same."""
+    if not cpu_flash:
+        monkeypatch.setattr(attention_module, "_uses_cpu_flash", lambda t: False)
+    packed = torch.randn(2, 70, 3, 2, 8, dtype=torch.float64)
+    ids = torch.randint(0, 6, (2, 70), generator=torch.Generator().manual_seed(8))
+    q, k, v = packed.permute(2, 0, 3, 1, 4)
+    reference = masked_cluster_attention(q, k, v, ids)
+    with torch.no_grad():
+        separate = cluster_sparse_attention(q, k, v, ids, 6, "grouped")
+        together = packed_cluster_sparse_attention(packed.requires_grad_(), ids, 6, "grouped")
+    assert (separate - reference).abs().max() <= 1e-10
+    assert (together - reference.transpose(1, 2)).abs().max() <= 1e-10
+    assert not together.requires_grad
+
+
 def test_second_derivatives_are_refused_not_wrong():
     q, k, v = qkv(1, 2, 12, 4)
     ids = torch.arange(12).unsqueeze(0) % 3
