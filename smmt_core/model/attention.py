@@ -172,9 +172,9 @@ def _row_scatter(table: torch.Tensor):
 
     `index_copy_` on the CPU copies element by element. When a row's bytes divide into 16-byte
     pieces, table and rows are viewed as complex128 (the same bytes, 4x fewer elements for
-    float32), which makes the row scatter 2-3x faster; the bytes are moved unchanged. Every row
-    we scatter from is contiguous and every table's row stride a multiple of its width, so the
-    view always exists when the width allows it.
+    float32), which makes the row scatter 2-3x faster; the bytes are moved unchanged. Every table
+    and every block of rows scattered here has a contiguous last dimension and row strides and
+    offsets that are multiples of the row width, so the view exists whenever the width allows it.
     """
     if table.dtype in (torch.float32, torch.float64) and (table.shape[1] * table.element_size()) % 16 == 0:
         wide = table.view(torch.complex128)
@@ -187,12 +187,12 @@ class _GroupedClusterAttention(torch.autograd.Function):
 
     Works on token-major rows: q, k, v as (B*n, h, dh) each, or packed as the qkv projection
     makes them, (B*n, 3, h, dh), whose gradient is then returned packed too (no stacking of
-    three gradients afterwards); `keep` is False when no backward will follow (inference keeps no
-    per-group state). Per group of equal-length clusters, the group's rows are
+    three gradients afterwards). Per group of equal-length clusters, the group's rows are
     gathered into one small (count, length, h, dh) block per tensor, attended, and the output
     rows scattered straight into the result (every row is written exactly once: no zero-fill,
     no scatter-add). The backward mirrors it per group: gather the output gradient's rows, the
-    kernel's backward, scatter the q/k/v gradients into place.
+    kernel's backward, scatter the q/k/v gradients into place. `keep` is False when no backward
+    will follow (inference): then no per-group state is kept.
 
     Why per group and not one sort of the whole tensors: full-size sorted copies are large fresh
     allocations, and on Linux each page of those is faulted in on first touch (~1.5 µs per 4 KiB
