@@ -1,6 +1,7 @@
 """The paper's efficiency claim at the whole-brain `volume` preset: SMMT vs 3MT vs SMMT-no-sparse.
 
     python benchmarks/volume_efficiency.py --data DIR                 # steps + in-model attention
+    python benchmarks/volume_efficiency.py --data DIR --variants smmt --attention-repeats 15   # attention focus
     python benchmarks/volume_efficiency.py --data DIR --epochs 2      # + time and energy per epoch
     python benchmarks/volume_efficiency.py --data DIR --epochs 1 --rounds 3   # round-robin runs
     python benchmarks/volume_efficiency.py --smoke                    # seconds: proves it still runs
@@ -55,6 +56,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variants")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="timed training steps per variant (0: skip the step and attention parts)")
+    parser.add_argument("--attention-repeats", type=int, default=None,
+                        help="timed runs of the in-model attention comparison (default: --repeats)")
     parser.add_argument("--epochs", type=int, default=0, help="also train each variant this many epochs")
     parser.add_argument("--rounds", type=int, default=1, help="with --epochs: train every variant this many "
                         "times, round-robin, and report the median (machine load hits all alike)")
@@ -79,7 +82,8 @@ def main(argv=None) -> int:
         overrides["patch_mm"] = args.patch_mm
     config = TrainConfig.build("volume", dataset=str(args.data), batch_size=args.batch_size, **overrides)
     result = bench_volume(config, variants=[v.strip() for v in args.variants.split(",") if v.strip()],
-                          batch_size=args.batch_size, repeats=args.repeats, epochs=args.epochs, out_dir=args.out, rounds=args.rounds)
+                          batch_size=args.batch_size, repeats=args.repeats, epochs=args.epochs, out_dir=args.out, rounds=args.rounds,
+                          attention_repeats=args.attention_repeats)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result.to_dict(), fh, indent=2)

@@ -8,6 +8,15 @@ interleaved in one process (so machine load hits all three alike):
 and reports the speedup, the ideal speedup n²/Σc² for the clusters K-Means actually produced,
 the achieved fraction of that ideal, the peak-memory ratio and the log-log scaling slopes.
 
+Layout: by default q, k and v are what the model's attention layer hands over, views of one
+(B, n, 3, h, dh) projection output (dense gets them as (B, h, n, dh) views, as 3MT does; sparse as
+the packed tensor, as SMMT does); `layout="separate"` makes three contiguous (B, h, n, dh) tensors
+instead (the layout of the measurements before the packed path existed).
+
+Clock: "wall" (perf_counter) or "cpu" (the process's CPU time, `time.process_time`): with one
+torch thread on a machine shared with other jobs, CPU time leaves out the time slices the
+process spent waiting for a core, which wall time adds to whichever variant was running.
+
 Peak memory: on CUDA the allocator's peak; on CPU the peak of live tensor allocations recorded
 by the torch profiler during the (untimed) warm-up run.
 """
@@ -25,10 +34,12 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from smmt_core.model.attention import cluster_sparse_attention
+from smmt_core.model.attention import cluster_sparse_attention, packed_cluster_sparse_attention
 from smmt_core.model.kmeans import default_n_clusters, kmeans
 
 DEFAULT_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
+LAYOUTS = ("model", "separate")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
 
 
@@ -60,17 +71,19 @@ class BenchRecord:
 def tune_malloc() -> bool:
     """Keep freed memory in the process (glibc), so repeated allocations skip first-touch page faults.
 
-    Without it glibc returns every freed block over 128 KiB to the OS (mmap threshold) and each
-    new tensor pays page faults on first touch; many medium-sized allocations (one per cluster
-    group) suffer more than one big one. PyTorch's CPU tuning guide suggests jemalloc/tcmalloc
-    for the same reason. Applies to dense and sparse alike; off unless asked for.
+    Without it glibc hands blocks above its mmap threshold (128 KiB, rising to at most 32 MiB) to
+    the OS and back, and trims the heap's free top, so new tensors pay page faults on first touch
+    (~1.5 µs per 4 KiB page on the development VM, ~7 ms per 16 MB tensor). Here no block goes to
+    mmap at all (so even the 48 MB packed q/k/v gradients at n = 4096, batch 8 are recycled) and
+    the heap is never trimmed. PyTorch's CPU tuning guide suggests jemalloc/tcmalloc for the same
+    reason. Applies to dense and sparse alike; off unless asked for.
     """
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-        return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
+        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
+        return bool(libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 1 << 30)
                     and libc.mallopt(m_top_pad, 64 << 20))
     except (OSError, AttributeError):
         return False
@@ -163,6 +176,8 @@ def bench_attention(
     sparse_backend: str = "auto",
     max_seconds_per_size: float = 60.0,
     seed: int = 0,
+    layout: str = "model",
+    clock: str = "wall",
     on_record=None,
 ) -> list[BenchRecord]:
     """Time dense vs sparse attention (fwd + bwd) for each n in `sizes`; see the module docstring.
@@ -172,12 +187,22 @@ def bench_attention(
     """
     dev = torch.device(device)
     torch_dtype = DTYPES[dtype]
+    now = CLOCKS[clock]
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
     records: list[BenchRecord] = []
     for n in sizes:
         g = torch.Generator(device="cpu").manual_seed(seed + n)
-        q, k, v = [torch.randn(batch, heads, n, head_dim, generator=g).to(dev, torch_dtype).requires_grad_()
-                   for _ in range(3)]
+        if layout == "model":  # the qkv projection's output, as the attention layer sees it
+            qkv = torch.randn(batch, n, 3, heads, head_dim, generator=g).to(dev, torch_dtype).requires_grad_()
+            leaves = (qkv,)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        else:
+            qkv = None
+            leaves = q, k, v = [torch.randn(batch, heads, n, head_dim, generator=g).to(dev, torch_dtype).requires_grad_()
+                                for _ in range(3)]
         grad = torch.randn(batch, heads, n, head_dim, generator=g).to(dev, torch_dtype)
+        grad_tokens = grad.transpose(1, 2)  # (B, n, h, dh), for the packed path's output
         n_clusters = default_n_clusters(n, cluster_size)
 
         def find_ids():
@@ -191,17 +216,24 @@ def bench_attention(
                 out = F.scaled_dot_product_attention(q, k, v)
             out.backward(grad)
 
+        def attend_within(ids):
+            if qkv is not None:
+                packed_cluster_sparse_attention(qkv, ids, n_clusters, sparse_backend).backward(grad_tokens)
+            else:
+                cluster_sparse_attention(q, k, v, ids, n_clusters, sparse_backend).backward(grad)
+
         def sparse():
-            cluster_sparse_attention(q, k, v, find_ids(), n_clusters, sparse_backend).backward(grad)
+            attend_within(find_ids())
 
         def sparse_fixed():
-            cluster_sparse_attention(q, k, v, fixed_ids, n_clusters, sparse_backend).backward(grad)
+            attend_within(fixed_ids)
 
         def clustering():
             find_ids()
 
         def clear():
-            q.grad = k.grad = v.grad = None
+            for leaf in leaves:
+                leaf.grad = None
 
         functions = {"dense": dense, "sparse": sparse, "sparse_fixed": sparse_fixed, "kmeans": clustering}
         peaks: dict[str, int | None] = {}
@@ -209,13 +241,13 @@ def bench_attention(
         for name, fn in functions.items():
             for i in range(warmup):
                 clear()
-                start = time.perf_counter()
+                start = now()
                 if i == 0 and name in ("dense", "sparse"):
                     peaks[name] = _peak_bytes(fn, dev)  # warm-up doubles as the memory run
                 else:
                     fn()
                 _sync(dev)
-                warm_seconds += time.perf_counter() - start
+                warm_seconds += now() - start
         per_repeat = warm_seconds / max(1, warmup)
         n_repeats = max(1, min(repeats, int(max_seconds_per_size / max(per_repeat, 1e-9))))
         times: dict[str, list[float]] = {name: [] for name in functions}
@@ -223,10 +255,10 @@ def bench_attention(
             for name, fn in functions.items():
                 clear()
                 _sync(dev)
-                start = time.perf_counter()
+                start = now()
                 fn()
                 _sync(dev)
-                times[name].append((time.perf_counter() - start) * 1000.0)
+                times[name].append((now() - start) * 1000.0)
         ms = {name: statistics.median(t) for name, t in times.items()}
         sizes_found = torch.bincount((fixed_ids + torch.arange(batch, device=dev).unsqueeze(1) * n_clusters).reshape(-1),
                                      minlength=batch * n_clusters).double()
@@ -255,7 +287,7 @@ def bench_attention(
         records.append(record)
         if on_record is not None:
             on_record(record)
-        q = k = v = grad = None  # free the tensors before the next size (the closures are done)
+        q = k = v = qkv = leaves = grad = grad_tokens = None  # free the tensors before the next size (the closures are done)
     return records
 
 
@@ -302,6 +334,10 @@ def add_arguments(parser) -> None:
                         help="restrict the dense baseline to one SDPA kernel (e.g. flash on CUDA)")
     parser.add_argument("--sparse-backend", choices=("auto", "grouped", "nested", "flex"), default="auto")
     parser.add_argument("--max-seconds-per-size", type=float, default=60.0)
+    parser.add_argument("--layout", choices=LAYOUTS, default="model",
+                        help="q/k/v as views of the model's packed qkv projection (default) or three (B, h, n, dh) tensors")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or the process's CPU time (leaves out waits for a core on a shared machine)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--malloc-tuning", action="store_true",
                         help="raise glibc's mmap/trim thresholds first (fewer page faults; see docs/attention.md)")
@@ -328,12 +364,12 @@ def run_from_args(args, out=print) -> list[BenchRecord]:
                    repeats=args.repeats, warmup=args.warmup, assignment=args.assignment,
                    cluster_size=args.cluster_size, kmeans_iters=args.kmeans_iters,
                    dense_backend=args.dense_backend, sparse_backend=args.sparse_backend,
-                   max_seconds_per_size=args.max_seconds_per_size)
+                   max_seconds_per_size=args.max_seconds_per_size, layout=args.layout, clock=args.clock)
     if not args.json:
         out(f"attention fwd+bwd on {args.device} ({torch.get_num_threads()} threads), {args.dtype}, "
             f"batch {args.batch}, {args.heads} heads × {args.head_dim}, K-Means {args.assignment}, "
             f"{args.kmeans_iters} iters, dense backend {args.dense_backend}, malloc tuning "
-            f"{'on' if malloc_tuned else 'off'}; torch {torch.__version__}")
+            f"{'on' if malloc_tuned else 'off'}, {args.layout} layout, {args.clock} clock; torch {torch.__version__}")
         out(HEADER)
     records = bench_attention(args.sizes, on_record=None if args.json else (lambda r: out(format_record(r))),
                               **options)

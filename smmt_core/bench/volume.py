@@ -7,9 +7,9 @@ with the same preset, so machine load and data hit every variant alike:
    (forward + backward + Adam) round-robin, and the median step time is compared. The peak of live
    tensor memory of one step is recorded per variant (torch profiler), and the process peak RSS.
 2. in-model attention: on the SMMT model's MRI tokens of that batch, the first intra-modal
-   layer's q, k, v: dense SDPA vs attention within the K-Means clusters that layer produced
-   (forward + backward), with the token count n, k, the ideal speedup n²/Σc² of those clusters
-   and the achieved fraction of it.
+   layer's q, k, v (its packed projection output): dense SDPA vs attention within the K-Means
+   clusters that layer produced (forward + backward, process CPU time, interleaved), with the
+   token count n, k, the ideal speedup n²/Σc² of those clusters and the achieved fraction of it.
 3. epochs (optional, `epochs > 0`): full `train()` runs per variant with codecarbon on, time
    and energy per epoch read from each run's metrics.csv.
 Speed targets are read from the printed numbers, never asserted in tests.
@@ -86,9 +86,15 @@ def _step_fn(model, optimizer, inputs, labels):
 
 
 def _attention_in_model(model, inputs, repeats: int) -> dict:
-    """Dense vs cluster attention on the first MRI layer's own q, k, v and K-Means clusters."""
+    """Dense vs cluster attention on the first MRI layer's own q, k, v and K-Means clusters.
+
+    q, k, v are handed over as the layer does: views of its (B, n, 3, h, dh) projection output
+    (a leaf here, so both variants' backward ends at the projection's gradient). Times are the
+    process's CPU time (one torch thread): on a shared machine wall time would also count the
+    slices spent waiting for a core.
+    """
     from smmt_core.bench.attention import _cpu_peak_bytes
-    from smmt_core.model.attention import cluster_sparse_attention
+    from smmt_core.model.attention import packed_cluster_sparse_attention
     from smmt_core.model.kmeans import kmeans
 
     layer = model.intra["mri"][0]
@@ -97,29 +103,37 @@ def _attention_in_model(model, inputs, repeats: int) -> dict:
         tokens = model.encoders["mri"](inputs.mri)
         x = layer.norm1(tokens) if hasattr(layer, "norm1") else tokens
         batch, n, d = x.shape
-        q, k, v = attention.qkv(x).view(batch, n, 3, attention.n_heads, attention.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = attention.qkv(x).view(batch, n, 3, attention.n_heads, attention.head_dim)
     n_clusters = attention.clusters_for(n)
-    t = time.perf_counter()
-    ids, _ = kmeans(q.transpose(1, 2).reshape(batch, n, d), n_clusters, attention.kmeans_iters, attention.assignment)
-    kmeans_ms = (time.perf_counter() - t) * 1e3
+    t = time.process_time()
+    ids, _ = kmeans(qkv[:, :, 0].reshape(batch, n, d), n_clusters, attention.kmeans_iters, attention.assignment)
+    kmeans_ms = (time.process_time() - t) * 1e3
     counts = torch.stack([torch.bincount(row, minlength=n_clusters) for row in ids]).double()
     ideal = float(batch * n * n / (counts ** 2).sum())
-    q, k, v = (t.detach().contiguous().requires_grad_() for t in (q, k, v))
-    grad = torch.randn_like(q)
+    qkv = qkv.detach().clone().requires_grad_()
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    grad = torch.randn(batch, n, attention.n_heads, attention.head_dim)
 
     def dense():
+        qkv.grad = None
         out = F.scaled_dot_product_attention(q, k, v)
-        torch.autograd.backward(out, grad)
+        torch.autograd.backward(out, grad.transpose(1, 2))
 
     def sparse():
-        out = cluster_sparse_attention(q, k, v, ids, n_clusters)
+        qkv.grad = None
+        out = packed_cluster_sparse_attention(qkv, ids, n_clusters)
         torch.autograd.backward(out, grad)
+
+    def cpu_ms(fn):
+        t = time.process_time()
+        fn()
+        return (time.process_time() - t) * 1e3
 
     dense(), sparse()  # warm-up
     dense_ms, sparse_ms = [], []
     for _ in range(repeats):  # interleaved: machine load hits both alike
-        dense_ms.append(_median_ms(dense, 1))
-        sparse_ms.append(_median_ms(sparse, 1))
+        dense_ms.append(cpu_ms(dense))
+        sparse_ms.append(cpu_ms(sparse))
     dense_t, sparse_t = statistics.median(dense_ms), statistics.median(sparse_ms)
     dense_peak, sparse_peak = _cpu_peak_bytes(dense), _cpu_peak_bytes(sparse)
     speedup = dense_t / sparse_t
@@ -128,7 +142,8 @@ def _attention_in_model(model, inputs, repeats: int) -> dict:
         "cluster_sizes_mean": float(counts.mean()), "cluster_sizes_max": float(counts.max()),
         "ideal_speedup": ideal, "dense_ms": dense_t, "sparse_ms": sparse_t, "kmeans_ms": kmeans_ms,
         "speedup": speedup, "fraction_of_ideal": speedup / ideal,
-        "speedup_with_kmeans": dense_t / (sparse_t + kmeans_ms),
+        "speedup_with_kmeans": dense_t / (sparse_t + kmeans_ms), "repeats": repeats,
+        "dense_ms_all": dense_ms, "sparse_ms_all": sparse_ms,
         "dense_peak_mb": dense_peak / 2**20 if dense_peak else None,
         "sparse_peak_mb": sparse_peak / 2**20 if sparse_peak else None,
     }
@@ -176,7 +191,7 @@ def _epochs(config, variants, epochs: int, out_dir: str, rounds: int = 1) -> dic
     return results
 
 
-def _steps_and_attention(config, variants, batch_size, repeats, out) -> VolumeBenchResult:
+def _steps_and_attention(config, variants, batch_size, repeats, out, attention_repeats=None) -> VolumeBenchResult:
     """Parts 1 and 2 of the module doc."""
     from smmt_core.model.smmt import build_model
     from smmt_core.train.trainer import seed_everything
@@ -205,7 +220,8 @@ def _steps_and_attention(config, variants, batch_size, repeats, out) -> VolumeBe
         out(f"  step {v:15s} {step_ms[v]:9.0f} ms  ({ratio.get(v, math.nan):.3f}x 3mt)  "
             f"peak tensors {peaks[v] or math.nan:7.0f} MB")
     sparse_model = next((models[v] for v in variants if models[v].config.sparse), None)
-    attention = _attention_in_model(sparse_model, inputs, repeats) if sparse_model is not None else {}
+    attention = (_attention_in_model(sparse_model, inputs, attention_repeats or repeats)
+                 if sparse_model is not None else {})
     if attention:
         out(f"  attention in the model: n = {attention['n_tokens']}, k = {attention['n_clusters']}, "
             f"ideal n²/Σc² = {attention['ideal_speedup']:.2f}, dense {attention['dense_ms']:.0f} ms vs "
@@ -219,12 +235,13 @@ def _steps_and_attention(config, variants, batch_size, repeats, out) -> VolumeBe
 
 
 def bench_volume(config, variants=VARIANTS, batch_size: int | None = None, repeats: int = 3, epochs: int = 0,
-                 out_dir: str = "bench-runs", rounds: int = 1, out=print) -> VolumeBenchResult:
+                 out_dir: str = "bench-runs", rounds: int = 1, attention_repeats: int | None = None,
+                 out=print) -> VolumeBenchResult:
     """Run parts 1-3 of the module doc for `config` (a TrainConfig at the volume preset); repeats=0
-    skips parts 1 and 2."""
+    skips parts 1 and 2; attention_repeats (default: repeats) times part 2 more often than the steps."""
     batch_size = batch_size or config.optim.batch_size
     if repeats > 0:
-        result = _steps_and_attention(config, variants, batch_size, repeats, out)
+        result = _steps_and_attention(config, variants, batch_size, repeats, out, attention_repeats)
     else:
         result = VolumeBenchResult(n_tokens=0, n_clusters=0, batch_size=batch_size, step_ms={}, step_ratio_vs_3mt={},
                                    step_peak_mb={}, attention={})

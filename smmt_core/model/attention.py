@@ -4,25 +4,28 @@ SMMT replaces dense self-attention by attention *within* K-Means clusters of the
 i attends only to the tokens of its own cluster, with a softmax normalised inside the cluster.
 Mathematically this is dense attention with a same-cluster mask (`masked_cluster_attention`,
 kept as the reference the tests compare against). The point of the method is to *not* pay for
-the masked-out n² entries, so the fast path (`cluster_sparse_attention`):
+the masked-out n² entries, so the fast path (`cluster_sparse_attention`, or
+`packed_cluster_sparse_attention` on the qkv projection's output, which the layer uses):
 
-1. sorts the tokens (of all batch elements together) so each cluster is one contiguous segment,
-   and segments of equal length sit next to each other;
-2. runs `scaled_dot_product_attention` once per distinct segment length, on a (segments, heads,
-   length, dim) view — no padding to the largest cluster (K-Means clusters are unbalanced, the
-   largest is often ~3× the mean, and padding would erase the gain); clusters of one token
-   return their value directly;
-3. scatters the outputs back to the original token order.
+1. groups the clusters (of all batch elements together) by length;
+2. per group, gathers the group's token rows into one (clusters, heads, length, dim) block and
+   runs the attention kernel on it once — no padding to the largest cluster (K-Means clusters
+   are unbalanced, the largest is often ~3× the mean, and padding would erase the gain);
+   clusters of one token return their value directly;
+3. scatters each group's output rows straight to their original positions.
+On the CPU the kernel is SDPA's own flash kernel, called directly with its backward (no autograd
+graph per group); elsewhere SDPA under autograd.
 
 A "nested" backend packs all segments into one jagged nested tensor and makes a single SDPA call
 (the varlen kernels). It is opt-in: on an H200 it was slower than the grouped path at every size
 we measured (docs/attention.md).
 
 "auto" picks the masked reference below `MASKED_BELOW` tokens and the grouped path above: with
-few tokens the n² work is tiny and the grouped path's cost is its one SDPA call per distinct
+few tokens the n² work is tiny and the grouped path's cost is its one kernel call per distinct
 cluster length (times the batch). Measured on CPU fp32, 1 thread, batch 8, 4 heads of 32, fwd +
-bwd, k = ceil(log2 n): masked/grouped time 0.02 at n = 48, 0.34 at 128, 0.73 at 256, 1.24 at 384,
-1.83 at 768 (docs/volume.md). Both give the same result, so the switch changes speed only.
+bwd, k = ceil(log2 n): masked/grouped time 0.78–0.82 at n = 128, 0.94–1.03 at 160, 1.08–1.11 at
+192, 1.36–1.40 at 256, 1.8 at 320 (docs/volume.md). Both give the same result, so the switch
+changes speed only.
 
 Cost with k clusters of sizes c_j: Σ c_j² · d instead of n² · d, i.e. about n²/k for balanced
 clusters. With the paper's k = log2 n this is O(n²/log n), not O(n log n) (see docs/attention.md).
@@ -40,7 +43,7 @@ from smmt_core.model.kmeans import default_n_clusters, kmeans
 
 BACKENDS = ("auto", "grouped", "nested", "masked", "flex")
 # "auto": the masked (dense + same-cluster mask) path below this many tokens per sequence.
-MASKED_BELOW = 320
+MASKED_BELOW = 192
 
 
 def same_cluster_mask(ids: torch.Tensor) -> torch.Tensor:
@@ -61,8 +64,9 @@ class ClusterPlan:
 
     ids: (B, n) cluster ids in [0, n_clusters). Clusters of different batch elements are
     different segments. `perm` sorts the flattened (B*n) tokens by (segment length, segment),
-    `inverse` undoes it, `groups` lists (length, number of segments) in that order, and
-    `offsets` are the segment boundaries in the order sorted by segment alone (nested backend).
+    `inverse` undoes it, `groups` lists (length, number of segments) in that order,
+    `group_index` each group's rows (into the flattened B*n tokens) in that order, and `offsets`
+    are the segment boundaries in the order sorted by segment alone (nested backend).
     """
 
     def __init__(self, ids: torch.Tensor, n_clusters: int | None = None, *, for_nested: bool = False):
@@ -126,65 +130,135 @@ def _unflatten(out_sorted: torch.Tensor, plan: ClusterPlan) -> torch.Tensor:
     return out.reshape(plan.batch, plan.n, h, dh).transpose(1, 2)
 
 
-class _GroupedClusterAttention(torch.autograd.Function):
-    """Attention within clusters, one SDPA call per distinct cluster length, minimal copying.
+_CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_CPU_FLASH_BACKWARD = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
 
-    Works on token-major tensors (B*n, h, dh). q, k and v are gathered once into cluster-sorted
-    order, where each group of equal-length clusters is a contiguous view; each group's output
-    is scattered straight into the result (every row is written exactly once, so no zero-fill
-    and no scatter-add). The backward mirrors this: one gather of the output gradient, SDPA's
-    own backward on each group's saved sub-graph, the q/k/v gradients scattered into place.
-    Built from autograd's ops instead (permute, split, attend, cat, un-permute) the bookkeeping
-    costs several extra full-size copies and zero-fills, the largest cost on a CPU after the
-    attention kernels themselves. First-order gradients only (no double backward).
+
+def _uses_cpu_flash(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and _CPU_FLASH is not None and _CPU_FLASH_BACKWARD is not None
+
+
+def _attend(q, k, v, cpu_flash: bool, for_backward: bool = True):
+    """One group's attention, (count, h, length, dh) views -> (out, what its backward needs).
+
+    On the CPU: the flash kernel that `scaled_dot_product_attention` itself dispatches to, called
+    directly, so no autograd graph is built per group (its output and logsumexp are all the
+    backward needs). Elsewhere: SDPA on detached inputs with its own small graph (none when no
+    backward will follow).
+    """
+    if cpu_flash:
+        out, logsumexp = _CPU_FLASH(q, k, v)
+        return out, logsumexp
+    if not for_backward:
+        return F.scaled_dot_product_attention(q, k, v), None
+    q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+    with torch.enable_grad():
+        out = F.scaled_dot_product_attention(q, k, v)
+    return out.detach(), (out, q, k, v)
+
+
+def _attend_backward(grad, q, k, v, out, state, cpu_flash: bool):
+    """Gradients of `_attend` with respect to q, k, v, laid out like q, k, v."""
+    if cpu_flash:
+        return _CPU_FLASH_BACKWARD(grad, q, k, v, out, state, 0.0, False)
+    graph_out, *inputs = state
+    with torch.enable_grad():
+        # retain_graph: the outer graph may be back-propagated more than once.
+        return torch.autograd.grad(graph_out, inputs, grad, retain_graph=True)
+
+
+def _row_scatter(table: torch.Tensor):
+    """A function index, rows -> table[index] = rows, for a 2-D table of rows (float32/64).
+
+    `index_copy_` on the CPU copies element by element. When a row's bytes divide into 16-byte
+    pieces, table and rows are viewed as complex128 (the same bytes, 4x fewer elements for
+    float32), which makes the row scatter 2-3x faster; the bytes are moved unchanged. Every table
+    and every block of rows scattered here has a contiguous last dimension and row strides and
+    offsets that are multiples of the row width, so the view exists whenever the width allows it.
+    """
+    if table.dtype in (torch.float32, torch.float64) and (table.shape[1] * table.element_size()) % 16 == 0:
+        wide = table.view(torch.complex128)
+        return lambda index, rows: wide.index_copy_(0, index, rows.view(torch.complex128))
+    return lambda index, rows: table.index_copy_(0, index, rows)
+
+
+class _GroupedClusterAttention(torch.autograd.Function):
+    """Attention within clusters, one kernel call per distinct cluster length, minimal copying.
+
+    Works on token-major rows: q, k, v as (B*n, h, dh) each, or packed as the qkv projection
+    makes them, (B*n, 3, h, dh), whose gradient is then returned packed too (no stacking of
+    three gradients afterwards). Per group of equal-length clusters, the group's rows are
+    gathered into one small (count, length, h, dh) block per tensor, attended, and the output
+    rows scattered straight into the result (every row is written exactly once: no zero-fill,
+    no scatter-add). The backward mirrors it per group: gather the output gradient's rows, the
+    kernel's backward, scatter the q/k/v gradients into place. `keep` is False when no backward
+    will follow (inference): then no per-group state is kept.
+
+    Why per group and not one sort of the whole tensors: full-size sorted copies are large fresh
+    allocations, and on Linux each page of those is faulted in on first touch (~1.5 µs per 4 KiB
+    page on the development VM: ~7 ms per 16 MB copy); the small per-group blocks are recycled
+    by the allocator from one call to the next. On the CPU the flash kernel and its backward are
+    called directly (see `_attend`): building and replaying one autograd graph per cluster
+    length cost more than the bookkeeping itself. First-order gradients only.
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, plan):
-        rows, h, dh = q.shape
-        out = torch.empty_like(q)
-        # One gather per tensor into cluster-sorted order; each group is then a contiguous view.
-        sorted_blocks = [t.index_select(0, plan.perm).split(plan.group_rows) for t in (q, k, v)]
-        graphs = []
-        for (length, count), index, qg, kg, vg in zip(plan.groups, plan.group_index, *sorted_blocks):
+    def forward(ctx, plan, keep, packed, q, k, v):
+        first = packed if packed is not None else q
+        rows, h, dh = first.shape[0], first.shape[-2], first.shape[-1]
+        width = h * dh
+        cpu_flash = _uses_cpu_flash(first)
+        if packed is not None:
+            packed_rows = packed.reshape(rows, 3 * width)
+        else:
+            tables = [t.reshape(rows, width) for t in (q, k, v)]
+        out = first.new_empty(rows, width)
+        scatter_out = _row_scatter(out)
+        saved = []
+        for (length, count), index in zip(plan.groups, plan.group_index):
+            if packed is not None:  # one gather of the group's packed rows; q, k, v are views of it
+                blocks = packed_rows.index_select(0, index).view(count, length, 3, h, dh).permute(2, 0, 3, 1, 4).unbind()
+            else:
+                blocks = [t.index_select(0, index).view(count, length, h, dh).transpose(1, 2) for t in tables]
             if length == 1:  # softmax over a single key: the output is that key's value
-                out.index_copy_(0, index, vg)
-                graphs.append(None)
+                scatter_out(index, blocks[2].reshape(count, width))
+                if keep:
+                    saved.append((None, None, None))
                 continue
-            qg, kg, vg = (t.detach().requires_grad_() for t in (qg, kg, vg))
-            with torch.enable_grad():
-                blocks = [t.view(count, length, h, dh).transpose(1, 2) for t in (qg, kg, vg)]
-                og = F.scaled_dot_product_attention(*blocks).transpose(1, 2)  # (count, length, h, dh)
-            out.index_copy_(0, index, og.detach().reshape(length * count, h, dh))
-            graphs.append((og, qg, kg, vg))
-        ctx.plan, ctx.graphs = plan, graphs
-        return out
+            group_out, state = _attend(*blocks, cpu_flash, for_backward=keep)
+            scatter_out(index, group_out.transpose(1, 2).reshape(length * count, width))
+            if keep:
+                saved.append((blocks, group_out, state))
+        ctx.plan, ctx.saved, ctx.cpu_flash = plan, saved, cpu_flash
+        ctx.packed, ctx.layout = packed is not None, (rows, h, dh)
+        return out.view(rows, h, dh)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        plan, graphs = ctx.plan, ctx.graphs
-        grad_q, grad_k, grad_v = (torch.empty_like(grad_out) for _ in range(3))
-        grads = grad_out.index_select(0, plan.perm).split(plan.group_rows)
-        for (_length, _count), index, grad, graph in zip(plan.groups, plan.group_index, grads, graphs):
-            if graph is None:
-                grad_q.index_fill_(0, index, 0.0)
-                grad_k.index_fill_(0, index, 0.0)
-                grad_v.index_copy_(0, index, grad)
+        rows, h, dh = ctx.layout
+        width = h * dh
+        grad_rows = grad_out.reshape(rows, width)
+        if ctx.packed:
+            grad_packed = grad_out.new_empty(rows, 3, width)
+            grads = grad_packed.unbind(1)
+        else:
+            grads = [grad_out.new_empty(rows, width) for _ in range(3)]
+        scatters = [_row_scatter(grad) for grad in grads]
+        for (length, count), index, (blocks, group_out, state) in zip(ctx.plan.groups, ctx.plan.group_index, ctx.saved):
+            grad_block = grad_rows.index_select(0, index)
+            if blocks is None:  # one-token clusters: out = v
+                grads[0].index_fill_(0, index, 0.0)
+                grads[1].index_fill_(0, index, 0.0)
+                scatters[2](index, grad_block)
                 continue
-            og, qg, kg, vg = graph
-            with torch.enable_grad():
-                # retain_graph: the outer graph may be back-propagated more than once.
-                gq, gk, gv = torch.autograd.grad(og, (qg, kg, vg), grad.view_as(og), retain_graph=True)
-            grad_q.index_copy_(0, index, gq)
-            grad_k.index_copy_(0, index, gk)
-            grad_v.index_copy_(0, index, gv)
-        return grad_q, grad_k, grad_v, None
-
-
-def _token_major(t: torch.Tensor) -> torch.Tensor:
-    """(B, h, n, dh) -> (B*n, h, dh); free when t is a transposed view of (B, n, h, dh)."""
-    b, h, n, dh = t.shape
-    return t.transpose(1, 2).reshape(b * n, h, dh)
+            grad_block = grad_block.view(count, length, h, dh).transpose(1, 2)
+            group_grads = _attend_backward(grad_block, *blocks, group_out, state, ctx.cpu_flash)
+            for scatter, grad in zip(scatters, group_grads):
+                scatter(index, grad.transpose(1, 2).reshape(length * count, width))
+        if ctx.packed:
+            return None, None, grad_packed.view(rows, 3, h, dh), None, None, None
+        return None, None, None, *(grad.view(rows, h, dh) for grad in grads)
 
 
 def _nested(qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, plan: ClusterPlan) -> torch.Tensor:
@@ -236,6 +310,28 @@ def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ids: torch.Tensor) 
     return take(out, inverse)
 
 
+def _token_major(t: torch.Tensor) -> torch.Tensor:
+    """(B, h, n, dh) -> (B*n, h, dh); free when t is a transposed view of (B, n, h, dh)."""
+    b, h, n, dh = t.shape
+    return t.transpose(1, 2).reshape(b * n, h, dh)
+
+
+def _check(backend: str, ids: torch.Tensor, batch: int, n: int, shape) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
+    if ids.shape != (batch, n):
+        raise ValueError(f"cluster ids of shape {tuple(ids.shape)} do not match queries {tuple(shape)}")
+
+
+def _backward_follows(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will record this call (else the grouped path keeps nothing for a backward)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _takes_grouped_path(backend: str, n: int) -> bool:
+    return backend == "grouped" or (backend == "auto" and n >= MASKED_BELOW)
+
+
 def cluster_sparse_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -252,22 +348,41 @@ def cluster_sparse_attention(
     training, forward-only on the CPU), "auto" (masked below `MASKED_BELOW` tokens, else grouped).
     Returns (B, h, n, dh), equal to `masked_cluster_attention(q, k, v, ids)`.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; choose one of {BACKENDS}")
-    if ids.shape != (q.shape[0], q.shape[2]):
-        raise ValueError(f"cluster ids of shape {tuple(ids.shape)} do not match queries {tuple(q.shape)}")
-    if backend == "masked" or (backend == "auto" and q.shape[2] < MASKED_BELOW):
-        return masked_cluster_attention(q, k, v, ids)
+    batch, heads, n, dh = q.shape
+    _check(backend, ids, batch, n, q.shape)
+    if _takes_grouped_path(backend, n):
+        plan = ClusterPlan(ids, n_clusters)
+        out = _GroupedClusterAttention.apply(plan, _backward_follows(q, k, v), None, _token_major(q), _token_major(k),
+                                             _token_major(v))
+        return out.view(batch, n, heads, dh).transpose(1, 2)
     if backend == "flex":
         return _flex(q, k, v, ids)
     if backend == "nested":
         plan = ClusterPlan(ids, n_clusters, for_nested=True)
         out = _nested(*(_flatten_sorted(t, plan) for t in (q, k, v)), plan)
         return _unflatten(out, plan)
-    plan = ClusterPlan(ids, n_clusters)
-    batch, heads, n, dh = q.shape
-    out = _GroupedClusterAttention.apply(_token_major(q), _token_major(k), _token_major(v), plan)
-    return out.view(batch, n, heads, dh).transpose(1, 2)
+    return masked_cluster_attention(q, k, v, ids)
+
+
+def packed_cluster_sparse_attention(
+    qkv: torch.Tensor, ids: torch.Tensor, n_clusters: int | None = None, backend: str = "auto"
+) -> torch.Tensor:
+    """`cluster_sparse_attention` on the layout a fused qkv projection produces.
+
+    qkv: (B, n, 3, h, dh) (the projection's output viewed, q/k/v along dim 2) -> (B, n, h, dh),
+    ready for the output projection. The grouped path reads the projection's rows in place and
+    hands back one packed gradient, instead of three that autograd would then stack.
+    """
+    batch, n, three, heads, dh = qkv.shape
+    if three != 3:
+        raise ValueError(f"packed q/k/v must be (batch, tokens, 3, heads, head_dim), got shape {tuple(qkv.shape)}")
+    _check(backend, ids, batch, n, qkv.shape)
+    if _takes_grouped_path(backend, n):
+        plan = ClusterPlan(ids, n_clusters)
+        out = _GroupedClusterAttention.apply(plan, _backward_follows(qkv), qkv.reshape(batch * n, 3, heads, dh), None, None, None)
+        return out.view(batch, n, heads, dh)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    return cluster_sparse_attention(q, k, v, ids, n_clusters, backend).transpose(1, 2)
 
 
 class ClusterSparseAttention(nn.Module):
@@ -307,20 +422,17 @@ class ClusterSparseAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, n, _ = x.shape
-        q, k, v = self.qkv(x).view(batch, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if not self.sparse:
-            out = F.scaled_dot_product_attention(q, k, v)
+        qkv = self.qkv(x).view(batch, n, 3, self.n_heads, self.head_dim)
+        n_clusters = self.clusters_for(n) if self.sparse else 1
+        if self.sparse and ids is None:
+            # Queries of all heads side by side: (B, n, d), detached inside kmeans.
+            ids, _ = kmeans(qkv[:, :, 0].reshape(batch, n, self.d_model), n_clusters, self.kmeans_iters, self.assignment)
+        if n_clusters == 1:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
         else:
-            n_clusters = self.clusters_for(n)
-            if ids is None:
-                # Queries of all heads side by side: (B, n, d), detached inside kmeans.
-                ids, _ = kmeans(q.transpose(1, 2).reshape(batch, n, self.d_model), n_clusters,
-                                self.kmeans_iters, self.assignment)
-            if n_clusters == 1:
-                out = F.scaled_dot_product_attention(q, k, v)
-            else:
-                out = cluster_sparse_attention(q, k, v, ids, n_clusters, self.backend)
-        out = out.transpose(1, 2).reshape(batch, n, self.d_model)
+            out = packed_cluster_sparse_attention(qkv, ids, n_clusters, self.backend)  # (B, n, h, dh)
+        out = out.reshape(batch, n, self.d_model)
         return self.dropout(self.proj(out)), ids if self.sparse else None
 
 
@@ -331,5 +443,6 @@ __all__ = [
     "ClusterSparseAttention",
     "cluster_sparse_attention",
     "masked_cluster_attention",
+    "packed_cluster_sparse_attention",
     "same_cluster_mask",
 ]

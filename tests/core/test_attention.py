@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from smmt_core.model import attention as attention_module
 from smmt_core.model.attention import (
     ClusterPlan,
     ClusterSparseAttention,
     cluster_sparse_attention,
     masked_cluster_attention,
+    packed_cluster_sparse_attention,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -38,6 +40,7 @@ CASES = [  # (batch, heads, n, dim, clusters)
     (3, 2, 37, 8, 5),  # odd n
     (1, 1, 101, 4, 7),
     (4, 3, 16, 8, 16),  # about one token per cluster
+    (2, 1, 40, 3, 4),  # rows of 12 / 24 bytes: the plain (not 16-byte wide) row scatter
 ]
 
 
@@ -55,6 +58,65 @@ def test_fp32_matches_masked_dense_forward_and_gradients(case):
     q, k_, v = qkv(batch, heads, n, dim, dtype=torch.float32)
     ids = torch.randint(0, k, (batch, n), generator=torch.Generator().manual_seed(2))
     compare(q, k_, v, ids, k, 1e-5)
+
+
+def compare_packed(qkv, ids, n_clusters, tol):
+    """The packed entry point (the model's layout) against the masked reference, forward and gradient."""
+    weights = torch.randn(qkv.shape[0], qkv.shape[1], qkv.shape[3], qkv.shape[4], dtype=qkv.dtype)
+    fast = packed_cluster_sparse_attention(qkv, ids, n_clusters, "grouped")
+    (fast_grad,) = torch.autograd.grad((fast * weights).sum(), qkv)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    reference = masked_cluster_attention(q, k, v, ids).transpose(1, 2)
+    (ref_grad,) = torch.autograd.grad((reference * weights).sum(), qkv)
+    assert fast.shape == reference.shape
+    assert (fast - reference).abs().max() <= tol
+    assert (fast_grad - ref_grad).abs().max() <= tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("case", CASES)
+def test_packed_qkv_matches_masked_dense_forward_and_gradient(case, dtype, tol):
+    batch, heads, n, dim, k = case
+    g = torch.Generator().manual_seed(6)
+    qkv = torch.randn(batch, n, 3, heads, dim, generator=g, dtype=dtype).requires_grad_()
+    ids = torch.randint(0, k, (batch, n), generator=g)
+    compare_packed(qkv, ids, k, tol)
+
+
+def test_generic_kernel_path_matches_masked_dense(monkeypatch):
+    """Off the CPU (CUDA) each group runs SDPA under autograd; forced here, it must agree too."""
+    monkeypatch.setattr(attention_module, "_uses_cpu_flash", lambda t: False)
+    q, k, v = qkv(2, 3, 45, 8)
+    ids = torch.randint(0, 5, (2, 45), generator=torch.Generator().manual_seed(7))
+    compare(q, k, v, ids, 5, 1e-10)
+    packed = torch.randn(2, 45, 3, 3, 8, dtype=torch.float64, requires_grad=True)
+    compare_packed(packed, ids, 5, 1e-10)
+
+
+@pytest.mark.parametrize("cpu_flash", [True, False])
+def test_inference_without_autograd_matches_masked_dense(monkeypatch, cpu_flash):
+    """Under no_grad the grouped path keeps no per-group state; the result is the same."""
+    if not cpu_flash:
+        monkeypatch.setattr(attention_module, "_uses_cpu_flash", lambda t: False)
+    packed = torch.randn(2, 70, 3, 2, 8, dtype=torch.float64)
+    ids = torch.randint(0, 6, (2, 70), generator=torch.Generator().manual_seed(8))
+    q, k, v = packed.permute(2, 0, 3, 1, 4)
+    reference = masked_cluster_attention(q, k, v, ids)
+    with torch.no_grad():
+        separate = cluster_sparse_attention(q, k, v, ids, 6, "grouped")
+        together = packed_cluster_sparse_attention(packed.requires_grad_(), ids, 6, "grouped")
+    assert (separate - reference).abs().max() <= 1e-10
+    assert (together - reference.transpose(1, 2)).abs().max() <= 1e-10
+    assert not together.requires_grad
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    q, k, v = qkv(1, 2, 12, 4)
+    ids = torch.arange(12).unsqueeze(0) % 3
+    out = cluster_sparse_attention(q, k, v, ids, 3, "grouped")
+    (grad_q,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad_q.sum().backward()
 
 
 def test_gradcheck_small():
@@ -147,10 +209,11 @@ def test_bad_ids_are_refused():
         cluster_sparse_attention(q, k, v, torch.zeros(1, 8, dtype=torch.long), backend="fast")
 
 
+@pytest.mark.parametrize("backend", ["auto", "grouped"])  # auto: the masked path at n = 50
 @pytest.mark.parametrize("assignment", ["exact", "balanced"])
-def test_module_uses_one_clustering_for_all_heads_and_matches_masked(assignment):
+def test_module_uses_one_clustering_for_all_heads_and_matches_masked(assignment, backend):
     torch.manual_seed(0)
-    layer = ClusterSparseAttention(32, 4, assignment=assignment).double()
+    layer = ClusterSparseAttention(32, 4, assignment=assignment, backend=backend).double()
     x = torch.randn(2, 50, 32, dtype=torch.float64, requires_grad=True)
     out, ids = layer(x)
     assert ids.shape == (2, 50) and ids.max() < 6  # ceil(log2 50) = 6 clusters
@@ -158,8 +221,11 @@ def test_module_uses_one_clustering_for_all_heads_and_matches_masked(assignment)
     q, k, v = layer.qkv(x).view(2, 50, 3, 4, 8).permute(2, 0, 3, 1, 4)
     expected = layer.proj(masked_cluster_attention(q, k, v, ids).transpose(1, 2).reshape(2, 50, 32))
     assert torch.allclose(out, expected, atol=1e-10)
-    out.sum().backward()
-    assert torch.isfinite(x.grad).all()
+    weights = torch.randn_like(out)
+    params = (x, layer.qkv.weight, layer.proj.weight)
+    for got, want in zip(torch.autograd.grad((out * weights).sum(), params),
+                         torch.autograd.grad((expected * weights).sum(), params)):
+        assert (got - want).abs().max() <= 1e-10
     if assignment == "balanced":
         sizes = torch.bincount(ids[0], minlength=6)
         assert sizes.max() - sizes.min() <= 1
