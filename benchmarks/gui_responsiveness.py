@@ -104,6 +104,42 @@ class Probe:
         return list(self.gaps_ms)
 
 
+class GcPauses:
+    """Every garbage collection in this process (any thread: a collection holds the interpreter
+    lock, so the GUI thread waits for it wherever it runs): when it ended, how long it took, its generation."""
+
+    def __init__(self):
+        import gc
+
+        self.pauses: list[tuple[float, float, int]] = []  # (end, ms, generation)
+        self._started = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started = now
+        else:
+            self.pauses.append((now, (now - self._started) * 1000.0, int(info["generation"])))
+
+    def close(self) -> None:
+        import gc
+
+        gc.callbacks.remove(self)
+
+    def during(self, start: float, end: float) -> float:
+        """Milliseconds of collection between `start` and `end` (perf_counter seconds)."""
+        return sum(ms for t, ms, _ in self.pauses if start - ms / 1000.0 <= t <= end + 0.001)
+
+    def summary(self, since: float) -> dict:
+        pauses = [(ms, gen) for t, ms, gen in self.pauses if t >= since]
+        out = {"collections": len(pauses), "total_ms": round(sum(ms for ms, _ in pauses), 1)}
+        for gen in (0, 1, 2):
+            times = [ms for ms, g in pauses if g == gen]
+            out[f"gen{gen}"] = {"n": len(times), "max_ms": round(max(times, default=0.0), 1)}
+        return out
+
+
 def spin(seconds: float, until=None) -> None:
     """Run the real Qt event loop for `seconds`, or until `until()` turns true (checked every 50 ms)."""
     from PySide6.QtCore import QEventLoop, QTimer
@@ -187,6 +223,16 @@ def main(argv=None) -> int:
     parser.add_argument("--stacks", type=Path,
                         help="diagnose: write every thread's Python stack to this file whenever the GUI thread "
                              "misses its ticks for 300 ms (faulthandler)")
+    parser.add_argument("--window", action="store_true",
+                        help="measure in the whole main window (log panel, status bar, viewer), not the dashboard alone")
+    parser.add_argument("--with-model", action="store_true",
+                        help="with --window: load an untrained demo-preset model first, so that the GUI process holds "
+                             "torch as when a user has a model open")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="compare: switch off smmt_gui.memory.freeze_long_lived (after start-up and model loads), "
+                             "so that full garbage collections scan every object again")
+    parser.add_argument("--stacks-after-ms", type=int, default=300,
+                        help="with --stacks: how long a stall must last before the stacks are written (default 300)")
     parser.add_argument("--smoke", action="store_true",
                         help="a 12-subject demo cohort, 1 epoch, 3 s: check that the benchmark runs (tests)")
     args = parser.parse_args(argv)
@@ -199,13 +245,13 @@ def main(argv=None) -> int:
     if not args.warm_cache:
         os.environ["SMMT_CACHE_DIR"] = str(work / "mri-cache")
 
-    from PySide6.QtWidgets import QApplication
-
     from smmt_core.train.config import TrainConfig
     from smmt_core.train.events import BatchProgress
+    from smmt_gui.app import create_app
+    from smmt_gui.memory import freeze_long_lived
     from smmt_gui.panels.training import TrainingDashboard
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - must exist for the widgets
+    app = create_app(sys.argv[:1])  # noqa: F841 - the app's own style and plot options (antialiased curves)
     toggle = None
     if args.toggles > 0:
         print(f"Toggle-to-repaint latency over {args.toggles} toggles…", file=sys.stderr)
@@ -244,13 +290,38 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.torch_threads)
 
-    dashboard = TrainingDashboard()
-    dashboard.resize(1200, 800)
-    dashboard.show()
+    if args.no_freeze:
+        import smmt_gui.memory
+
+        smmt_gui.memory.freeze_long_lived = lambda: None  # the model-load job looks it up when it runs
+    window = None
+    if args.window:
+        from smmt_gui.main_window import MainWindow
+
+        window = MainWindow(scan_runs=False)
+        window.resize(1500, 900)
+        window.show()
+        if not args.no_freeze:
+            freeze_long_lived()  # as smmt_gui.app does once the window is up
+        if args.with_model:
+            from smmt_core.bench.predict_latency import make_untrained_run
+
+            print("Loading an (untrained) demo-preset model: the GUI process now holds torch…", file=sys.stderr)
+            window.load_model(make_untrained_run(work / "model"))
+            spin(300, until=lambda: window.session.predictor is not None)
+        window.tabs.setCurrentWidget(window.dashboard)
+        dashboard = window.dashboard
+    else:
+        dashboard = TrainingDashboard()
+        dashboard.resize(1200, 800)
+        dashboard.show()
+        if not args.no_freeze:
+            freeze_long_lived()
     spin(0.5)
 
     load_before = os.getloadavg()[0]
-    probe = Probe(args.probe_ms)
+    probe = Probe(args.probe_ms, dump_after_ms=args.stacks_after_ms)
+    gc_pauses = GcPauses()
     print(f"Baseline: {args.baseline_seconds:.0f} s with nothing training…", file=sys.stderr)
     probe.start()
     spin(args.baseline_seconds)
@@ -281,7 +352,7 @@ def main(argv=None) -> int:
           file=sys.stderr)
     probe.start()
     started = time.perf_counter()
-    dashboard.start(config)
+    window.start_training(config) if window is not None else dashboard.start(config)
     spin(args.seconds, until=lambda: not dashboard.is_running())
     trained_s = time.perf_counter() - started
     finished_by_itself = not dashboard.is_running()
@@ -300,11 +371,23 @@ def main(argv=None) -> int:
         "data phase": summarise(gaps_array[times < first_batch].tolist(), args.probe_ms),
         "batches": summarise(gaps_array[times >= first_batch].tolist(), args.probe_ms),
     }
-    # When the five longest stalls ended, in seconds after the training started.
+    # When the five longest stalls ended, in seconds after the training started, and how much of
+    # each was garbage collection.
     longest = [
-        {"at_s": round(float(times[i] - started), 2), "stall_ms": round(float(gaps_array[i] - args.probe_ms), 1)}
+        {"at_s": round(float(times[i] - started), 2), "stall_ms": round(float(gaps_array[i] - args.probe_ms), 1),
+         "gc_ms": round(gc_pauses.during(times[i] - gaps_array[i] / 1000.0, times[i]), 1)}
         for i in np.argsort(gaps_array)[::-1][:5]
     ]
+    gc_summary = gc_pauses.summary(since=started)
+    gc_pauses.close()
+    # What one full collection costs in this process now (it stalls the GUI thread wherever it runs).
+    import gc
+
+    t0 = time.perf_counter()
+    gc.collect()
+    gc_summary["full_collection_now_ms"] = round((time.perf_counter() - t0) * 1000.0, 1)
+    gc_summary["tracked_objects"] = len(gc.get_objects())
+    gc_summary["frozen_objects"] = gc.get_freeze_count()
 
     epochs_done = len(dashboard.epochs)
     batches_done = len(dashboard.batch_x)
@@ -315,6 +398,7 @@ def main(argv=None) -> int:
         "training": during,
         "phases": phases,
         "longest_stalls": longest,
+        "garbage_collection": gc_summary,
         "event_handling_ms": {"events": len(handler_ms), "max": round(max(handler_ms, default=0.0), 1),
                               "total": round(sum(handler_ms), 1),
                               "max_by_event": {k: round(v, 1) for k, v in sorted(slowest.items())}},
@@ -327,6 +411,9 @@ def main(argv=None) -> int:
         "preimport": args.preimport,
         "torch_threads": args.torch_threads,
         "preset": args.preset,
+        "window": bool(args.window),
+        "freeze_long_lived": not args.no_freeze,
+        "with_model": bool(args.window and args.with_model),
         "device": config.run.device,
         "target_p99_ms": TARGET_P99_MS,
         "target_max_ms": TARGET_MAX_MS,
@@ -338,7 +425,13 @@ def main(argv=None) -> int:
     for name, r in rows:
         print(f"{name:>12} {r['ticks']:>7} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
               f"{r['over_50ms']:>7} {r['frozen_pct']:>9.2f}")
-    print("longest stalls: " + ", ".join(f"{x['stall_ms']:.0f} ms at {x['at_s']:.1f} s" for x in longest))
+    print("longest stalls: " + ", ".join(f"{x['stall_ms']:.0f} ms at {x['at_s']:.1f} s (gc {x['gc_ms']:.0f} ms)"
+                                         for x in longest))
+    print(f"garbage collection while training: {gc_summary['collections']} collections, {gc_summary['total_ms']:.0f} ms "
+          f"in all; longest gen0 {gc_summary['gen0']['max_ms']:.1f} ms, gen1 {gc_summary['gen1']['max_ms']:.1f} ms, "
+          f"gen2 {gc_summary['gen2']['max_ms']:.1f} ms ({gc_summary['gen2']['n']} full collections); a full collection "
+          f"now takes {gc_summary['full_collection_now_ms']:.0f} ms ({gc_summary['tracked_objects']} objects scanned, "
+          f"{gc_summary['frozen_objects']} frozen)")
     print(f"dashboard work per event: max {result['event_handling_ms']['max']:.1f} ms, "
           f"total {result['event_handling_ms']['total']:.0f} ms for {len(handler_ms)} events ("
           + ", ".join(f"{k} {v:.0f}" for k, v in sorted(slowest.items(), key=lambda kv: -kv[1])[:3]) + ")")
@@ -351,7 +444,11 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=2))
     if stacks is not None:
         stacks.close()
-    dashboard.close()
+    if window is not None:
+        window.close()
+        spin(60, until=window.is_closed)
+    else:
+        dashboard.close()
     shutil.rmtree(work, ignore_errors=True)  # the cancelled run and the fresh MRI cache
     return 0
 
