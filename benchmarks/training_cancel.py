@@ -153,7 +153,8 @@ def main(argv=None) -> int:
 
     load = os.getloadavg()[0]
     print(f"Cancel in the dashboard, {args.preset} preset on {args.device} ({os.cpu_count()} CPUs, 1-min load {load:.1f})")
-    print(f"{'moment':>12} {'cancels':>7} {'one batch':>9} {'->loop stopped':>15} {'->run ended':>19} "
+    print("Cancel -> loop stopped and Cancel -> run ended: median/max over the cancels")
+    print(f"{'moment':>12} {'cancels':>7} {'one batch':>9} {'loop stopped':>14} {'run ended':>14} "
           f"{'batches after Cancel':>21}")
     summary = {}
     for moment in args.moments:
@@ -168,10 +169,10 @@ def main(argv=None) -> int:
                            "cancel_to_end_median_s": statistics.median(ended), "cancel_to_end_max_s": max(ended),
                            "batches_after_request_max": max(after) if after else None}
         s = summary[moment]
-        print(f"{moment:>12} {len(rows):>7} {batch:>8.2f}s "
-              f"{s['cancel_to_stop_seen_median_s']:>6.2f}/{s['cancel_to_stop_seen_max_s']:.2f} s "
-              f"{s['cancel_to_end_median_s']:>10.2f}/{s['cancel_to_end_max_s']:.2f} s (median/max) "
-              f"{s['batches_after_request_max']:>6} at most")
+        stopped = f"{s['cancel_to_stop_seen_median_s']:.2f}/{s['cancel_to_stop_seen_max_s']:.2f} s"
+        ended = f"{s['cancel_to_end_median_s']:.2f}/{s['cancel_to_end_max_s']:.2f} s"
+        print(f"{moment:>12} {len(rows):>7} {batch:>7.2f} s {stopped:>14} {ended:>14} "
+              f"{str(s['batches_after_request_max']) + ' at most':>21}")
     within_one = all(t["batches_after_request"] is not None and t["batches_after_request"] <= 1 for t in trials)
     print(f"every cancel stopped within one batch: {'yes' if within_one else 'NO'}")
     if args.json:

@@ -80,7 +80,7 @@ def _watch(parent_pid: int, stop, abort, progress: _Progress) -> None:
     progress.batches_at_request = progress.batches_done
     while not abort.wait(WATCHDOG_S):  # stopping: the batch in progress, then the test evaluation
         _leave_if_orphaned(parent_pid, stop)
-    _thread.interrupt_main()  # KeyboardInterrupt in the training (main) thread, unless it has ended
+    _thread.interrupt_main()  # SIGINT's handler in the training (main) thread: KeyboardInterrupt, unless it has ended
     while True:
         time.sleep(WATCHDOG_S)
         _leave_if_orphaned(parent_pid, stop)
@@ -90,6 +90,14 @@ def _child_main(config_dict: dict, events, stop, abort, parent_pid: int) -> None
     """The child process: train, sending ("event", e), then ("result", r) or ("error", text)."""
     from smmt_core.train.events import BatchProgress, RunFailed, RunFinished, StopSeen
 
+    def interrupt_if_aborted(signum, frame) -> None:
+        # The abort reaches the training thread as SIGINT (`_thread.interrupt_main`). Installed
+        # explicitly: a launcher that ignores SIGINT (a background job) would otherwise disable the
+        # abort; and a Ctrl-C in the terminal is for the app, not for its training process.
+        if abort.is_set():
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt_if_aborted)
     progress = _Progress()
     threading.Thread(target=_watch, args=(parent_pid, stop, abort, progress), daemon=True).start()
     root = logging.getLogger()

@@ -99,8 +99,14 @@ def test_an_abort_ends_the_run_at_once_recorded_as_stopped(cohort, tmp_path):
             abort.set()
             stop.set()
 
-    with pytest.raises(TrainingError, match="interrupted"):
-        train_in_child(config, on_event=on_event, stop=stop, abort=abort)
+    # As when the app was started as a background job: the child inherits an ignored SIGINT, which
+    # must not disable the abort (it reaches the training thread through SIGINT's handler).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(TrainingError, match="interrupted"):
+            train_in_child(config, on_event=on_event, stop=stop, abort=abort)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     run_dir = tmp_path / "runs" / "abort"
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "stopped" and run["error"] == "interrupted"
