@@ -11,7 +11,10 @@ cache so preprocessing is part of it). A precise QTimer probe fires every `--pro
 GUI thread; each tick's lateness (the time since the previous tick minus the interval) is a
 stall. After `--seconds` of training the run is cancelled and joined. For comparison the same
 probe first runs for a few seconds with nothing training (the baseline of the machine and the
-timer). Prints p50 / p99 / max stall for both; `--json FILE` writes them too.
+timer). Prints p50 / p99 / max stall for both; `--json FILE` writes them too. For each of the five
+longest stalls it says how much was garbage collection in this process and how late a separate,
+idle reference process (ticking every 10 ms) was at the same moment: a stall that the reference
+shares is the machine's (CPU contention, the kernel), not the app's.
 
     python benchmarks/gui_responsiveness.py                  # ~1 min of demo-preset training
     python benchmarks/gui_responsiveness.py --seconds 30 --json stalls.json
@@ -67,6 +70,11 @@ class Probe:
     With `dump_file`, every tick re-arms `faulthandler.dump_traceback_later`: when the GUI thread
     misses ticks for `dump_after_ms`, faulthandler's own C thread (which needs no GIL) writes the
     Python stacks of all threads to the file, showing what the other threads were doing.
+
+    Each gap also gets what the GUI thread did meanwhile: its CPU time (`time.thread_time`) and,
+    where Linux keeps scheduler statistics, the time it sat runnable waiting for a CPU
+    (/proc/thread-self/schedstat). The rest of a gap is sleeping until the tick was due, or
+    waiting for the interpreter lock.
     """
 
     def __init__(self, interval_ms: int, dump_file=None, dump_after_ms: int = 300):
@@ -82,18 +90,30 @@ class Probe:
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
 
+    @staticmethod
+    def _runqueue_wait_s() -> float:
+        try:
+            with open("/proc/thread-self/schedstat") as handle:
+                return int(handle.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
     def _tick(self) -> None:
         if self.dump_file is not None:
             faulthandler.dump_traceback_later(self.dump_after_s, repeat=False, file=self.dump_file)
-        now = time.perf_counter()
+        now, cpu, waited = time.perf_counter(), time.thread_time(), self._runqueue_wait_s()
         if self._last is not None:
             self.gaps_ms.append((now - self._last) * 1000.0)
             self.times.append(now)
-        self._last = now
+            self.cpu_ms.append((cpu - self._last_cpu) * 1000.0)
+            self.runqueue_ms.append((waited - self._last_waited) * 1000.0)
+        self._last, self._last_cpu, self._last_waited = now, cpu, waited
 
     def start(self) -> None:
         self.gaps_ms.clear()
         self.times: list[float] = []  # when each gap ended (perf_counter seconds)
+        self.cpu_ms: list[float] = []  # the GUI thread's CPU time in each gap
+        self.runqueue_ms: list[float] = []  # its time runnable but not running (NaN where unknown)
         self._last = None
         self.timer.start()
 
@@ -138,6 +158,44 @@ class GcPauses:
             times = [ms for ms, g in pauses if g == gen]
             out[f"gen{gen}"] = {"n": len(times), "max_ms": round(max(times, default=0.0), 1)}
         return out
+
+
+# A separate, idle process that ticks every 10 ms and prints each tick that came more than 20 ms
+# late (monotonic end time, lateness ms): when it was late at the same moment as the GUI, the
+# machine (CPU contention, the kernel) held both, not the app.
+REFERENCE_TICKER = """
+import time
+last = time.monotonic()
+while True:
+    time.sleep(0.01)
+    now = time.monotonic()
+    if now - last > 0.03:
+        print(f"{now:.4f} {(now - last - 0.01) * 1000.0:.1f}", flush=True)
+    last = now
+"""
+
+
+class ReferenceTicker:
+    """The REFERENCE_TICKER process, and how late it was during a given stall."""
+
+    def __init__(self):
+        import subprocess
+
+        self.offset = time.monotonic() - time.perf_counter()  # both are CLOCK_MONOTONIC on Linux; to be safe
+        self.process = subprocess.Popen([sys.executable, "-c", REFERENCE_TICKER], stdout=subprocess.PIPE, text=True)
+        self.late: list[tuple[float, float]] = []  # (end, ms) in perf_counter seconds
+
+    def stop(self) -> None:
+        self.process.terminate()
+        out, _ = self.process.communicate()
+        for line in out.split("\n"):
+            if line.strip():
+                end, ms = (float(x) for x in line.split())
+                self.late.append((end - self.offset, ms))
+
+    def late_during(self, start: float, end: float) -> float:
+        """The reference's longest lateness overlapping [start, end] (perf_counter seconds), ms."""
+        return max((ms for t, ms in self.late if t >= start and t - ms / 1000.0 - 0.01 <= end), default=0.0)
 
 
 def spin(seconds: float, until=None) -> None:
@@ -322,6 +380,7 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()[0]
     probe = Probe(args.probe_ms, dump_after_ms=args.stacks_after_ms)
     gc_pauses = GcPauses()
+    reference = ReferenceTicker()
     print(f"Baseline: {args.baseline_seconds:.0f} s with nothing training…", file=sys.stderr)
     probe.start()
     spin(args.baseline_seconds)
@@ -371,11 +430,14 @@ def main(argv=None) -> int:
         "data phase": summarise(gaps_array[times < first_batch].tolist(), args.probe_ms),
         "batches": summarise(gaps_array[times >= first_batch].tolist(), args.probe_ms),
     }
-    # When the five longest stalls ended, in seconds after the training started, and how much of
-    # each was garbage collection.
+    # When the five longest stalls ended, in seconds after the training started, how much of each
+    # was garbage collection, and how late the idle reference process was at the same time.
+    reference.stop()
     longest = [
         {"at_s": round(float(times[i] - started), 2), "stall_ms": round(float(gaps_array[i] - args.probe_ms), 1),
-         "gc_ms": round(gc_pauses.during(times[i] - gaps_array[i] / 1000.0, times[i]), 1)}
+         "gc_ms": round(gc_pauses.during(times[i] - gaps_array[i] / 1000.0, times[i]), 1),
+         "reference_late_ms": round(reference.late_during(times[i] - gaps_array[i] / 1000.0, times[i]), 1),
+         "gui_cpu_ms": round(probe.cpu_ms[i], 1), "gui_waiting_for_cpu_ms": round(probe.runqueue_ms[i], 1)}
         for i in np.argsort(gaps_array)[::-1][:5]
     ]
     gc_summary = gc_pauses.summary(since=started)
@@ -425,8 +487,11 @@ def main(argv=None) -> int:
     for name, r in rows:
         print(f"{name:>12} {r['ticks']:>7} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
               f"{r['over_50ms']:>7} {r['frozen_pct']:>9.2f}")
-    print("longest stalls: " + ", ".join(f"{x['stall_ms']:.0f} ms at {x['at_s']:.1f} s (gc {x['gc_ms']:.0f} ms)"
-                                         for x in longest))
+    print("longest stalls (what the GUI thread did in each):")
+    for x in longest:
+        print(f"  {x['stall_ms']:.0f} ms at {x['at_s']:.1f} s: {x['gui_cpu_ms']:.0f} ms on a CPU, "
+              f"{x['gui_waiting_for_cpu_ms']:.0f} ms runnable waiting for one, the rest asleep or waiting for the "
+              f"interpreter lock; gc {x['gc_ms']:.0f} ms; the idle reference process was {x['reference_late_ms']:.0f} ms late")
     print(f"garbage collection while training: {gc_summary['collections']} collections, {gc_summary['total_ms']:.0f} ms "
           f"in all; longest gen0 {gc_summary['gen0']['max_ms']:.1f} ms, gen1 {gc_summary['gen1']['max_ms']:.1f} ms, "
           f"gen2 {gc_summary['gen2']['max_ms']:.1f} ms ({gc_summary['gen2']['n']} full collections); a full collection "
