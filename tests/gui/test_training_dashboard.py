@@ -20,6 +20,7 @@ from smmt_core.train.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    StopSeen,
 )
 from smmt_gui import strings
 from smmt_gui.panels.training import PROGRESS_REDRAW_MS, TrainingDashboard, format_duration
@@ -291,6 +292,19 @@ def test_a_burst_of_progress_events_updates_the_view_once_then_shows_the_latest(
     assert "200/200" in shown[-1] and dashboard.progress_bar.value() == 1000
     qtbot.wait(3 * PROGRESS_REDRAW_MS)
     assert len(shown) == 2  # nothing older arrives later
+
+
+def test_a_stopped_run_says_that_it_is_testing_its_best_epoch(qtbot, tmp_path):
+    """Issue 11.5: after Cancel the loop stops within a batch, but a run with a finished epoch still
+    evaluates it on the test set; the status line says what the wait is for."""
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.handle_event(RunStarted(tmp_path, 5, 4, 20, 5, 6, "cpu", {"label_set": "ad-cn"}))
+    dashboard.handle_event(StopSeen(batches_done=2, batches_at_request=1))
+    assert "evaluating" not in dashboard.status_label.text()  # no epoch finished: nothing to test
+    dashboard.handle_event(EpochEnd(1, 0.6, 0.7, {"accuracy": 0.6}, {"accuracy": 0.5}, is_best=True))
+    dashboard.handle_event(StopSeen(batches_done=6, batches_at_request=5))
+    assert dashboard.status_label.text() == "Stopped after 6 batches; evaluating the best epoch on the test set…"
 
 
 def test_circular_features_are_pointed_out(qtbot, tmp_path):
