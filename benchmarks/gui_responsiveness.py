@@ -11,7 +11,10 @@ cache so preprocessing is part of it). A precise QTimer probe fires every `--pro
 GUI thread; each tick's lateness (the time since the previous tick minus the interval) is a
 stall. After `--seconds` of training the run is cancelled and joined. For comparison the same
 probe first runs for a few seconds with nothing training (the baseline of the machine and the
-timer). Prints p50 / p99 / max stall for both; `--json FILE` writes them too.
+timer). Prints p50 / p99 / max stall for both; `--json FILE` writes them too. For each of the five
+longest stalls it says how much was garbage collection in this process and how late a separate,
+idle reference process (ticking every 10 ms) was at the same moment: a stall that the reference
+shares is the machine's (CPU contention, the kernel), not the app's.
 
     python benchmarks/gui_responsiveness.py                  # ~1 min of demo-preset training
     python benchmarks/gui_responsiveness.py --seconds 30 --json stalls.json
@@ -67,6 +70,11 @@ class Probe:
     With `dump_file`, every tick re-arms `faulthandler.dump_traceback_later`: when the GUI thread
     misses ticks for `dump_after_ms`, faulthandler's own C thread (which needs no GIL) writes the
     Python stacks of all threads to the file, showing what the other threads were doing.
+
+    Each gap also gets what the GUI thread did meanwhile: its CPU time (`time.thread_time`) and,
+    where Linux keeps scheduler statistics, the time it sat runnable waiting for a CPU
+    (/proc/thread-self/schedstat). The rest of a gap is sleeping until the tick was due, or
+    waiting for the interpreter lock.
     """
 
     def __init__(self, interval_ms: int, dump_file=None, dump_after_ms: int = 300):
@@ -82,18 +90,30 @@ class Probe:
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
 
+    @staticmethod
+    def _runqueue_wait_s() -> float:
+        try:
+            with open("/proc/thread-self/schedstat") as handle:
+                return int(handle.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
     def _tick(self) -> None:
         if self.dump_file is not None:
             faulthandler.dump_traceback_later(self.dump_after_s, repeat=False, file=self.dump_file)
-        now = time.perf_counter()
+        now, cpu, waited = time.perf_counter(), time.thread_time(), self._runqueue_wait_s()
         if self._last is not None:
             self.gaps_ms.append((now - self._last) * 1000.0)
             self.times.append(now)
-        self._last = now
+            self.cpu_ms.append((cpu - self._last_cpu) * 1000.0)
+            self.runqueue_ms.append((waited - self._last_waited) * 1000.0)
+        self._last, self._last_cpu, self._last_waited = now, cpu, waited
 
     def start(self) -> None:
         self.gaps_ms.clear()
         self.times: list[float] = []  # when each gap ended (perf_counter seconds)
+        self.cpu_ms: list[float] = []  # the GUI thread's CPU time in each gap
+        self.runqueue_ms: list[float] = []  # its time runnable but not running (NaN where unknown)
         self._last = None
         self.timer.start()
 
@@ -102,6 +122,80 @@ class Probe:
         if self.dump_file is not None:
             faulthandler.cancel_dump_traceback_later()
         return list(self.gaps_ms)
+
+
+class GcPauses:
+    """Every garbage collection in this process (any thread: a collection holds the interpreter
+    lock, so the GUI thread waits for it wherever it runs): when it ended, how long it took, its generation."""
+
+    def __init__(self):
+        import gc
+
+        self.pauses: list[tuple[float, float, int]] = []  # (end, ms, generation)
+        self._started = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started = now
+        else:
+            self.pauses.append((now, (now - self._started) * 1000.0, int(info["generation"])))
+
+    def close(self) -> None:
+        import gc
+
+        gc.callbacks.remove(self)
+
+    def during(self, start: float, end: float) -> float:
+        """Milliseconds of collection between `start` and `end` (perf_counter seconds)."""
+        return sum(ms for t, ms, _ in self.pauses if start - ms / 1000.0 <= t <= end + 0.001)
+
+    def summary(self, since: float) -> dict:
+        pauses = [(ms, gen) for t, ms, gen in self.pauses if t >= since]
+        out = {"collections": len(pauses), "total_ms": round(sum(ms for ms, _ in pauses), 1)}
+        for gen in (0, 1, 2):
+            times = [ms for ms, g in pauses if g == gen]
+            out[f"gen{gen}"] = {"n": len(times), "max_ms": round(max(times, default=0.0), 1)}
+        return out
+
+
+# A separate, idle process that ticks every 10 ms and prints each tick that came more than 20 ms
+# late (monotonic end time, lateness ms): when it was late at the same moment as the GUI, the
+# machine (CPU contention, the kernel) held both, not the app.
+REFERENCE_TICKER = """
+import time
+last = time.monotonic()
+while True:
+    time.sleep(0.01)
+    now = time.monotonic()
+    if now - last > 0.03:
+        print(f"{now:.4f} {(now - last - 0.01) * 1000.0:.1f}", flush=True)
+    last = now
+"""
+
+
+class ReferenceTicker:
+    """The REFERENCE_TICKER process, and how late it was during a given stall."""
+
+    def __init__(self):
+        import subprocess
+
+        self.offset = time.monotonic() - time.perf_counter()  # both are CLOCK_MONOTONIC on Linux; to be safe
+        self.process = subprocess.Popen([sys.executable, "-c", REFERENCE_TICKER], stdout=subprocess.PIPE, text=True)
+        self.late: list[tuple[float, float]] = []  # (end, ms) in perf_counter seconds
+
+    def stop(self) -> None:
+        self.process.terminate()
+        out, _ = self.process.communicate()
+        for line in out.split("\n"):
+            if line.strip():
+                end, ms = (float(x) for x in line.split())
+                self.late.append((end - self.offset, ms))
+
+    def late_during(self, start: float, end: float) -> float:
+        """The reference's longest lateness overlapping [start, end] (perf_counter seconds), ms."""
+        return max((ms for t, ms in self.late if t >= start and t - ms / 1000.0 - 0.01 <= end), default=0.0)
 
 
 def spin(seconds: float, until=None) -> None:
@@ -187,6 +281,16 @@ def main(argv=None) -> int:
     parser.add_argument("--stacks", type=Path,
                         help="diagnose: write every thread's Python stack to this file whenever the GUI thread "
                              "misses its ticks for 300 ms (faulthandler)")
+    parser.add_argument("--window", action="store_true",
+                        help="measure in the whole main window (log panel, status bar, viewer), not the dashboard alone")
+    parser.add_argument("--with-model", action="store_true",
+                        help="with --window: load an untrained demo-preset model first, so that the GUI process holds "
+                             "torch as when a user has a model open")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="compare: switch off smmt_gui.memory.freeze_long_lived (after start-up and model loads), "
+                             "so that full garbage collections scan every object again")
+    parser.add_argument("--stacks-after-ms", type=int, default=300,
+                        help="with --stacks: how long a stall must last before the stacks are written (default 300)")
     parser.add_argument("--smoke", action="store_true",
                         help="a 12-subject demo cohort, 1 epoch, 3 s: check that the benchmark runs (tests)")
     args = parser.parse_args(argv)
@@ -199,13 +303,13 @@ def main(argv=None) -> int:
     if not args.warm_cache:
         os.environ["SMMT_CACHE_DIR"] = str(work / "mri-cache")
 
-    from PySide6.QtWidgets import QApplication
-
     from smmt_core.train.config import TrainConfig
     from smmt_core.train.events import BatchProgress
+    from smmt_gui.app import create_app
+    from smmt_gui.memory import freeze_long_lived
     from smmt_gui.panels.training import TrainingDashboard
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - must exist for the widgets
+    app = create_app(sys.argv[:1])  # noqa: F841 - the app's own style and plot options (antialiased curves)
     toggle = None
     if args.toggles > 0:
         print(f"Toggle-to-repaint latency over {args.toggles} toggles…", file=sys.stderr)
@@ -244,13 +348,39 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.torch_threads)
 
-    dashboard = TrainingDashboard()
-    dashboard.resize(1200, 800)
-    dashboard.show()
+    if args.no_freeze:
+        import smmt_gui.memory
+
+        smmt_gui.memory.freeze_long_lived = lambda: None  # the model-load job looks it up when it runs
+    window = None
+    if args.window:
+        from smmt_gui.main_window import MainWindow
+
+        window = MainWindow(scan_runs=False)
+        window.resize(1500, 900)
+        window.show()
+        if not args.no_freeze:
+            freeze_long_lived()  # as smmt_gui.app does once the window is up
+        if args.with_model:
+            from smmt_core.bench.predict_latency import make_untrained_run
+
+            print("Loading an (untrained) demo-preset model: the GUI process now holds torch…", file=sys.stderr)
+            window.load_model(make_untrained_run(work / "model"))
+            spin(300, until=lambda: window.session.predictor is not None)
+        window.tabs.setCurrentWidget(window.dashboard)
+        dashboard = window.dashboard
+    else:
+        dashboard = TrainingDashboard()
+        dashboard.resize(1200, 800)
+        dashboard.show()
+        if not args.no_freeze:
+            freeze_long_lived()
     spin(0.5)
 
     load_before = os.getloadavg()[0]
-    probe = Probe(args.probe_ms)
+    probe = Probe(args.probe_ms, dump_after_ms=args.stacks_after_ms)
+    gc_pauses = GcPauses()
+    reference = ReferenceTicker()
     print(f"Baseline: {args.baseline_seconds:.0f} s with nothing training…", file=sys.stderr)
     probe.start()
     spin(args.baseline_seconds)
@@ -281,7 +411,7 @@ def main(argv=None) -> int:
           file=sys.stderr)
     probe.start()
     started = time.perf_counter()
-    dashboard.start(config)
+    window.start_training(config) if window is not None else dashboard.start(config)
     spin(args.seconds, until=lambda: not dashboard.is_running())
     trained_s = time.perf_counter() - started
     finished_by_itself = not dashboard.is_running()
@@ -300,11 +430,26 @@ def main(argv=None) -> int:
         "data phase": summarise(gaps_array[times < first_batch].tolist(), args.probe_ms),
         "batches": summarise(gaps_array[times >= first_batch].tolist(), args.probe_ms),
     }
-    # When the five longest stalls ended, in seconds after the training started.
+    # When the five longest stalls ended, in seconds after the training started, how much of each
+    # was garbage collection, and how late the idle reference process was at the same time.
+    reference.stop()
     longest = [
-        {"at_s": round(float(times[i] - started), 2), "stall_ms": round(float(gaps_array[i] - args.probe_ms), 1)}
+        {"at_s": round(float(times[i] - started), 2), "stall_ms": round(float(gaps_array[i] - args.probe_ms), 1),
+         "gc_ms": round(gc_pauses.during(times[i] - gaps_array[i] / 1000.0, times[i]), 1),
+         "reference_late_ms": round(reference.late_during(times[i] - gaps_array[i] / 1000.0, times[i]), 1),
+         "gui_cpu_ms": round(probe.cpu_ms[i], 1), "gui_waiting_for_cpu_ms": round(probe.runqueue_ms[i], 1)}
         for i in np.argsort(gaps_array)[::-1][:5]
     ]
+    gc_summary = gc_pauses.summary(since=started)
+    gc_pauses.close()
+    # What one full collection costs in this process now (it stalls the GUI thread wherever it runs).
+    import gc
+
+    t0 = time.perf_counter()
+    gc.collect()
+    gc_summary["full_collection_now_ms"] = round((time.perf_counter() - t0) * 1000.0, 1)
+    gc_summary["tracked_objects"] = len(gc.get_objects())
+    gc_summary["frozen_objects"] = gc.get_freeze_count()
 
     epochs_done = len(dashboard.epochs)
     batches_done = len(dashboard.batch_x)
@@ -315,6 +460,7 @@ def main(argv=None) -> int:
         "training": during,
         "phases": phases,
         "longest_stalls": longest,
+        "garbage_collection": gc_summary,
         "event_handling_ms": {"events": len(handler_ms), "max": round(max(handler_ms, default=0.0), 1),
                               "total": round(sum(handler_ms), 1),
                               "max_by_event": {k: round(v, 1) for k, v in sorted(slowest.items())}},
@@ -327,6 +473,9 @@ def main(argv=None) -> int:
         "preimport": args.preimport,
         "torch_threads": args.torch_threads,
         "preset": args.preset,
+        "window": bool(args.window),
+        "freeze_long_lived": not args.no_freeze,
+        "with_model": bool(args.window and args.with_model),
         "device": config.run.device,
         "target_p99_ms": TARGET_P99_MS,
         "target_max_ms": TARGET_MAX_MS,
@@ -338,7 +487,16 @@ def main(argv=None) -> int:
     for name, r in rows:
         print(f"{name:>12} {r['ticks']:>7} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
               f"{r['over_50ms']:>7} {r['frozen_pct']:>9.2f}")
-    print("longest stalls: " + ", ".join(f"{x['stall_ms']:.0f} ms at {x['at_s']:.1f} s" for x in longest))
+    print("longest stalls (what the GUI thread did in each):")
+    for x in longest:
+        print(f"  {x['stall_ms']:.0f} ms at {x['at_s']:.1f} s: {x['gui_cpu_ms']:.0f} ms on a CPU, "
+              f"{x['gui_waiting_for_cpu_ms']:.0f} ms runnable waiting for one, the rest asleep or waiting for the "
+              f"interpreter lock; gc {x['gc_ms']:.0f} ms; the idle reference process was {x['reference_late_ms']:.0f} ms late")
+    print(f"garbage collection while training: {gc_summary['collections']} collections, {gc_summary['total_ms']:.0f} ms "
+          f"in all; longest gen0 {gc_summary['gen0']['max_ms']:.1f} ms, gen1 {gc_summary['gen1']['max_ms']:.1f} ms, "
+          f"gen2 {gc_summary['gen2']['max_ms']:.1f} ms ({gc_summary['gen2']['n']} full collections); a full collection "
+          f"now takes {gc_summary['full_collection_now_ms']:.0f} ms ({gc_summary['tracked_objects']} objects scanned, "
+          f"{gc_summary['frozen_objects']} frozen)")
     print(f"dashboard work per event: max {result['event_handling_ms']['max']:.1f} ms, "
           f"total {result['event_handling_ms']['total']:.0f} ms for {len(handler_ms)} events ("
           + ", ".join(f"{k} {v:.0f}" for k, v in sorted(slowest.items(), key=lambda kv: -kv[1])[:3]) + ")")
@@ -351,7 +509,11 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=2))
     if stacks is not None:
         stacks.close()
-    dashboard.close()
+    if window is not None:
+        window.close()
+        spin(60, until=window.is_closed)
+    else:
+        dashboard.close()
     shutil.rmtree(work, ignore_errors=True)  # the cancelled run and the fresh MRI cache
     return 0
 

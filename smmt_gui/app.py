@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from smmt_gui import strings
+from smmt_gui.memory import freeze_long_lived
 
 SCREENSHOT_TIMEOUT_S = 300
 CLOSE_TIMEOUT_S = 120  # after the screenshot: how long to let still-running jobs stop before exiting
@@ -43,7 +44,9 @@ def _style_sheet() -> str:
 
 
 def create_app(argv: list[str] | None = None):
-    """The QApplication with SMMT Studio's names, icon and style (reuses a running one)."""
+    """The QApplication with SMMT Studio's names, icon, style and plot options (reuses a running
+    one; benchmarks build theirs here too, so that they draw what the app draws)."""
+    import pyqtgraph as pg
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
@@ -60,15 +63,14 @@ def create_app(argv: list[str] | None = None):
     if icon is not None:
         app.setWindowIcon(icon)
     app.setStyleSheet(_style_sheet())
+    pg.setConfigOptions(antialias=True)
     return app
 
 
 def run(args: argparse.Namespace) -> int:
-    import pyqtgraph as pg
     from PySide6.QtCore import QEventLoop
 
     app = create_app()
-    pg.setConfigOptions(antialias=True)
     from smmt_gui.main_window import MainWindow
 
     window = MainWindow(scan_runs=not (args.no_runs or args.model))
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             loop.exec()
         window.open_path(args.path)
     window.show()
+    freeze_long_lived()  # modules, widgets: full garbage collections skip them from now on
     if not args.screenshot:
         code = app.exec()
         _dispose(window, app)
@@ -168,10 +171,13 @@ def _close(app, window, deadline: float) -> None:
 
 
 def _dispose(window, app) -> None:
-    """Delete the window while Qt and Python are both alive (avoids teardown-order crashes)."""
+    """Delete the window while Qt and Python are both alive (avoids teardown-order crashes), then
+    freeze what is left: the interpreter's exit skips collecting it (torch's objects, once a model
+    was loaded, took 2-3 s; issue 11.6). Settings are saved and every job has ended by now."""
     window.deleteLater()
     app.processEvents()
     gc.collect()
+    gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:

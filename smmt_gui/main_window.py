@@ -112,8 +112,11 @@ def load_model_job(run_dir: str):
     """The Predictor of a run folder, or of the newest finished run in a folder of runs."""
     from smmt_core.predict import Predictor
     from smmt_core.train.run_record import resolve_run_dir
+    from smmt_gui.memory import freeze_long_lived
 
-    return Predictor.load(resolve_run_dir(run_dir), device="auto")
+    predictor = Predictor.load(resolve_run_dir(run_dir), device="auto")
+    freeze_long_lived()  # torch's modules and the model: out of full garbage collections (issue 11.17)
+    return predictor
 
 
 def demo_cohort_job(progress, stop):
@@ -1135,8 +1138,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(strings.STATUS_STOPPING)
         self.statusBar().repaint()  # visible at once, without running the event loop from here
         for panel in (self.dashboard, self.robustness):
-            if hasattr(panel, "cancel"):
-                panel.cancel()
+            stop = getattr(panel, "stop_now", None) or getattr(panel, "cancel", None)  # training: at once
+            if stop is not None:
+                stop()
         # Every worker of the app, not only this window's: none may outlive the window.
         for worker in live_workers():
             worker.request_stop()

@@ -17,7 +17,8 @@ thread, whether it is a method or a lambda. Cancelling is cooperative: the job r
 `TrainingWorker(config)` runs `smmt_core.train.child.train_in_child(config, on_event, stop)`: the
 training itself runs in a child process (its own interpreter, so it never holds the GUI's
 interpreter lock; CUDA works there), supervised by the worker thread, which re-emits every
-training event through its `event` signal. Cancel and errors behave as with an in-process run.
+training event through its `event` signal. Cancel and errors behave as with an in-process run;
+the stop flag is one the child reads directly (`smmt_core.train.child.stop_flag`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class FunctionWorker(QObject):
 
     progress_kw / stop_kw: when given, the call also receives a progress callback
     (`fn(..., **{progress_kw: report})`, callable from any thread, each call emits `progress`)
-    and the stop flag (`fn(..., **{stop_kw: threading.Event})`).
+    and the stop flag (`fn(..., **{stop_kw: threading.Event})`; `stop_event` may supply another
+    flag with the same interface, e.g. one a child process can see).
 
     Signals (all delivered in the GUI thread):
       progress(object)  whatever the job reported
@@ -101,11 +103,12 @@ class FunctionWorker(QObject):
         stop_kw: str | None = None,
         name: str = "",
         parent: QObject | None = None,
+        stop_event: Any = None,
         **kwargs: Any,
     ):
         super().__init__(parent)
         self.name = name or getattr(fn, "__name__", "job")
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._fn, self._args, self._kwargs = fn, args, dict(kwargs)
         if progress_kw:
             self._kwargs[progress_kw] = self.report_progress
@@ -188,10 +191,10 @@ class FunctionWorker(QObject):
         self.finished.emit()
 
 
-def _train(config, on_event, stop):
+def _train(config, on_event, stop, abort=None):
     from smmt_core.train.child import train_in_child
 
-    return train_in_child(config, on_event=on_event, stop=stop)
+    return train_in_child(config, on_event=on_event, stop=stop, abort=abort)
 
 
 class TrainingWorker(FunctionWorker):
@@ -200,15 +203,27 @@ class TrainingWorker(FunctionWorker):
 
     Signals (GUI thread): event(object) for each `smmt_core.train.events` event, result(RunResult),
     failed(str) / error(str) with one line for the user, finished() at the end.
+    `request_stop()` ends the run after the batch in progress; `request_abort()` at once.
     """
 
     event = Signal(object)
     failed = Signal(str)
 
     def __init__(self, config, parent: QObject | None = None, train_fn: Callable | None = None):
-        super().__init__(
-            train_fn or _train, config, progress_kw="on_event", stop_kw="stop", name="training", parent=parent
-        )
+        from smmt_core.train.child import stop_flag
+
+        # Flags the training child reads directly: Cancel reaches it at once, not at the
+        # supervisor's next poll, so the run stops after the batch in progress (issue 11.5).
+        self.abort_event = stop_flag()
+        extra = {} if train_fn is not None else {"abort": self.abort_event}
+        super().__init__(train_fn or _train, config, progress_kw="on_event", stop_kw="stop", name="training",
+                         parent=parent, stop_event=stop_flag(), **extra)
         self.config = config
         self.progress.connect(self.event.emit)
         self.error.connect(self.failed.emit)
+
+    def request_abort(self) -> None:
+        """Stop at once, skipping what a stop would still do (the batch in progress, the test
+        evaluation): for an app that is closing. Checkpoints of finished epochs stay."""
+        self.abort_event.set()
+        self.request_stop()

@@ -1,8 +1,10 @@
-"""Events a training run emits to its `on_event` callback.
+"""Events a training run emits to its `on_event` callback, and the RunResult it returns.
 
 Plain dataclasses so that the CLI (progress bars), the GUI (Qt signals, live curves) and tests can
 all consume the same stream. The callback is called from the training thread: a GUI must hand the
-event over to its own thread (a queued Qt signal) before touching widgets.
+event over to its own thread (a queued Qt signal) before touching widgets. They live in this light
+module (no torch) because a training child process pickles them to its parent, the GUI, which must
+be able to read them without importing the trainer.
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ class BatchProgress:
     loss: float
     elapsed_s: float
     eta_s: float | None  # seconds left for the whole run, None before it can be estimated
+
+
+@dataclass
+class StopSeen:
+    """The run saw the stop flag: no further batch starts; it now saves and evaluates what it has.
+
+    Issue 11.5 asks that a cancelled run stop within one batch: `batches_done - batches_at_request`
+    is how many batches still finished after the flag was set (0 or 1 when it holds).
+    """
+
+    batches_done: int  # batches of this run finished when the loop saw the flag (resumed epochs count)
+    batches_at_request: int | None = None  # batches finished when the flag was set; None when unknown
+    # (the training child process notes it the moment the flag arrives; an in-process run cannot)
 
 
 @dataclass
@@ -84,4 +99,17 @@ class RunFailed:
     run_dir: Path | None = None
 
 
-TrainingEvent = RunStarted | DataProgress | BatchProgress | EpochEnd | EnergyUpdate | CheckpointSaved | RunFinished | RunFailed
+@dataclass
+class RunResult:
+    """What `train` returns (also on a stop): where the run is and its headline figures."""
+
+    run_dir: Path
+    test_metrics: dict  # per-subject metrics of the best checkpoint on the test set ({} if none)
+    energy_kwh: float | None  # None when energy could not be measured
+    duration_s: float
+    stopped_early: bool
+    best_epoch: int | None = None
+    energy: dict = field(default_factory=dict)  # EnergyReport.to_dict()
+
+
+TrainingEvent = RunStarted | DataProgress | BatchProgress | StopSeen | EpochEnd | EnergyUpdate | CheckpointSaved | RunFinished | RunFailed

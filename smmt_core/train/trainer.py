@@ -29,9 +29,10 @@ Per-subject figures: one sample is one scan (all its MRI slices are tokens of th
 when a person has several scans in a split their probabilities are averaged (soft voting, see
 `metrics.soft_vote`) before any metric is computed. Every reported number is per person.
 
-Stopping: the `stop` event is checked between batches (and between scans while preprocessing).
-When it is set the run ends cleanly: checkpoints already written stay, the best one (if any
-epoch finished) is evaluated on the test set, and RunFinished(stopped_early=True) is emitted.
+Stopping: the `stop` event is checked before every batch (and between scans while preprocessing).
+When it is set the run ends cleanly: StopSeen says how many batches were done (no further batch
+starts), checkpoints already written stay, the best one (if any epoch finished) is evaluated on the
+test set, and RunFinished(stopped_early=True) is emitted.
 
 Errors: any exception emits RunFailed (one line for the user) and run.json records status
 "failed"; then the exception is re-raised unchanged — an `SMMTError` for bad input (the CLI prints
@@ -52,7 +53,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,7 @@ from smmt_core.train.checkpoints import (
 )
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.energy import EnergyMeter, EnergyReport, check_country
+from smmt_core.train.events import RunResult
 from smmt_core.train.metrics import SCALAR_METRICS, bootstrap_person_ci, compute_metrics, scalar_metrics, soft_vote
 from smmt_core.train.run_record import RunRecord, default_run_name, process_stamp, utc_now
 
@@ -86,17 +88,6 @@ EventCallback = Callable[[object], None]
 
 # Seconds between energy readings inside an epoch (each reading also updates emissions.csv).
 ENERGY_UPDATE_EVERY_S = 10.0
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    test_metrics: dict  # per-subject metrics of the best checkpoint on the test set ({} if none)
-    energy_kwh: float | None  # None when energy could not be measured
-    duration_s: float
-    stopped_early: bool
-    best_epoch: int | None = None
-    energy: dict = field(default_factory=dict)  # EnergyReport.to_dict()
 
 
 class _StopRequested(Exception):
@@ -168,10 +159,17 @@ class _Run:
 
     def check_stop(self) -> bool:
         if self.stop.is_set():
-            self.stopped_early = True
+            self.note_stop()
         if self.dist is not None:  # all ranks stop together, or one would wait on the others forever
-            self.stopped_early = self.dist.sum([float(self.stopped_early)], self.device)[0] > 0
+            if self.dist.sum([float(self.stopped_early)], self.device)[0] > 0:
+                self.note_stop()
         return self.stopped_early
+
+    def note_stop(self) -> None:
+        """The run ends here: say so once (StopSeen), with how many batches it finished."""
+        if not self.stopped_early:
+            self.stopped_early = True
+            self.emit(ev.StopSeen(batches_done=self.done_batches))
 
     @property
     def is_main(self) -> bool:
@@ -315,7 +313,7 @@ class _Run:
                     datasets[part] = SubjectDataset(part_subjects, encoder, classes, cfg.preprocess, cache,
                                                     on_progress=self._data_progress(f"preprocessing {part}"))
         except _StopRequested:
-            self.stopped_early = True
+            self.note_stop()
         mri_shape = cfg.preprocess.mri_shape if any(s.t1_path is not None for s in subjects) else None
         schema = encoder.schema(classes, mri_shape, cfg.preprocess.volume_spec)
         mri_warnings = [w for d in datasets.values() for w in d.warnings]

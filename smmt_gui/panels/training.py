@@ -7,9 +7,13 @@ ends, the test-set figures (metrics, confusion matrix, ROC curve) that the run f
 
 How it works: `start(config)` runs `train(config, on_event, stop)` on a `TrainingWorker`; every
 event arrives in the GUI thread and goes through `handle_event`, which only appends numbers to
-lists and calls `setData` on curves created once. Batch-level redraws are throttled to ~10 per
-second so a fast GPU cannot flood the event loop. Cancel sets the worker's stop flag; the trainer
-stops between batches and keeps the checkpoints written so far. Several configs (one per seed)
+lists and calls `setData` on curves created once. The batch-loss curve is redrawn ~4 times a
+second, and the progress bar, ETA and status line ~10 times (the first update of a burst at once,
+the latest one when the interval is over), so a fast GPU or a warm MRI cache, which send hundreds
+of events a second, cannot flood the event loop (issue 11.17: each text update re-lays out the
+panel). Cancel sets the worker's stop flag, which the training process reads directly; it stops
+before the next batch and keeps the checkpoints written so far (issue 11.5). Closing the app
+calls `stop_now()`, which also skips the stopped run's test evaluation. Several configs (one per seed)
 train one after another; the metrics table gets one column per finished run. Every text it shows
 is in `smmt_gui.strings` (the TRAINING_* section).
 """
@@ -56,6 +60,7 @@ from smmt_core.train.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    StopSeen,
 )
 from smmt_gui import strings
 from smmt_gui.workers import TrainingWorker
@@ -66,7 +71,8 @@ VAL_COLOUR = "#E69F00"
 BATCH_COLOUR = (0, 114, 178, 70)
 ENERGY_COLOUR = "#009E73"
 POWER_COLOUR = "#CC79A7"
-BATCH_REDRAW_MS = 100
+BATCH_REDRAW_MS = 250  # the batch-loss curve: each redraw repaints the loss plot (5-10 ms of the GUI thread)
+PROGRESS_REDRAW_MS = 100
 PLOT_MIN_HEIGHT = 150
 AXIS_LABEL_OVERHANG_PX = 8
 
@@ -142,6 +148,11 @@ class TrainingDashboard(QWidget):
         self._batch_timer.setSingleShot(True)
         self._batch_timer.setInterval(BATCH_REDRAW_MS)
         self._batch_timer.timeout.connect(self._redraw_batches)
+        self._pending_progress: DataProgress | BatchProgress | None = None
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_REDRAW_MS)
+        self._progress_timer.timeout.connect(self._show_pending_progress)
         self._show_idle()
 
     # --- layout -----------------------------------------------------------------------------------
@@ -292,10 +303,22 @@ class TrainingDashboard(QWidget):
             return
         self._cancel_requested = True
         self._worker.request_stop()
+        self._drop_pending_progress()
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText(strings.TRAINING_CANCELLING)
         self.eta_label.setText(strings.TRAINING_ETA_STOPPING)  # the bar and the ETA stop here
         self._set_status(strings.TRAINING_STATUS_CANCELLING)
+
+    def stop_now(self) -> None:
+        """For an app that is closing: cancel, and have the run skip what it would still do after
+        the cancel (the batch in progress, the test evaluation of its best checkpoint: seconds on a
+        CPU), so that the app can exit promptly. Checkpoints of finished epochs stay; run.json says
+        "stopped"."""
+        worker = self._worker
+        self.cancel()
+        if worker is not None and not worker.is_done() and hasattr(worker, "request_abort"):
+            self._abort_requested = True  # its "interrupted" failure is then the cancel asked for
+            worker.request_abort()
 
     def is_running(self) -> bool:
         return self._worker is not None and not self._worker.is_done()
@@ -317,6 +340,9 @@ class TrainingDashboard(QWidget):
             self._on_epoch(event)
         elif isinstance(event, EnergyUpdate):
             self._on_energy(event)
+        elif isinstance(event, StopSeen):
+            if self.epochs:  # the stopped run still tests its best epoch: say what the wait is for
+                self._set_status(strings.TRAINING_STATUS_STOPPED_EVALUATING.format(batches=event.batches_done))
         elif isinstance(event, CheckpointSaved):
             pass  # the run folder holds them; EpochEnd.is_best already says which epoch is best
         elif isinstance(event, RunFinished):
@@ -359,6 +385,7 @@ class TrainingDashboard(QWidget):
 
     def _on_worker_finished(self) -> None:
         self._batch_timer.stop()
+        self._drop_pending_progress()
         self._redraw_batches()
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText(strings.TRAINING_CANCEL)
@@ -381,6 +408,7 @@ class TrainingDashboard(QWidget):
     def _reset_run_state(self) -> None:
         self._run_dir: Path | None = None
         self._outcome: str | None = None  # "finished", "cancelled", "failed"
+        self._abort_requested = False
         self._total_epochs = 0
         self._batches_per_epoch = 0
         self._classes: list[str] = ["CN", "AD"]
@@ -421,13 +449,8 @@ class TrainingDashboard(QWidget):
         self._set_status(strings.TRAINING_STATUS_PREPARING)
 
     def _on_data(self, event: DataProgress) -> None:
-        # Before the first batch: the bar shows the scans read so far, then restarts for training.
-        if self._cancel_requested:
-            return
-        total = max(1, int(event.total))
-        self.progress_bar.setValue(round(1000 * min(1.0, event.done / total)))
-        self.eta_label.setText("")
-        self._set_status(strings.TRAINING_STATUS_DATA.format(stage=event.stage, done=event.done, total=event.total))
+        if not self._cancel_requested:
+            self._show_progress_soon(event)
 
     def _on_batch(self, event: BatchProgress) -> None:
         per_epoch = max(1, int(event.batches_per_epoch))
@@ -436,8 +459,40 @@ class TrainingDashboard(QWidget):
         self.batch_loss.append(float(event.loss))
         if not self._batch_timer.isActive():
             self._batch_timer.start()
-        if self._cancel_requested:
-            return  # progress and ETA froze when the user cancelled
+        if not self._cancel_requested:  # progress and ETA froze when the user cancelled
+            self._show_progress_soon(event)
+
+    # --- progress bar, ETA and status line, at most ~10 times a second --------------------------------
+    def _show_progress_soon(self, event: DataProgress | BatchProgress) -> None:
+        """Show `event` now, or, within PROGRESS_REDRAW_MS of the last update, when that interval
+        is over (only the latest event of a burst is shown)."""
+        if self._progress_timer.isActive():
+            self._pending_progress = event
+            return
+        self._show_progress(event)
+        self._progress_timer.start()
+
+    def _show_pending_progress(self) -> None:
+        event, self._pending_progress = self._pending_progress, None
+        if event is not None:
+            self._show_progress(event)
+            self._progress_timer.start()
+
+    def _drop_pending_progress(self) -> None:
+        """The run was cancelled or ended: no older progress may overwrite what it shows now."""
+        self._pending_progress = None
+        self._progress_timer.stop()
+
+    def _show_progress(self, event: DataProgress | BatchProgress) -> None:
+        if isinstance(event, DataProgress):
+            # Before the first batch: the bar shows the scans read so far, then restarts for training.
+            total = max(1, int(event.total))
+            self.progress_bar.setValue(round(1000 * min(1.0, event.done / total)))
+            self.eta_label.setText("")
+            self._set_status(strings.TRAINING_STATUS_DATA.format(stage=event.stage, done=event.done,
+                                                                 total=event.total))
+            return
+        per_epoch = max(1, int(event.batches_per_epoch))
         total = max(1, self._total_epochs) * per_epoch
         done = min(1.0, ((event.epoch - 1) * per_epoch + event.batch) / total)
         self.progress_bar.setValue(round(done * 1000))
@@ -494,6 +549,7 @@ class TrainingDashboard(QWidget):
         self.power_plot.setTitle(title, color="k", size="10pt")
 
     def _on_run_finished(self, event: RunFinished) -> None:
+        self._drop_pending_progress()
         self._run_dir = Path(event.run_dir)
         self._outcome = "cancelled" if event.stopped_early else "finished"
         self.test_metrics = dict(event.test_metrics or {})
@@ -519,9 +575,13 @@ class TrainingDashboard(QWidget):
             self.title_label.setText(strings.TRAINING_TITLE_DONE.format(name=self._display_name))
 
     def _on_run_failed(self, message: str, run_dir=None) -> None:
+        if self._abort_requested:
+            self._outcome = "cancelled"  # stop_now() interrupted the run: no failure to report
+            return
         if self._outcome == "failed":
             return  # the RunFailed event and the worker's error carry the same message
         self._outcome = "failed"
+        self._drop_pending_progress()
         if run_dir is not None:
             self._run_dir = Path(run_dir)
         self._queue.clear()

@@ -1,8 +1,11 @@
 """Issue 11.17: training in a child process keeps `train`'s contract (events in the calling thread,
-stop after the current batch, one-line errors) and leaves no orphan process behind."""
+stop after the current batch, one-line errors) and leaves no orphan process behind. Issue 11.5:
+a stop reaches the child at once and at most the batch in progress finishes after it. Issue
+11.6: an abort (the app is closing) ends the run at once, recorded as stopped."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from smmt_core.errors import TrainingError
-from smmt_core.train.child import train_in_child
-from smmt_core.train.events import BatchProgress, RunFinished, RunStarted
+from smmt_core.train.child import stop_flag, train_in_child
+from smmt_core.train.events import BatchProgress, EpochEnd, RunFailed, RunFinished, RunResult, RunStarted, StopSeen
 from tests.core.c1_support import make_tiny_bids, tiny_config
 
 
@@ -53,6 +56,65 @@ def test_stop_ends_the_child_after_the_current_batch(cohort, tmp_path):
     finished = [e for e in events if isinstance(e, RunFinished)]
     assert finished and finished[0].stopped_early
     assert len([e for e in events if isinstance(e, BatchProgress)]) < 200
+
+
+@pytest.mark.slow
+def test_a_stop_flag_ends_the_run_within_one_batch(cohort, tmp_path):
+    """The child notes how many batches were done when the flag arrived (StopSeen.batches_at_request)
+    and when its loop saw it (batches_done): at most the batch in progress lies between them, and no
+    batch is reported after it."""
+    config = tiny_config(cohort, tmp_path / "runs", run_name="one-batch", epochs=200, batch_size=2)
+    stop = stop_flag()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, BatchProgress) and event.epoch == 2 and event.batch == 1:
+            stop.set()
+
+    result = train_in_child(config, on_event=on_event, stop=stop)
+    assert isinstance(result, RunResult) and result.stopped_early
+    seen = [e for e in events if isinstance(e, StopSeen)]
+    assert len(seen) == 1
+    assert seen[0].batches_at_request is not None
+    assert 0 <= seen[0].batches_done - seen[0].batches_at_request <= 1
+    after = events[events.index(seen[0]):]
+    assert not any(isinstance(e, BatchProgress) for e in after)
+    assert sum(isinstance(e, BatchProgress) for e in events) == seen[0].batches_done
+    assert isinstance(events[-1], RunFinished) and events[-1].stopped_early
+    assert json.loads((result.run_dir / "run.json").read_text())["status"] == "stopped"
+
+
+@pytest.mark.slow
+def test_an_abort_ends_the_run_at_once_recorded_as_stopped(cohort, tmp_path):
+    """Issue 11.6: an app that closes sets stop and abort; the child skips the test evaluation a
+    stop would still do, keeps the checkpoint of the finished epoch and says "stopped"."""
+    config = tiny_config(cohort, tmp_path / "runs", run_name="abort", epochs=200, batch_size=2)
+    stop, abort = stop_flag(), stop_flag()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, EpochEnd):
+            abort.set()
+            stop.set()
+
+    # As when the app was started as a background job: the child inherits an ignored SIGINT, which
+    # must not disable the abort (it reaches the training thread through SIGINT's handler).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(TrainingError, match="interrupted"):
+            train_in_child(config, on_event=on_event, stop=stop, abort=abort)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    run_dir = tmp_path / "runs" / "abort"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "stopped" and run["error"] == "interrupted"
+    assert not run.get("test_metrics")  # the test evaluation was skipped
+    assert (run_dir / "best.safetensors").is_file()
+    assert not list(run_dir.glob("*.tmp*"))
+    assert not any(isinstance(e, RunFinished) for e in events)
+    assert isinstance(events[-1], RunFailed) and events[-1].message == "interrupted"
 
 
 def test_a_bad_config_fails_with_the_childs_one_line_message(tmp_path):

@@ -14,14 +14,16 @@ from smmt_core.train.config import TrainConfig
 from smmt_core.train.events import (
     BatchProgress,
     CheckpointSaved,
+    DataProgress,
     EnergyUpdate,
     EpochEnd,
     RunFailed,
     RunFinished,
     RunStarted,
+    StopSeen,
 )
 from smmt_gui import strings
-from smmt_gui.panels.training import TrainingDashboard, format_duration
+from smmt_gui.panels.training import PROGRESS_REDRAW_MS, TrainingDashboard, format_duration
 
 TEST_METRICS = {
     "accuracy": 0.75,
@@ -115,8 +117,8 @@ def test_progress_and_eta_follow_batches(qtbot, tmp_path):
     dashboard.handle_event(events[1])  # epoch 1, batch 1 of 4, no ETA yet
     assert "estimating" in dashboard.eta_label.text()
     assert dashboard.progress_bar.value() == round(1000 / 12)
-    dashboard.handle_event(events[2])
-    assert "30 s left" in dashboard.eta_label.text()
+    dashboard.handle_event(events[2])  # within 100 ms of the first: shown when that interval is over
+    qtbot.waitUntil(lambda: "30 s left" in dashboard.eta_label.text(), timeout=5_000)
     assert "Epoch 1/3 · batch 2/4" in dashboard.status_label.text()
     assert "20 training · 5 validation · 6 test" in dashboard.info_label.text()
     dashboard.handle_event(EpochEnd(1, 0.6, 0.7, {"accuracy": 0.6}, {"accuracy": 0.5}, is_best=True))
@@ -272,6 +274,37 @@ def test_real_training_cancelled_midway(qtbot, tmp_path, tiny_cohort, one_torch_
     assert (run_dir / "last.safetensors").is_file()
     assert not list(run_dir.glob("*.tmp*"))  # nothing half-written
     assert dashboard.title_label.text().startswith("Cancelled")
+
+
+def test_a_burst_of_progress_events_updates_the_view_once_then_shows_the_latest(qtbot, tmp_path):
+    """Issue 11.17: a warm MRI cache or a fast GPU sends hundreds of events a second; the bar and
+    the status line follow the first at once and the latest a moment later, not every one."""
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    shown = []
+    dashboard.status.connect(shown.append)
+    dashboard.handle_event(RunStarted(tmp_path, 2, 4, 20, 5, 6, "cpu", {"label_set": "ad-cn"}))
+    shown.clear()
+    for done in range(1, 201):
+        dashboard.handle_event(DataProgress("preprocessing train", done, 200))
+    assert shown == ["Preparing data: preprocessing train 1/200 scans"]
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=5_000)
+    assert "200/200" in shown[-1] and dashboard.progress_bar.value() == 1000
+    qtbot.wait(3 * PROGRESS_REDRAW_MS)
+    assert len(shown) == 2  # nothing older arrives later
+
+
+def test_a_stopped_run_says_that_it_is_testing_its_best_epoch(qtbot, tmp_path):
+    """Issue 11.5: after Cancel the loop stops within a batch, but a run with a finished epoch still
+    evaluates it on the test set; the status line says what the wait is for."""
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.handle_event(RunStarted(tmp_path, 5, 4, 20, 5, 6, "cpu", {"label_set": "ad-cn"}))
+    dashboard.handle_event(StopSeen(batches_done=2, batches_at_request=1))
+    assert "evaluating" not in dashboard.status_label.text()  # no epoch finished: nothing to test
+    dashboard.handle_event(EpochEnd(1, 0.6, 0.7, {"accuracy": 0.6}, {"accuracy": 0.5}, is_best=True))
+    dashboard.handle_event(StopSeen(batches_done=6, batches_at_request=5))
+    assert dashboard.status_label.text() == "Stopped after 6 batches; evaluating the best epoch on the test set…"
 
 
 def test_circular_features_are_pointed_out(qtbot, tmp_path):
