@@ -53,7 +53,7 @@ def synthetic_case(n: int, batch: int, heads: int, head_dim: int, assignment: st
 def volume_case(data: str, steps: int, batch: int, assignment: str | None = None):
     """The volume preset's SMMT model after `steps` training steps: first MRI layer's qkv and clusters
     (K-Means with the layer's own assignment mode unless `assignment` is given)."""
-    from smmt_core.bench.volume import _training_batch
+    from smmt_core.bench.volume import _training_batch, first_mri_layer_qkv
     from smmt_core.model.smmt import build_model
     from smmt_core.train.config import TrainConfig
     from smmt_core.train.trainer import seed_everything
@@ -68,13 +68,10 @@ def volume_case(data: str, steps: int, batch: int, assignment: str | None = None
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    layer = model.intra["mri"][0]
-    attention = layer.attention
-    with torch.no_grad():
-        x = model.encoders["mri"](inputs.mri)
-        x = layer.norm1(x) if hasattr(layer, "norm1") else x
-        b, n, d = x.shape
-        qkv = attention.qkv(x).view(b, n, 3, attention.n_heads, attention.head_dim)
+    attention = model.intra["mri"][0].attention
+    qkv = first_mri_layer_qkv(model, inputs)
+    b, n, _, _, _ = qkv.shape
+    d = attention.n_heads * attention.head_dim
     k = attention.clusters_for(n)
     ids = kmeans(qkv[:, :, 0].reshape(b, n, d), k, attention.kmeans_iters, assignment or attention.assignment)[0]
     return qkv, ids, k

@@ -85,6 +85,17 @@ def _step_fn(model, optimizer, inputs, labels):
     return step
 
 
+def first_mri_layer_qkv(model, inputs) -> torch.Tensor:
+    """(B, n, 3, heads, head_dim): the q/k/v projection of the first MRI layer, as the layer makes it."""
+    layer = model.intra["mri"][0]
+    attention = layer.attention
+    with torch.no_grad():
+        tokens = model.encoders["mri"](inputs.mri)
+        x = layer.norm1(tokens) if hasattr(layer, "norm1") else tokens
+        batch, n, _ = x.shape
+        return attention.qkv(x).view(batch, n, 3, attention.n_heads, attention.head_dim)
+
+
 def _attention_in_model(model, inputs, repeats: int) -> dict:
     """Dense vs cluster attention on the first MRI layer's own q, k, v and K-Means clusters.
 
@@ -97,13 +108,10 @@ def _attention_in_model(model, inputs, repeats: int) -> dict:
     from smmt_core.model.attention import packed_cluster_sparse_attention
     from smmt_core.model.kmeans import kmeans
 
-    layer = model.intra["mri"][0]
-    attention = layer.attention
-    with torch.no_grad():
-        tokens = model.encoders["mri"](inputs.mri)
-        x = layer.norm1(tokens) if hasattr(layer, "norm1") else tokens
-        batch, n, d = x.shape
-        qkv = attention.qkv(x).view(batch, n, 3, attention.n_heads, attention.head_dim)
+    attention = model.intra["mri"][0].attention
+    qkv = first_mri_layer_qkv(model, inputs)
+    batch, n, _, _, _ = qkv.shape
+    d = attention.n_heads * attention.head_dim
     n_clusters = attention.clusters_for(n)
     t = time.process_time()
     ids, _ = kmeans(qkv[:, :, 0].reshape(batch, n, d), n_clusters, attention.kmeans_iters, attention.assignment)

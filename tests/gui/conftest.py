@@ -68,3 +68,15 @@ def main_window(qtbot):
     window.resize(1200, 800)
     yield window
     window.close()
+
+
+@pytest.fixture
+def loaded(main_window, qtbot, tiny_run):
+    """The window with the tiny model loaded and its BIDS cohort open on the first subject."""
+    cohort, run_dir = tiny_run
+    with qtbot.waitSignal(main_window.model_loaded, timeout=60000):
+        main_window.load_model(run_dir)
+    with qtbot.waitSignal(main_window.prediction_shown, timeout=60000):
+        main_window.open_path(cohort)
+    qtbot.waitUntil(lambda: not main_window.is_busy(), timeout=30000)
+    return main_window

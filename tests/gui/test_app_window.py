@@ -17,18 +17,6 @@ from smmt_gui import shortcuts, strings
 from smmt_gui.workers import FunctionWorker, live_workers
 
 
-@pytest.fixture
-def loaded(main_window, qtbot, tiny_run):
-    """The window with the tiny model loaded and its BIDS cohort open on the first subject."""
-    cohort, run_dir = tiny_run
-    with qtbot.waitSignal(main_window.model_loaded, timeout=60000):
-        main_window.load_model(run_dir)
-    with qtbot.waitSignal(main_window.prediction_shown, timeout=60000):
-        main_window.open_path(cohort)
-    qtbot.waitUntil(lambda: not main_window.is_busy(), timeout=30000)
-    return main_window
-
-
 def close_and_wait(window, qtbot, timeout_ms: int = 60000) -> None:
     """Close the window; when a job still has to stop, wait until the window really closes."""
     if not window.close():

@@ -10,17 +10,6 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture
-def loaded(main_window, qtbot, tiny_run):
-    cohort, run_dir = tiny_run
-    with qtbot.waitSignal(main_window.model_loaded, timeout=60000):
-        main_window.load_model(run_dir)
-    with qtbot.waitSignal(main_window.prediction_shown, timeout=60000):
-        main_window.open_path(cohort)
-    qtbot.waitUntil(lambda: not main_window.is_busy(), timeout=30000)
-    return main_window
-
-
 def test_the_viewer_shows_the_scan_file_under_the_models_grid(loaded, qtbot):
     viewer = loaded.viewer
     qtbot.waitUntil(lambda: "mni" in viewer.scans, timeout=30000)
