@@ -83,12 +83,12 @@ class VolumeEncoder(nn.Module):
         # embedding's (measured): the model never learns to read them. `readout_share` > 0 adds a
         # fixed bias to the readout tokens' attention logits so that they start with that share
         # of the attention (0.5: as much as all patch tokens together); training moves it from there.
-        # Not persistent: it follows from the config and the geometry.
-        bias = None
+        # A number, not a buffer: it follows from the config and the geometry, and a model built on
+        # the meta device and filled from a checkpoint (`smmt_core.train.checkpoints`) must not
+        # hold a tensor the checkpoint does not carry.
+        self.readout_logit_bias = 0.0
         if self.n_readout_tokens and readout_share > 0:
-            bias = torch.zeros(self.n_tokens)
-            bias[geometry.n_tokens:] = math.log(readout_share / (1 - readout_share) * geometry.n_tokens / self.n_readout_tokens)
-        self.register_buffer("cascade_key_bias", bias, persistent=False)
+            self.readout_logit_bias = math.log(readout_share / (1 - readout_share) * geometry.n_tokens / self.n_readout_tokens)
         # Persistent: a checkpoint carries its tokens (a model built on the meta device gets them
         # from the file, and a changed template shows up as a shape mismatch on load).
         self.register_buffer("token_index", torch.as_tensor(geometry.token_index.copy(), dtype=torch.long))
@@ -115,6 +115,15 @@ class VolumeEncoder(nn.Module):
         volumes = volumes.to(self.input_mean.device, torch.float32)
         self.input_mean.copy_(volumes.mean(0))
         self.input_std.copy_(volumes.std(0) + INPUT_NORM_EPS)
+
+    @property
+    def cascade_key_bias(self) -> torch.Tensor | None:
+        """(n_tokens,) logit bias of the cascade's attention over this encoder's tokens, or None."""
+        if not self.readout_logit_bias:
+            return None
+        bias = torch.zeros(self.n_tokens, device=self.token_index.device)
+        bias[self.geometry.n_tokens:] = self.readout_logit_bias
+        return bias
 
     @property
     def n_patch_tokens(self) -> int:

@@ -184,7 +184,7 @@ def test_train_then_predict_a_volume_run(tmp_path):
 
     cohort = make_tiny_bids(tmp_path / "bids", n_per_class=4)
     with mri_cache_at(tmp_path / "cache"), one_thread():
-        config = tiny_config(cohort, tmp_path / "runs", run_name="vol", epochs=1, **TINY)
+        config = tiny_config(cohort, tmp_path / "runs", run_name="vol", epochs=1, mri_readout_share=0.5, **TINY)
         assert config.preprocess.is_volume
         result = train(config)
         predictor = Predictor.load(result.run_dir)
