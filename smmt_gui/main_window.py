@@ -737,9 +737,10 @@ class MainWindow(QMainWindow):
             self.viewer.set_volume(prediction.volume, prediction.volume_affine, space=strings.SPACE_MNI)
             self.session.shown_volume_key, self._shown_intake_image = subject.key, intake_image
             self._load_scans(subject, prediction.intake)
-        saw_mri = prediction.slices is not None and "mri" in prediction.modalities_used
-        self.viewer.set_clusters(prediction if saw_mri else None)  # MRI off: the model saw no slices
         volume_clusters = "mri" in prediction.modalities_used and getattr(prediction, "patch_grid", None) is not None
+        saw_mri = (prediction.slices is not None or volume_clusters) and "mri" in prediction.modalities_used
+        # MRI off: the model saw no image. A whole-brain model: the viewer hides its slice strip.
+        self.viewer.set_clusters(prediction if saw_mri else None)
         self.parcellation.set_prediction(prediction if volume_clusters else None)
         self.clusters_dock.setVisible(volume_clusters)
         if new_volume:

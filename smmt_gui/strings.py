@@ -103,6 +103,7 @@ VIEWER_OVERLAY = "Attention clusters"
 VIEWER_OVERLAY_LAYER = "Layer"
 VIEWER_OVERLAY_OPACITY = "Opacity"
 VIEWER_OVERLAY_NONE = "No clusters (load a model)"
+VIEWER_WHOLE_BRAIN_MODEL = "Whole-brain model (3D patches, no slices): its clusters are in the views and the Clusters dock"
 # Whole-brain (volume preset) models: the K-Means clusters as a 3D parcellation in all three views.
 PARCELLATION_TITLE = "Attention clusters (whole brain, K-Means per layer)"
 PARCELLATION_LAYER = "Layer"

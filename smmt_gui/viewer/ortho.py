@@ -616,7 +616,9 @@ class MriViewer(QWidget):
         plane; by default the grid is an image (rows top-down) over the padded square that
         `smmt_core.data.preprocess` cuts (see `VolumeGeometry.model_slice_rect_mm`)."""
         slices = getattr(prediction_like, "slices", None)
-        ids = list(getattr(prediction_like, "cluster_ids", None) or [])
+        # A whole-brain (volume) model saw no slices; its 3D clusters belong to the parcellation.
+        whole_brain = slices is None and getattr(prediction_like, "patch_grid", None) is not None
+        ids = [] if whole_brain else list(getattr(prediction_like, "cluster_ids", None) or [])
         indices = list(getattr(prediction_like, "slice_indices", None) or [])
         plane = getattr(prediction_like, "plane", "axial") or "axial"
         self.cluster_ids = [np.asarray(a) for a in ids]
@@ -629,7 +631,10 @@ class MriViewer(QWidget):
         self.model_input.set_input(slices, self.cluster_ids, indices, plane)
         self.model_input.set_opacity(self.opacity)
         self.model_input.set_overlay_visible(self.overlay_check.isChecked())
-        if slices is None:
+        self.model_input.setVisible(not whole_brain)  # a volume model saw no slices: nothing to show there
+        if whole_brain:
+            self.model_input_title.setText(strings.VIEWER_WHOLE_BRAIN_MODEL)
+        elif slices is None:
             self.model_input_title.setText(strings.VIEWER_OVERLAY_NONE)
         else:
             self.model_input_title.setText(strings.VIEWER_MODEL_INPUT.format(

@@ -132,3 +132,12 @@ def test_over_a_finer_scan_the_parcellation_keeps_the_models_voxels_and_stays_in
     assert not any(viewer.views[p].overlay.isVisible() for p in PLANES)
     viewer.set_space("mni")
     assert viewer.views["axial"].overlay.isVisible()
+
+
+def test_a_whole_brain_model_gets_no_empty_slice_strip_and_says_where_its_clusters_are(viewer):
+    viewer.set_clusters(SimpleNamespace(slices=None, cluster_ids=label_volumes(), slice_indices=[], plane="axial",
+                                        patch_grid=SimpleNamespace()))
+    assert viewer.model_input.isHidden() and viewer.model_input_title.text() == strings.VIEWER_WHOLE_BRAIN_MODEL
+    assert viewer.cluster_ids == [] and not viewer.overlay_check.isEnabled()  # the 3D clusters are the parcellation's
+    viewer.set_clusters(None)  # no model: the strip is back, with its usual note
+    assert not viewer.model_input.isHidden() and viewer.model_input_title.text() == strings.VIEWER_OVERLAY_NONE
