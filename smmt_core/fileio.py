@@ -4,6 +4,10 @@ Writing is atomic (runs, caches, tables, plots, reports): a reader (or a crash) 
 file or the complete new one, never half of it: the content goes to a temporary file beside the
 target, then `os.replace` renames it into place.
 
+An interrupt (Ctrl-C, or the app's abort, which arrives the same way) waits until a write is done
+or undone: otherwise it could land between the creation of the temporary file and its rename or
+removal and leave the temporary file behind (seen once in a test of the app's abort).
+
 Reading (`read_json`, `read_table`) is bounded: every JSON/CSV/TSV the project reads either loads
 or raises the caller's SMMTError naming the file, whatever the bytes.
 """
@@ -12,7 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +37,30 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+@contextmanager
+def interrupts_deferred():
+    """SIGINT received inside the block is handled when the block ends (main thread only; other
+    threads never receive signals in Python, so there is nothing to defer there)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # (None: a handler set outside Python, which could not be put back)
+        return
+    received = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    except ValueError:  # not the main interpreter: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, received[-1])
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
 def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
     """An empty, uniquely named hidden file in the target's folder (same file system: rename works)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -40,21 +71,22 @@ def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
 def atomic_write(path: str | Path, write: Callable[[Path], None], *, suffix: str = ".tmp") -> Path:
     """Call `write(temporary_path)`, then move the result onto `path`; on any error remove the temp."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_sibling(path, suffix)
-    except OSError as error:
-        raise _naming(error, path) from None
-    try:
-        write(tmp)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except OSError as error:  # disk full, quota, permissions: name the file the user asked for
-        tmp.unlink(missing_ok=True)
-        raise _naming(error, path) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with interrupts_deferred():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temporary_sibling(path, suffix)
+        except OSError as error:
+            raise _naming(error, path) from None
+        try:
+            write(tmp)
+            os.chmod(tmp, new_file_mode())
+            os.replace(tmp, path)
+        except OSError as error:  # disk full, quota, permissions: name the file the user asked for
+            tmp.unlink(missing_ok=True)
+            raise _naming(error, path) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -102,20 +134,21 @@ def write_all_or_nothing(jobs: list[tuple[Path, Callable[[Path], None]]]) -> lis
     file is removed and no target is touched.
     """
     temps: list[tuple[Path, Path]] = []
-    try:
-        for target, write in jobs:
-            target = Path(target)
-            tmp = temporary_sibling(target, ".part")
-            temps.append((tmp, target))
-            write(tmp)
-        mode = new_file_mode()  # temporary files are private; the written files are ordinary documents
-        for tmp, target in temps:
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-        raise
+    with interrupts_deferred():
+        try:
+            for target, write in jobs:
+                target = Path(target)
+                tmp = temporary_sibling(target, ".part")
+                temps.append((tmp, target))
+                write(tmp)
+            mode = new_file_mode()  # temporary files are private; the written files are ordinary documents
+            for tmp, target in temps:
+                os.chmod(tmp, mode)
+                os.replace(tmp, target)
+        except BaseException:
+            for tmp, _ in temps:
+                tmp.unlink(missing_ok=True)
+            raise
     return [target for _, target in temps]
 
 

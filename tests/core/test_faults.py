@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import signal
 import threading
 
 import pandas as pd
@@ -264,3 +265,29 @@ def test_smmt_train_summarises_the_datasets_problems_on_stderr(tmp_path, capsys)
     assert code == 0, err
     assert "the dataset has 1 problem(s) (all listed in run.json)" in err
     assert f"{t1}: not a readable image" in err and "has no MRI" in err
+
+
+def test_an_interrupt_during_an_atomic_write_waits_until_the_file_is_in_place(tmp_path):
+    """Ctrl-C (or the app's abort, delivered the same way) in the middle of a write: the write
+    completes, no temporary file is left, and the interrupt is raised afterwards."""
+    import _thread
+
+    target = tmp_path / "run.json"
+
+    def interrupted_write(tmp):
+        tmp.write_text("half")
+        _thread.interrupt_main()  # SIGINT's handler runs at the next bytecode boundaries, here
+        for _ in range(1000):
+            pass
+        tmp.write_text('{"status": "stopped"}')
+
+    with pytest.raises(KeyboardInterrupt):
+        fileio.atomic_write(target, interrupted_write)
+    assert target.read_text() == '{"status": "stopped"}'
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # an ignored SIGINT stays ignored
+    try:
+        fileio.write_all_or_nothing([(tmp_path / "a.txt", interrupted_write)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "run.json"]
