@@ -248,6 +248,20 @@ def _parcellation_png(prediction):
     return write
 
 
+def common_report_jobs(prediction, context: ReportContext) -> dict:
+    """The report files the CLI and the GUI write alike, as {format: write(path)}: the JSON, the CSV
+    and (after the intake) the QC picture. Each adds its own pictures (`write_report`, the GUI's export)."""
+    jobs = {
+        "json": lambda p: p.write_text(json.dumps(report_dict(prediction, context), indent=2, default=str) + "\n",
+                                       encoding="utf-8"),
+        "csv": lambda p: p.write_text(csv_text(report_rows(prediction, context)), encoding="utf-8"),
+    }
+    picture = qc_picture(prediction)
+    if picture is not None:
+        jobs["qc"] = copy_job(picture)
+    return jobs
+
+
 def write_report(base: str | Path, prediction, context: ReportContext, formats=CLI_FORMATS) -> list[Path]:
     """Write `<base>.json`, `.csv`, (when the MRI was used) `.png`: the slices the model saw, or a
     volume model's 3D cluster parcellation, and (when the subject went through the intake)
@@ -258,18 +272,11 @@ def write_report(base: str | Path, prediction, context: ReportContext, formats=C
     unknown = set(formats) - set(CLI_FORMATS)
     if unknown:
         raise ReportError(f"unknown report formats: {', '.join(sorted(unknown))}")
-    jobs = {
-        "json": lambda p: p.write_text(json.dumps(report_dict(prediction, context), indent=2, default=str) + "\n",
-                                       encoding="utf-8"),
-        "csv": lambda p: p.write_text(csv_text(report_rows(prediction, context)), encoding="utf-8"),
-    }
+    jobs = common_report_jobs(prediction, context)
     if prediction.slices is not None:
         jobs["png"] = _slices_png(prediction)
     elif getattr(prediction, "patch_grid", None) is not None and prediction.cluster_ids:
         jobs["png"] = _parcellation_png(prediction)
-    picture = qc_picture(prediction)
-    if picture is not None:
-        jobs["qc"] = copy_job(picture)
     planned = [(report_file(base, fmt), jobs[fmt]) for fmt in CLI_FORMATS if fmt in formats and fmt in jobs]
     try:
         return write_all_or_nothing(planned)

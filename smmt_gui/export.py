@@ -11,7 +11,6 @@ place only once all of them are written, so a failed export leaves no half-writt
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, Qt
@@ -24,8 +23,7 @@ from smmt_core.report import (  # noqa: F401 (ReportContext, report_dict, report
     ReportContext,
     ReportError,
     check_report_folder,
-    copy_job,
-    csv_text,
+    common_report_jobs,
     qc_picture,
     report_dict,
     report_file,
@@ -39,10 +37,6 @@ FORMATS = ("png", "csv", "json", "pdf", "qc")
 
 class ExportError(SMMTError):
     """The report could not be written (folder missing or not writable, nothing to export)."""
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
 
 
 def _write_png(image: QImage):
@@ -146,16 +140,9 @@ def export_report(base: str | Path, prediction, image: QImage | None, context: R
         raise ExportError(f"unknown report formats: {', '.join(sorted(unknown))}")
     if "pdf" in formats and QGuiApplication.instance() is None:
         raise ExportError("the PDF report needs a running Qt application (QApplication)")
-    jobs = {
-        "json": lambda p: _write_text(p, json.dumps(report_dict(prediction, context), indent=2, default=str) + "\n"),
-        "csv": lambda p: _write_text(p, csv_text(report_rows(prediction, context))),
-        "pdf": _write_pdf(prediction, context, image),
-    }
+    jobs = {**common_report_jobs(prediction, context), "pdf": _write_pdf(prediction, context, image)}
     if image is not None and not image.isNull():
         jobs["png"] = _write_png(image)
-    picture = qc_picture(prediction)
-    if picture is not None:
-        jobs["qc"] = copy_job(picture)
     planned = [(report_file(base, fmt), jobs[fmt]) for fmt in FORMATS if fmt in formats and fmt in jobs]
     try:
         write_all_or_nothing(planned)
