@@ -51,6 +51,10 @@ class Prediction:
     synthetic_model: bool = False  # trained on the SYNTHETIC demo cohort
     # How far the run's own test set supports a prediction from these modalities (see `reliability`).
     reliability: dict = field(default_factory=dict)
+    # Too close to call: the top probability is at most 0.6 (two classes: P between 0.4 and 0.6).
+    # Shown as "borderline", never as a diagnosis (`smmt_core.train.calibration.is_borderline`).
+    borderline: bool = False
+    calibrated: bool = False  # the run's probabilities were calibrated on its validation persons
 
     def cluster_label_volume(self, layer: int = -1) -> np.ndarray | None:
         """Volume models: one layer's K-Means clusters as an int32 label volume on the grid of
@@ -68,6 +72,11 @@ class Prediction:
             return {}
         ids, counts = np.unique(self.cluster_ids[layer], return_counts=True)
         return {int(i): int(c) for i, c in zip(ids, counts) if i >= 0}
+
+    @property
+    def verdict(self) -> str:
+        """What to show as the result: the class, or "borderline (leaning AD)" when too close to call."""
+        return f"borderline (leaning {self.prediction})" if self.borderline else self.prediction
 
     @property
     def guess_note(self) -> str | None:
@@ -88,6 +97,8 @@ class Prediction:
             "model": self.model_name,
             "synthetic_model": self.synthetic_model,
             "reliability": dict(self.reliability),
+            "borderline": self.borderline,
+            "calibrated": self.calibrated,
             "intake": self.intake,
         }
 
@@ -232,6 +243,12 @@ class Predictor:
         return self.run.synthetic
 
     @property
+    def calibrated(self) -> bool:
+        """Whether the run's probabilities were calibrated (a temperature fitted on its validation persons)."""
+        calibration = self.run.metadata.get("calibration")
+        return isinstance(calibration, dict) and not calibration.get("note") and "temperature" in calibration
+
+    @property
     def features(self) -> list[str]:
         return list(self.run.encoder.features)
 
@@ -316,6 +333,8 @@ class Predictor:
 
             geometry = volume_geometry(self.run.preprocess.resolution_mm, self.run.preprocess.patch_mm)
             patch_grid = (*geometry.origin, geometry.patch)
+        from smmt_core.train.calibration import is_borderline
+
         best = int(np.argmax(prob))
         return Prediction(
             subject_id=subject.key,
@@ -336,6 +355,8 @@ class Predictor:
             synthetic_model=self.synthetic,
             reliability=reliability(self.run.metadata.get("subset_metrics") or {}, used),
             intake=pre.intake if pre is not None else None,
+            borderline=is_borderline(prob),
+            calibrated=self.calibrated,
         )
 
     # -- helpers ---------------------------------------------------------------------------

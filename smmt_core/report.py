@@ -115,7 +115,7 @@ def report_lines(prediction, context: ReportContext) -> list[tuple[str, str]]:
     if context.synthetic:
         lines.append(("synthetic", "SYNTHETIC: the data or the model's training data is the synthetic demo cohort; "
                                    "nothing here is about a real person."))
-    lines.append(("result", f"Subject {prediction.subject_id}: {prediction.prediction}"))
+    lines.append(("result", f"Subject {prediction.subject_id}: {getattr(prediction, 'verdict', prediction.prediction)}"))
     probs = " · ".join(f"{k} {v * 100:.1f}%" for k, v in prediction.probabilities.items())
     lines.append(("detail", f"Probabilities: {probs}"))
     note = getattr(prediction, "guess_note", None)

@@ -747,8 +747,8 @@ class MainWindow(QMainWindow):
             self.viewer.go_to_model_slice(len(prediction.slice_indices) // 2)
         self.session.set_prediction(prediction)
         p = prediction.probabilities.get(prediction.prediction, float("nan"))
-        self.cohort_panel.set_prediction(subject.key, prediction.prediction, p)
-        self.statusBar().showMessage(f"{subject.key}: {prediction.prediction} ({p * 100:.1f}%)", 5000)
+        self.cohort_panel.set_prediction(subject.key, prediction.verdict, p)
+        self.statusBar().showMessage(f"{subject.key}: {prediction.verdict} ({p * 100:.1f}%)", 5000)
         self.prediction_shown.emit(prediction)
         self.subject_shown.emit(subject)
 

@@ -158,6 +158,7 @@ PRED_MISSING = "not available for this subject"
 PRED_USED = "Used: {used}"
 PRED_NONE_USED = "Used: nothing (every modality is off or missing)"
 PRED_NOTHING_TO_PREDICT = "Nothing to predict from: switch on at least one modality."
+PRED_BORDERLINE = "borderline (leaning {label})"  # calibrated top probability ≤ 0.6: too close to call
 PRED_GUESS_NOTE = "⚠ {note}"  # the run's own test set is at chance from the modalities used
 PRED_WARNINGS = "Warnings"
 PRED_UPDATING = "updating…"

@@ -412,7 +412,7 @@ def _predict(args) -> int:
         print(json.dumps(json_safe(result.to_dict()), indent=2))
         return EXIT_OK
     probs = ", ".join(f"P({c}) = {p:.3f}" for c, p in result.probabilities.items())
-    print(f"{result.subject_id}: {result.prediction}  ({probs})")
+    print(f"{result.subject_id}: {result.verdict}  ({probs})")
     print(f"modalities used: {', '.join(result.modalities_used) or 'none'}"
           + (f"; missing: {', '.join(result.modalities_missing)}" if result.modalities_missing else "")
           + (f"; switched off: {', '.join(args.without)}" if args.without else ""))

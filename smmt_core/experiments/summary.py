@@ -36,11 +36,14 @@ RESULT_METRICS = {
     "sensitivity": "sensitivity",
     "specificity": "specificity",
     "f1": "f1",
+    "brier": "brier",
+    "ece": "ece",
 }
 CI_COLUMNS = {"balanced_accuracy": "balanced_accuracy", "auc": "roc_auc"}  # results name -> metrics key
 
 # Columns summarised as mean +- SD.
-SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "energy_kwh", "duration_s")
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity", "brier", "ece", "energy_kwh",
+                   "duration_s")
 PAIRED_METRICS = ("balanced_accuracy", "auc")
 PAIRED_RESAMPLES = 1000
 
@@ -245,6 +248,56 @@ def paired_differences(results: pd.DataFrame, methods: Sequence[str] | None = No
 
 
 # -- energy --------------------------------------------------------------------------------------
+def pooled_calibration(results: pd.DataFrame, methods: Sequence[str] | None = None) -> dict[str, dict]:
+    """Per method at the largest fraction: ECE, Brier and reliability bins over the pooled test persons.
+
+    80 test persons give a jumpy ECE; pooling every split's (and model seed's) test predictions
+    gives one figure per method with a few hundred persons behind it. Binary label sets only.
+    Returns {method: {"n_persons", "brier", "ece", "reliability"}} (see `train.calibration`).
+    """
+    from smmt_core.train.calibration import calibration_metrics
+
+    done = _done(results)
+    if not len(done):
+        return {}
+    fraction = float(pd.to_numeric(done["fraction"]).max())
+    methods = list(methods) if methods is not None else list(dict.fromkeys(done["variant"]))
+    out = {}
+    for method in methods:
+        units = _method_predictions(done, method, fraction, None)
+        if not units:
+            continue
+        labels = np.concatenate([y for runs in units.values() for _, y, _ in runs])
+        positive = np.concatenate([p for runs in units.values() for _, _, p in runs])
+        figures = calibration_metrics(labels, np.stack([1 - positive, positive], 1))
+        out[method] = {"n_persons": int(len(labels)), **figures}
+    return out
+
+
+def calibration_markdown(calibration: dict[str, dict]) -> list[str]:
+    """The pooled calibration as Markdown lines: ECE and Brier per method, then each reliability diagram."""
+    if not calibration:
+        return []
+    any_figures = next(iter(calibration.values()))
+    bins = (any_figures.get("reliability") or {}).get("bins") or []
+    lines = ["", "## Calibration, pooled over the test persons of every split", "",
+             f"ECE over {len(bins)} equal-width bins of P(positive class); Brier score (lower is better).", "",
+             "| method | persons | ECE | Brier |", "|---|---|---|---|"]
+    for method, figures in calibration.items():
+        lines.append(f"| {method} | {figures['n_persons']} | {figures['ece']:.3f} | {figures['brier']:.3f} |")
+    lines += ["", "Reliability diagram (each bin: persons, mean predicted P, observed share positive):", "",
+              "| method | " + " | ".join(f"{lo:.1f}–{hi:.1f}" for lo, hi in bins) + " |",
+              "|---|" + "---|" * len(bins)]
+    for method, figures in calibration.items():
+        table = figures.get("reliability") or {}
+        cells = []
+        for n, predicted, observed in zip(table.get("count", []), table.get("mean_predicted", []),
+                                          table.get("observed", [])):
+            cells.append(f"{n}: {predicted:.2f}/{observed:.2f}" if n else "0")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def energy_table(results: pd.DataFrame, variant_order: Sequence[str] | None = None) -> pd.DataFrame:
     """Energy per model variant over the finished runs at the largest fraction (Table V of the paper).
 
@@ -295,7 +348,7 @@ def _pm(mean: float, sd: float, scale: float = 1.0, digits: int = 1) -> str:
 
 
 def summary_markdown(summary: pd.DataFrame, results: pd.DataFrame, spec=None, synthetic: bool | None = None,
-                     paired: pd.DataFrame | None = None) -> str:
+                     paired: pd.DataFrame | None = None, calibration: dict | None = None) -> str:
     """The summary as a Markdown document: what was run, the mean ± SD table, paired differences,
     energy per variant."""
     lines = ["# Experiment summary", ""]
@@ -383,6 +436,7 @@ def summary_markdown(summary: pd.DataFrame, results: pd.DataFrame, spec=None, sy
             any_row = ba if ba is not None else auc
             lines.append(f"| {a} | {b} | {d1} | {c1} | {d2} | {c2} | {int(any_row['n_units'])} | "
                          f"{int(any_row['n_persons'])} |")
+    lines += calibration_markdown(calibration or {})
     energy = energy_table(results, spec.variants if spec is not None else None)
     if not energy.empty:
         lines += ["", f"## Energy per variant (fraction {energy.attrs['fraction'] * 100:.0f}%)", "",
@@ -414,8 +468,12 @@ def _is_synthetic(spec, results: pd.DataFrame) -> bool:
 
 def write_outputs(spec, out_dir: Path, results: pd.DataFrame,
                   make_plots: bool = True) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """results.csv, summary.csv, paired.csv, summary.md and (unless make_plots is False) the plots."""
+    """results.csv, summary.csv, paired.csv, calibration.json, summary.md and (unless make_plots is
+    False) the plots."""
+    import json
+
     from smmt_core.experiments import plots
+    from smmt_core.train.metrics import json_safe
 
     order = [*spec.variants, *spec.baselines]
     atomic_write_text(out_dir / "results.csv", results.to_csv(index=False))
@@ -423,8 +481,10 @@ def write_outputs(spec, out_dir: Path, results: pd.DataFrame,
     atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False))
     paired = paired_differences(results, order)
     atomic_write_text(out_dir / "paired.csv", paired.to_csv(index=False))
+    calibration = pooled_calibration(results, order)
+    atomic_write_text(out_dir / "calibration.json", json.dumps(json_safe(calibration), indent=2))
     atomic_write_text(out_dir / "summary.md",
-                      summary_markdown(summary, results, spec, _is_synthetic(spec, results), paired))
+                      summary_markdown(summary, results, spec, _is_synthetic(spec, results), paired, calibration))
     made: dict[str, Path] = {}
     if make_plots and not summary.empty:
         base = spec.base_config()

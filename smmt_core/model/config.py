@@ -19,6 +19,12 @@ from smmt_core.variants import MASK_MODES, VARIANT_NAMES, variant
 ASSIGNMENT_MODES = ("exact", "balanced")
 # MRI readout: "pixels" adds linear readout tokens over the flattened, standardised slices (MRIEncoder).
 MRI_READOUTS = ("none", "pixels")
+# Linear path (`smmt_core.model.linear_path`): "logistic" adds a fitted, frozen logistic regression
+# on the model's own inputs to its logits, so fusion starts from, and can keep, what it knows.
+LINEAR_PATHS = ("none", "logistic")
+# Calibration of the output probabilities: "temperature" divides the logits by one number fitted on
+# the validation persons after training (`smmt_core.train.calibration`), stored with the weights.
+CALIBRATIONS = ("none", "temperature")
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
 
@@ -52,6 +58,13 @@ class ModelConfig(Settings):
     mri_input_norm: bool = setting(
         False, "standardise each MRI pixel with the training images' mean and SD (stored with the weights)",
         flag="--mri-input-norm")
+
+    linear_path: Literal[LINEAR_PATHS] = setting(
+        "none", "linear path to the logits: 'logistic' adds a logistic regression on the model's own inputs, "
+        "fitted on the training persons before the network trains (the network learns what it misses)")
+    calibration: Literal[CALIBRATIONS] = setting(
+        "none", "probability calibration: 'temperature' scales the logits by a temperature fitted on the "
+        "validation persons after training")
 
     SECTION: ClassVar[str] = "model"  # names the section in error messages
 

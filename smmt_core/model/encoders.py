@@ -130,6 +130,24 @@ class MRIEncoder(nn.Module):
     def n_tokens(self) -> int:
         return self.n_patch_tokens + self.n_readout_tokens
 
+    @property
+    def n_linear_features(self) -> int:
+        """Length of `linear_features`: the pooled pixels of every slice."""
+        n_slices, _, height, width = self.mri_shape
+        return n_slices * min(height, PIXEL_READOUT_MAX) * min(width, PIXEL_READOUT_MAX)
+
+    def linear_features(self, mri: torch.Tensor) -> torch.Tensor:
+        """(B, n_linear_features): the raw slices (channel mean) pooled as the pixel readout sees them.
+
+        The features of the model's linear path (`smmt_core.model.linear_path`), which standardises them.
+        """
+        batch, n_slices, _, height, width = mri.shape
+        pixels = mri.float().mean(2)  # channels of one slice repeat the same image
+        size = (min(height, PIXEL_READOUT_MAX), min(width, PIXEL_READOUT_MAX))
+        if size != (height, width):
+            pixels = F.adaptive_avg_pool2d(pixels, size)
+        return pixels.reshape(batch, -1)
+
     def forward(self, mri: torch.Tensor) -> torch.Tensor:
         if tuple(mri.shape[1:]) != self.mri_shape:
             raise DataError(f"MRI input of shape {tuple(mri.shape[1:])} (slices, channels, height, width) "

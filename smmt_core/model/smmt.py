@@ -6,7 +6,9 @@ Data flow for a batch (`smmt_core.batch.ModelInputs`):
     -> n_layers intra-modal transformer layers per modality (cluster-sparse or dense attention)
     -> cascade: learned fusion tokens cross-attend to each available modality in turn, the
        update masked in training (modality-wise masking)
-    -> mean of the fusion tokens -> MLP head -> logits (2 or 3 classes).
+    -> mean of the fusion tokens -> MLP head -> logits (2 or 3 classes)
+    (+ with `linear_path="logistic"`: a fitted logistic regression on the same inputs, added to the
+       logits; the head starts at zero, so the network learns only what it misses. linear_path.py)
 
 Variants (`ModelConfig.variant`): which of sparse attention and masking are on is read from the
 one table in `smmt_core.variants`.
@@ -26,6 +28,7 @@ from smmt_core.errors import ConfigError
 from smmt_core.model.config import ModelConfig
 from smmt_core.model.encoders import CategoricalEncoder, MRIEncoder, NumericEncoder
 from smmt_core.model.fusion import CascadeStep, IntraModalLayer
+from smmt_core.model.linear_path import LinearPath
 from smmt_core.model.masking import ModalityMasking
 from smmt_core.model.volume_encoder import VolumeEncoder
 
@@ -89,6 +92,16 @@ class SMMT(nn.Module):
         nn.init.trunc_normal_(self.fusion_tokens, std=0.02)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Dropout(config.dropout),
                                   nn.Linear(d, len(schema.classes)))
+        self.linear_path: LinearPath | None = None
+        if config.linear_path == "logistic":
+            mri = self.encoders[Modality.MRI.value] if Modality.MRI.value in self.encoders else None
+            self.linear_path = LinearPath(mri.n_linear_features if mri is not None else 0, len(schema.numeric),
+                                          [len(v) for v in schema.categorical.values()], len(schema.classes))
+            # The network starts as exactly the linear model; training adds what that misses.
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
+        if config.calibration == "temperature":  # 1 until fitted on the validation persons after training
+            self.register_buffer("logit_temperature", torch.ones(()))
 
     @property
     def classes(self) -> list[str]:
@@ -139,16 +152,32 @@ class SMMT(nn.Module):
             tokens_by_name[name] = tokens
         return tokens_by_name, cluster_ids
 
+    def linear_features(self, inputs: ModelInputs) -> torch.Tensor | None:
+        """(B, F) raw features of the linear path (None without one); see `LinearPath`."""
+        if self.linear_path is None:
+            return None
+        mri = self.encoders[Modality.MRI.value] if Modality.MRI.value in self.encoders else None
+        mri_features = mri.linear_features(inputs.mri) if mri is not None else None
+        return self.linear_path.raw_features(inputs, mri_features)
+
+    def _linear_logits(self, linear_raw: torch.Tensor | None, present: torch.Tensor) -> torch.Tensor | float:
+        if self.linear_path is None or linear_raw is None:
+            return 0.0
+        return self.linear_path(linear_raw, present)
+
     def _fuse(self, tokens_by_name: dict[str, torch.Tensor], present: torch.Tensor,
-              force_mask_ratio: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Cascade the fusion tokens through the modalities a sample has, then the head."""
+              force_mask_ratio: float | None, generator: torch.Generator | None = None,
+              linear_raw: torch.Tensor | None = None) -> torch.Tensor:
+        """Cascade the fusion tokens through the modalities a sample has, then the head (+ the linear path)."""
         fusion = self.fusion_tokens.expand(present.shape[0], -1, -1)
         for name in self.order:
             if name in tokens_by_name:
                 column = MODALITY_INDEX[Modality(name)]
                 fusion = self.cascade[name](fusion, tokens_by_name[name], present[:, column], force_mask_ratio,
                                             generator, getattr(self.encoders[name], "cascade_key_bias", None))
-        return self.head(fusion.mean(1))
+        logits = self.head(fusion.mean(1)) + self._linear_logits(linear_raw, present)
+        temperature = getattr(self, "logit_temperature", None)
+        return logits / temperature if temperature is not None else logits
 
     def forward(self, inputs: ModelInputs, return_details: bool = False,
                 force_mask_ratio: float | None = None,
@@ -162,11 +191,12 @@ class SMMT(nn.Module):
         """
         present = self.available(inputs)
         tokens_by_name, cluster_ids = self._encode_all(inputs, present, collect_ids=return_details)
-        logits = self._fuse(tokens_by_name, present, force_mask_ratio, generator)
+        linear_raw = self.linear_features(inputs)
+        logits = self._fuse(tokens_by_name, present, force_mask_ratio, generator, linear_raw)
         if not return_details:
             return logits
         with torch.no_grad():
-            contributions = self._contributions(tokens_by_name, present)
+            contributions = self._contributions(tokens_by_name, present, linear_raw)
         return ModelOutput(logits, cluster_ids, contributions)
 
     @torch.no_grad()
@@ -180,11 +210,12 @@ class SMMT(nn.Module):
         """
         present = self.available(inputs)
         tokens_by_name, _ = self._encode_all(inputs, present)
-        return self._contributions(tokens_by_name, present)
+        return self._contributions(tokens_by_name, present, self.linear_features(inputs))
 
-    def _contributions(self, tokens_by_name: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+    def _contributions(self, tokens_by_name: dict[str, torch.Tensor], present: torch.Tensor,
+                       linear_raw: torch.Tensor | None = None) -> torch.Tensor:
         """Only the cascade and head are re-run per left-out modality: the encoders ran once."""
-        logits = self._fuse(tokens_by_name, present, 0.0)
+        logits = self._fuse(tokens_by_name, present, 0.0, linear_raw=linear_raw)
         predicted = logits.argmax(1, keepdim=True)
         base = logits.gather(1, predicted).squeeze(1)
         out = torch.full((present.shape[0], len(ALL_MODALITIES)), math.nan, device=logits.device, dtype=logits.dtype)
@@ -194,7 +225,7 @@ class SMMT(nn.Module):
                 continue
             without_present = present.clone()
             without_present[:, column] = False
-            without = self._fuse(tokens_by_name, without_present, 0.0).gather(1, predicted).squeeze(1)
+            without = self._fuse(tokens_by_name, without_present, 0.0, linear_raw=linear_raw).gather(1, predicted).squeeze(1)
             out[:, column] = torch.where(present[:, column], base - without, out[:, column])
         return out
 

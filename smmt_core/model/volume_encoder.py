@@ -133,6 +133,23 @@ class VolumeEncoder(nn.Module):
     def n_tokens(self) -> int:
         return self.geometry.n_tokens + self.n_readout_tokens
 
+    def _patches(self, mri: torch.Tensor) -> torch.Tensor:
+        """(B, X, Y, Z) -> (B, n_patch_tokens, voxels per patch): the 3D patches inside the brain."""
+        batch = mri.shape[0]
+        p = self.geometry.patch
+        gx, gy, gz = self.grid
+        patches = mri.reshape(batch, gx, p, gy, p, gz, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(batch, gx * gy * gz, p ** 3)
+        return patches.index_select(1, self.token_index)
+
+    @property
+    def n_linear_features(self) -> int:
+        """Length of `linear_features`: one per 3D patch token."""
+        return self.geometry.n_tokens
+
+    def linear_features(self, mri: torch.Tensor) -> torch.Tensor:
+        """(B, n_patch_tokens): the mean raw intensity of each 3D patch (the linear path's MRI features)."""
+        return self._patches(mri.float()).mean(-1)
+
     def forward(self, mri: torch.Tensor) -> torch.Tensor:
         if tuple(mri.shape[1:]) != self.mri_shape:
             raise DataError(f"MRI volume of shape {tuple(mri.shape[1:])} does not match the model's brain crop "
@@ -140,10 +157,7 @@ class VolumeEncoder(nn.Module):
         batch = mri.shape[0]
         if self.input_norm:
             mri = (mri - self.input_mean) / self.input_std
-        p = self.geometry.patch
-        gx, gy, gz = self.grid
-        patches = mri.reshape(batch, gx, p, gy, p, gz, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(batch, gx * gy * gz, p ** 3)
-        patches = patches.index_select(1, self.token_index)  # drop patches outside the brain
+        patches = self._patches(mri)
         tokens = self.embed(patches) + self.position_scale * self.position_encoding
         if not self.n_readout_tokens:
             return tokens

@@ -12,7 +12,8 @@ recall, specificity the recall of the first class, precision / F1 / ROC AUC are 
 class. Three classes (["CN", "MCI", "AD"]): sensitivity, specificity, precision and F1 are
 macro-averages over the classes (one-vs-rest), ROC AUC is the one-vs-rest macro AUC and the ROC
 curve is the micro-average. Figures that are undefined for the data (e.g. AUC with one class only)
-are NaN, never a made-up number.
+are NaN, never a made-up number. Every result also carries its Brier score, ECE and reliability
+bins (`smmt_core.train.calibration`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 from sklearn.preprocessing import label_binarize
+
+from smmt_core.train.calibration import calibration_metrics
 
 # Metrics that are single numbers (what the epoch curves and metrics.csv hold).
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")
@@ -141,6 +144,7 @@ def compute_metrics(y_true, prob, classes: Sequence[str]) -> dict:
         else:
             out["roc_auc"], fpr, tpr = _nan(), np.array([]), np.array([])
     out["per_class_recall"] = {c: (float(r) if math.isfinite(r) else _nan()) for c, r in zip(classes, recall)}
+    out.update(calibration_metrics(y, p))  # Brier score, ECE and the reliability diagram's bins
     out["confusion_matrix"] = cm.astype(int).tolist()
     out["roc_curve"] = {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr]}
     return out

@@ -147,6 +147,9 @@ class _Run:
         self.summary: dict = {}
         self.done_batches = 0
         self.last_energy_t = time.perf_counter()
+        # Per training scan, added to its logits in training only: out-of-fold minus in-sample
+        # logit of the linear path (`smmt_core.train.linear_fit`); None without a linear path.
+        self.linear_offsets: torch.Tensor | None = None
 
     @property
     def run_dir(self) -> Path | None:
@@ -206,7 +209,12 @@ class _Run:
         self.summary["energy_measured"] = self.meter.measured  # False when codecarbon only estimates
         self.last_energy_t = time.perf_counter()
         generator = torch.Generator().manual_seed(self.config.optim.seed)
-        epoch = self._restore(prepared, generator) if self.resume is not None else 0
+        if self.resume is not None:
+            epoch = self._restore(prepared, generator)
+        else:
+            epoch = 0
+            if prepared.model.linear_path is not None and not self.stopped_early and self.is_main:
+                self._record_starting_point(prepared, generator)
         while not self.stopped_early and epoch < self.config.optim.epochs:
             epoch += 1
             if not self.run_epoch(prepared, epoch, generator):
@@ -329,6 +337,15 @@ class _Run:
             # per-pixel (per-voxel) mean and SD of the training scans that have an MRI (stored with the weights)
             with_mri = datasets["train"].present[:, MODALITY_INDEX[Modality.MRI]]
             mri_encoder.set_input_statistics(datasets["train"].mri[with_mri])
+        if model.linear_path is not None and "train" in datasets:
+            # Refitted on a resume too (same data and seed, same fit): the cross-fitted offsets are not stored.
+            from smmt_core.train.linear_fit import fit_linear_path
+
+            index = {c: i for i, c in enumerate(classes)}
+            self.summary["linear_path"], offsets = fit_linear_path(
+                model, datasets["train"], [s.subject_id for s in train_s], [index[s.label] for s in train_s],
+                seed=cfg.optim.seed)
+            self.linear_offsets = torch.from_numpy(offsets).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         train_model = None
         if self.dist is not None:
@@ -369,12 +386,15 @@ class _Run:
             if self.check_stop():
                 return False
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            self._set_learning_rate(p, (epoch - 1) * p.batches_per_epoch + b)
             weight = None
             if self.dist is not None:  # this rank's share of the global batch (distributed.py)
                 idx, weight = self.dist.shard(idx)
             inputs, y = self._batch(p.datasets["train"], idx, p.device)
             with torch.autocast(p.device.type, dtype=p.amp_dtype, enabled=p.amp_dtype is not None):
                 logits = net(inputs)
+                if self.linear_offsets is not None:
+                    logits = logits.float() + self.linear_offsets[idx]
                 loss = F.cross_entropy(logits.float(), y)
             if weight is not None:
                 step_loss = F.cross_entropy(logits.float(), y, reduction="sum") * weight
@@ -421,13 +441,59 @@ class _Run:
             labels = [lab for part in parts for lab in part[1]]
             probs = [part[2] for part in parts]
         train_metrics = self._metrics(ids, labels, np.concatenate(probs), p.classes)
+        self._record_epoch(p, epoch, train_loss, train_metrics, generator)
+        self.check_stop()
+        return True
+
+    def _epochs_done(self) -> int:
+        """Training epochs finished (the history's epoch 0, the starting point, is not one)."""
+        return max((int(row["epoch"]) for row in self.history), default=0)
+
+    def _set_learning_rate(self, p: _Prepared, step: int) -> None:
+        """The learning rate of batch `step` (0-based over the run) under `optim.lr_schedule`.
+
+        cosine: linear warm-up over the first epoch (the network starts from zero on top of the
+        linear path, and Adam's first steps are its noisiest), then a cosine decay to zero at the end
+        of the last epoch, so the last epochs average out the batch noise instead of jumping around.
+        Computed from the step alone: a resumed run continues the same curve.
+        """
+        cfg = self.config.optim
+        if cfg.lr_schedule == "constant":
+            return
+        total = max(1, cfg.epochs * p.batches_per_epoch)
+        warm = max(1, p.batches_per_epoch)
+        factor = min(1.0, (step + 1) / warm) * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        for group in p.optimizer.param_groups:
+            group["lr"] = cfg.lr * factor
+
+    def _record_starting_point(self, p: _Prepared, generator: torch.Generator) -> None:
+        """Epoch 0: the model before any training step, i.e. its fitted linear path alone.
+
+        Recorded like an epoch (validation metrics, checkpoints, a metrics.csv row), so the epoch the
+        run keeps can be this one when training does not improve the validation criterion: the
+        network can add to the linear model, never make the run worse than it on validation persons.
+        """
+        train_loss, train_metrics, _ = self.evaluate(p.model, p.datasets["train"], p.train_s, p.classes, p.device,
+                                                     p.amp_dtype)
+        self._record_epoch(p, 0, train_loss, train_metrics, generator)
+
+    def _epoch_score(self, val_loss: float | None, val_metrics: dict, train_loss: float) -> tuple:
+        """What epochs are compared by (higher is better): `optim.select_epoch_by` on the validation persons."""
+        if val_loss is None:
+            return (0.0, -train_loss)
+        if self.config.optim.select_epoch_by == "val_loss":
+            return (-val_loss,)
+        return (_finite(val_metrics.get("balanced_accuracy")), -val_loss)
+
+    def _record_epoch(self, p: _Prepared, epoch: int, train_loss: float, train_metrics: dict,
+                      generator: torch.Generator) -> None:
+        """Validate, checkpoint (best when the score improved, and last) and record one epoch."""
         if p.val_s:
             val_loss, val_metrics, _ = self.evaluate(p.model, p.datasets["val"], p.val_s, p.classes, p.device,
                                                      p.amp_dtype)
-            score = (_finite(val_metrics["balanced_accuracy"]), -val_loss)
         else:
             val_loss, val_metrics = None, {}
-            score = (0.0, -train_loss)
+        score = self._epoch_score(val_loss, val_metrics, train_loss)
         is_best = self.best_score is None or score > self.best_score
         energy_reading = self._energy_event(epoch)
         self.last_energy_t = time.perf_counter()
@@ -461,8 +527,6 @@ class _Run:
         for kind, path in saved:
             self.emit(ev.CheckpointSaved(path=path, epoch=epoch, kind=kind))
         self.write_run_json("running", epochs_done=epoch, best_epoch=self.best_epoch)
-        self.check_stop()
-        return True
 
     # resuming -------------------------------------------------------------------------------
     def _check_resumable(self, record: RunRecord, split_frame: pd.DataFrame) -> None:
@@ -508,13 +572,10 @@ class _Run:
         self.done_batches = self.start_epoch * p.batches_per_epoch
         return self.start_epoch
 
-    @staticmethod
-    def _score(meta: dict, has_val: bool) -> tuple:
-        """The score `run_epoch` compares epochs by, from a checkpoint's metadata."""
-        if has_val:
-            val = meta.get("val_metrics") or {}
-            return (_finite(val.get("balanced_accuracy")), -float(meta.get("val_loss") or 0.0))
-        return (0.0, -float(meta.get("train_loss") or 0.0))
+    def _score(self, meta: dict, has_val: bool) -> tuple:
+        """The score `_record_epoch` compares epochs by, from a checkpoint's metadata."""
+        val_loss = float(meta.get("val_loss") or 0.0) if has_val else None
+        return self._epoch_score(val_loss, meta.get("val_metrics") or {}, float(meta.get("train_loss") or 0.0))
 
     def _row_from_checkpoint(self, meta: dict) -> dict:
         """A metrics.csv row rebuilt from a checkpoint's metadata (elapsed time unknown)."""
@@ -531,6 +592,8 @@ class _Run:
         """Step 6: the best checkpoint on the test persons, energy, the final run.json."""
         test_metrics: dict = {}
         subset_metrics: dict = {}
+        if self.best_state is not None and self.is_main and hasattr(p.model, "logit_temperature"):
+            self._calibrate(p)
         if self.best_state is not None and p.test_s and "test" in p.datasets:
             p.model.load_state_dict({k: v.to(p.device) for k, v in self.best_state.items()})
             test_loss, test_metrics, per_person = self.evaluate(p.model, p.datasets["test"], p.test_s, p.classes,
@@ -539,6 +602,8 @@ class _Run:
             test_metrics["ci95"] = bootstrap_person_ci(per_person, p.classes, seed=self.config.optim.seed)
             self.record.write_predictions(per_person)
             subset_metrics = self._subset_metrics(p)
+            if p.model.linear_path is not None and self.is_main:
+                self._score_linear_path_alone(p)
         self.energy_report = self.meter.stop()
         if self.dist is not None:
             self.energy_report = self.dist.sum_energy(self.energy_report, p.device)
@@ -548,7 +613,7 @@ class _Run:
             update_checkpoint_metadata(self.run_dir, "best", test_metrics=test_metrics, energy=energy,
                                        training_duration_s=duration, subset_metrics=subset_metrics)
         status = "stopped" if self.stopped_early else "finished"
-        self.write_run_json(status, epochs_done=len(self.history), best_epoch=self.best_epoch,
+        self.write_run_json(status, epochs_done=self._epochs_done(), best_epoch=self.best_epoch,
                             best_val_metrics=self.best_val_metrics, test_metrics=test_metrics,
                             subset_metrics=subset_metrics, energy=energy, stopped_early=self.stopped_early,
                             finished=utc_now())
@@ -557,6 +622,79 @@ class _Run:
         return RunResult(run_dir=self.run_dir, test_metrics=test_metrics, energy_kwh=self.energy_report.energy_kwh,
                          duration_s=duration, stopped_early=self.stopped_early, best_epoch=self.best_epoch,
                          energy=energy)
+
+    def _calibrate(self, p: _Prepared) -> None:
+        """Fit the best checkpoint's temperature on the validation persons and store it in its weights.
+
+        Runs once, after the epochs and before the test: the test persons never influence it.
+        With fewer than MIN_PERSONS_TO_CALIBRATE validation persons (or one class only) the
+        temperature stays 1 and run.json says why.
+        """
+        from smmt_core.train.calibration import MIN_PERSONS_TO_CALIBRATE, calibration_metrics, fit_temperature
+        from smmt_core.train.checkpoints import read_checkpoint_metadata
+
+        state = {k: v.clone() for k, v in self.best_state.items()}
+        state["logit_temperature"] = torch.ones(())
+        p.model.load_state_dict({k: v.to(p.device) for k, v in state.items()})
+        labels = [p.classes.index(s.label) for s in p.val_s]
+        record = {"method": "temperature", "fitted_on": "validation persons", "temperature": 1.0,
+                  "n_val_persons": len({s.subject_id for s in p.val_s})}
+        if record["n_val_persons"] < MIN_PERSONS_TO_CALIBRATE or len(set(labels)) < 2:
+            record["note"] = (f"not calibrated: {record['n_val_persons']} validation persons of "
+                              f"{len(set(labels))} class(es); needs {MIN_PERSONS_TO_CALIBRATE} of two classes")
+        else:
+            logits = self._logits(p.model, p.datasets["val"], p.device, p.amp_dtype)
+            temperature = fit_temperature(logits, np.asarray(labels))
+            record["temperature"] = temperature
+            for name, t in (("before", 1.0), ("after", temperature)):
+                prob = torch.softmax(torch.from_numpy(logits / t), 1).numpy()
+                _, person_labels, person_prob = soft_vote([s.subject_id for s in p.val_s], labels, prob)
+                record[f"val_ece_{name}"] = calibration_metrics(person_labels, person_prob)["ece"]
+            state["logit_temperature"] = torch.tensor(temperature, dtype=torch.float32)
+            meta = {k: v for k, v in read_checkpoint_metadata(self.run_dir, "best").items()
+                    if k not in ("format_version", "kind", "weights_file", "weights_sha256", "metadata_sha256")}
+            save_checkpoint(self.run_dir, "best", state, dict(meta, calibration=record))
+        self.best_state = state
+        self.summary["calibration"] = record
+
+    def _score_linear_path_alone(self, p: _Prepared) -> None:
+        """The linear path without the network, on the same test persons: what the network added.
+
+        With the head's last layer at zero the model's logits are exactly the linear path's (as at
+        epoch 0), so this reuses the model; the best weights are put back afterwards.
+        """
+        state = {k: v.to(p.device) for k, v in self.best_state.items()}
+        alone = dict(state)
+        last = self._head_output_layer_names(p.model)
+        for name in last:
+            alone[name] = torch.zeros_like(state[name])
+        if "logit_temperature" in alone:
+            alone["logit_temperature"] = torch.ones_like(state["logit_temperature"])
+        p.model.load_state_dict(alone)
+        _, metrics, table = self.evaluate(p.model, p.datasets["test"], p.test_s, p.classes, p.device, p.amp_dtype)
+        ci = bootstrap_person_ci(table, p.classes, seed=self.config.optim.seed)
+        p.model.load_state_dict(state)
+        self.summary.setdefault("linear_path", {})["test_metrics"] = dict(
+            scalar_metrics(metrics), brier=metrics.get("brier"), ece=metrics.get("ece"),
+            ci95={k: ci.get(k) for k in ("balanced_accuracy", "roc_auc")})
+
+    @staticmethod
+    def _head_output_layer_names(model) -> list[str]:
+        index = len(model.head) - 1
+        return [f"head.{index}.weight", f"head.{index}.bias"]
+
+    def _logits(self, model, dataset, device, amp_dtype) -> np.ndarray:
+        """(N, n_classes) eval-mode logits of every scan of `dataset`."""
+        batch_size = max(1, 2 * self.config.optim.batch_size)
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(dataset), batch_size):
+                inputs, _ = self._batch(dataset, list(range(start, min(start + batch_size, len(dataset)))), device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    out.append(model(inputs).float().cpu().numpy())
+        model.train()
+        return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 2))
 
     # pieces --------------------------------------------------------------------------------
     def _main_first(self):
@@ -695,7 +833,7 @@ class _Run:
                 # A KeyboardInterrupt is the user's wish (a second Ctrl-C, a grid being stopped), not a failure.
                 interrupted = isinstance(error, KeyboardInterrupt)
                 self.write_run_json("stopped" if interrupted else "failed", error=message,
-                                    epochs_done=len(self.history), best_epoch=self.best_epoch, stopped_early=interrupted,
+                                    epochs_done=self._epochs_done(), best_epoch=self.best_epoch, stopped_early=interrupted,
                                     energy=self.energy_report.to_dict() if self.energy_report else None)
             except Exception as problem:  # the folder may be unwritable (a full disk): the event still goes out
                 log.error("could not record the failure in run.json: %s", " ".join(str(problem).split()))

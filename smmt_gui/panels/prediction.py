@@ -190,12 +190,14 @@ class PredictionPanel(QWidget):
             self.classes = list(prediction.probabilities)
             self._build_bars()
         label = strings.LABEL_NAMES.get(prediction.prediction, prediction.prediction)
+        if prediction.borderline:  # too close to call: never shown as a diagnosis
+            label = strings.PRED_BORDERLINE.format(label=prediction.prediction)
         self.title.setText(strings.PRED_TITLE.format(subject=prediction.subject_id, label=label))
         self._show_probabilities(prediction.probabilities, prediction.prediction)
         used = [strings.MODALITY_NAMES.get(m, m).split(" (")[0] for m in prediction.modalities_used]
         self.used_label.setText(strings.PRED_USED.format(used=", ".join(used)) if used else strings.PRED_NONE_USED)
         self._show_contributions(prediction.contributions)
-        self._mark_guess(bool(prediction.guess_note))
+        self._mark_guess(bool(prediction.guess_note) or prediction.borderline)
         notes = [strings.PRED_GUESS_NOTE.format(note=prediction.guess_note)] if prediction.guess_note else []
         self.warnings.setText("\n".join(notes + [f"⚠ {w}" for w in prediction.warnings]))
         self.synthetic_badge.setVisible(self.synthetic_badge.isVisible() or bool(prediction.synthetic_model))

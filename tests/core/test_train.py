@@ -46,12 +46,13 @@ def test_a_run_emits_events_in_order_and_writes_its_folder(cohort, tmp_path):
     assert batches[-1].eta_s == pytest.approx(0.0, abs=1e-6)
     assert all(np.isfinite(b.loss) for b in batches)
     epochs = [e for e in events if isinstance(e, ev.EpochEnd)]
-    assert [e.epoch for e in epochs] == [1, 2] and epochs[0].is_best
+    # epoch 0: the fitted linear path alone, before any training step (the demo recipe)
+    assert [e.epoch for e in epochs] == [0, 1, 2] and epochs[0].is_best
     assert set(epochs[0].val_metrics) >= {"accuracy", "balanced_accuracy", "roc_auc"}
     saved = [(e.kind, e.epoch) for e in events if isinstance(e, ev.CheckpointSaved)]
-    assert ("best", 1) in saved and ("last", 1) in saved and ("last", 2) in saved
+    assert ("best", 0) in saved and ("last", 1) in saved and ("last", 2) in saved
     assert any(isinstance(e, ev.DataProgress) and e.done == e.total for e in events)
-    assert not result.stopped_early and result.best_epoch in (1, 2)
+    assert not result.stopped_early and result.best_epoch in (0, 1, 2)
 
     run = result.run_dir
     for name in ("config.json", "split.csv", "metrics.csv", "best.safetensors", "best.json",
@@ -64,7 +65,7 @@ def test_a_run_emits_events_in_order_and_writes_its_folder(cohort, tmp_path):
     assert (parts_per_person == 1).all()  # split by person, never across parts
 
     metrics = pd.read_csv(run / "metrics.csv")
-    assert metrics["epoch"].tolist() == [1, 2]
+    assert metrics["epoch"].tolist() == [0, 1, 2]
     assert {"train_loss", "val_loss", "val_balanced_accuracy", "train_accuracy", "is_best"} <= set(metrics.columns)
 
     summary = json.loads((run / "run.json").read_text())
@@ -111,12 +112,12 @@ def test_the_stop_flag_ends_the_run_cleanly_and_keeps_checkpoints(cohort, tmp_pa
     assert result.stopped_early
     # it stopped within epoch 2 (between batches), so epoch 1 is the last complete one
     assert max(e.epoch for e in events if isinstance(e, ev.BatchProgress)) == 2
-    assert [e.epoch for e in events if isinstance(e, ev.EpochEnd)] == [1]
+    assert [e.epoch for e in events if isinstance(e, ev.EpochEnd)] == [0, 1]  # 0: the linear path alone
     finished = events[-1]
     assert isinstance(finished, ev.RunFinished) and finished.stopped_early
     run = result.run_dir
     assert json.loads((run / "last.json").read_text())["epoch"] == 1
-    assert json.loads((run / "best.json").read_text())["epoch"] == 1
+    assert json.loads((run / "best.json").read_text())["epoch"] in (0, 1)
     assert json.loads((run / "run.json").read_text())["status"] == "stopped"
     assert result.test_metrics["n_subjects"] > 0  # the best checkpoint was still evaluated
 
