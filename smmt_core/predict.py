@@ -55,6 +55,9 @@ class Prediction:
     # Shown as "borderline", never as a diagnosis (`smmt_core.train.calibration.is_borderline`).
     borderline: bool = False
     calibrated: bool = False  # the run's probabilities were calibrated on its validation persons
+    # A seed ensemble's prediction: {"members": N, "spread": {class: SD of its probability over the
+    # members}}; None for a single run.
+    ensemble: dict | None = None
 
     def cluster_label_volume(self, layer: int = -1) -> np.ndarray | None:
         """Volume models: one layer's K-Means clusters as an int32 label volume on the grid of
@@ -99,6 +102,7 @@ class Prediction:
             "reliability": dict(self.reliability),
             "borderline": self.borderline,
             "calibrated": self.calibrated,
+            "ensemble": dict(self.ensemble) if self.ensemble else None,
             "intake": self.intake,
         }
 
@@ -214,6 +218,8 @@ class Predictor:
         from smmt_core.device import select_device
         from smmt_core.train.checkpoints import load_run
 
+        if is_ensemble(run_dir):
+            return EnsemblePredictor.load(run_dir, device, which=which, disk_cache=disk_cache)
         predictor = cls(load_run(run_dir, which=which, device=str(select_device(device))), disk_cache)
         predictor._warm_up()
         return predictor
@@ -408,3 +414,68 @@ class Predictor:
             f"{', '.join(self.model_modalities) or 'nothing'}, the subject has {', '.join(have) or 'nothing usable'}, "
             f"switched on: {', '.join(sorted(m.value for m in switched_on)) or 'none'}"
         )
+
+
+def is_ensemble(run_dir) -> bool:
+    """Whether `run_dir` is a seed ensemble's folder (run.json kind "ensemble")."""
+    from smmt_core.errors import SMMTError
+    from smmt_core.train.run_record import ENSEMBLE_KIND, RunRecord
+
+    if not (Path(run_dir) / "run.json").is_file() or (Path(run_dir) / "best.json").is_file():
+        return False
+    try:
+        return RunRecord(run_dir).summary().get("kind") == ENSEMBLE_KIND
+    except SMMTError:
+        return False  # loading it as a run gives the precise message
+
+
+class EnsemblePredictor:
+    """A seed ensemble predicting as one: the mean of its members' probabilities, and their spread.
+
+    Same interface as `Predictor` (the GUI and the CLI do not tell them apart). What the GUI draws
+    besides the probabilities (slices, clusters, reliability) comes from the first member: the
+    members share preprocessing and persons, not their clusters.
+    """
+
+    def __init__(self, run_dir, members: list[Predictor]):
+        from smmt_core.train.run_record import RunRecord
+
+        self.members = members
+        self.run_dir = Path(run_dir)
+        self.run_name = str(RunRecord(run_dir).summary().get("run_name") or self.run_dir.name)
+
+    @classmethod
+    def load(cls, run_dir, device: str = "auto", *, which: str = "best", disk_cache=None) -> "EnsemblePredictor":
+        from smmt_core.errors import CheckpointError
+        from smmt_core.train.ensemble import member_dirs
+
+        members = member_dirs(run_dir)
+        if not members:
+            raise CheckpointError("this ensemble has no member with a best checkpoint (not trained yet?)", run_dir)
+        return cls(run_dir, [Predictor.load(m, device, which=which, disk_cache=disk_cache) for m in members])
+
+    def __getattr__(self, name):  # classes, synthetic, features, model_modalities, run, intake_settings…
+        if name == "members":
+            raise AttributeError(name)
+        return getattr(self.members[0], name)
+
+    @property
+    def calibrated(self) -> bool:
+        return all(m.calibrated for m in self.members)
+
+    def predict(self, subject_or_path, modalities=None) -> Prediction:
+        import dataclasses
+
+        from smmt_core.train.calibration import is_borderline
+
+        predictions = [m.predict(subject_or_path, modalities) for m in self.members]
+        classes = list(predictions[0].probabilities)
+        stacked = np.array([[p.probabilities[c] for c in classes] for p in predictions])
+        mean = stacked.mean(0)
+        contributions = {m: float(np.mean([p.contributions[m] for p in predictions if m in p.contributions]))
+                         for m in predictions[0].contributions}
+        return dataclasses.replace(
+            predictions[0], prediction=classes[int(mean.argmax())],
+            probabilities={c: float(v) for c, v in zip(classes, mean)}, contributions=contributions,
+            borderline=is_borderline(mean), calibrated=self.calibrated, model_name=self.run_name,
+            ensemble={"members": len(predictions), "spread": {c: float(v) for c, v in zip(classes, stacked.std(0))}})

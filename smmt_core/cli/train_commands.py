@@ -354,17 +354,19 @@ def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
     if not m:
         print("no test result (the run stopped before the first epoch ended)")
     else:
-        print(f"test, per person (n={m.get('n_subjects')}, best epoch {result.best_epoch}), 95% bootstrap CIs:")
+        kept = f"best epoch {result.best_epoch}" if result.best_epoch is not None else "mean of the ensemble's members"
+        print(f"test, per person (n={m.get('n_subjects')}, {kept}), 95% bootstrap CIs:")
         rows = [(result.run_dir.name if hasattr(result.run_dir, "name") else "model", m)]
         rows += [(f"baseline {name}", metrics) for name, metrics in baselines.items()]
         width = max(len(name) for name, _ in rows)
-        print(f"  {'':<{width}}  {'balanced accuracy %':<22} {'AUC':<20} {'accuracy %':<20}")
+        print(f"  {'':<{width}}  {'balanced accuracy %':<22} {'AUC':<20} {'accuracy %':<20} {'Brier':<6} ECE")
         for name, metrics in rows:
             if "error" in metrics:
                 print(f"  {name:<{width}}  not scored: {metrics['error']}")
                 continue
             print(f"  {name:<{width}}  {format_ci(metrics, 'balanced_accuracy', 100):<22} "
-                  f"{format_ci(metrics, 'roc_auc', 1, 3):<20} {format_ci(metrics, 'accuracy', 100):<20}")
+                  f"{format_ci(metrics, 'roc_auc', 1, 3):<20} {format_ci(metrics, 'accuracy', 100):<20} "
+                  f"{_fmt(metrics.get('brier')):<6} {_fmt(metrics.get('ece'))}")
     e = result.energy or {}
     if e.get("available"):
         print(f"energy: {e['energy_kwh'] * 1000:.3f} Wh (CPU {e['cpu_kwh'] * 1000:.3f}, GPU {e['gpu_kwh'] * 1000:.3f}, "

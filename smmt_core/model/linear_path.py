@@ -14,8 +14,8 @@ validation loss can be that starting point (epoch 0), so the network never has t
 
 Its features, computed from `ModelInputs` (so every prediction path, a missing modality included,
 goes through the same code):
-- MRI: the slices average-pooled to at most 32 pixels a side (the pixel readout's view), or the
-  mean of each 3D patch of a volume model;
+- MRI: every pixel of the slices (average-pooled above 64 a side), or the mean of each 3D patch
+  of a volume model;
 - clinical: the normalised scores and their missing flags;
 - categorical: one indicator per category.
 Each feature is standardised with the training persons' mean and SD; a modality a subject lacks

@@ -320,8 +320,10 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
 TRAINING_STATE_FILE = "last.state.safetensors"
 
 
-def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
-    """Write what resuming needs beyond the weights: the optimiser's moments and every RNG state.
+def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                        averaged: dict[str, torch.Tensor] | None = None) -> dict:
+    """Write what resuming needs beyond the weights: the optimiser's moments and every RNG state
+    (and, with weight averaging, the running average of the weights: `averaged`).
 
     Tensors go to safetensors, the rest (Adam's hyper-parameters, Python's and NumPy's RNG) to the
     same file's JSON header: no pickle. Returns the keys to record in last.json (file + SHA-256),
@@ -333,6 +335,8 @@ def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, g
 
     state = optimizer.state_dict()
     tensors = {"rng.torch": torch.random.get_rng_state(), "rng.batch_order": generator.get_state()}
+    for name, value in (averaged or {}).items():
+        tensors[f"average.{name}"] = value.detach().to("cpu").clone().contiguous()
     scalars: dict[str, dict] = {}
     for index, values in state["state"].items():
         for name, value in values.items():
@@ -353,8 +357,9 @@ def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, g
 
 
 def load_training_state(run_dir: str | Path, meta: dict, optimizer: torch.optim.Optimizer,
-                        generator: torch.Generator) -> None:
-    """Restore what `save_training_state` wrote (checked against last.json's checksum)."""
+                        generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Restore what `save_training_state` wrote (checked against last.json's checksum); returns the
+    averaged weights it holds (empty without weight averaging)."""
     import random
 
     from safetensors import SafetensorError, safe_open
@@ -399,3 +404,4 @@ def load_training_state(run_dir: str | Path, meta: dict, optimizer: torch.optim.
     generator.set_state(tensors["rng.batch_order"])
     random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
     np.random.set_state((numpy_state[0], np.asarray(numpy_state[1], dtype=np.uint32), *numpy_state[2:]))
+    return {key[len("average."):]: value for key, value in tensors.items() if key.startswith("average.")}

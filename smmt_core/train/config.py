@@ -91,6 +91,9 @@ class OptimConfig(Settings):
     lr_schedule: Literal[LR_SCHEDULES] = setting(
         "constant", "learning rate over the run: constant, or cosine (one epoch of linear warm-up, then a "
         "cosine decay to zero at the last epoch)")
+    weight_average_decay: float = setting(
+        0.0, "exponential moving average of the weights, its decay per step (0: off); the average is what "
+        "is validated, kept and tested", ge=0.0, lt=1.0)
     select_epoch_by: Literal[EPOCH_CRITERIA] = setting(
         "val_balanced_accuracy", "which epoch's weights the run keeps: the lowest validation loss (smooth), or the "
         "highest validation balanced accuracy (ties: lower loss)")
@@ -105,6 +108,8 @@ class RunSettings(Settings):
     energy_country: str = setting("USA", "country for the CO2 estimate, ISO 3166 alpha-3", flag="--country")
     measure_energy: bool = setting(True, "measure energy with codecarbon", flag="--no-energy")
     num_workers: int = setting(0, "data loader workers", cli=False, ge=0, le=64)
+    ensemble: int = setting(1, "train N models (seeds seed … seed+N-1) on the same persons and predict with "
+                               "their mean probability (a seed ensemble; 1: one model)", ge=1, le=20)
 
     SECTION: ClassVar[str] = "run"  # names the section in error messages
 
@@ -200,11 +205,12 @@ PRESETS: dict[str, dict] = {
     # 1e-3 trained unstably (validation collapses mid-run) and 3e-4 did not; L2 1e-4 (Adam's
     # weight_decay) raised non-circular + MRI balanced accuracy 0.81 -> 0.85 (docs/experiments.md).
     # The recipe (docs/experiments.md): a fitted linear path that the network adds to, the epoch
-    # kept by validation loss, warm-up + cosine decay, temperature calibration on validation persons.
+    # kept by validation loss, warm-up + cosine decay, an EMA of the weights (what is validated and
+    # kept), temperature calibration on the validation persons.
     "demo": dict(epochs=12, batch_size=8, lr=3e-4, weight_decay=1e-4, d_model=128, n_heads=4, image_size=64,
                  n_slices=3, channels=1, resolution_mm=2.0, mri_readout="pixels", mri_input_norm=True,
                  linear_path="logistic", calibration="temperature", lr_schedule="cosine",
-                 select_epoch_by="val_loss"),
+                 select_epoch_by="val_loss", weight_average_decay=0.98),
     # The paper's Table I: Adam, lr 1e-3, batch 8, 50 epochs, d = 512, 256x256 3-channel slices.
     "paper": dict(epochs=50, batch_size=8, lr=1e-3, d_model=512, n_heads=8, image_size=256,
                   n_slices=3, channels=3, resolution_mm=1.0),

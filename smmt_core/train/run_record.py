@@ -9,6 +9,8 @@ A run folder holds everything needed to understand and reproduce one training ru
     predictions.csv      test-set class probabilities per person (soft-voted)
     best.safetensors + best.json, last.safetensors + last.json   (checkpoints.py)
     run.json             status, versions, seeds, counts, best epoch, test metrics with CIs, energy
+    members/             a seed ensemble's member run folders (run.json "kind": "ensemble";
+                         smmt_core.train.ensemble)
 
 Why one owner: the trainer, experiment grids, robustness, `smmt runs`, the GUI's model list and
 the tests all read these files; with one class the format cannot drift between them. `run.json`
@@ -42,6 +44,8 @@ SPLIT_FILE = "split.csv"
 METRICS_FILE = "metrics.csv"
 PREDICTIONS_FILE = "predictions.csv"
 RUN_STATUSES = ("running", "finished", "stopped", "failed")
+ENSEMBLE_KIND = "ensemble"  # run.json "kind" of a seed ensemble (smmt_core.train.ensemble)
+MEMBERS_DIR = "members"  # an ensemble's member run folders
 
 
 def process_stamp() -> dict:
@@ -257,7 +261,11 @@ class RunRecord:
 
     @property
     def has_best(self) -> bool:
-        return (self.run_dir / "best.safetensors").is_file() and (self.run_dir / "best.json").is_file()
+        """Whether the run can predict: its best checkpoint, or for an ensemble a member's."""
+        if (self.run_dir / "best.safetensors").is_file() and (self.run_dir / "best.json").is_file():
+            return True
+        members = self.run_dir / MEMBERS_DIR
+        return members.is_dir() and any((m / "best.safetensors").is_file() for m in members.iterdir() if m.is_dir())
 
     def info(self) -> RunInfo:
         """RunInfo for a browser; CheckpointError when run.json is missing or unreadable."""

@@ -150,6 +150,7 @@ class _Run:
         # Per training scan, added to its logits in training only: out-of-fold minus in-sample
         # logit of the linear path (`smmt_core.train.linear_fit`); None without a linear path.
         self.linear_offsets: torch.Tensor | None = None
+        self.average = None  # a WeightAverage when optim.weight_average_decay > 0
 
     @property
     def run_dir(self) -> Path | None:
@@ -346,6 +347,10 @@ class _Run:
                 model, datasets["train"], [s.subject_id for s in train_s], [index[s.label] for s in train_s],
                 seed=cfg.optim.seed)
             self.linear_offsets = torch.from_numpy(offsets).to(device)
+        if cfg.optim.weight_average_decay > 0:  # after every buffer is set: the average copies them
+            from smmt_core.train.averaging import WeightAverage
+
+            self.average = WeightAverage(model, cfg.optim.weight_average_decay)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         train_model = None
         if self.dist is not None:
@@ -414,6 +419,8 @@ class _Run:
             else:
                 step_loss.backward()
                 p.optimizer.step()
+            if self.average is not None:
+                self.average.update(p.model)
             if weight == 0.0:  # a rank's stand-in scan: trained with weight 0, not counted
                 idx, logits, y = [], logits[:0], y[:0]
             global_n = len(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
@@ -487,9 +494,14 @@ class _Run:
 
     def _record_epoch(self, p: _Prepared, epoch: int, train_loss: float, train_metrics: dict,
                       generator: torch.Generator) -> None:
-        """Validate, checkpoint (best when the score improved, and last) and record one epoch."""
+        """Validate, checkpoint (best when the score improved, and last) and record one epoch.
+
+        With weight averaging the averaged model is validated and becomes `best`; `last` keeps the
+        raw weights the optimiser steps (and the average travels in the training state).
+        """
+        evaluated = self.average.model if self.average is not None else p.model
         if p.val_s:
-            val_loss, val_metrics, _ = self.evaluate(p.model, p.datasets["val"], p.val_s, p.classes, p.device,
+            val_loss, val_metrics, _ = self.evaluate(evaluated, p.datasets["val"], p.val_s, p.classes, p.device,
                                                      p.amp_dtype)
         else:
             val_loss, val_metrics = None, {}
@@ -508,15 +520,17 @@ class _Run:
         # run.json) only once its checkpoint is on disk, so a full disk cannot leave run.json
         # pointing at an epoch that best.safetensors does not hold.
         state = state_dict_tensors(p.model)
+        kept = state_dict_tensors(evaluated) if evaluated is not p.model else state
         epoch_meta = dict(p.meta_base, epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                           val_metrics=val_metrics, train_metrics=scalar_metrics(train_metrics),
                           energy_kwh=energy_reading.energy_kwh if energy_reading else None)
         saved = []
         if is_best:
-            saved.append(("best", save_checkpoint(self.run_dir, "best", state, epoch_meta)))
-            self.best_score, self.best_epoch, self.best_state = score, epoch, state
+            saved.append(("best", save_checkpoint(self.run_dir, "best", kept, epoch_meta)))
+            self.best_score, self.best_epoch, self.best_state = score, epoch, kept
             self.best_val_metrics = val_metrics
-        training_state = save_training_state(self.run_dir, p.optimizer, generator)
+        averaged = self.average.state() if self.average is not None else None
+        training_state = save_training_state(self.run_dir, p.optimizer, generator, averaged)
         saved.append(("last", save_checkpoint(self.run_dir, "last", state, dict(epoch_meta, **training_state))))
         self.history.append(row)
         self.record.write_metrics(self.history)
@@ -557,7 +571,12 @@ class _Run:
 
         last = load_run(self.run_dir, "last")  # checks both checksums, the schema and every tensor
         p.model.load_state_dict({k: v.to(p.device) for k, v in last.model.state_dict().items()})
-        load_training_state(self.run_dir, last.metadata, p.optimizer, generator)
+        averaged = load_training_state(self.run_dir, last.metadata, p.optimizer, generator)
+        if self.average is not None:
+            if averaged:
+                self.average.load_state(averaged)
+            else:  # a run saved without an average: it starts again from the restored weights
+                self.average.load_state({f"model.{k}": v for k, v in p.model.state_dict().items()})
         best = load_run(self.run_dir, "best")
         self.best_epoch = int(best.metadata["epoch"])
         self.best_state = best.model.state_dict()
@@ -856,10 +875,18 @@ def train(config: TrainConfig, on_event: EventCallback | None = None, stop: thre
     resume:   an existing run folder to continue from its `last` checkpoint (weights, optimiser and
               RNG state; same data split), up to `config.optim.epochs`, in the same folder.
     dist:     a `smmt_core.train.distributed.DistContext`: this process is one rank of a DDP run.
+    With `config.run.ensemble` > 1 it trains a seed ensemble (`smmt_core.train.ensemble`) instead.
     Raises SMMTError (ConfigError, DataError, CheckpointError) for bad input and TrainingError
     when training itself fails (diverged loss), after emitting RunFailed; other exceptions (bugs)
     are re-raised unchanged after RunFailed too.
     """
+    if config.run.ensemble > 1:
+        if resume is not None or dist is not None:
+            raise ConfigError("an ensemble trains its members one after the other in one process: --resume and "
+                              "--ddp take a single run (train a member, or leave out --ensemble)")
+        from smmt_core.train.ensemble import train_ensemble
+
+        return train_ensemble(config, config.run.ensemble, on_event, stop)
     run = _Run(config, on_event, stop, resume, dist)
     try:
         return run.execute()
