@@ -55,6 +55,8 @@ def _command() -> str:
     args = list(sys.argv)
     if args and Path(args[0]).name in ("smmt", "__main__.py"):
         args[0] = "smmt"
+    elif args and args[0] == "-c":
+        args[0] = "python -c"
     return " ".join(args)[:300]
 
 
