@@ -4,9 +4,10 @@ Writing is atomic (runs, caches, tables, plots, reports): a reader (or a crash) 
 file or the complete new one, never half of it: the content goes to a temporary file beside the
 target, then `os.replace` renames it into place.
 
-An interrupt (Ctrl-C, or the app's abort, which arrives the same way) waits until a write is done
-or undone: otherwise it could land between the creation of the temporary file and its rename or
-removal and leave the temporary file behind (seen once in a test of the app's abort).
+An interrupt (Ctrl-C, the app's abort, which arrives the same way, or SIGTERM from `kill` or a
+scheduler) waits until a write is done or undone: otherwise it could land between the creation of
+the temporary file and its rename or removal and leave the temporary file behind (seen once in a
+test of the app's abort).
 
 Reading (`read_json`, `read_table`) is bounded: every JSON/CSV/TSV the project reads either loads
 or raises the caller's SMMTError naming the file, whatever the bytes.
@@ -37,28 +38,40 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
 @contextmanager
 def interrupts_deferred():
-    """SIGINT received inside the block is handled when the block ends (main thread only; other
-    threads never receive signals in Python, so there is nothing to defer there)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        yield  # (None: a handler set outside Python, which could not be put back)
+    """SIGINT or SIGTERM received inside the block is handled when the block ends, as it would
+    have been (the handler set before, or the default action: SIGTERM's ends the process). Main
+    thread only; other threads never receive signals in Python, so there is nothing to defer there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    received = []
+    received: list[tuple[int, object]] = []
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+        for signum in DEFERRED_SIGNALS:
+            if signal.getsignal(signum) is None:  # a handler set outside Python, which could not be put back
+                continue
+            previous[signum] = signal.signal(signum, lambda number, frame: received.append((number, frame)))
     except ValueError:  # not the main interpreter: signals are not ours to handle
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            if callable(previous):
-                previous(signal.SIGINT, received[-1])
-            elif previous == signal.SIG_DFL:
-                os.kill(os.getpid(), signal.SIGINT)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum, frame in dict(received).items():  # each signal once, in the order of arrival
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:

@@ -291,3 +291,56 @@ def test_an_interrupt_during_an_atomic_write_waits_until_the_file_is_in_place(tm
     finally:
         signal.signal(signal.SIGINT, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "run.json"]
+
+
+# -- SIGTERM -------------------------------------------------------------------------------------
+SIGTERM_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from smmt_core import fileio
+
+def write(tmp):
+    tmp.write_text("half")
+    os.kill(os.getpid(), signal.SIGTERM)  # default action: the process ends, once the write is done
+    for _ in range(1000):
+        pass
+    tmp.write_text("whole")
+
+folder = Path(sys.argv[1])
+fileio.write_all_or_nothing([(folder / "rep.json", write), (folder / "rep.csv", write)])
+print("survived", flush=True)
+"""
+
+
+def test_sigterm_during_an_atomic_write_waits_until_the_files_are_in_place(tmp_path):
+    """`kill` (SIGTERM, default action) in the middle of a report's writes: the files are completed
+    and renamed first, no temporary `.part` file is left, and then the process ends as asked."""
+    import subprocess
+    import sys
+
+    from tests.core.cli_subprocess import smmt_env
+
+    done = subprocess.run([sys.executable, "-c", SIGTERM_WRITER, str(tmp_path)], env=smmt_env(tmp_path / "cache"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM and "survived" not in done.stdout, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep.csv", "rep.json"]
+    assert (tmp_path / "rep.json").read_text() == "whole"
+
+
+def test_sigterm_during_demo_data_removes_its_staging_folder(tmp_path):
+    from tests.core.cli_subprocess import start_smmt, wait_for
+
+    out = tmp_path / "cohort"
+    log = tmp_path / "demo.log"
+    process = start_smmt("demo-data", str(out), "--subjects", "400", cache=tmp_path / "cache", log=log)
+    try:
+        wait_for(lambda: any(tmp_path.glob(".cohort.building-*/sub-*")), "the first subject", process, log=log)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert code == 130 and "Traceback" not in text, text
+    assert not out.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], text
