@@ -92,6 +92,43 @@ def _json_safe(value):
     return json_safe(value)
 
 
+# The run.json fields that readers use as more than text, with the JSON type each must have (null
+# is accepted for all: an unfinished run has no results yet).
+SUMMARY_FIELD_TYPES = {"classes": list, "test_metrics": dict, "energy": dict, "process": dict, "config": dict,
+                       "resumed": list, "features": list}
+_JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
+                    float: "a number", type(None): "null"}
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def summary_type_problem(data: dict) -> str | None:
+    """'field X is a string, expected a list' for a run.json whose fields have the wrong JSON type
+    (edited by hand, written by something else), else None: one bad field must make the run
+    unreadable with that reason, not crash whoever reads it."""
+    from smmt_core.train.metrics import SCALAR_METRICS
+
+    for key, expected in SUMMARY_FIELD_TYPES.items():
+        value = data.get(key)
+        if value is not None and not isinstance(value, expected):
+            return f"field {key!r} is {_json_type(value)}, expected {_JSON_TYPE_NAMES[expected]}"
+    bad_class = next((c for c in data.get("classes") or [] if not isinstance(c, str)), None)
+    if bad_class is not None:
+        return f"field 'classes' holds {_json_type(bad_class)} ({bad_class!r}), expected class names"
+    metrics = data.get("test_metrics") or {}
+    for name in (*SCALAR_METRICS, "loss", "n_subjects"):
+        value = metrics.get(name)
+        if value is not None and not _is_number(value):
+            return f"test metric {name!r} is {_json_type(value)}, expected a number"
+    return None
+
+
 @dataclass
 class RunInfo:
     """What a run browser shows for one run, read from run.json without loading weights."""
@@ -183,6 +220,9 @@ class RunRecord:
         data = read_json(path, "run summary")
         if data.get("status") not in RUN_STATUSES:
             raise CheckpointError(f"run summary has an unknown status {data.get('status')!r}", path)
+        problem = summary_type_problem(data)
+        if problem:
+            raise CheckpointError(f"run summary {problem}", path)
         return data
 
     def config(self):

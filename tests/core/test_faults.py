@@ -344,3 +344,43 @@ def test_sigterm_during_demo_data_removes_its_staging_folder(tmp_path):
     text = log.read_text()
     assert code == 130 and "Traceback" not in text, text
     assert not out.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], text
+
+
+# -- run.json with fields of the wrong type --------------------------------------------------------
+def _set_field(data, dotted, value):
+    *parents, last = dotted.split(".")
+    for key in parents:
+        data = data[key]
+    data[last] = value
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("classes", 5, "field 'classes' is a number, expected a list"),
+    ("classes", [1, 2], "field 'classes' holds a number"),
+    ("test_metrics", "x", "field 'test_metrics' is a string, expected an object"),
+    ("test_metrics.balanced_accuracy", "x", "test metric 'balanced_accuracy' is a string, expected a number"),
+    ("test_metrics.roc_auc", [0.5], "test metric 'roc_auc' is a list"),
+    ("energy", 3, "field 'energy' is a number"),
+])
+def test_a_run_json_field_of_the_wrong_type_makes_the_run_unreadable_not_a_traceback(
+        tmp_path_factory, run_copy, capsys, field, value, reason):
+    cohort, _, cache = shared_tiny_run(tmp_path_factory)
+    good = run_copy.parent / "good"
+    shutil.copytree(run_copy, good)
+    summary = json.loads((run_copy / "run.json").read_text())
+    _set_field(summary, field, value)
+    summary["created"] = "2100-01-01T00:00:00+00:00"  # the newest run: the one predict would choose
+    (run_copy / "run.json").write_text(json.dumps(summary))
+
+    assert main(["runs", str(run_copy.parent)]) == 0
+    captured = capsys.readouterr()
+    [line] = [line for line in captured.out.splitlines() if "unreadable" in line]
+    assert reason in line and "Traceback" not in captured.err
+    with mri_cache_at(cache):
+        assert main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy.parent), "--json"]) == 0
+    assert f"newest finished run in {run_copy.parent}: {good}" in capsys.readouterr().err  # the bad run is skipped
+    shutil.rmtree(good)
+    with mri_cache_at(cache):
+        assert main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy.parent)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(run_copy.parent) in err
