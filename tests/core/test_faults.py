@@ -384,3 +384,21 @@ def test_a_run_json_field_of_the_wrong_type_makes_the_run_unreadable_not_a_trace
         assert main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy.parent)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(run_copy.parent) in err
+
+
+def test_a_model_whose_output_is_not_finite_gives_an_error_naming_the_run_never_a_class(
+        tmp_path_factory, run_copy, capsys):
+    import torch
+    from safetensors.torch import load
+
+    cohort, _, cache = shared_tiny_run(tmp_path_factory)
+    tensors = load((run_copy / "best.safetensors").read_bytes())
+    nan = {k: torch.full_like(t, float("nan")) if t.is_floating_point() else t for k, t in tensors.items()}
+    meta = json.loads((run_copy / "best.json").read_text())
+    checkpoints.save_checkpoint(run_copy, "best", nan, meta)  # consistent checksums: only the weights are bad
+    with mri_cache_at(cache):
+        assert main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy)]) == 2
+    captured = capsys.readouterr()
+    assert not captured.out.strip()  # no probabilities, no class
+    [line] = captured.err.strip().splitlines()
+    assert str(run_copy) in line and "not a number" in line
