@@ -206,6 +206,47 @@ def _check_size(path: Path, limit: int, what: str, error: type[Exception]) -> No
         raise error(f"{what} is too large ({size / 2**20:.0f} MiB; at most {limit / 2**20:.0f} MiB are read)", path)
 
 
+def read_regular_bytes(path: str | Path, what: str = "file", *, error: type[Exception] | None = None,
+                       max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, or `error` (default DataError) naming it. A FIFO, a device or
+    a socket in a file's place is refused without reading it: reading one waits forever for a
+    writer (a FIFO) or never ends (/dev/zero). Opened without blocking, then checked, then read.
+    FileNotFoundError passes through for callers that word it themselves."""
+    import stat
+
+    from smmt_core.errors import DataError
+
+    error = error or DataError
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{what} is a folder, not a file", path)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{what} is not a regular file (a pipe, device or socket); it is not read", path)
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise error(f"{what} is too large ({info.st_size / 2**20:.0f} MiB; at most {max_bytes / 2**20:.0f} MiB "
+                        "are read)", path)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def check_regular_file(path: str | Path, what: str, error: type[Exception]) -> None:
+    """`error` naming `path` when it exists and is not a regular file (see `read_regular_bytes`)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: the caller's read says so in its own words
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise error(f"{what} is not a regular file (a pipe, device or socket); it is not read", Path(path))
+
+
 def read_json(path: str | Path, what: str = "file", *, error: type[Exception] | None = None,
               max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> dict:
     """A JSON object from `path`, or `error` (default DataError) naming the file and the problem.
@@ -219,8 +260,7 @@ def read_json(path: str | Path, what: str = "file", *, error: type[Exception] | 
     error = error or DataError
     path = Path(path)
     try:
-        _check_size(path, max_bytes, what, error)
-        raw = path.read_bytes()
+        raw = read_regular_bytes(path, what, error=error, max_bytes=max_bytes)
     except FileNotFoundError:
         raise error(f"{what} is missing", path) from None
     except IsADirectoryError:
@@ -268,6 +308,7 @@ def read_table(path: str | Path, what: str = "table", *, error: type[Exception] 
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     options = dict(dtype=str, keep_default_na=False, na_filter=False) if as_strings else {}
+    check_regular_file(path, what, error)
     try:
         _check_size(path, max_bytes, what, error)
         with warnings.catch_warnings():
@@ -310,6 +351,7 @@ def hash_file_into(digest, path: str | Path, what: str = "file") -> None:
     """Feed a file's bytes into a hashlib object in 1 MiB chunks; DataError naming it when unreadable."""
     from smmt_core.errors import DataError
 
+    check_regular_file(path, what, DataError)
     try:
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):

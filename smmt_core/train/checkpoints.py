@@ -33,7 +33,7 @@ import torch
 from smmt_core import fileio
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
-from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from smmt_core.fileio import atomic_write_bytes, atomic_write_text, read_regular_bytes  # noqa: F401 (re-exported)
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.metrics import json_safe
 
@@ -294,7 +294,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
         raise CheckpointError(f"weights file is larger ({size:,} bytes) than the model described in "
                               f"{meta_path.name} can hold", weights_path)
     try:
-        blob = weights_path.read_bytes()
+        blob = read_regular_bytes(weights_path, "weights file", error=CheckpointError)
     except FileNotFoundError:
         raise CheckpointError("weights file is missing", weights_path) from None
     if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
@@ -377,7 +377,7 @@ def load_training_state(run_dir: str | Path, meta: dict, optimizer: torch.optim.
         raise CheckpointError("last.json records no optimiser state (written by an older SMMT Studio); "
                               "the run cannot be resumed", Path(run_dir) / "last.json")
     try:
-        blob = path.read_bytes()
+        blob = read_regular_bytes(path, "optimiser state", error=CheckpointError)
     except FileNotFoundError:
         raise CheckpointError("optimiser state is missing; the run cannot be resumed", path) from None
     if hashlib.sha256(blob).hexdigest() != expected:

@@ -402,3 +402,27 @@ def test_a_model_whose_output_is_not_finite_gives_an_error_naming_the_run_never_
     assert not captured.out.strip()  # no probabilities, no class
     [line] = captured.err.strip().splitlines()
     assert str(run_copy) in line and "not a number" in line
+
+
+# -- something other than a file in a file's place ------------------------------------------------
+@pytest.mark.parametrize("name", ["best.safetensors", "best.json"])
+def test_a_fifo_in_place_of_a_checkpoint_file_is_refused_not_waited_on(tmp_path_factory, run_copy, capsys, name):
+    import os
+
+    cohort, _, cache = shared_tiny_run(tmp_path_factory)
+    (run_copy / name).unlink()
+    os.mkfifo(run_copy / name)  # reading it would wait forever for a writer
+    outcome = []
+    with mri_cache_at(cache):
+        worker = threading.Thread(target=lambda: outcome.append(
+            main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy)])), daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+    if worker.is_alive():  # it hangs: let it go by giving it a writer, then fail
+        with open(run_copy / name, "wb"):
+            pass
+        worker.join(timeout=60)
+        pytest.fail(f"smmt predict waited on the FIFO {name}")
+    assert outcome == [2]
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(run_copy / name) in line and "not a regular file" in line
