@@ -335,16 +335,14 @@ def list_runs(root: str | Path) -> list[RunInfo]:
     """All runs under `root` (the folder itself, its children and grandchildren), newest first.
 
     A folder whose run.json cannot be read is listed with status "unreadable" and the reason in
-    `error` (one bad file must not hide the other runs, nor hide itself).
+    `error` (one bad file must not hide the other runs, nor hide itself). A run reached through
+    several paths (symbolic links) is listed once.
     """
     root = Path(root)
     if not root.is_dir():
         return []
-    candidates = [root / RUN_FILE, *root.glob(f"*/{RUN_FILE}"), *root.glob(f"*/*/{RUN_FILE}")]
     runs = []
-    for path in candidates:
-        if not path.is_file():
-            continue
+    for path in _run_files(root):
         try:
             runs.append(read_run_info(path.parent))
         except CheckpointError as error:
@@ -352,6 +350,28 @@ def list_runs(root: str | Path) -> list[RunInfo]:
                                 status="unreadable", error=error.problem))
     runs.sort(key=lambda r: (r.created, r.name), reverse=True)
     return runs
+
+
+def _run_files(root: Path) -> list[Path]:
+    """The run.json files under `root` (itself, children, grandchildren), each run once.
+
+    Symbolic links can show one run under several paths (a link to a sibling, a link back up to
+    the folder itself) or loop: runs are told apart by their real folder, a run reached without
+    passing a link keeps its own path, and links that loop or lead nowhere are skipped."""
+    root_real = root.resolve()
+    found: dict[Path, tuple[bool, int, str, Path]] = {}
+    for path in [root / RUN_FILE, *root.glob(f"*/{RUN_FILE}"), *root.glob(f"*/*/{RUN_FILE}")]:
+        try:
+            if not path.is_file():
+                continue
+            real = path.parent.resolve(strict=True)
+        except (OSError, RuntimeError):  # a link loop (ELOOP; RuntimeError before Python 3.13), or a dead link
+            continue
+        through_link = real != root_real / path.parent.relative_to(root)
+        choice = (through_link, len(path.parts), str(path), path)
+        if real not in found or choice < found[real]:
+            found[real] = choice
+    return [choice[-1] for choice in found.values()]
 
 
 def newest_finished(runs: list[RunInfo]) -> RunInfo | None:

@@ -426,3 +426,22 @@ def test_a_fifo_in_place_of_a_checkpoint_file_is_refused_not_waited_on(tmp_path_
     assert outcome == [2]
     [line] = capsys.readouterr().err.strip().splitlines()
     assert str(run_copy / name) in line and "not a regular file" in line
+
+
+# -- symbolic links in a folder of runs ------------------------------------------------------------
+def test_symlink_loops_in_a_folder_of_runs_list_each_run_once(run_copy, tmp_path, capsys):
+    import os
+
+    runs = run_copy.parent
+    elsewhere = tmp_path / "elsewhere" / "other"
+    shutil.copytree(run_copy, elsewhere)
+    os.symlink(".", runs / "loop")  # runs/loop/tiny is runs/tiny
+    os.symlink("../runs", runs / "up")
+    os.symlink("self", runs / "self")  # a link to itself: ELOOP
+    os.symlink("tiny", runs / "alias")
+    os.symlink(elsewhere, runs / "linked")  # a run that is only reachable through a link
+    found = sorted(str(r.run_dir.relative_to(runs)) for r in list_runs(runs))
+    assert found == ["linked", "tiny"]
+    assert main(["runs", str(runs)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 3 and all("finished" in line for line in listing[1:])  # a header and two runs
