@@ -94,6 +94,7 @@ class FolderLock:
 
     def __init__(self, folder: Path, fd: int | None):
         self.folder, self._fd = folder, fd
+        self._pid = os.getpid()  # a forked child (a data-loader worker) shares the lock but never releases it
 
     @property
     def held(self) -> bool:
@@ -101,7 +102,7 @@ class FolderLock:
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is None:
+        if fd is None or os.getpid() != self._pid:
             return
         try:
             lock_path(self.folder).unlink(missing_ok=True)  # removed while still held: see the module docstring
