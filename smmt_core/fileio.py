@@ -4,9 +4,10 @@ Writing is atomic (runs, caches, tables, plots, reports): a reader (or a crash) 
 file or the complete new one, never half of it: the content goes to a temporary file beside the
 target, then `os.replace` renames it into place.
 
-An interrupt (Ctrl-C, or the app's abort, which arrives the same way) waits until a write is done
-or undone: otherwise it could land between the creation of the temporary file and its rename or
-removal and leave the temporary file behind (seen once in a test of the app's abort).
+An interrupt (Ctrl-C, the app's abort, which arrives the same way, or SIGTERM from `kill` or a
+scheduler) waits until a write is done or undone: otherwise it could land between the creation of
+the temporary file and its rename or removal and leave the temporary file behind (seen once in a
+test of the app's abort).
 
 Reading (`read_json`, `read_table`) is bounded: every JSON/CSV/TSV the project reads either loads
 or raises the caller's SMMTError naming the file, whatever the bytes.
@@ -37,28 +38,40 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
 @contextmanager
 def interrupts_deferred():
-    """SIGINT received inside the block is handled when the block ends (main thread only; other
-    threads never receive signals in Python, so there is nothing to defer there)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        yield  # (None: a handler set outside Python, which could not be put back)
+    """SIGINT or SIGTERM received inside the block is handled when the block ends, as it would
+    have been (the handler set before, or the default action: SIGTERM's ends the process). Main
+    thread only; other threads never receive signals in Python, so there is nothing to defer there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    received = []
+    received: list[tuple[int, object]] = []
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+        for signum in DEFERRED_SIGNALS:
+            if signal.getsignal(signum) is None:  # a handler set outside Python, which could not be put back
+                continue
+            previous[signum] = signal.signal(signum, lambda number, frame: received.append((number, frame)))
     except ValueError:  # not the main interpreter: signals are not ours to handle
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            if callable(previous):
-                previous(signal.SIGINT, received[-1])
-            elif previous == signal.SIG_DFL:
-                os.kill(os.getpid(), signal.SIGINT)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum, frame in dict(received).items():  # each signal once, in the order of arrival
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
@@ -193,6 +206,47 @@ def _check_size(path: Path, limit: int, what: str, error: type[Exception]) -> No
         raise error(f"{what} is too large ({size / 2**20:.0f} MiB; at most {limit / 2**20:.0f} MiB are read)", path)
 
 
+def read_regular_bytes(path: str | Path, what: str = "file", *, error: type[Exception] | None = None,
+                       max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, or `error` (default DataError) naming it. A FIFO, a device or
+    a socket in a file's place is refused without reading it: reading one waits forever for a
+    writer (a FIFO) or never ends (/dev/zero). Opened without blocking, then checked, then read.
+    FileNotFoundError passes through for callers that word it themselves."""
+    import stat
+
+    from smmt_core.errors import DataError
+
+    error = error or DataError
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{what} is a folder, not a file", path)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{what} is not a regular file (a pipe, device or socket); it is not read", path)
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise error(f"{what} is too large ({info.st_size / 2**20:.0f} MiB; at most {max_bytes / 2**20:.0f} MiB "
+                        "are read)", path)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def check_regular_file(path: str | Path, what: str, error: type[Exception]) -> None:
+    """`error` naming `path` when it exists and is not a regular file (see `read_regular_bytes`)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: the caller's read says so in its own words
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise error(f"{what} is not a regular file (a pipe, device or socket); it is not read", Path(path))
+
+
 def read_json(path: str | Path, what: str = "file", *, error: type[Exception] | None = None,
               max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> dict:
     """A JSON object from `path`, or `error` (default DataError) naming the file and the problem.
@@ -206,8 +260,7 @@ def read_json(path: str | Path, what: str = "file", *, error: type[Exception] | 
     error = error or DataError
     path = Path(path)
     try:
-        _check_size(path, max_bytes, what, error)
-        raw = path.read_bytes()
+        raw = read_regular_bytes(path, what, error=error, max_bytes=max_bytes)
     except FileNotFoundError:
         raise error(f"{what} is missing", path) from None
     except IsADirectoryError:
@@ -255,6 +308,7 @@ def read_table(path: str | Path, what: str = "table", *, error: type[Exception] 
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     options = dict(dtype=str, keep_default_na=False, na_filter=False) if as_strings else {}
+    check_regular_file(path, what, error)
     try:
         _check_size(path, max_bytes, what, error)
         with warnings.catch_warnings():
@@ -297,6 +351,7 @@ def hash_file_into(digest, path: str | Path, what: str = "file") -> None:
     """Feed a file's bytes into a hashlib object in 1 MiB chunks; DataError naming it when unreadable."""
     from smmt_core.errors import DataError
 
+    check_regular_file(path, what, DataError)
     try:
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):

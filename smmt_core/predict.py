@@ -276,7 +276,8 @@ class Predictor:
 
         modalities: the modalities switched ON (names or `Modality`), None = all. A modality that
         is switched off or that the subject lacks is marked absent, exactly as in training.
-        Raises DataError when the subject cannot be read or no usable modality is left.
+        Raises DataError when the subject cannot be read or no usable modality is left, and
+        CheckpointError naming the run when the model's output is not finite (never a class then).
         """
         import torch
 
@@ -298,6 +299,12 @@ class Predictor:
                 output = model(inputs, return_details=True)
             logits = output.logits.float()[0]
             prob = torch.softmax(logits, dim=0).cpu().numpy().astype(float)
+        if not (bool(torch.isfinite(logits).all()) and np.isfinite(prob).all()):
+            from smmt_core.errors import CheckpointError
+
+            raise CheckpointError("the model's output for this subject is not a number (NaN or infinite): its "
+                                  "weights are damaged or diverged; no class is given. Retrain or choose another run",
+                                  self.run_dir)
 
         used = [m.value for m in ALL_MODALITIES if bool(available[MODALITY_INDEX[m]])]
         lacking = [m.value for m in ALL_MODALITIES if m not in has]

@@ -6,14 +6,17 @@ the data, model and training layers can grow their commands without touching one
 Exit codes: 0 success, 1 the work ran but failed for a reason that is not the input's fault
 (e.g. `TrainingError`: the loss diverged), 2 bad or unusable input or usage, including a file or
 folder that cannot be read or written (one line on stderr naming the file and the problem, never
-a traceback), 130 interrupted.
+a traceback), 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 from smmt_core import __version__
 from smmt_core.errors import SMMTError, TrainingError
@@ -60,6 +63,26 @@ def os_error_line(error: OSError) -> str:
     return " ".join(text.split())
 
 
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (`kill`, a scheduler ending a job) ends a command as Ctrl-C does, through its clean-up
+    (temporary files and folders removed, a run labelled) and exit 130, rather than where it
+    stands. Commands that handle signals themselves (training) install their own handlers inside."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return int(args.handler(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args.handler(args) or 0)
     except TrainingError as error:
         print(f"smmt {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILED

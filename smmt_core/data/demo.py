@@ -14,7 +14,9 @@ Reproducibility: everything about subject i comes from random streams keyed by (
 same seed gives byte-identical files, and the first n subjects of a larger cohort are the same as
 a cohort of n. Diagnoses are assigned in permuted blocks, so every block of subjects has the same
 class mix. The dataset is written to a temporary folder next to the output and renamed into place
-at the end: an interrupted build leaves nothing half-written. A build can be stopped from another
+at the end: an interrupted build leaves nothing half-written (a killed one leaves its staging
+folder, removed by the next build of that folder). One process builds a folder at a time (it is
+locked, `smmt_core.folder_lock`): a second is refused, naming the first. A build can be stopped from another
 thread (the `stop` event, checked between subjects); it then raises `DemoBuildStopped`.
 """
 
@@ -37,6 +39,7 @@ from smmt_core import __version__
 from smmt_core.data.demo_clinical import ClinicalDraw, draw_clinical
 from smmt_core.errors import ConfigError, DataError, SMMTError
 from smmt_core.fileio import read_json
+from smmt_core.folder_lock import FolderInUse, lock_folder
 
 DEMO_DIR_ENV = "SMMT_DEMO_DIR"
 # 400: the smallest size at which the demo model learns from the MRI (docs/experiments.md: at 120
@@ -175,7 +178,7 @@ def read_demo_parameters(path: str | Path) -> dict | None:
 
 def make_demo_cohort(out, n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAULT_SEED, missing_rate: float = 0.0,
                      with_mci: bool = False, progress: Progress | None = None, *, overwrite: bool = False,
-                     stop: threading.Event | None = None) -> Path:
+                     stop: threading.Event | None = None, wait: bool = False) -> Path:
     """Build the SYNTHETIC demo cohort as a BIDS dataset in `out` and return its path.
 
     `out` must not exist, be an empty folder, or already hold a demo cohort: with the same
@@ -185,42 +188,80 @@ def make_demo_cohort(out, n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAUL
     the build before the next subject: the temporary folder is removed, `out` is left as it was,
     and DemoBuildStopped is raised. Once every subject is written the build is completed (a few
     small files) and returned, as is a cohort that already exists.
+    One build writes `out` at a time (`smmt_core.folder_lock`): while another process builds it,
+    FolderInUse naming that process, or with `wait` this call waits for it and then looks again.
     """
     _check_parameters(n_subjects, seed, missing_rate)
     out = Path(out).expanduser().absolute()
     wanted = _parameters(n_subjects, seed, missing_rate, with_mci)
-    if out.exists():
-        if not out.is_dir():
-            raise DataError("exists and is not a folder; choose a new folder for the demo cohort", out)
-        existing = read_demo_parameters(out)
-        if existing == wanted:
+    if out.is_dir() and read_demo_parameters(out) == wanted:  # complete (renamed into place whole): no lock needed
+        if progress:
+            progress(n_subjects, n_subjects)
+        return out
+    try:
+        lock = lock_folder(out, "demo cohort folder", wait=wait, stop=stop)
+    except FolderInUse:
+        _check_stop(stop, out)  # stopped while waiting for another build
+        raise
+    with lock:
+        _remove_abandoned_builds(out)
+        replace = _check_existing(out, wanted, overwrite)
+        if replace is None:
             if progress:
                 progress(n_subjects, n_subjects)
             return out
-        if existing is None and any(out.iterdir()):
-            raise DataError("is not empty and is not a demo cohort; choose a new or empty folder", out)
-        if existing is not None and not overwrite:
-            raise DataError(
-                f"already holds a demo cohort built with other settings ({_describe(existing)}); "
-                "use another folder or overwrite it", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; the cohort is ordinary data
-    try:
-        _write_cohort(staging, wanted, progress, lambda: _check_stop(stop, out))
-        _move_into_place(staging, out, wanted)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(out)}", dir=out.parent))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; the cohort is ordinary data
+        try:
+            _write_cohort(staging, wanted, progress, lambda: _check_stop(stop, out))
+            _move_into_place(staging, out, wanted, replace)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.building-"
+
+
+def _remove_abandoned_builds(out: Path) -> None:
+    """Remove the staging and set-aside folders of builds of `out` that died (SIGKILL, power cut)
+    before they could clean up. Called with `out` locked: no live build of it can own one."""
+    for pattern in (f"{_staging_prefix(out)}*", f".{out.name}.old-*"):
+        for leftover in out.parent.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _check_existing(out: Path, wanted: dict, overwrite: bool) -> bool | None:
+    """What to do with `out`: None when it already holds the wanted cohort, False to build into
+    an absent or empty folder, True to replace another demo cohort; DataError when it may not
+    be touched."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise DataError("exists and is not a folder; choose a new folder for the demo cohort", out)
+    existing = read_demo_parameters(out)
+    if existing == wanted:
+        return None
+    if existing is None and any(out.iterdir()):
+        raise DataError("is not empty and is not a demo cohort; choose a new or empty folder", out)
+    if existing is not None and not overwrite:
+        raise DataError(
+            f"already holds a demo cohort built with other settings ({_describe(existing)}); "
+            "use another folder or overwrite it", out)
+    return existing is not None
+
+
 def ensure_demo_cohort(progress: Progress | None = None, stop: threading.Event | None = None) -> Path:
-    """The app's default demo cohort (400 subjects, seed 0, 15 % missing), built on first use.
+    """The app's default demo cohort (400 subjects, seed 0, 15 % missing), built on first use;
+    while another process builds it, this waits for that build (every cell of a grid may ask).
 
     `stop`: as in `make_demo_cohort` (a stopped build raises DemoBuildStopped, writes nothing)."""
     return make_demo_cohort(default_demo_dir(), DEFAULT_SUBJECTS, DEFAULT_SEED, DEFAULT_MISSING_RATE, False,
-                            progress, overwrite=True, stop=stop)
+                            progress, overwrite=True, stop=stop, wait=True)
 
 
 def _check_stop(stop: threading.Event | None, out: Path) -> None:
@@ -233,10 +274,19 @@ def _describe(parameters: dict) -> str:
             f"missing rate {parameters.get('missing_rate')}, with MCI {parameters.get('with_mci')}")
 
 
-def _move_into_place(staging: Path, out: Path, wanted: dict) -> None:
-    """Rename the finished build to `out`; an old demo cohort there is moved aside first."""
+def _move_into_place(staging: Path, out: Path, wanted: dict, replace: bool) -> None:
+    """Rename the finished build to `out`. An old demo cohort there is moved aside first, but only
+    when `replace` (the caller found it there before the build and may overwrite it): whatever
+    appeared in `out` during the build (written by something that does not take the folder's
+    lock) is left as it is, and the build is refused."""
     old = None
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        found = read_demo_parameters(out) if out.is_dir() else None
+        if found == wanted:
+            return  # the same cohort, finished by someone else: as good as ours
+        if not replace or found is None:
+            raise DataError("something was written into the folder while the demo cohort was being built; "
+                            "it was left as it is and the new cohort discarded", out)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
     try:
@@ -245,9 +295,12 @@ def _move_into_place(staging: Path, out: Path, wanted: dict) -> None:
         if old is not None:
             os.replace(old, out)
             old = None
-        # Another process may have finished the same cohort first: that is as good as ours.
-        if read_demo_parameters(out) != wanted:
-            raise
+        if read_demo_parameters(out) == wanted:
+            return
+        if out.exists():  # a folder that appeared after the check above: renaming onto it failed
+            raise DataError("something was written into the folder while the demo cohort was being built; "
+                            "it was left as it is and the new cohort discarded", out) from None
+        raise
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

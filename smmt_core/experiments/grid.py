@@ -28,6 +28,10 @@ Choices, and why:
 - Resumable: a cell whose run folder's run.json says it finished (and whose settings match) is
   not trained again; its results are read back. An unfinished folder (crash, Ctrl+C, stop flag) is
   removed and the cell trained again.
+- One grid writes a folder at a time: the folder is locked while a grid runs in it
+  (`smmt_core.folder_lock`), so a second grid into it (say, with other settings) is refused with
+  a message naming the first, instead of each clearing the other's unfinished runs. The cells'
+  own processes (local, Ray, Slurm) lock only the run folders they train.
 - Variants without masking have no mask-ratio axis: they get one cell per (fraction, seed[, fold])
   and record mask ratio 0.
 - Input problems (a bad setting, unreadable data: any SMMTError) stop the grid at once, because
@@ -50,6 +54,7 @@ import pandas as pd
 from smmt_core.errors import ConfigError, DataError, SMMTError
 from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
 from smmt_core.fileio import atomic_write_text, read_table
+from smmt_core.folder_lock import lock_folder
 from smmt_core.train.config import PRESETS, TrainConfig
 from smmt_core.train.run_record import RunRecord
 from smmt_core.variants import MASKING_VARIANTS, VARIANT_NAMES
@@ -394,12 +399,20 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, on_event: Callable
     backend: where the cells run (`smmt_core.experiments.backends`): in this process, one after
     another (default), as Ray tasks, or as a Slurm job array; resume, results and summary are the
     same for all. Ctrl-C (KeyboardInterrupt) keeps the finished cells in results.csv, then propagates.
+    One grid writes a folder at a time: FolderInUse (naming the folder and the other process) while
+    another holds it (`smmt_core.folder_lock`).
     """
     from smmt_core.experiments.backends import LocalBackend
 
     spec.validate()
     backend = backend if backend is not None else LocalBackend()
     out_dir = Path(out_dir)
+    with lock_folder(out_dir, "experiment folder"):
+        return _run_locked(spec, out_dir, on_event, stop, make_plots, backend)
+
+
+def _run_locked(spec: ExperimentSpec, out_dir: Path, on_event, stop, make_plots: bool, backend) -> ExperimentResult:
+    """`run_experiment` while this process holds the experiment folder: one grid writes it at a time."""
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "experiment.json", json.dumps(spec.to_dict(), indent=2) + "\n")

@@ -33,7 +33,7 @@ import torch
 from smmt_core import fileio
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
-from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from smmt_core.fileio import atomic_write_bytes, atomic_write_text, read_regular_bytes  # noqa: F401 (re-exported)
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.metrics import json_safe
 
@@ -85,16 +85,29 @@ def state_dict_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: t.detach().to("cpu").clone().contiguous() for name, t in model.state_dict().items()}
 
 
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors file of `tensors`, its metadata in sorted key order. The library writes the
+    metadata in hash-map order, which changes from one save to the next: two identical runs gave
+    checkpoints that differed in bytes (and checksums)."""
+    from safetensors.torch import save
+
+    blob = save(tensors, metadata=metadata)
+    length = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + length])
+    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__").items()))} if "__metadata__" in header else {}
+    text = json.dumps({**ordered, **header}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data start 8-byte aligned, as the library pads them
+    return len(text).to_bytes(8, "little") + text + blob[8 + length:]
+
+
 def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dict, metadata: dict) -> Path:
     """Write `<kind>.safetensors` then `<kind>.json` (with the weights' SHA-256); returns the weights path.
 
     `model` is a module or an already-copied state dict (see `state_dict_tensors`).
     """
-    from safetensors.torch import save
-
     weights_path, meta_path = checkpoint_paths(run_dir, kind)
     tensors = state_dict_tensors(model) if isinstance(model, torch.nn.Module) else dict(model)
-    blob = save(tensors, metadata={"format": "pt", "smmt_checkpoint": str(CHECKPOINT_FORMAT)})
+    blob = safetensors_bytes(tensors, {"format": "pt", "smmt_checkpoint": str(CHECKPOINT_FORMAT)})
     atomic_write_bytes(weights_path, blob)
     meta = dict(metadata)
     meta["format_version"] = CHECKPOINT_FORMAT
@@ -281,7 +294,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
         raise CheckpointError(f"weights file is larger ({size:,} bytes) than the model described in "
                               f"{meta_path.name} can hold", weights_path)
     try:
-        blob = weights_path.read_bytes()
+        blob = read_regular_bytes(weights_path, "weights file", error=CheckpointError)
     except FileNotFoundError:
         raise CheckpointError("weights file is missing", weights_path) from None
     if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
@@ -331,8 +344,6 @@ def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, g
     """
     import random
 
-    from safetensors.torch import save
-
     state = optimizer.state_dict()
     tensors = {"rng.torch": torch.random.get_rng_state(), "rng.batch_order": generator.get_state()}
     for name, value in (averaged or {}).items():
@@ -351,7 +362,7 @@ def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, g
         "rng_python": json.dumps(random.getstate()),
         "rng_numpy": json.dumps([numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]]),
     }
-    blob = save(tensors, metadata=header)
+    blob = safetensors_bytes(tensors, header)
     atomic_write_bytes(Path(run_dir) / TRAINING_STATE_FILE, blob)
     return {"training_state_file": TRAINING_STATE_FILE, "training_state_sha256": hashlib.sha256(blob).hexdigest()}
 
@@ -371,7 +382,7 @@ def load_training_state(run_dir: str | Path, meta: dict, optimizer: torch.optim.
         raise CheckpointError("last.json records no optimiser state (written by an older SMMT Studio); "
                               "the run cannot be resumed", Path(run_dir) / "last.json")
     try:
-        blob = path.read_bytes()
+        blob = read_regular_bytes(path, "optimiser state", error=CheckpointError)
     except FileNotFoundError:
         raise CheckpointError("optimiser state is missing; the run cannot be resumed", path) from None
     if hashlib.sha256(blob).hexdigest() != expected:

@@ -96,6 +96,43 @@ def _json_safe(value):
     return json_safe(value)
 
 
+# The run.json fields that readers use as more than text, with the JSON type each must have (null
+# is accepted for all: an unfinished run has no results yet).
+SUMMARY_FIELD_TYPES = {"classes": list, "test_metrics": dict, "energy": dict, "process": dict, "config": dict,
+                       "resumed": list, "features": list}
+_JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
+                    float: "a number", type(None): "null"}
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def summary_type_problem(data: dict) -> str | None:
+    """'field X is a string, expected a list' for a run.json whose fields have the wrong JSON type
+    (edited by hand, written by something else), else None: one bad field must make the run
+    unreadable with that reason, not crash whoever reads it."""
+    from smmt_core.train.metrics import SCALAR_METRICS
+
+    for key, expected in SUMMARY_FIELD_TYPES.items():
+        value = data.get(key)
+        if value is not None and not isinstance(value, expected):
+            return f"field {key!r} is {_json_type(value)}, expected {_JSON_TYPE_NAMES[expected]}"
+    bad_class = next((c for c in data.get("classes") or [] if not isinstance(c, str)), None)
+    if bad_class is not None:
+        return f"field 'classes' holds {_json_type(bad_class)} ({bad_class!r}), expected class names"
+    metrics = data.get("test_metrics") or {}
+    for name in (*SCALAR_METRICS, "loss", "n_subjects"):
+        value = metrics.get(name)
+        if value is not None and not _is_number(value):
+            return f"test metric {name!r} is {_json_type(value)}, expected a number"
+    return None
+
+
 @dataclass
 class RunInfo:
     """What a run browser shows for one run, read from run.json without loading weights."""
@@ -187,6 +224,9 @@ class RunRecord:
         data = read_json(path, "run summary")
         if data.get("status") not in RUN_STATUSES:
             raise CheckpointError(f"run summary has an unknown status {data.get('status')!r}", path)
+        problem = summary_type_problem(data)
+        if problem:
+            raise CheckpointError(f"run summary {problem}", path)
         return data
 
     def config(self):
@@ -303,16 +343,14 @@ def list_runs(root: str | Path) -> list[RunInfo]:
     """All runs under `root` (the folder itself, its children and grandchildren), newest first.
 
     A folder whose run.json cannot be read is listed with status "unreadable" and the reason in
-    `error` (one bad file must not hide the other runs, nor hide itself).
+    `error` (one bad file must not hide the other runs, nor hide itself). A run reached through
+    several paths (symbolic links) is listed once.
     """
     root = Path(root)
     if not root.is_dir():
         return []
-    candidates = [root / RUN_FILE, *root.glob(f"*/{RUN_FILE}"), *root.glob(f"*/*/{RUN_FILE}")]
     runs = []
-    for path in candidates:
-        if not path.is_file():
-            continue
+    for path in _run_files(root):
         try:
             runs.append(read_run_info(path.parent))
         except CheckpointError as error:
@@ -320,6 +358,28 @@ def list_runs(root: str | Path) -> list[RunInfo]:
                                 status="unreadable", error=error.problem))
     runs.sort(key=lambda r: (r.created, r.name), reverse=True)
     return runs
+
+
+def _run_files(root: Path) -> list[Path]:
+    """The run.json files under `root` (itself, children, grandchildren), each run once.
+
+    Symbolic links can show one run under several paths (a link to a sibling, a link back up to
+    the folder itself) or loop: runs are told apart by their real folder, a run reached without
+    passing a link keeps its own path, and links that loop or lead nowhere are skipped."""
+    root_real = root.resolve()
+    found: dict[Path, tuple[bool, int, str, Path]] = {}
+    for path in [root / RUN_FILE, *root.glob(f"*/{RUN_FILE}"), *root.glob(f"*/*/{RUN_FILE}")]:
+        try:
+            if not path.is_file():
+                continue
+            real = path.parent.resolve(strict=True)
+        except (OSError, RuntimeError):  # a link loop (ELOOP; RuntimeError before Python 3.13), or a dead link
+            continue
+        through_link = real != root_real / path.parent.relative_to(root)
+        choice = (through_link, len(path.parts), str(path), path)
+        if real not in found or choice < found[real]:
+            found[real] = choice
+    return [choice[-1] for choice in found.values()]
 
 
 def newest_finished(runs: list[RunInfo]) -> RunInfo | None:

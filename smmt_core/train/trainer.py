@@ -8,7 +8,9 @@ What one run does, in order:
    the training and validation persons together, the test persons never change.
 3. Fit the clinical feature encoder on the training subjects only (before anything is written,
    so an unknown feature name leaves no folder behind). Create the run folder through its
-   `RunRecord`: config.json, split.csv, run.json (status "running"); emit RunStarted.
+   `RunRecord`: config.json, split.csv, run.json (status "running"); emit RunStarted. The run
+   folder is locked while this process writes it (`smmt_core.folder_lock`): a second
+   `--resume` of it is refused, naming this process.
 4. Preprocess every scan once (disk cache), emitting DataProgress; set the MRI encoder's
    per-pixel input statistics from the training scans (when the config asks for it).
 5. Train with Adam and cross-entropy (AMP on CUDA). After each epoch: per-subject train and
@@ -68,6 +70,7 @@ from smmt_core.data.splits import split_for_config
 from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
 from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
+from smmt_core.folder_lock import lock_folder
 from smmt_core.train import events as ev
 from smmt_core.train.checkpoints import (
     save_checkpoint,
@@ -133,6 +136,7 @@ class _Run:
         self.on_event = on_event
         self.stop = stop or threading.Event()
         self.record: RunRecord | None = None
+        self.folder_lock = None  # held while this process writes the run folder (smmt_core.folder_lock)
         self.t_start = time.perf_counter()
         self.t_train: float | None = None  # when the first epoch started (duration_s counts from here)
         self.created = utc_now()
@@ -263,12 +267,14 @@ class _Run:
 
         split_frame = split.to_frame(cohort.subjects)
         if self.resume is not None:  # checked before it is ours: a refused resume leaves the folder as it was
+            self.folder_lock = lock_folder(self.resume, "run folder")
             self._check_resumable(RunRecord(self.resume), split_frame)
             self.record = RunRecord(self.resume)
         else:
             name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
             if self.is_main:
                 self.record = RunRecord.create(cfg.run.out or "runs", name)
+                self.folder_lock = lock_folder(self.record.run_dir, "run folder")
             if self.dist is not None:  # only rank 0 writes; the others know where
                 from smmt_core.train.distributed import SilentRecord
 
@@ -893,3 +899,6 @@ def train(config: TrainConfig, on_event: EventCallback | None = None, stop: thre
     except BaseException as error:
         run.fail(error)
         raise
+    finally:
+        if run.folder_lock is not None:
+            run.folder_lock.release()

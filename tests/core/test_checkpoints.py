@@ -259,3 +259,32 @@ def test_run_folders_are_unique_and_listed_newest_first(tmp_path, run_copy):
     (run_copy / "run.json").write_text("garbage")
     [unreadable] = list_runs(run_copy.parent)  # listed, with the reason, not hidden
     assert unreadable.status == "unreadable" and "not valid JSON" in unreadable.error
+
+
+def test_identical_checkpoints_are_identical_bytes(tmp_path):
+    """safetensors writes its metadata in hash-map order, which changes between saves: the
+    metadata are rewritten in sorted order, so two identical runs give byte-identical files."""
+    import hashlib
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load
+
+    from smmt_core.train.checkpoints import safetensors_bytes
+
+    tensors = {"b.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3), "a.bias": torch.ones(3)}
+    metadata = {"format": "pt", "smmt_checkpoint": "2", "zeta": "z", "alpha": "a"}
+    blobs = {safetensors_bytes(tensors, metadata) for _ in range(20)}
+    assert len(blobs) == 1, [hashlib.sha256(b).hexdigest()[:8] for b in blobs]
+    [blob] = blobs
+    assert int.from_bytes(blob[:8], "little") % 8 == 0  # the tensors start 8-byte aligned
+    loaded = load(blob)
+    assert sorted(loaded) == sorted(tensors) and all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(blob)
+    with safe_open(str(path), "pt") as handle:
+        assert handle.metadata() == metadata
+    from smmt_core.train.checkpoints import save_checkpoint
+
+    saved = {save_checkpoint(tmp_path / f"run{i}", "best", tensors, {"n": i}).read_bytes() for i in range(10)}
+    assert len(saved) == 1

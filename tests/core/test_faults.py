@@ -291,3 +291,157 @@ def test_an_interrupt_during_an_atomic_write_waits_until_the_file_is_in_place(tm
     finally:
         signal.signal(signal.SIGINT, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "run.json"]
+
+
+# -- SIGTERM -------------------------------------------------------------------------------------
+SIGTERM_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from smmt_core import fileio
+
+def write(tmp):
+    tmp.write_text("half")
+    os.kill(os.getpid(), signal.SIGTERM)  # default action: the process ends, once the write is done
+    for _ in range(1000):
+        pass
+    tmp.write_text("whole")
+
+folder = Path(sys.argv[1])
+fileio.write_all_or_nothing([(folder / "rep.json", write), (folder / "rep.csv", write)])
+print("survived", flush=True)
+"""
+
+
+def test_sigterm_during_an_atomic_write_waits_until_the_files_are_in_place(tmp_path):
+    """`kill` (SIGTERM, default action) in the middle of a report's writes: the files are completed
+    and renamed first, no temporary `.part` file is left, and then the process ends as asked."""
+    import subprocess
+    import sys
+
+    from tests.core.cli_subprocess import smmt_env
+
+    done = subprocess.run([sys.executable, "-c", SIGTERM_WRITER, str(tmp_path)], env=smmt_env(tmp_path / "cache"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM and "survived" not in done.stdout, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep.csv", "rep.json"]
+    assert (tmp_path / "rep.json").read_text() == "whole"
+
+
+def test_sigterm_during_demo_data_removes_its_staging_folder(tmp_path):
+    from tests.core.cli_subprocess import start_smmt, wait_for
+
+    out = tmp_path / "cohort"
+    log = tmp_path / "demo.log"
+    process = start_smmt("demo-data", str(out), "--subjects", "400", cache=tmp_path / "cache", log=log)
+    try:
+        wait_for(lambda: any(tmp_path.glob(".cohort.building-*/sub-*")), "the first subject", process, log=log)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert code == 130 and "Traceback" not in text, text
+    assert not out.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], text
+
+
+# -- run.json with fields of the wrong type --------------------------------------------------------
+def _set_field(data, dotted, value):
+    *parents, last = dotted.split(".")
+    for key in parents:
+        data = data[key]
+    data[last] = value
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("classes", 5, "field 'classes' is a number, expected a list"),
+    ("classes", [1, 2], "field 'classes' holds a number"),
+    ("test_metrics", "x", "field 'test_metrics' is a string, expected an object"),
+    ("test_metrics.balanced_accuracy", "x", "test metric 'balanced_accuracy' is a string, expected a number"),
+    ("test_metrics.roc_auc", [0.5], "test metric 'roc_auc' is a list"),
+    ("energy", 3, "field 'energy' is a number"),
+])
+def test_a_run_json_field_of_the_wrong_type_makes_the_run_unreadable_not_a_traceback(
+        tmp_path_factory, run_copy, capsys, field, value, reason):
+    cohort, _, cache = shared_tiny_run(tmp_path_factory)
+    good = run_copy.parent / "good"
+    shutil.copytree(run_copy, good)
+    summary = json.loads((run_copy / "run.json").read_text())
+    _set_field(summary, field, value)
+    summary["created"] = "2100-01-01T00:00:00+00:00"  # the newest run: the one predict would choose
+    (run_copy / "run.json").write_text(json.dumps(summary))
+
+    assert main(["runs", str(run_copy.parent)]) == 0
+    captured = capsys.readouterr()
+    [line] = [line for line in captured.out.splitlines() if "unreadable" in line]
+    assert reason in line and "Traceback" not in captured.err
+    with mri_cache_at(cache):
+        assert main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy.parent), "--json"]) == 0
+    assert f"newest finished run in {run_copy.parent}: {good}" in capsys.readouterr().err  # the bad run is skipped
+    shutil.rmtree(good)
+    with mri_cache_at(cache):
+        assert main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy.parent)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(run_copy.parent) in err
+
+
+def test_a_model_whose_output_is_not_finite_gives_an_error_naming_the_run_never_a_class(
+        tmp_path_factory, run_copy, capsys):
+    import torch
+    from safetensors.torch import load
+
+    cohort, _, cache = shared_tiny_run(tmp_path_factory)
+    tensors = load((run_copy / "best.safetensors").read_bytes())
+    nan = {k: torch.full_like(t, float("nan")) if t.is_floating_point() else t for k, t in tensors.items()}
+    meta = json.loads((run_copy / "best.json").read_text())
+    checkpoints.save_checkpoint(run_copy, "best", nan, meta)  # consistent checksums: only the weights are bad
+    with mri_cache_at(cache):
+        assert main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy)]) == 2
+    captured = capsys.readouterr()
+    assert not captured.out.strip()  # no probabilities, no class
+    [line] = captured.err.strip().splitlines()
+    assert str(run_copy) in line and "not a number" in line
+
+
+# -- something other than a file in a file's place ------------------------------------------------
+@pytest.mark.parametrize("name", ["best.safetensors", "best.json"])
+def test_a_fifo_in_place_of_a_checkpoint_file_is_refused_not_waited_on(tmp_path_factory, run_copy, capsys, name):
+    import os
+
+    cohort, _, cache = shared_tiny_run(tmp_path_factory)
+    (run_copy / name).unlink()
+    os.mkfifo(run_copy / name)  # reading it would wait forever for a writer
+    outcome = []
+    with mri_cache_at(cache):
+        worker = threading.Thread(target=lambda: outcome.append(
+            main(["predict", str(sorted(cohort.glob("sub-*"))[0]), "--model", str(run_copy)])), daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+    if worker.is_alive():  # it hangs: let it go by giving it a writer, then fail
+        with open(run_copy / name, "wb"):
+            pass
+        worker.join(timeout=60)
+        pytest.fail(f"smmt predict waited on the FIFO {name}")
+    assert outcome == [2]
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(run_copy / name) in line and "not a regular file" in line
+
+
+# -- symbolic links in a folder of runs ------------------------------------------------------------
+def test_symlink_loops_in_a_folder_of_runs_list_each_run_once(run_copy, tmp_path, capsys):
+    import os
+
+    runs = run_copy.parent
+    elsewhere = tmp_path / "elsewhere" / "other"
+    shutil.copytree(run_copy, elsewhere)
+    os.symlink(".", runs / "loop")  # runs/loop/tiny is runs/tiny
+    os.symlink("../runs", runs / "up")
+    os.symlink("self", runs / "self")  # a link to itself: ELOOP
+    os.symlink("tiny", runs / "alias")
+    os.symlink(elsewhere, runs / "linked")  # a run that is only reachable through a link
+    found = sorted(str(r.run_dir.relative_to(runs)) for r in list_runs(runs))
+    assert found == ["linked", "tiny"]
+    assert main(["runs", str(runs)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 3 and all("finished" in line for line in listing[1:])  # a header and two runs
