@@ -36,7 +36,6 @@ from smmt_core.data.subject import Modality
 from smmt_core.model.config import LINEAR_PATHS  # noqa: F401  (re-exported: the setting's choices)
 
 
-
 class LinearPath(nn.Module):
     """(inputs, available (B, 3)) -> (B, n_classes) logits of a fitted, frozen logistic regression."""
 

@@ -53,7 +53,6 @@ def fit_linear_path(model, dataset, person_ids, labels, seed: int = 0) -> tuple[
     each training scan (out-of-fold minus in-sample linear logits; zeros when there are too few
     persons for folds).
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold
 
     path = model.linear_path
