@@ -121,6 +121,14 @@ def report_lines(prediction, context: ReportContext) -> list[tuple[str, str]]:
     note = getattr(prediction, "guess_note", None)
     if note:
         lines.append(("note", note[0].upper() + note[1:]))
+    if getattr(prediction, "borderline", False):
+        lines.append(("note", "Borderline: the probabilities are too close to call (top class at most 60 %); "
+                              "this is not a classification."))
+    ensemble = getattr(prediction, "ensemble", None)
+    if ensemble:
+        spread = ", ".join(f"{c} ±{v * 100:.1f}" for c, v in ensemble["spread"].items())
+        lines.append(("detail", f"Mean of an ensemble of {ensemble['members']} models (SD of their probabilities, "
+                                f"points: {spread})"))
     lines.append(("detail", f"Modalities used: {', '.join(prediction.modalities_used) or 'none'}"
                             + (f"; missing: {', '.join(prediction.modalities_missing)}"
                                if prediction.modalities_missing else "")))

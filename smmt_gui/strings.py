@@ -158,6 +158,7 @@ PRED_MISSING = "not available for this subject"
 PRED_USED = "Used: {used}"
 PRED_NONE_USED = "Used: nothing (every modality is off or missing)"
 PRED_NOTHING_TO_PREDICT = "Nothing to predict from: switch on at least one modality."
+PRED_ENSEMBLE = "Mean of an ensemble of {n} models; their probabilities of this class spread by ±{spread:.1f} points (SD)"
 PRED_BORDERLINE = "borderline (leaning {label})"  # calibrated top probability ≤ 0.6: too close to call
 PRED_GUESS_NOTE = "⚠ {note}"  # the run's own test set is at chance from the modalities used
 PRED_WARNINGS = "Warnings"
@@ -309,6 +310,9 @@ WIZARD_SEEDS_PLACEHOLDER = "0   or   0, 1, 2   or   0-4"
 WIZARD_SEEDS_ONE = "1 run"
 WIZARD_SEEDS_MANY = "{n} runs, one after another"
 WIZARD_SEEDS_INVALID = "✗ {error}"
+WIZARD_ENSEMBLE_LABEL = "Ensemble (models per run):"
+WIZARD_ENSEMBLE_TIP = ("Train this many models (seeds seed, seed+1, …) on the same persons and predict with their "
+                       "mean probability; the spread between them is shown. Takes that many times longer.")
 WIZARD_SEED_NOT_A_SEED = "{part!r} is not a seed or a range like 0-4"
 WIZARD_SEED_BACKWARDS = "range {part!r} runs backwards"
 WIZARD_SEED_TOO_MANY = "range {part!r} has more than 100 seeds"

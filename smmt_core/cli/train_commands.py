@@ -423,6 +423,9 @@ def _predict(args) -> int:
               + ", ".join(f"{k} {v:+.3f}" for k, v in result.contributions.items()))
     if result.guess_note:
         print(f"note: {result.guess_note}")
+    if result.ensemble:
+        spread = ", ".join(f"{c} ±{v:.3f}" for c, v in result.ensemble["spread"].items())
+        print(f"ensemble of {result.ensemble['members']} models; SD of their probabilities: {spread}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     note = "model trained on the SYNTHETIC demo cohort; " if result.synthetic_model else ""

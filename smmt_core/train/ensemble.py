@@ -38,11 +38,18 @@ def member_seeds(config, n_members: int) -> list[int]:
 def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event | None = None) -> RunResult:
     """Train `n_members` runs of `config` (seeds seed, seed+1, …) on one split; score their mean.
 
-    Events are the members' own, one run after the other. A stop ends the member in progress as
-    a single run would and starts no further member; the ensemble is then "stopped" and made of
-    the members that have a best checkpoint.
+    Events are the members' own, one run after the other, except that the members' RunFinished
+    are held back: one RunFinished, for the ensemble's folder, ends it (a window that opens the
+    finished model opens the ensemble). A stop ends the member in progress as a single run would
+    and starts no further member; the ensemble is then "stopped" and made of the members that
+    have a best checkpoint.
     """
+    from smmt_core.train import events as ev
     from smmt_core.train.trainer import train
+
+    def member_event(event) -> None:
+        if on_event is not None and not isinstance(event, ev.RunFinished):
+            on_event(event)
 
     stop = stop or threading.Event()
     started = time.perf_counter()
@@ -62,7 +69,7 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
                 break
             member = config.updated(seed=seed, split_seed=split_seed, out=str(record.run_dir / MEMBERS_DIR),
                                     run_name=f"seed-{seed}", ensemble=1)
-            result = train(member, on_event=on_event, stop=stop)
+            result = train(member, on_event=member_event, stop=stop)
             results.append(result)
             summary["members"].append(f"{MEMBERS_DIR}/{result.run_dir.name}")
             record.write_summary(summary)
@@ -91,6 +98,10 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
                    energy={"energy_kwh": float(sum(energy)) if energy else None},
                    duration_s=time.perf_counter() - started, finished=utc_now(), updated=utc_now())
     record.write_summary(summary)
+    if on_event is not None:
+        on_event(ev.RunFinished(run_dir=record.run_dir, stopped_early=stopped, test_metrics=test_metrics,
+                                energy_kwh=float(sum(energy)) if energy else 0.0,
+                                duration_s=time.perf_counter() - started))
     return RunResult(run_dir=record.run_dir, test_metrics=test_metrics,
                      energy_kwh=float(sum(energy)) if energy else None, duration_s=time.perf_counter() - started,
                      stopped_early=stopped, best_epoch=None, energy=summary["energy"])

@@ -199,6 +199,9 @@ class PredictionPanel(QWidget):
         self._show_contributions(prediction.contributions)
         self._mark_guess(bool(prediction.guess_note) or prediction.borderline)
         notes = [strings.PRED_GUESS_NOTE.format(note=prediction.guess_note)] if prediction.guess_note else []
+        if prediction.ensemble:  # a seed ensemble: how much its members disagree on the shown class
+            spread = prediction.ensemble["spread"].get(prediction.prediction, float("nan"))
+            notes.append(strings.PRED_ENSEMBLE.format(n=prediction.ensemble["members"], spread=spread * 100))
         self.warnings.setText("\n".join(notes + [f"⚠ {w}" for w in prediction.warnings]))
         self.synthetic_badge.setVisible(self.synthetic_badge.isVisible() or bool(prediction.synthetic_model))
 

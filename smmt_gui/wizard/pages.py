@@ -548,7 +548,7 @@ class ModelPage(QWizardPage):
 
 # --- page 4: run settings -----------------------------------------------------------------------
 class RunPage(QWizardPage):
-    """Preset, epochs, batch size, learning rate, seeds, device and where the run folder goes."""
+    """Preset, epochs, batch size, learning rate, seeds, ensemble size, device and where the run folder goes."""
 
     def __init__(self, parent=None, cuda_available: bool | None = None):
         super().__init__(parent)
@@ -572,6 +572,9 @@ class RunPage(QWizardPage):
         self.seeds_edit.setPlaceholderText(strings.WIZARD_SEEDS_PLACEHOLDER)
         self.seeds_edit.textChanged.connect(self._seeds_changed)
         self.seeds_note = QLabel()
+        self.ensemble_spin = QSpinBox()
+        self.ensemble_spin.setRange(*(int(v) for v in setting_bounds("ensemble")))
+        self.ensemble_spin.setToolTip(strings.WIZARD_ENSEMBLE_TIP)
 
         # Whether CUDA exists comes from the main window's device check (torch is never imported
         # on the GUI thread): None while that check runs; set_cuda_available() gives the answer.
@@ -595,6 +598,7 @@ class RunPage(QWizardPage):
         form.addRow(strings.WIZARD_LR_LABEL, self.lr_spin)
         form.addRow(strings.WIZARD_SEEDS_LABEL, self.seeds_edit)
         form.addRow("", self.seeds_note)
+        form.addRow(strings.WIZARD_ENSEMBLE_LABEL, self.ensemble_spin)
         form.addRow(strings.WIZARD_DEVICE_LABEL, self.device_combo)
         form.addRow(strings.WIZARD_RUNS_FOLDER_LABEL, _browse_row(self.out_edit, self.out_button))
         form.addRow(strings.WIZARD_RUN_NAME_LABEL, self.run_name_edit)
@@ -652,6 +656,7 @@ class RunPage(QWizardPage):
             "batch_size": self.batch_spin.value(),
             "lr": self.lr_spin.value(),
             "seeds": self.seeds_edit.text().strip(),
+            "ensemble": self.ensemble_spin.value(),
             "device": self.device(),
             "out": self.out_edit.text().strip(),
             "run_name": self.run_name_edit.text().strip(),
@@ -665,6 +670,7 @@ class RunPage(QWizardPage):
             self.epochs_spin.setValue(int(values.get("epochs", self.epochs_spin.value())))
             self.batch_spin.setValue(int(values.get("batch_size", self.batch_spin.value())))
             self.lr_spin.setValue(float(values.get("lr", self.lr_spin.value())))
+            self.ensemble_spin.setValue(int(values.get("ensemble", self.ensemble_spin.value())))
         except (TypeError, ValueError):
             pass
         if values.get("seeds"):
