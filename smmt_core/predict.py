@@ -217,8 +217,9 @@ class Predictor:
         """
         from smmt_core.device import select_device
         from smmt_core.train.checkpoints import load_run
+        from smmt_core.train.run_record import RunRecord
 
-        if is_ensemble(run_dir):
+        if RunRecord(run_dir).is_ensemble:
             return EnsemblePredictor.load(run_dir, device, which=which, disk_cache=disk_cache)
         predictor = cls(load_run(run_dir, which=which, device=str(select_device(device))), disk_cache)
         predictor._warm_up()
@@ -421,19 +422,6 @@ class Predictor:
             f"{', '.join(self.model_modalities) or 'nothing'}, the subject has {', '.join(have) or 'nothing usable'}, "
             f"switched on: {', '.join(sorted(m.value for m in switched_on)) or 'none'}"
         )
-
-
-def is_ensemble(run_dir) -> bool:
-    """Whether `run_dir` is a seed ensemble's folder (run.json kind "ensemble")."""
-    from smmt_core.errors import SMMTError
-    from smmt_core.train.run_record import ENSEMBLE_KIND, RunRecord
-
-    if not (Path(run_dir) / "run.json").is_file() or (Path(run_dir) / "best.json").is_file():
-        return False
-    try:
-        return RunRecord(run_dir).summary().get("kind") == ENSEMBLE_KIND
-    except SMMTError:
-        return False  # loading it as a run gives the precise message
 
 
 class EnsemblePredictor:

@@ -199,18 +199,19 @@ def setting_field(name: str):
     return SECTIONS[FIELD_SECTION[name]].model_fields[name]
 
 
+# The training recipe of the demo and volume presets (docs/experiments.md): a fitted linear path
+# that the network adds to, the epoch kept by validation loss, warm-up + cosine decay, an EMA of
+# the weights (what is validated and kept), temperature calibration on the validation persons.
+RECIPE = dict(linear_path="logistic", calibration="temperature", lr_schedule="cosine", select_epoch_by="val_loss",
+              weight_average_decay=0.98)
+
 PRESETS: dict[str, dict] = {
     # Trains the demo cohort to a meaningful result in a few minutes on 2 CPU cores.
     # MRI branch: standardised pixels + a linear readout token (see MRIEncoder); with them, lr
     # 1e-3 trained unstably (validation collapses mid-run) and 3e-4 did not; L2 1e-4 (Adam's
     # weight_decay) raised non-circular + MRI balanced accuracy 0.81 -> 0.85 (docs/experiments.md).
-    # The recipe (docs/experiments.md): a fitted linear path that the network adds to, the epoch
-    # kept by validation loss, warm-up + cosine decay, an EMA of the weights (what is validated and
-    # kept), temperature calibration on the validation persons.
     "demo": dict(epochs=12, batch_size=8, lr=3e-4, weight_decay=1e-4, d_model=128, n_heads=4, image_size=64,
-                 n_slices=3, channels=1, resolution_mm=2.0, mri_readout="pixels", mri_input_norm=True,
-                 linear_path="logistic", calibration="temperature", lr_schedule="cosine",
-                 select_epoch_by="val_loss", weight_average_decay=0.98),
+                 n_slices=3, channels=1, resolution_mm=2.0, mri_readout="pixels", mri_input_norm=True, **RECIPE),
     # The paper's Table I: Adam, lr 1e-3, batch 8, 50 epochs, d = 512, 256x256 3-channel slices.
     "paper": dict(epochs=50, batch_size=8, lr=1e-3, d_model=512, n_heads=8, image_size=256,
                   n_slices=3, channels=3, resolution_mm=1.0),
@@ -218,5 +219,5 @@ PRESETS: dict[str, dict] = {
     # intra-modal layers. Where cluster-sparse attention pays off (docs/volume.md).
     "volume": dict(epochs=12, batch_size=8, lr=3e-4, weight_decay=1e-4, d_model=128, n_heads=4, n_layers=2,
                    input="volume", patch_mm=8.0, resolution_mm=2.0, mri_input_norm=True, mri_readout="pixels",
-                   mri_readout_share=0.5),
+                   mri_readout_share=0.5, **RECIPE),
 }

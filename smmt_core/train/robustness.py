@@ -174,6 +174,8 @@ def evaluate_robustness(
     data: the dataset's location when it has moved since training (default: the run's config.data).
     cache: an MRICache (default: the user's cache, so the training run's preprocessing is reused).
     `attrs` also holds run_dir, classes and majority_rate (accuracy of always guessing the larger class).
+    A seed ensemble is scored through its first member (same persons, same recipe); `attrs["note"]`
+    says so.
     """
     ratios = sorted({float(r) for r in mask_ratios})
     if any(not 0.0 <= r < 1.0 for r in ratios):
@@ -182,7 +184,23 @@ def evaluate_robustness(
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    return _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache, on_row)
+    from smmt_core.train.run_record import RunRecord
+
+    note = None
+    if RunRecord(run_dir).is_ensemble:
+        from smmt_core.train.ensemble import member_dirs
+
+        members = member_dirs(run_dir)
+        if not members:
+            from smmt_core.errors import CheckpointError
+
+            raise CheckpointError("this ensemble has no member with a best checkpoint", run_dir)
+        note = f"an ensemble of {len(members)}: scored through its first member, {members[0].name}"
+        run_dir = members[0]
+    frame = _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache, on_row)
+    if note:
+        frame.attrs["note"] = note
+    return frame
 
 
 def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache,

@@ -99,7 +99,7 @@ def _json_safe(value):
 # The run.json fields that readers use as more than text, with the JSON type each must have (null
 # is accepted for all: an unfinished run has no results yet).
 SUMMARY_FIELD_TYPES = {"classes": list, "test_metrics": dict, "energy": dict, "process": dict, "config": dict,
-                       "resumed": list, "features": list}
+                       "resumed": list, "features": list, "members": list}
 _JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
                     float: "a number", type(None): "null"}
 
@@ -298,6 +298,16 @@ class RunRecord:
 
     def _read_table(self, name: str, what: str) -> pd.DataFrame:
         return read_table(self.run_dir / name, f"{what} table", error=DataError, as_strings=False)
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether this is a seed ensemble's folder (run.json kind "ensemble", no checkpoint of its own)."""
+        if not (self.run_dir / RUN_FILE).is_file() or (self.run_dir / "best.json").is_file():
+            return False
+        try:
+            return self.summary().get("kind") == ENSEMBLE_KIND
+        except (CheckpointError, DataError):
+            return False  # loading it as a run gives the precise message
 
     @property
     def has_best(self) -> bool:
