@@ -393,6 +393,8 @@ TRAINING_METRIC_ROWS = [
     ("precision", "Precision"),
     ("f1", "F1"),
     ("roc_auc", "ROC AUC"),
+    ("brier", "Brier score"),
+    ("ece", "ECE (10 bins)"),
 ]
 TRAINING_METRICS_COLUMN = "seed {seed}"
 TRAINING_METRIC_WITH_CI = "{value} [{lo:.3f}–{hi:.3f}]"  # 95 % bootstrap CI over the test persons
@@ -401,6 +403,8 @@ TRAINING_CONFUSION_CAPTION = "rows: true class · columns: predicted"
 TRAINING_CONFUSION_COLUMN = "→ {name}"
 TRAINING_CONFUSION_TIP = "true {true}, predicted {predicted}: {share:.0%} of the {true} subjects"
 TRAINING_ROC_AUC = "AUC {auc}"
+TRAINING_PLOT_RELIABILITY = ("Reliability (test set)", "observed share positive", "mean predicted probability")
+TRAINING_RELIABILITY_ECE = "ECE {ece}"
 TRAINING_ROC_NONE = "no ROC curve (one class only in the test set)"
 
 # ==============================================================================================

@@ -3,7 +3,8 @@
 Why it looks like this: a researcher watching a run wants to know, at a glance, whether it learns
 (train/val loss and accuracy per epoch, plus the raw batch loss so the first epoch is not a blank
 plot), what it costs (energy in kWh and power in W, from codecarbon), and how long is left; when it
-ends, the test-set figures (metrics, confusion matrix, ROC curve) that the run folder also holds.
+ends, the test-set figures (metrics with Brier score and ECE, confusion matrix, ROC curve,
+reliability diagram) that the run folder also holds.
 
 How it works: `start(config)` runs `train(config, on_event, stop)` on a `TrainingWorker`; every
 event arrives in the GUI thread and goes through `handle_event`, which only appends numbers to
@@ -242,6 +243,16 @@ class TrainingDashboard(QWidget):
         self.roc_label = pg.TextItem(anchor=(1, 1), color="k")
         self.roc_plot.addItem(self.roc_label)
         self.roc_label.setPos(0.98, 0.02)
+        # Reliability diagram: one point per probability bin that holds persons (calibration).
+        self.reliability_plot = styled_plot(*strings.TRAINING_PLOT_RELIABILITY)
+        self.reliability_plot.setXRange(0, 1, padding=0.02)
+        self.reliability_plot.setYRange(0, 1, padding=0.02)
+        self.reliability_plot.plot([0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), width=1, style=Qt.PenStyle.DashLine))
+        self.reliability_curve = self.reliability_plot.plot(pen=pg.mkPen(TRAIN_COLOUR, width=1), symbol="o",
+                                                            symbolSize=7, symbolBrush=TRAIN_COLOUR)
+        self.reliability_label = pg.TextItem(anchor=(1, 1), color="k")
+        self.reliability_plot.addItem(self.reliability_label)
+        self.reliability_label.setPos(0.98, 0.02)
 
         metrics_box = QGroupBox(strings.TRAINING_METRICS_BOX)
         QVBoxLayout(metrics_box).addWidget(self.metrics_table)
@@ -254,7 +265,12 @@ class TrainingDashboard(QWidget):
         results_layout.setContentsMargins(0, 0, 0, 0)
         results_layout.addWidget(metrics_box, 3)
         results_layout.addWidget(confusion_box, 2)
-        results_layout.addWidget(self.roc_plot, 3)
+        curves_of_test = QWidget()
+        curves_layout = QVBoxLayout(curves_of_test)
+        curves_layout.setContentsMargins(0, 0, 0, 0)
+        curves_layout.addWidget(self.roc_plot)
+        curves_layout.addWidget(self.reliability_plot)
+        results_layout.addWidget(curves_of_test, 3)
         self.results = results
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -618,6 +634,15 @@ class TrainingDashboard(QWidget):
         else:
             self.roc_curve.setData([], [])
             self.roc_label.setText(strings.TRAINING_ROC_NONE)
+        self._show_reliability(metrics)
+
+    def _show_reliability(self, metrics: dict) -> None:
+        table = metrics.get("reliability") or {}
+        points = [(p, o) for n, p, o in zip(table.get("count") or [], table.get("mean_predicted") or [],
+                                            table.get("observed") or []) if n and p is not None and o is not None]
+        self.reliability_curve.setData([p for p, _ in points], [o for _, o in points])
+        self.reliability_label.setText(strings.TRAINING_RELIABILITY_ECE.format(ece=_format_metric(metrics.get("ece")))
+                                       if points else "")
 
     def _show_confusion(self, matrix) -> None:
         if matrix is None:
@@ -655,9 +680,11 @@ class TrainingDashboard(QWidget):
             plot.enableAutoRange()
         self.acc_plot.setYRange(0, 1, padding=0.02)
         for curve in (self.batch_loss_curve, self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
-                      self.val_acc_curve, self.energy_curve, self.power_curve, self.roc_curve):
+                      self.val_acc_curve, self.energy_curve, self.power_curve, self.roc_curve,
+                      self.reliability_curve):
             curve.setData([], [])
         self.roc_label.setText("")
+        self.reliability_label.setText("")
         self._show_confusion(None)
 
     def _set_status(self, text: str) -> None:

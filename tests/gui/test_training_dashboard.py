@@ -240,7 +240,7 @@ def test_real_tiny_training_runs_to_completion(qtbot, tmp_path, tiny_cohort, one
     qtbot.waitUntil(lambda: not dashboard.is_running(), timeout=10_000)
 
     x, _ = dashboard.train_loss_curve.getData()
-    np.testing.assert_allclose(x, [1, 2])
+    np.testing.assert_allclose(x, [0, 1, 2])  # epoch 0: the fitted linear path alone, before any step
     assert len(dashboard.batch_loss_curve.getData()[0]) >= 2
     assert len(dashboard.energy_curve.getData()[0]) >= 1
     assert dashboard.progress_bar.value() == 1000
@@ -250,6 +250,11 @@ def test_real_tiny_training_runs_to_completion(qtbot, tmp_path, tiny_cohort, one
     assert dashboard.metrics_table.item(0, 0).text().split(" [")[0] == f"{accuracy:.3f}"  # value [95 % CI]
     assert dashboard.confusion_table.rowCount() == 2
     assert sum(int(dashboard.confusion_table.item(i, j).text()) for i in range(2) for j in range(2)) >= 1
+    # calibration: the ECE row and the reliability diagram show the run's figures
+    ece_row = [key for key, _ in strings.TRAINING_METRIC_ROWS].index("ece")
+    assert dashboard.metrics_table.item(ece_row, 0).text() == f"{run['test_metrics']['ece']:.3f}"
+    predicted, observed = dashboard.reliability_curve.getData()
+    assert len(predicted) >= 1 and all(0 <= v <= 1 for v in [*predicted, *observed])
 
 
 @pytest.mark.slow
