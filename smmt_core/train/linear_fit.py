@@ -2,8 +2,9 @@
 
 The linear path (`smmt_core.model.linear_path`) is an L2 logistic regression on the model's own
 inputs. Its strength, C, is chosen by cross-validation grouped by person on the training persons
-only (no validation or test person is seen), scored by the log-loss (a smooth criterion: the
-network then starts from probabilities, not only a ranking). The fitted coefficients are copied
+only (no validation or test person is seen), as the lr-pixels baseline chooses it: by AUC for two
+classes (ties: the stronger penalty; the log-loss chose weaker penalties whose pixel weights
+extrapolated unusual scans to extreme logits), by log-loss for three. The fitted coefficients are copied
 into the model's buffers, so the checkpoint holds them and every prediction path uses them.
 
 Cross-fitting: on its own training scans a logistic regression on thousands of pixels is far more
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from smmt_core.batch import MODALITY_INDEX
+from smmt_core.model.linear_path import bounded
 
 LINEAR_PATH_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 CV_FOLDS = 5
@@ -75,19 +77,23 @@ def fit_linear_path(model, dataset, person_ids, labels, seed: int = 0) -> tuple[
     classes = np.unique(y)
     persons_per_class = min(len({p for p, label in zip(person_ids, y) if label == c}) for c in classes)
     n_classes = path.weight.shape[0]
-    best_c, best_loss = LINEAR_PATH_CS[1], float("nan")
+    best_c, best_loss, best_auc = LINEAR_PATH_CS[1], float("nan"), float("nan")
     out_of_fold = None
     if persons_per_class >= 2:
         folds = list(StratifiedGroupKFold(n_splits=min(CV_FOLDS, persons_per_class), shuffle=True,
                                           random_state=seed).split(z, y, person_ids))
         results = {c: _cross_validated(z, y, folds, c, n_classes) for c in LINEAR_PATH_CS}
-        best_c = min(results, key=lambda c: (results[c][0], -c))  # ties: the weaker penalty of equals
-        best_loss, out_of_fold = results[best_c]
+        if n_classes == 2 and len(classes) == 2:
+            best_c = max(results, key=lambda c: (round(results[c][2], 6), -c))  # ties: the stronger penalty
+        else:
+            best_c = min(results, key=lambda c: (results[c][0], c))
+        best_loss, out_of_fold, best_auc = results[best_c]
     weight, bias = _model_logit_layout(_fit(z, y, best_c), n_classes)
     path.set_fitted(mean, scale, weight, bias)
-    in_sample = z @ weight.T + bias
+    in_sample = bounded(z @ weight.T + bias)
     offsets = out_of_fold - in_sample if out_of_fold is not None else np.zeros_like(in_sample)
-    summary = {"C": best_c, "cv_log_loss": best_loss, "n_features": int(raw.shape[1]), "n_scans": int(len(y)),
+    summary = {"C": best_c, "cv_log_loss": best_loss, "cv_auc": best_auc if out_of_fold is not None else None,
+               "n_features": int(raw.shape[1]), "n_scans": int(len(y)),
                "in_sample_log_loss": _log_loss(in_sample, y), "cross_fitted": out_of_fold is not None}
     return summary, offsets.astype(np.float32)
 
@@ -119,10 +125,14 @@ def _log_loss(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-log_softmax(logits, axis=1)[np.arange(len(y)), y].mean())
 
 
-def _cross_validated(z, y, folds, c, n_classes: int) -> tuple[float, np.ndarray]:
-    """(mean out-of-fold log-loss, out-of-fold logits (N, n_classes)) of the L2 strength `c`."""
+def _cross_validated(z, y, folds, c, n_classes: int) -> tuple[float, np.ndarray, float]:
+    """(out-of-fold log-loss, out-of-fold bounded logits (N, n_classes), out-of-fold AUC for two
+    classes else NaN) of the L2 strength `c`."""
+    from sklearn.metrics import roc_auc_score
+
     logits = np.zeros((len(y), n_classes))
     for train_idx, test_idx in folds:
         weight, bias = _model_logit_layout(_fit(z[train_idx], y[train_idx], c), n_classes)
-        logits[test_idx] = z[test_idx] @ weight.T + bias
-    return _log_loss(logits, y), logits
+        logits[test_idx] = bounded(z[test_idx] @ weight.T + bias)
+    auc = float(roc_auc_score(y, logits[:, 1] - logits[:, 0])) if n_classes == 2 and len(np.unique(y)) == 2 else float("nan")
+    return _log_loss(logits, y), logits, auc

@@ -655,7 +655,12 @@ class _Run:
         With fewer than MIN_PERSONS_TO_CALIBRATE validation persons (or one class only) the
         temperature stays 1 and run.json says why.
         """
-        from smmt_core.train.calibration import MIN_PERSONS_TO_CALIBRATE, calibration_metrics, fit_temperature
+        from smmt_core.train.calibration import (
+            MIN_PERSONS_TO_CALIBRATE,
+            TEMPERATURE_BOUNDS,
+            calibration_metrics,
+            fit_temperature,
+        )
         from smmt_core.train.checkpoints import read_checkpoint_metadata
 
         state = {k: v.clone() for k, v in self.best_state.items()}
@@ -671,6 +676,9 @@ class _Run:
             logits = self._logits(p.model, p.datasets["val"], p.device, p.amp_dtype)
             temperature = fit_temperature(logits, np.asarray(labels))
             record["temperature"] = temperature
+            if not TEMPERATURE_BOUNDS[0] * 1.01 < temperature < TEMPERATURE_BOUNDS[1] * 0.99:
+                record["note"] = (f"the fitted temperature {temperature:.3g} is at its bound: the validation "
+                                  "persons disagree with the model's confidence; its probabilities are not reliable")
             for name, t in (("before", 1.0), ("after", temperature)):
                 prob = torch.softmax(torch.from_numpy(logits / t), 1).numpy()
                 _, person_labels, person_prob = soft_vote([s.subject_id for s in p.val_s], labels, prob)
