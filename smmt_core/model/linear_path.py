@@ -51,7 +51,6 @@ def bounded(logits):
     import numpy as np
 
     return LOGIT_BOUND * np.tanh(np.asarray(logits) / LOGIT_BOUND)
-from smmt_core.model.config import LINEAR_PATHS  # noqa: F401  (re-exported: the setting's choices)
 
 
 class LinearPath(nn.Module):
