@@ -14,6 +14,8 @@ Why the care:
   hand-edited feature name), `load_run` refuses them instead of silently running the wrong model.
 - Before anything is built, the metadata are validated with bounds (the pydantic configs) and the
   model they describe is sized on the meta device: more than MAX_MODEL_PARAMETERS is refused.
+  `meta_model_building` skips the random initialisers there: their meta kernels would import
+  torch._dynamo, which cost a fresh `smmt predict` about 6 s (issue 22).
 - `load_run` rebuilds the model from the stored config and schema and checks every tensor name and
   shape before loading, so a mismatch is reported as what differs, not as a stack trace.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,47 @@ CHECKPOINT_KINDS = ("best", "last")
 # Refused before anything is built or the weights are read: ten times the paper preset would still
 # fit. A tampered best.json describing a larger model is refused with this number in the message.
 MAX_MODEL_PARAMETERS = 500_000_000
+
+
+# -- building a model's shapes ---------------------------------------------------------------
+# Random in-place initialisers: on the meta device they have nothing to fill, but torch runs their
+# meta kernels in Python (torch._refs), whose first call imports torch._dynamo (about 6 s, and most
+# of a fresh `smmt predict`). Skipped on meta tensors by `meta_model_building`.
+# tests/core/test_startup_imports.py builds every preset this way and checks torch._dynamo stays out.
+_META_NO_OPS = frozenset(
+    [getattr(torch.nn.init, name) for name in ("normal_", "uniform_", "trunc_normal_", "constant_", "zeros_", "ones_",
+                                               "kaiming_normal_", "kaiming_uniform_", "xavier_normal_",
+                                               "xavier_uniform_", "orthogonal_", "sparse_", "eye_", "dirac_")]
+    + [getattr(torch.Tensor, name) for name in ("normal_", "uniform_", "bernoulli_", "exponential_", "random_",
+                                                 "cauchy_", "log_normal_", "geometric_", "erfinv_")])
+
+# Ranges (e.g. for fixed position encodings) have Python meta kernels too: made on the CPU, then moved.
+_META_FROM_CPU = frozenset([torch.arange, torch.linspace, torch.logspace])
+
+
+class _SkipInitOnMeta(torch.overrides.TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _META_NO_OPS:
+            tensor = args[0] if args else kwargs.get("tensor", kwargs.get("self"))  # torch.nn.init passes it by name
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor  # what an in-place initialiser returns: the tensor itself
+        if func in _META_FROM_CPU and kwargs.get("device") is None:
+            return func(*args, **{**kwargs, "device": "cpu"}).to("meta")  # small (token counts), exact shape and dtype
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def meta_model_building():
+    """Build modules inside this to get their shapes only: on the meta device (no memory, no random
+    numbers drawn, so a training on another thread is not disturbed) and without running the random
+    initialisers, which would pull in torch's compiler stack (torch._dynamo) for nothing.
+
+        with meta_model_building():
+            model = build_model(config.model, schema)
+    """
+    with torch.device("meta"), _SkipInitOnMeta():
+        yield
 
 
 # -- atomic file writing (smmt_core.fileio; re-exported here for the trainer) -----------------
@@ -263,7 +307,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
             f"says {schema.mri_volume}", meta_path)
 
     try:
-        with torch.device("meta"):  # shapes only: no memory, no random initialisation
+        with meta_model_building():  # shapes only: no memory, no random initialisation, no torch._dynamo
             model = build_model(config.model, schema)
     except ConfigError as error:
         raise CheckpointError(f"stored model settings are invalid: {error.problem}", meta_path) from None
