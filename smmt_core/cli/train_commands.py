@@ -27,6 +27,7 @@ from smmt_core.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
 from smmt_core.data.feature_sets import circularity_warning
 from smmt_core.device import DEVICE_CHOICES
 from smmt_core.errors import ConfigError, DataError
+from smmt_core.jsonsafe import json_safe
 from smmt_core.text import format_duration
 from smmt_core.train import events as ev
 from smmt_core.train.config import FIELD_SECTION, PRESETS, TrainConfig
@@ -329,7 +330,7 @@ def _train_distributed(args, config, baselines, dist_ctx) -> int:
 
 
 def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
-    from smmt_core.train.metrics import format_ci, json_safe
+    from smmt_core.train.metrics import format_ci
 
     baselines = baselines or {}
     if as_json:
@@ -398,8 +399,6 @@ def _predict(args) -> int:
         written = write_report(report_base, result, context)
         print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)
     if args.json:
-        from smmt_core.train.metrics import json_safe
-
         print(json.dumps(json_safe(result.to_dict()), indent=2))
         return EXIT_OK
     probs = ", ".join(f"P({c}) = {p:.3f}" for c, p in result.probabilities.items())
@@ -421,7 +420,6 @@ def _predict(args) -> int:
 
 # -- runs ----------------------------------------------------------------------------------
 def _runs(args) -> int:
-    from smmt_core.train.metrics import json_safe
     from smmt_core.train.run_record import list_runs
 
     root = Path(args.root)

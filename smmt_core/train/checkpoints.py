@@ -37,8 +37,8 @@ from smmt_core import fileio
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from smmt_core.jsonsafe import json_safe
 from smmt_core.train.config import TrainConfig
-from smmt_core.train.metrics import json_safe
 
 CHECKPOINT_FORMAT = 2  # bump when the JSON layout changes incompatibly (2: metadata_sha256)
 CHECKPOINT_KINDS = ("best", "last")
