@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.core.cli_subprocess import REPO, smmt_env
+from tests.core.cli_subprocess import smmt_env
 
 # Not imported by the parser or any --help. numpy is allowed (pydantic does not need it, but it is cheap).
 HEAVY = ("torch", "torch._dynamo", "scipy", "sklearn", "nilearn", "nibabel", "pandas", "matplotlib")
