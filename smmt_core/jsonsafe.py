@@ -2,15 +2,16 @@
 
 Every JSON file and `--json` output goes through it: run.json, checkpoints, `smmt predict --json`,
 `smmt runs --json`. Apart from `smmt_core.train.metrics` (which re-exports it) because that module
-needs scikit-learn and scipy, and a prediction or a listing of runs must not load them.
+needs scikit-learn and scipy, and a prediction or a listing of runs must not load them. It does not
+import numpy either (the `smmt` parser imports this module): a numpy value can only exist once
+numpy has been imported, so it looks numpy up in `sys.modules`.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import PurePath
-
-import numpy as np
 
 
 def json_safe(value):
@@ -19,9 +20,10 @@ def json_safe(value):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.ndarray):
         return json_safe(value.tolist())
-    if isinstance(value, np.generic):
+    if np is not None and isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, PurePath):
         return str(value)
