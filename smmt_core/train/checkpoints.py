@@ -48,10 +48,11 @@ MAX_MODEL_PARAMETERS = 500_000_000
 
 
 # -- building a model's shapes ---------------------------------------------------------------
-# Random in-place initialisers: on the meta device they have nothing to fill, but torch runs their
-# meta kernels in Python (torch._refs), whose first call imports torch._dynamo (about 6 s, and most
-# of a fresh `smmt predict`). Skipped on meta tensors by `meta_model_building`.
-# tests/core/test_startup_imports.py builds every preset this way and checks torch._dynamo stays out.
+# In-place initialisers (random or not): on the meta device they have nothing to fill, but torch
+# runs the meta kernels of the random ones in Python (torch._refs), whose first call imports
+# torch._dynamo (about 6 s, and most of a fresh `smmt predict`). Skipped on meta tensors by
+# `meta_model_building`. tests/core/test_startup_imports.py builds the presets this way and checks
+# that torch._dynamo stays out (not yet for `volume`: its encoder computes a position encoding).
 _META_NO_OPS = frozenset(
     [getattr(torch.nn.init, name) for name in ("normal_", "uniform_", "trunc_normal_", "constant_", "zeros_", "ones_",
                                                "kaiming_normal_", "kaiming_uniform_", "xavier_normal_",
