@@ -86,9 +86,7 @@ SMALL = {"d_model": 32, "n_heads": 2, "n_fusion_tokens": 2, "image_size": 16, "n
     ("demo", {**SMALL, "variant": "3mt"}),
     ("demo", {}),
     ("paper", {}),
-    pytest.param("volume", {}, marks=pytest.mark.xfail(
-        strict=True, reason="VolumeEncoder computes its fixed position encoding (exp, sin, cos) on the default "
-                            "device: on meta those run torch's Python reference kernels, which import torch._dynamo")),
+    ("volume", {}),
 ])
 def test_building_a_model_on_the_meta_device_does_not_import_torch_dynamo(tmp_path, preset, overrides):
     seen = _run(BUILD_CODE.format(preset=preset, overrides=overrides), tmp_path)
