@@ -11,7 +11,8 @@ A variant is SMMT with one or both of its two ideas switched off:
 Why a table of its own: the model builds its attention and masking from it, the config validates
 names against it, experiment grids give a mask-ratio axis only to the variants that mask, and the
 wizard lists it. Adding a variant is one row here (and its user-facing text in the GUI's strings).
-This module imports nothing heavy, so every layer (including the GUI) may read it.
+The names of the simple baselines (`BASELINES`) are listed here too. This module imports nothing
+heavy, so every layer (including the GUI and the CLI's parser) may read it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ BASELINE_VARIANT: str = next(v.name for v in VARIANTS.values() if v.baseline)
 
 # How masking drops information: per-dimension Bernoulli (the paper's formula) or whole modality.
 MASK_MODES: tuple[str, ...] = ("dimension", "modality")
+
+# The simple baselines scored on a run's own persons (not model variants: `smmt_core.baselines`
+# fits them, with scikit-learn and torch). The table lives here, beside the variants, so that the
+# CLI's flags and the wizard can list them without importing numpy, pandas or scikit-learn;
+# `smmt_core.baselines.BASELINES` is this same dict.
+BASELINES: dict[str, str] = {
+    "lr-clinical": "logistic regression, clinical features",
+    "lr-regional": "logistic regression, hippocampal + ventricle-shell tissue fractions",
+    "lr-clinical-regional": "logistic regression, clinical features + the 2 regional measures",
+    "lr-pixels": "L2 logistic regression on the model's own slices",
+    "cnn": "plain CNN on the model's own slices",
+}
 
 
 def variant(name: str) -> Variant:

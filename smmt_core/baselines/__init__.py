@@ -26,14 +26,8 @@ import numpy as np
 
 from smmt_core.errors import SMMTError
 from smmt_core.train.run_record import RunRecord, utc_now
+from smmt_core.variants import BASELINES  # the names, declared with the variants (read there without this package)
 
-BASELINES: dict[str, str] = {
-    "lr-clinical": "logistic regression, clinical features",
-    "lr-regional": "logistic regression, hippocampal + ventricle-shell tissue fractions",
-    "lr-clinical-regional": "logistic regression, clinical features + the 2 regional measures",
-    "lr-pixels": "L2 logistic regression on the model's own slices",
-    "cnn": "plain CNN on the model's own slices",
-}
 PIXEL_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 

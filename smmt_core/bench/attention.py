@@ -27,20 +27,24 @@ import math
 import os
 import statistics
 import sys
-import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
+from smmt_core.bench.attention_options import (  # noqa: F401 (add_arguments re-exported for the scripts)
+    CLOCKS,
+    DEFAULT_SIZES,
+    DTYPE_NAMES,
+    LAYOUTS,
+    add_arguments,
+)
 from smmt_core.model.attention import cluster_sparse_attention, packed_cluster_sparse_attention
 from smmt_core.model.kmeans import default_n_clusters, kmeans
 
-DEFAULT_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
-LAYOUTS = ("model", "separate")
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
+assert sorted(DTYPES) == sorted(DTYPE_NAMES)
 
 
 @dataclass
@@ -314,36 +318,6 @@ def format_record(r: BenchRecord) -> str:
             f"{r.kmeans_ms:>7.2f} {r.speedup:>6.2f}x {r.ideal_speedup:>6.2f} {r.efficiency:>5.2f} "
             f"{r.efficiency_fixed:>8.2f} {r.largest_cluster_ratio:>8.2f} {opt(r.memory_ratio, '>7.2f')} "
             f"{opt(r.dense_slope, '>7.2f')} {opt(r.sparse_slope, '>7.2f')}")
-
-
-def add_arguments(parser) -> None:
-    """The benchmark's options, shared by the script and `smmt bench attention`."""
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=list(DEFAULT_SIZES),
-                        help="comma-separated token counts (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--head-dim", type=int, default=32)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per size (median reported)")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--assignment", choices=("exact", "balanced"), default="exact")
-    parser.add_argument("--cluster-size", type=int, default=None, help="fixed cluster size (default: k = ceil(log2 n))")
-    parser.add_argument("--kmeans-iters", type=int, default=3)
-    parser.add_argument("--dense-backend", choices=("default", "flash", "efficient", "math", "cudnn"), default="default",
-                        help="restrict the dense baseline to one SDPA kernel (e.g. flash on CUDA)")
-    parser.add_argument("--sparse-backend", choices=("auto", "grouped", "nested", "flex"), default="auto")
-    parser.add_argument("--max-seconds-per-size", type=float, default=60.0)
-    parser.add_argument("--layout", choices=LAYOUTS, default="model",
-                        help="q/k/v as views of the model's packed qkv projection (default) or three (B, h, n, dh) tensors")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall time, or the process's CPU time (leaves out waits for a core on a shared machine)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--malloc-tuning", action="store_true",
-                        help="raise glibc's mmap/trim thresholds first (fewer page faults; see docs/attention.md)")
-    parser.add_argument("--json", action="store_true", help="print a JSON list, one record per n")
-    parser.add_argument("--json-out", default=None, metavar="PATH",
-                        help="also write the JSON list to PATH (with the run's settings in a sidecar .meta.json)")
 
 
 def run_from_args(args, out=print) -> list[BenchRecord]:

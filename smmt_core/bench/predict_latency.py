@@ -21,6 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from smmt_core.data.feature_sets import resolve_features
+from smmt_core.data.subject import Subject
+from smmt_core.device import DEVICE_CHOICES
+from smmt_core.train.config import PRESETS, TrainConfig
+from smmt_core.variants import VARIANT_NAMES
+
 
 def write_mni_t1(path: str | Path) -> Path:
     """nilearn's MNI152 T1 template at 1 mm written as NIfTI (a realistic 1 mm T1 volume)."""
@@ -37,12 +43,9 @@ def write_mni_t1(path: str | Path) -> Path:
 
 def make_untrained_run(out_dir: str | Path, preset: str = "demo", variant: str = "smmt") -> Path:
     """A run folder with randomly initialised weights for `preset`, written like a real one."""
-    from smmt_core.data.feature_sets import resolve_features
     from smmt_core.data.features import FeatureEncoder
-    from smmt_core.data.subject import Subject
     from smmt_core.model.smmt import build_model
     from smmt_core.train.checkpoints import save_checkpoint, software_versions
-    from smmt_core.train.config import TrainConfig
     from smmt_core.train.run_record import RunRecord
 
     config = TrainConfig.build(preset, dataset="benchmark", variant=variant, measure_energy=False,
@@ -74,7 +77,6 @@ def measure_predict_latency(run_dir: str | Path | None = None, *, preset: str = 
     """Seconds to load a run and to predict for a 1 mm T1 (first, uncached, and repeated)."""
     import torch
 
-    from smmt_core.data.subject import Subject
     from smmt_core.predict import Predictor
 
     if threads:
@@ -146,10 +148,6 @@ def format_report(r: dict) -> str:
 
 def add_bench_predict(bench_subparsers) -> None:
     """Register `smmt bench predict` (call from smmt_core.cli.bench_commands)."""
-    from smmt_core.device import DEVICE_CHOICES
-    from smmt_core.train.config import PRESETS
-    from smmt_core.variants import VARIANT_NAMES
-
     parser = bench_subparsers.add_parser(
         "predict",
         help="time loading a run and predicting for a 1 mm T1 (target: <= 1 s on CPU)",

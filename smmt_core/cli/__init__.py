@@ -7,6 +7,13 @@ Exit codes: 0 success, 1 the work ran but failed for a reason that is not the in
 (e.g. `TrainingError`: the loss diverged), 2 bad or unusable input or usage, including a file or
 folder that cannot be read or written (one line on stderr naming the file and the problem, never
 a traceback), 130 interrupted (Ctrl-C or SIGTERM).
+
+Start-up: building the parser (and `smmt --help`, `smmt COMMAND --help`) imports only light
+modules: the command modules, the settings declarations they read their flags from
+(`smmt_core.train.config` and its sections, `demo_defaults`, `bench.attention_options`, ...),
+never torch, scipy, scikit-learn, nilearn or pandas. Each command imports its implementation when
+it runs (the imports inside the `_handler` functions are there for that reason only).
+`tests/core/test_startup_imports.py` checks it; `benchmarks/cli_startup.py` measures it.
 """
 
 from __future__ import annotations
@@ -19,22 +26,19 @@ import threading
 from contextlib import contextmanager
 
 from smmt_core import __version__
+from smmt_core.cli import (
+    bench_commands,
+    data_commands,
+    demo_commands,
+    experiment_commands,
+    intake_commands,
+    train_commands,
+)
+from smmt_core.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NEGATIVE, EXIT_OK  # noqa: F401
 from smmt_core.errors import SMMTError, TrainingError
-
-EXIT_OK, EXIT_NEGATIVE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_FAILED = EXIT_NEGATIVE  # the work ran but failed, not because of the input (TrainingError)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from smmt_core.cli import (
-        bench_commands,
-        data_commands,
-        demo_commands,
-        experiment_commands,
-        intake_commands,
-        train_commands,
-    )
-
     parser = argparse.ArgumentParser(
         prog="smmt",
         description=(

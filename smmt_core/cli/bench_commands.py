@@ -1,11 +1,13 @@
 """`smmt bench …`: benchmarks that print ratios measured side by side in one run.
 
 `smmt bench attention` (dense vs cluster-sparse attention, smmt_core.bench.attention) and
-`smmt bench predict` (first-prediction latency, smmt_core.bench.predict_latency).
+`smmt bench predict` (first-prediction latency, smmt_core.bench.predict_latency). Their options
+come from modules that import no torch; the benchmarks themselves are imported when they run.
 """
 
 from __future__ import annotations
 
+from smmt_core.bench.attention_options import add_arguments as add_attention_arguments
 from smmt_core.bench.predict_latency import add_bench_predict
 
 
@@ -25,8 +27,6 @@ def _no_benchmark_chosen(parser) -> int:
 
 
 def add_attention_command(bench_subparsers) -> None:
-    from smmt_core.bench.attention import add_arguments
-
     attention = bench_subparsers.add_parser(
         "attention",
         help="dense SDPA vs SMMT cluster-sparse attention (K-Means included), forward + backward",
@@ -37,7 +37,7 @@ def add_attention_command(bench_subparsers) -> None:
             "fraction, the peak-memory ratio and log-log slopes; --json prints one record per n."
         ),
     )
-    add_arguments(attention)
+    add_attention_arguments(attention)
     attention.set_defaults(handler=_run_attention)
 
 

@@ -13,6 +13,8 @@ import types
 import typing
 from typing import Literal, get_args, get_origin
 
+from smmt_core.train.config import FIELD_SECTION, SECTIONS
+
 
 def _flag(name: str, field) -> str:
     extra = field.json_schema_extra or {}
@@ -34,8 +36,6 @@ def _base_type(annotation):
 
 def config_settings(exclude: typing.Iterable[str] = ()):
     """(flat name, FieldInfo) of every setting that has a flag, in declaration order."""
-    from smmt_core.train.config import SECTIONS
-
     skip = set(exclude)
     for section in SECTIONS.values():
         for name, field in section.model_fields.items():
@@ -49,8 +49,6 @@ def add_config_flags(parser: argparse.ArgumentParser, exclude: typing.Iterable[s
     """One flag per setting; defaults stay None so that only given flags override the preset."""
     must = set(required)
     groups: dict[str, argparse._ArgumentGroup] = {}
-    from smmt_core.train.config import FIELD_SECTION
-
     for name, field in config_settings(exclude):
         section = FIELD_SECTION[name]
         group = groups.setdefault(section, parser.add_argument_group(f"{section} settings"))

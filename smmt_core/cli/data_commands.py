@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from smmt_core.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+
 
 def add_commands(subparsers) -> None:
     """Register this area's sub-commands on the `smmt` parser."""
@@ -27,7 +29,6 @@ def add_commands(subparsers) -> None:
 
 
 def _validate(args) -> int:
-    from smmt_core.cli import EXIT_BAD_INPUT, EXIT_OK
     from smmt_core.data.validate import validate_path
 
     report = validate_path(args.path, check_images=not args.no_images, adnimerge=args.adnimerge,

@@ -1,7 +1,8 @@
 """`smmt` sub-commands of the demo area. Each command sets `handler` (args -> exit code).
 
 `smmt demo-data OUT --subjects N --seed S [--missing-rate R] [--with-mci]` writes the SYNTHETIC
-demo cohort (a BIDS dataset) that the app uses on first launch; see docs/demo-cohort.md.
+demo cohort (a BIDS dataset) that the app uses on first launch; see docs/demo-cohort.md. The flags
+come from `smmt_core.data.demo_defaults`; the generator is imported when the command runs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 import time
 from collections import Counter
 
-from smmt_core.data import demo
+from smmt_core.data import demo_defaults as defaults
 
 
 def add_commands(subparsers) -> None:
@@ -28,15 +29,15 @@ def add_commands(subparsers) -> None:
     )
     parser.add_argument("out", nargs="?", default=None, metavar="OUT",
                         help=f"output folder (new or empty); default: the app's demo folder "
-                             f"(${demo.DEMO_DIR_ENV} or ~/.local/share/smmt-studio/demo-cohort)")
-    parser.add_argument("--subjects", type=int, default=demo.DEFAULT_SUBJECTS, metavar="N",
-                        help=f"number of subjects (default {demo.DEFAULT_SUBJECTS})")
-    parser.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, metavar="S",
-                        help=f"random seed (default {demo.DEFAULT_SEED})")
-    parser.add_argument("--missing-rate", type=float, default=demo.DEFAULT_MISSING_RATE, metavar="R",
+                             f"(${defaults.DEMO_DIR_ENV} or ~/.local/share/smmt-studio/demo-cohort)")
+    parser.add_argument("--subjects", type=int, default=defaults.DEFAULT_SUBJECTS, metavar="N",
+                        help=f"number of subjects (default {defaults.DEFAULT_SUBJECTS})")
+    parser.add_argument("--seed", type=int, default=defaults.DEFAULT_SEED, metavar="S",
+                        help=f"random seed (default {defaults.DEFAULT_SEED})")
+    parser.add_argument("--missing-rate", type=float, default=defaults.DEFAULT_MISSING_RATE, metavar="R",
                         help="fraction of subjects missing each modality: R without MRI, R without "
                              "clinical scores, R without sex/APOE4; at most one per subject, R <= 1/3 "
-                             f"(default {demo.DEFAULT_MISSING_RATE})")
+                             f"(default {defaults.DEFAULT_MISSING_RATE})")
     parser.add_argument("--with-mci", action="store_true", help="three groups CN/MCI/AD instead of CN/AD")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a demo cohort built with other settings in OUT (never other data)")
@@ -44,7 +45,9 @@ def add_commands(subparsers) -> None:
 
 
 def _demo_data(args: argparse.Namespace) -> int:
-    out = args.out if args.out is not None else demo.default_demo_dir()
+    from smmt_core.data import demo  # the generator (numpy, nibabel, scipy): only when the command runs
+
+    out = args.out if args.out is not None else defaults.default_demo_dir()
     show = sys.stderr.isatty()
     started = time.perf_counter()
 

@@ -2,17 +2,29 @@
 
 Both are thin: they parse flags into `ExperimentSpec` / `evaluate_robustness` arguments, print
 progress on stderr and results on stdout. All the work lives in smmt_core.experiments.grid and
-smmt_core.train.robustness, so the GUI and scripts get exactly the same behaviour.
+smmt_core.train.robustness, so the GUI and scripts get exactly the same behaviour; those are
+imported when the command runs (pandas, torch), the flags come from light declarations.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
+import threading
 from pathlib import Path
 
+from smmt_core.cli.config_flags import add_config_flags, overrides_from_args
+from smmt_core.cli.exit_codes import EXIT_INTERRUPTED
+from smmt_core.cli.train_commands import stop_on_signals
 from smmt_core.errors import ConfigError
+from smmt_core.experiments.backends import BACKENDS, make_backend
+from smmt_core.experiments.grid_keys import GRID_KEYS
+from smmt_core.fileio import atomic_write_text, check_writable
+from smmt_core.train.config import PRESETS
+from smmt_core.train.events import BatchProgress, EpochEnd
+from smmt_core.variants import BASELINES
 
 EXPERIMENT_EPILOG = """\
 examples:
@@ -71,8 +83,6 @@ def _ints(text: str, flag: str) -> list[int]:
 
 def add_commands(subparsers) -> None:
     """Register `smmt experiment` and `smmt robustness`."""
-    import argparse
-
     p = subparsers.add_parser(
         "experiment",
         help="run a grid of trainings (variant x fraction x seed [x mask ratio], or k-fold) and summarise it",
@@ -80,11 +90,6 @@ def add_commands(subparsers) -> None:
         epilog=EXPERIMENT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from smmt_core.baselines import BASELINES
-    from smmt_core.cli.config_flags import add_config_flags
-    from smmt_core.experiments.grid import GRID_KEYS
-    from smmt_core.train.config import PRESETS
-
     p.add_argument("--data", required=True, help="dataset folder (BIDS, ADNI, OASIS, folder of subjects) or 'demo'")
     p.add_argument("--out", required=True, help="experiment folder (created; reused to resume)")
     p.add_argument("--variants", default="smmt,3mt",
@@ -130,8 +135,6 @@ def add_commands(subparsers) -> None:
 
 def _add_backend_flags(p) -> None:
     """Where the cells run (smmt_core.experiments.backends); see docs/scale-out.md."""
-    from smmt_core.experiments.backends import BACKENDS
-
     g = p.add_argument_group("where the cells run (docs/scale-out.md)")
     g.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local: one cell after another in this process (default); ray: one Ray task per cell "
@@ -161,8 +164,6 @@ def _add_backend_flags(p) -> None:
 
 def backend_from_args(args):
     """The backend the flags ask for (ConfigError for an unusable combination)."""
-    from smmt_core.experiments.backends import make_backend
-
     if args.backend != "ray" and (args.address or args.workers is not None):
         raise ConfigError("--address and --workers are for --backend ray")
     if args.backend == "ray":
@@ -197,8 +198,7 @@ class _ExperimentProgress:
         self.stream.flush()
 
     def __call__(self, event) -> None:
-        from smmt_core.experiments.grid import CellFinished, CellStarted
-        from smmt_core.train.events import BatchProgress, EpochEnd
+        from smmt_core.experiments.grid import CellFinished, CellStarted  # loaded by the running grid already
 
         if isinstance(event, CellStarted):
             self.prefix = f"[{event.index + 1}/{event.total}] {event.cell.name}"
@@ -226,8 +226,7 @@ class _ExperimentProgress:
 
 
 def _run_experiment(args) -> int:
-    from smmt_core.cli.config_flags import overrides_from_args
-    from smmt_core.experiments.grid import GRID_KEYS, ExperimentSpec, run_experiment
+    from smmt_core.experiments.grid import ExperimentSpec, run_experiment
 
     spec = ExperimentSpec(
         data=args.data,
@@ -246,10 +245,6 @@ def _run_experiment(args) -> int:
     if not args.quiet:
         where = f" on {backend.describe()}" if hasattr(backend, "describe") else ""
         print(f"smmt experiment: {len(spec.cells())} runs into {args.out}{where}", file=sys.stderr)
-    import threading
-
-    from smmt_core.cli.train_commands import stop_on_signals
-
     # Ctrl-C / SIGTERM: the current local cell stops cleanly and is labelled "stopped"; Ray tasks
     # and Slurm jobs still outstanding are cancelled. Finished cells stay; rerunning resumes.
     stop = threading.Event()
@@ -265,15 +260,12 @@ def _run_experiment(args) -> int:
         print(f"smmt experiment: {result.n_failed} run(s) failed; see {result.results_csv}", file=sys.stderr)
         return 1
     if result.stopped:
-        from smmt_core.cli import EXIT_INTERRUPTED
-
         print("smmt experiment: stopped; run the same command again to resume the grid", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
 
 def _run_robustness(args) -> int:
-    from smmt_core.fileio import check_writable
     from smmt_core.train.robustness import evaluate_robustness, robustness_table
 
     # Outputs are checked before the evaluation passes, not after them (and named as given).
@@ -305,8 +297,6 @@ def _run_robustness(args) -> int:
         data=args.data,
     )
     if args.out:
-        from smmt_core.fileio import atomic_write_text
-
         atomic_write_text(Path(args.out), frame.to_csv(index=False))
     if args.plot:
         from smmt_core.experiments.plots import plot_robustness

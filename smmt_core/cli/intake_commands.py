@@ -12,7 +12,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES
+from smmt_core.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES, configure_worker_process
+from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.fileio import atomic_write
 
 QC_COLUMNS = ["subject", "session", "qc", "score", "mask_dice", "steps", "input_mni_score",
               "input_foreground_ml", "t1_mni", "qc_picture", "device", "seconds", "message"]
@@ -48,7 +51,6 @@ def _scans(path: Path, adnimerge):
     """[(subject, session, T1 path)] for a single scan or every scan of a dataset with a T1."""
     from smmt_core.data.intake.dicom import is_dicom_subject_folder
     from smmt_core.data.loaders import detect_layout, load_dataset
-    from smmt_core.errors import DataError
 
     layout = detect_layout(path)
     if layout == "folder" and is_dicom_subject_folder(path):
@@ -66,15 +68,12 @@ def _scans(path: Path, adnimerge):
 
 def _worker_init(threads: int) -> None:
     """Each worker gets its share of the cores (torch for deepbet, ITK for ANTs)."""
-    from smmt_core.device import configure_worker_process
-
     configure_worker_process(threads)
 
 
 def _work(t1: str, settings: dict, cache_root: str | None) -> dict:
     """One scan in a worker: the result as a plain dict, or {"error": one line}."""
     from smmt_core.data.intake import IntakeCache, IntakeSettings, run_intake
-    from smmt_core.errors import SMMTError
 
     try:
         result = run_intake(t1, IntakeSettings(**settings), cache=IntakeCache(cache_root))
@@ -87,8 +86,6 @@ def _work(t1: str, settings: dict, cache_root: str | None) -> dict:
 
 def _row(subject: str, session: str, out: Path, result: dict) -> dict:
     """Copy the scan's outputs under `out` and return its qc.csv row."""
-    from smmt_core.fileio import atomic_write
-
     row = {"subject": subject, "session": session}
     if "error" in result:
         return {**row, "qc": "fail", "message": result["error"]}
@@ -122,8 +119,6 @@ def _row(subject: str, session: str, out: Path, result: dict) -> dict:
 def _write_csv(out: Path, rows: list[dict]) -> None:
     import pandas as pd
 
-    from smmt_core.fileio import atomic_write
-
     frame = pd.DataFrame(rows, columns=QC_COLUMNS).sort_values(["subject", "session"])
     atomic_write(out / "qc.csv", lambda tmp: frame.to_csv(tmp, index=False), suffix=".csv")
 
@@ -154,10 +149,8 @@ def _run_workers(todo, settings, cache, out: Path, rows: list[dict], workers: in
 def _preprocess(args) -> int:
     from tqdm import tqdm
 
-    from smmt_core.cli import EXIT_BAD_INPUT, EXIT_OK
     from smmt_core.data.intake import IntakeCache, IntakeSettings
     from smmt_core.data.intake.pipeline import input_digest
-    from smmt_core.errors import ConfigError, SMMTError
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")

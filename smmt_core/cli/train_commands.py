@@ -3,6 +3,10 @@
 `train` runs in the main thread; Ctrl-C or SIGTERM set its stop flag (`stop_on_signals`) and the run
 ends cleanly after the current batch (checkpoints written so far are kept, exit code 130). Progress goes to stderr (a bar that redraws
 itself on a terminal, one line per epoch otherwise), results to stdout (`--json` for scripts).
+
+The flags come from light declarations (the training config, the variants table); the trainer,
+the predictor and the run folders' reader (torch, pandas, scikit-learn) are imported when a
+command runs.
 """
 
 from __future__ import annotations
@@ -18,15 +22,22 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from smmt_core.cli.config_flags import add_config_flags, overrides_from_args
+from smmt_core.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+from smmt_core.data.feature_sets import circularity_warning
+from smmt_core.device import DEVICE_CHOICES
+from smmt_core.errors import ConfigError, DataError
+from smmt_core.jsonsafe import json_safe
+from smmt_core.text import format_duration
+from smmt_core.train import events as ev
+from smmt_core.train.config import FIELD_SECTION, PRESETS, TrainConfig
+from smmt_core.variants import BASELINES
+
 MODALITY_NAMES = ("mri", "clinical", "categorical")
 
 
 def add_commands(subparsers) -> None:
     """Register this area's sub-commands on the `smmt` parser."""
-    from smmt_core.cli.config_flags import add_config_flags
-    from smmt_core.device import DEVICE_CHOICES
-    from smmt_core.train.config import PRESETS
-
     train = subparsers.add_parser(
         "train",
         help="train SMMT or a baseline on a dataset (or the synthetic demo cohort)",
@@ -107,10 +118,6 @@ def add_commands(subparsers) -> None:
 # -- train ---------------------------------------------------------------------------------
 def config_from_args(args):
     """TrainConfig from the preset plus the flags that were given."""
-    from smmt_core.cli.config_flags import overrides_from_args
-    from smmt_core.errors import ConfigError
-    from smmt_core.train.config import TrainConfig
-
     if not getattr(args, "dataset", None):
         raise ConfigError("--data is required (a dataset folder or 'demo'), or --resume RUN")
     return TrainConfig.build(args.preset, **overrides_from_args(args))
@@ -121,11 +128,6 @@ RESUME_SETTINGS = ("epochs", "device", "measure_energy")  # what --resume lets a
 
 def resume_config(args):
     """The stored TrainConfig of the run to resume, with the few settings a resumption may change."""
-    from pathlib import Path
-
-    from smmt_core.cli.config_flags import overrides_from_args
-    from smmt_core.errors import ConfigError
-    from smmt_core.train.config import FIELD_SECTION, TrainConfig
     from smmt_core.train.run_record import RunRecord
 
     run_dir = Path(args.resume)
@@ -176,8 +178,6 @@ class TrainingProgress:
             self.bar = None
 
     def __call__(self, event) -> None:
-        from smmt_core.train import events as ev
-
         if isinstance(event, ev.RunStarted):
             self.close()
             self.total_epochs = event.total_epochs
@@ -261,10 +261,6 @@ def stop_on_signals(stop: threading.Event):
 
 
 def _train(args) -> int:
-    from smmt_core.baselines import BASELINES
-    from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
-    from smmt_core.data.feature_sets import circularity_warning
-    from smmt_core.errors import ConfigError
     from smmt_core.train.trainer import train
 
     config = resume_config(args) if args.resume else config_from_args(args)
@@ -303,8 +299,6 @@ def _train_distributed(args, config, baselines, dist_ctx) -> int:
     Only rank 0 shows progress, scores baselines and prints the result. Ctrl-C stops every rank
     cleanly at its next batch (exit 130), as for one process.
     """
-    from smmt_core.cli import EXIT_INTERRUPTED, EXIT_OK
-    from smmt_core.errors import ConfigError
     from smmt_core.train.distributed import spawn_training
 
     if dist_ctx is not None and args.ddp is not None:
@@ -336,8 +330,7 @@ def _train_distributed(args, config, baselines, dist_ctx) -> int:
 
 
 def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
-    from smmt_core.text import format_duration
-    from smmt_core.train.metrics import format_ci, json_safe
+    from smmt_core.train.metrics import format_ci
 
     baselines = baselines or {}
     if as_json:
@@ -378,7 +371,6 @@ def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
 
 # -- predict -------------------------------------------------------------------------------
 def _predict(args) -> int:
-    from smmt_core.cli import EXIT_OK
     from smmt_core.predict import Predictor
     from smmt_core.train.run_record import resolve_run_dir
 
@@ -409,8 +401,6 @@ def _predict(args) -> int:
         written = write_report(report_base, result, context)
         print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)
     if args.json:
-        from smmt_core.train.metrics import json_safe
-
         print(json.dumps(json_safe(result.to_dict()), indent=2))
         return EXIT_OK
     probs = ", ".join(f"P({c}) = {p:.3f}" for c, p in result.probabilities.items())
@@ -435,11 +425,6 @@ def _predict(args) -> int:
 
 # -- runs ----------------------------------------------------------------------------------
 def _runs(args) -> int:
-    from pathlib import Path
-
-    from smmt_core.cli import EXIT_OK
-    from smmt_core.errors import DataError
-    from smmt_core.train.metrics import json_safe
     from smmt_core.train.run_record import list_runs
 
     root = Path(args.root)

@@ -37,16 +37,17 @@ import numpy as np
 
 from smmt_core import __version__
 from smmt_core.data.demo_clinical import ClinicalDraw, draw_clinical
+from smmt_core.data.demo_defaults import (  # noqa: F401 (re-exported: the CLI reads them without this module)
+    DEFAULT_MISSING_RATE,
+    DEFAULT_SEED,
+    DEFAULT_SUBJECTS,
+    DEMO_DIR_ENV,
+    default_demo_dir,
+)
 from smmt_core.errors import ConfigError, DataError, SMMTError
 from smmt_core.fileio import read_json
 from smmt_core.folder_lock import FolderInUse, lock_folder
 
-DEMO_DIR_ENV = "SMMT_DEMO_DIR"
-# 400: the smallest size at which the demo model learns from the MRI (docs/experiments.md: at 120
-# subjects MRI-only test AUC 0.57, at 400 0.87). Built in ~100 s, trained in ~3 min on 2 CPU cores.
-DEFAULT_SUBJECTS = 400
-DEFAULT_SEED = 0
-DEFAULT_MISSING_RATE = 0.15
 MAX_MISSING_RATE = 1.0 / 3.0  # three modalities, at most one missing per subject
 GENERATOR_VERSION = 1  # bump when the same parameters would produce different files
 MARKER = "smmt-demo.json"  # parameters of a finished build; written last
@@ -148,14 +149,6 @@ def plan_cohort(n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAULT_SEED, mi
                 missing = modality
         subjects.append(DemoSubject(participant_id(i, n_subjects), i, clinical, missing))
     return subjects
-
-
-def default_demo_dir() -> Path:
-    """Where the app keeps its demo cohort: $SMMT_DEMO_DIR or ~/.local/share/smmt-studio/demo-cohort."""
-    configured = os.environ.get(DEMO_DIR_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".local" / "share" / "smmt-studio" / "demo-cohort"
 
 
 def _parameters(n_subjects, seed, missing_rate, with_mci) -> dict:

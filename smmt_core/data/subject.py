@@ -11,8 +11,10 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Modality(str, Enum):
@@ -91,6 +93,8 @@ class Cohort:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per scan: id, session, label, modalities and every clinical value."""
+        import pandas as pd  # heavy, and only this method needs it: reading LABEL_SETS stays light
+
         rows = []
         for s in self.subjects:
             row = {

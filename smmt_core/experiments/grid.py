@@ -52,16 +52,13 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.experiments.grid_keys import GRID_KEYS
 from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
 from smmt_core.fileio import atomic_write_text, read_table
 from smmt_core.folder_lock import lock_folder
 from smmt_core.train.config import PRESETS, TrainConfig
 from smmt_core.train.run_record import RunRecord
 from smmt_core.variants import MASKING_VARIANTS, VARIANT_NAMES
-
-# TrainConfig settings that the grid itself sets per cell: they cannot be given as overrides.
-GRID_KEYS = ("dataset", "out", "run_name", "variant", "fraction", "seed", "split_seed", "mask_ratio", "fold",
-             "n_folds")
 
 # Settings that may differ between a finished run and the cell that would re-create it.
 _IGNORED_WHEN_RESUMING = {"out", "run_name", "device", "num_workers"}

@@ -27,20 +27,21 @@ def sinusoidal_positions_3d(positions_mm: np.ndarray, d_model: int, max_waveleng
 
     d is split evenly among the three axes (pairs of sin/cos); leftover columns stay 0. The shortest
     wavelength is 2·pi mm, the longest `max_wavelength_mm` (longer than the brain).
+    Computed in NumPy: on the meta device (a checkpoint's model being sized) torch's exp/sin/cos
+    would run its Python reference kernels and import its compiler stack for a fixed table.
     """
     per_axis = (d_model // 6) * 2  # a whole number of sin/cos pairs per axis
-    out = torch.zeros(len(positions_mm), d_model)
-    if per_axis == 0:
-        return out
-    pairs = per_axis // 2
-    freqs = torch.exp(-math.log(max_wavelength_mm) * torch.arange(pairs, dtype=torch.float64) / max(pairs, 1))
-    pos = torch.tensor(np.array(positions_mm, dtype=np.float64))
-    for axis in range(3):
-        angles = pos[:, axis:axis + 1] * freqs  # (n, pairs)
-        start = axis * per_axis
-        out[:, start:start + pairs] = torch.sin(angles).float()
-        out[:, start + pairs:start + per_axis] = torch.cos(angles).float()
-    return out
+    out = np.zeros((len(positions_mm), d_model), dtype=np.float32)
+    if per_axis:
+        pairs = per_axis // 2
+        freqs = np.exp(-math.log(max_wavelength_mm) * np.arange(pairs, dtype=np.float64) / max(pairs, 1))
+        pos = np.array(positions_mm, dtype=np.float64)
+        for axis in range(3):
+            angles = pos[:, axis:axis + 1] * freqs  # (n, pairs)
+            start = axis * per_axis
+            out[:, start:start + pairs] = np.sin(angles)
+            out[:, start + pairs:start + per_axis] = np.cos(angles)
+    return torch.tensor(out)
 
 
 class VolumeEncoder(nn.Module):

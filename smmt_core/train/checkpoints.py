@@ -14,6 +14,8 @@ Why the care:
   hand-edited feature name), `load_run` refuses them instead of silently running the wrong model.
 - Before anything is built, the metadata are validated with bounds (the pydantic configs) and the
   model they describe is sized on the meta device: more than MAX_MODEL_PARAMETERS is refused.
+  `meta_model_building` skips the random initialisers there: their meta kernels would import
+  torch._dynamo, which cost a fresh `smmt predict` about 6 s (issue 22).
 - `load_run` rebuilds the model from the stored config and schema and checks every tensor name and
   shape before loading, so a mismatch is reported as what differs, not as a stack trace.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +37,56 @@ from smmt_core import fileio
 from smmt_core.batch import FeatureSchema
 from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text, read_regular_bytes  # noqa: F401 (re-exported)
+from smmt_core.jsonsafe import json_safe
 from smmt_core.train.config import TrainConfig
-from smmt_core.train.metrics import json_safe
 
 CHECKPOINT_FORMAT = 2  # bump when the JSON layout changes incompatibly (2: metadata_sha256)
 CHECKPOINT_KINDS = ("best", "last")
 # Refused before anything is built or the weights are read: ten times the paper preset would still
 # fit. A tampered best.json describing a larger model is refused with this number in the message.
 MAX_MODEL_PARAMETERS = 500_000_000
+
+
+# -- building a model's shapes ---------------------------------------------------------------
+# In-place initialisers (random or not): on the meta device they have nothing to fill, but torch
+# runs the meta kernels of the random ones in Python (torch._refs), whose first call imports
+# torch._dynamo (about 6 s, and most of a fresh `smmt predict`). Skipped on meta tensors by
+# `meta_model_building`. tests/core/test_startup_imports.py builds the presets this way and checks
+# that torch._dynamo stays out (not yet for `volume`: its encoder computes a position encoding).
+_META_NO_OPS = frozenset(
+    [getattr(torch.nn.init, name) for name in ("normal_", "uniform_", "trunc_normal_", "constant_", "zeros_", "ones_",
+                                               "kaiming_normal_", "kaiming_uniform_", "xavier_normal_",
+                                               "xavier_uniform_", "orthogonal_", "sparse_", "eye_", "dirac_")]
+    + [getattr(torch.Tensor, name) for name in ("normal_", "uniform_", "bernoulli_", "exponential_", "random_",
+                                                 "cauchy_", "log_normal_", "geometric_", "erfinv_")])
+
+# Ranges (e.g. for fixed position encodings) have Python meta kernels too: made on the CPU, then moved.
+_META_FROM_CPU = frozenset([torch.arange, torch.linspace, torch.logspace])
+
+
+class _SkipInitOnMeta(torch.overrides.TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _META_NO_OPS:
+            tensor = args[0] if args else kwargs.get("tensor", kwargs.get("self"))  # torch.nn.init passes it by name
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor  # what an in-place initialiser returns: the tensor itself
+        if func in _META_FROM_CPU and kwargs.get("device") is None:
+            return func(*args, **{**kwargs, "device": "cpu"}).to("meta")  # small (token counts), exact shape and dtype
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def meta_model_building():
+    """Build modules inside this to get their shapes only: on the meta device (no memory, no random
+    numbers drawn, so a training on another thread is not disturbed) and without running the random
+    initialisers, which would pull in torch's compiler stack (torch._dynamo) for nothing.
+
+        with meta_model_building():
+            model = build_model(config.model, schema)
+    """
+    with torch.device("meta"), _SkipInitOnMeta():
+        yield
 
 
 # -- atomic file writing (smmt_core.fileio; re-exported here for the trainer) -----------------
@@ -276,7 +321,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
             f"says {schema.mri_volume}", meta_path)
 
     try:
-        with torch.device("meta"):  # shapes only: no memory, no random initialisation
+        with meta_model_building():  # shapes only: no memory, no random initialisation, no torch._dynamo
             model = build_model(config.model, schema)
     except ConfigError as error:
         raise CheckpointError(f"stored model settings are invalid: {error.problem}", meta_path) from None

@@ -14,6 +14,10 @@ declarations. Field names are unique across sections, so callers that think in f
 (a flag, a wizard value, an experiment override) pass `name=value` to `TrainConfig.build` or
 `updated`, and the config routes each to its section: nobody copies fields by hand.
 
+Every import here is light (pydantic and declarations: no numpy, pandas or torch), so the `smmt`
+parser, its `--help` and the GUI's forms read the settings without loading the science stack;
+`tests/core/test_startup_imports.py` checks it.
+
 `config.json` in a run folder stores `to_dict()` (nested). A flat dict, as written by SMMT Studio
 0.1, is still read (`from_dict`), so older run folders stay loadable.
 """
@@ -25,7 +29,7 @@ from typing import ClassVar, Literal
 from pydantic import field_validator, model_validator
 
 from smmt_core.data.feature_sets import resolve_features
-from smmt_core.data.preprocess import PreprocessConfig
+from smmt_core.data.preprocess_config import PreprocessConfig
 from smmt_core.data.subject import LABEL_SETS  # re-exported: the config's label_set names them
 from smmt_core.errors import ConfigError
 from smmt_core.model.config import ModelConfig

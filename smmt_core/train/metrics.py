@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import PurePath
 
 import numpy as np
 from sklearn.metrics import (
@@ -33,6 +32,7 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
+from smmt_core.jsonsafe import json_safe  # noqa: F401 (re-exported; lives apart so that JSON writers need no sklearn)
 from smmt_core.train.calibration import calibration_metrics
 
 # Metrics that are single numbers (what the epoch curves and metrics.csv hold).
@@ -153,23 +153,6 @@ def compute_metrics(y_true, prob, classes: Sequence[str]) -> dict:
 def scalar_metrics(metrics: dict) -> dict[str, float]:
     """Only the single-number metrics (for events, curves and CSV rows)."""
     return {k: float(metrics[k]) for k in SCALAR_METRICS if k in metrics}
-
-
-def json_safe(value):
-    """Replace NaN/inf with None and numpy scalars with Python ones, recursively, for strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # -- uncertainty -----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import pandas as pd
 
 from smmt_core.errors import CheckpointError, ConfigError, DataError
 from smmt_core.fileio import atomic_write_text, read_json, read_table
+from smmt_core.jsonsafe import json_safe
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
@@ -91,8 +92,6 @@ def _safe_name(name: str) -> str:
 
 def _json_safe(value):
     """NaN/inf -> None, numpy scalars -> Python, recursively (run.json is strict JSON)."""
-    from smmt_core.train.metrics import json_safe
-
     return json_safe(value)
 
 
