@@ -253,9 +253,10 @@ def pooled_calibration(results: pd.DataFrame, methods: Sequence[str] | None = No
 
     80 test persons give a jumpy ECE; pooling every split's (and model seed's) test predictions
     gives one figure per method with a few hundred persons behind it. Binary label sets only.
-    Returns {method: {"n_persons", "brier", "ece", "reliability"}} (see `train.calibration`).
+    Returns {method: {"n_persons", "brier", "ece", "reliability", "ece_if_calibrated"}} (see
+    `train.calibration`; the last is the noise floor: what a perfectly calibrated model would show).
     """
-    from smmt_core.train.calibration import calibration_metrics
+    from smmt_core.train.calibration import calibration_metrics, ece_if_calibrated
 
     done = _done(results)
     if not len(done):
@@ -270,7 +271,7 @@ def pooled_calibration(results: pd.DataFrame, methods: Sequence[str] | None = No
         labels = np.concatenate([y for runs in units.values() for _, y, _ in runs])
         positive = np.concatenate([p for runs in units.values() for _, _, p in runs])
         figures = calibration_metrics(labels, np.stack([1 - positive, positive], 1))
-        out[method] = {"n_persons": int(len(labels)), **figures}
+        out[method] = {"n_persons": int(len(labels)), **figures, "ece_if_calibrated": ece_if_calibrated(positive)}
     return out
 
 
@@ -281,10 +282,15 @@ def calibration_markdown(calibration: dict[str, dict]) -> list[str]:
     any_figures = next(iter(calibration.values()))
     bins = (any_figures.get("reliability") or {}).get("bins") or []
     lines = ["", "## Calibration, pooled over the test persons of every split", "",
-             f"ECE over {len(bins)} equal-width bins of P(positive class); Brier score (lower is better).", "",
-             "| method | persons | ECE | Brier |", "|---|---|---|---|"]
+             f"ECE over {len(bins)} equal-width bins of P(positive class); Brier score (lower is better). "
+             "On a few hundred persons even exact probabilities show an ECE above 0: the last column is "
+             "what a perfectly calibrated model with the same probabilities would show (median [95th "
+             "percentile] over outcomes drawn from them).", "",
+             "| method | persons | ECE | Brier | ECE if perfectly calibrated |", "|---|---|---|---|---|"]
     for method, figures in calibration.items():
-        lines.append(f"| {method} | {figures['n_persons']} | {figures['ece']:.3f} | {figures['brier']:.3f} |")
+        floor = figures.get("ece_if_calibrated") or {}
+        lines.append(f"| {method} | {figures['n_persons']} | {figures['ece']:.3f} | {figures['brier']:.3f} | "
+                     f"{floor.get('median', float('nan')):.3f} [{floor.get('q95', float('nan')):.3f}] |")
     lines += ["", "Reliability diagram (each bin: persons, mean predicted P, observed share positive):", "",
               "| method | " + " | ".join(f"{lo:.1f}–{hi:.1f}" for lo, hi in bins) + " |",
               "|---|" + "---|" * len(bins)]

@@ -71,6 +71,22 @@ def calibration_metrics(y_true, prob) -> dict:
                             "judged": "P(positive class)" if prob.shape[1] == 2 else "top-class confidence"}}
 
 
+def ece_if_calibrated(positive: np.ndarray, draws: int = 500, seed: int = 0) -> dict:
+    """The ECE a *perfectly* calibrated model with these P(positive) would show on this many persons.
+
+    ECE is biased upwards on few persons: even when every probability is exact, the observed share
+    of a bin scatters around it. Drawing outcomes from the probabilities themselves gives the
+    median and 95th percentile of that noise floor, to read a measured ECE against.
+    """
+    p = np.asarray(positive, dtype=np.float64)
+    if not len(p):
+        return {"median": float("nan"), "q95": float("nan")}
+    rng = np.random.default_rng(seed)
+    probs = np.stack([1 - p, p], 1)
+    eces = [calibration_metrics((rng.random(len(p)) < p).astype(int), probs)["ece"] for _ in range(draws)]
+    return {"median": float(np.median(eces)), "q95": float(np.quantile(eces, 0.95))}
+
+
 def is_borderline(prob_row) -> bool:
     """Whether a (calibrated) prediction is too close to call: its top probability below BORDERLINE's upper end.
 

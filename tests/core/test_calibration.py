@@ -52,3 +52,36 @@ def test_every_metrics_result_carries_its_calibration():
 ])
 def test_a_probability_between_forty_and_sixty_percent_is_borderline(probabilities, borderline):
     assert is_borderline(probabilities) is borderline
+
+
+def test_the_ece_noise_floor_of_exact_probabilities_is_above_zero_and_shrinks_with_more_persons():
+    from smmt_core.train.calibration import ece_if_calibrated
+
+    rng = np.random.default_rng(2)
+    few, many = ece_if_calibrated(rng.random(100)), ece_if_calibrated(rng.random(5000))
+    assert 0 < many["median"] < few["median"] <= few["q95"]
+
+
+def test_an_experiment_pools_the_test_persons_of_every_split_for_its_calibration(tmp_path):
+    import pandas as pd
+
+    from smmt_core.experiments.summary import calibration_markdown, pooled_calibration
+
+    rows = []
+    for split in (0, 1):
+        folder = tmp_path / f"run{split}"
+        folder.mkdir()
+        p = np.array([0.1, 0.2, 0.8, 0.9, 0.7])
+        pd.DataFrame({"subject_id": [f"s{split}-{i}" for i in range(5)], "label": ["CN", "CN", "AD", "AD", "CN"],
+                      "prediction": ["CN", "CN", "AD", "AD", "AD"], "p_CN": 1 - p, "p_AD": p}).to_csv(
+            folder / "predictions.csv", index=False)
+        rows.append({"cell": f"smmt{split}", "kind": "model", "variant": "smmt", "fraction": 1.0, "seed": 0,
+                     "mask_ratio": 0.3, "fold": "", "split_seed": split, "status": "finished", "run_dir": str(folder)})
+    pooled = pooled_calibration(pd.DataFrame(rows))
+    assert pooled["smmt"]["n_persons"] == 10
+    assert sum(pooled["smmt"]["reliability"]["count"]) == 10
+    labels = np.array([0, 0, 1, 1, 0] * 2)
+    probs = np.tile([0.1, 0.2, 0.8, 0.9, 0.7], 2)
+    assert pooled["smmt"]["ece"] == pytest.approx(calibration_metrics(labels, np.stack([1 - probs, probs], 1))["ece"])
+    text = "\n".join(calibration_markdown(pooled))
+    assert "| smmt | 10 |" in text and "0.0–0.1" in text
