@@ -485,9 +485,16 @@ class _Run:
         Recorded like an epoch (validation metrics, checkpoints, a metrics.csv row), so the epoch the
         run keeps can be this one when training does not improve the validation criterion: the
         network can add to the linear model, never make the run worse than it on validation persons.
+        Its training figures use the cross-fitted linear logits, as the training epochs do, so the
+        training curve starts where training starts (in-sample, the linear path is near perfect).
         """
-        train_loss, train_metrics, _ = self.evaluate(p.model, p.datasets["train"], p.train_s, p.classes, p.device,
-                                                     p.amp_dtype)
+        logits = torch.from_numpy(self._logits(p.model, p.datasets["train"], p.device, p.amp_dtype))
+        if self.linear_offsets is not None:
+            logits = logits + self.linear_offsets.cpu().double()
+        labels = [p.classes.index(s.label) for s in p.train_s]
+        train_loss = float(F.cross_entropy(logits, torch.tensor(labels)))
+        train_metrics = self._metrics([s.subject_id for s in p.train_s], labels,
+                                      torch.softmax(logits, 1).numpy(), p.classes)
         self._record_epoch(p, 0, train_loss, train_metrics, generator)
 
     def _epoch_score(self, val_loss: float | None, val_metrics: dict, train_loss: float) -> tuple:
