@@ -127,6 +127,9 @@ def summarise(results: pd.DataFrame, variant_order: Sequence[str] | None = None)
     done = done.copy()
     for c in _unit_columns(done):
         done[c] = done[c].fillna("").astype(str)
+    for metric in SUMMARY_METRICS:  # results.csv of an older version lacks the newer metrics (Brier, ECE)
+        if metric not in done.columns:
+            done[metric] = math.nan
     rows = []
     for (variant, fraction, ratio), group in done.groupby(["variant", "fraction", "mask_ratio"], sort=False):
         kind = str(group["kind"].iloc[0]) if "kind" in group else "model"
