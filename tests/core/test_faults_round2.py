@@ -1,0 +1,110 @@
+"""Faults, round two: headers that declare huge images, input checked before the model is loaded,
+tables too large to be a cohort, settings that cannot fit in memory, a full disk, float64 weights.
+
+Every refusal is one line naming the file or flag, and costs little: memory is measured with
+tracemalloc (deterministic), never with the clock."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tracemalloc
+from contextlib import contextmanager
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from smmt_core.cli import main
+from smmt_core.errors import DataError
+from tests.core.c1_support import one_thread
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@contextmanager
+def peak_below(limit_bytes: int):
+    """Fail when the Python allocations inside reach `limit_bytes` (numpy's included)."""
+    tracemalloc.start()
+    try:
+        yield
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < limit_bytes, f"peak {peak / 2**20:.0f} MiB"
+    finally:
+        tracemalloc.stop()
+
+
+def lying_nifti(path: Path, shape, dtype, payload: bytes = b"") -> Path:
+    """A NIfTI-1 file whose header declares `shape` x `dtype` but which holds only `payload`."""
+    header = nib.Nifti1Header()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(shape)
+    header.set_qform(np.eye(4), code=1)
+    header["vox_offset"] = 352
+    raw = header.binaryblock + b"\0\0\0\0" + payload
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
+
+
+# -- headers that declare more than a T1 can be --------------------------------------------------
+@pytest.mark.parametrize("name, shape, dtype, problem", [
+    ("f64.nii.gz", (640, 640, 640), np.float64, "declares 2,000 MiB of image data"),
+    ("f32.nii.gz", (640, 640, 640), np.float32, "declares 1,000 MiB of image data"),
+    ("c128.nii.gz", (640, 640, 640), np.complex128, "voxels of type complex128"),
+    ("c64.nii", (64, 64, 64), np.complex64, "voxels of type complex64"),
+    ("f64.nii", (640, 640, 640), np.float64, "declares 2,000 MiB of image data"),
+    ("short.nii.gz", (300, 300, 300), np.float32, "too few to expand to that"),
+])
+def test_a_header_declaring_a_huge_image_is_refused_from_the_header(tmp_path, name, shape, dtype, problem):
+    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data.validate import image_problem
+
+    path = lying_nifti(tmp_path / name, shape, dtype)
+    assert path.stat().st_size < 1000
+    with peak_below(32 * 2**20):
+        with pytest.raises(DataError, match=problem) as info:
+            load_t1(path)
+        found, _ = image_problem(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+    assert problem in found
+
+
+def test_a_compressed_stream_shorter_than_its_header_declares_is_refused_in_bounded_memory(tmp_path):
+    """Incompressible bytes pass the compression-ratio bound; counting the stream refuses them."""
+    from smmt_core.data.layouts.common import check_image_data
+    from smmt_core.data.preprocess import load_t1
+
+    payload = np.random.default_rng(0).bytes(300_000)
+    path = lying_nifti(tmp_path / "short.nii.gz", (400, 400, 400), np.float32, payload)
+    with peak_below(48 * 2**20):
+        with pytest.raises(DataError, match="the compressed stream holds only 300,352") as info:
+            load_t1(path)
+        assert "compressed stream holds only" in check_image_data(path)[0]
+    assert "\n" not in str(info.value)
+
+
+def test_smmt_validate_refuses_a_lying_header_with_one_line_and_exit_2(tmp_path, capsys):
+    path = lying_nifti(tmp_path / "T1.nii.gz", (640, 640, 640), np.float64)
+    with peak_below(64 * 2**20):
+        assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "MiB of image data" in err
+
+
+def test_an_honest_compressed_image_above_the_stream_threshold_still_loads(tmp_path, monkeypatch):
+    from smmt_core.data.layouts import common
+    from smmt_core.data.preprocess import load_t1
+    from tests.core.fakes import write_volume
+
+    monkeypatch.setattr(common, "STREAM_CHECK_ABOVE", 100)  # an 8^3 float32 volume is 2048 bytes
+    path = write_volume(tmp_path / "T1.nii.gz")
+    assert load_t1(path).shape == (8, 8, 8)
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(DataError, match="cut.nii.gz: cannot read the compressed image data|compressed stream"):
+        load_t1(cut)
