@@ -108,3 +108,23 @@ def test_an_honest_compressed_image_above_the_stream_threshold_still_loads(tmp_p
     cut.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(DataError, match="cut.nii.gz: cannot read the compressed image data|compressed stream"):
         load_t1(cut)
+
+
+# -- smmt predict looks at its input before it loads a model -----------------------------------
+@pytest.mark.parametrize("make, problem", [
+    (lambda folder: folder / "missing.nii.gz", "not found"),
+    (lambda folder: lying_nifti(folder / "header-only.nii.gz", (640, 640, 640), np.float64), "MiB of image data"),
+    (lambda folder: lying_nifti(folder / "header-only.nii", (64, 64, 64), np.float32), "truncated file"),
+])
+def test_smmt_predict_refuses_a_bad_input_before_loading_the_model(tmp_path, monkeypatch, capsys, make, problem):
+    from smmt_core.predict import Predictor
+    from smmt_core.train import run_record
+
+    loaded = []
+    monkeypatch.setattr(run_record, "resolve_run_dir", lambda path: Path(path))
+    monkeypatch.setattr(Predictor, "load", classmethod(lambda cls, *a, **k: loaded.append(a) or pytest.fail("loaded")))
+    path = make(tmp_path)
+    assert main(["predict", str(path), "--model", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and problem in err
+    assert loaded == []
