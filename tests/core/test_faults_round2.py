@@ -128,3 +128,39 @@ def test_smmt_predict_refuses_a_bad_input_before_loading_the_model(tmp_path, mon
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(path) in err and problem in err
     assert loaded == []
+
+
+# -- a participants.tsv too long to be a cohort -------------------------------------------------
+def _long_participants(root: Path, rows: int) -> Path:
+    from tests.core.fakes import make_bids
+
+    make_bids(root, [{"participant_id": f"sub-{i:02d}", "diagnosis": "CN" if i % 2 else "AD"} for i in range(4)])
+    lines = ["participant_id\tdiagnosis", *(f"sub-{i:07d}\tCN" for i in range(rows))]
+    path = root / "participants.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_table_longer_than_the_limit_is_refused_naming_it(tmp_path):
+    from smmt_core import fileio
+
+    path = _long_participants(tmp_path / "bids", fileio.MAX_TABLE_ROWS + 1)
+    with peak_below(256 * 2**20):
+        with pytest.raises(DataError, match=r"participants.tsv: table has more than 100,000 rows") as info:
+            fileio.read_table(path, "table", sep="\t")
+    assert "\n" not in str(info.value)
+    assert len(fileio.read_table(path, "table", sep="\t", max_rows=fileio.MAX_TABLE_ROWS + 1)) == fileio.MAX_TABLE_ROWS + 1
+
+
+@pytest.mark.parametrize("command", ["validate", "train"])
+def test_smmt_validate_and_train_refuse_a_participants_tsv_too_long_to_be_a_cohort(tmp_path, monkeypatch, capsys,
+                                                                                   command):
+    from smmt_core import fileio
+
+    monkeypatch.setattr(fileio, "MAX_TABLE_ROWS", 20)
+    path = _long_participants(tmp_path / "bids", 21)
+    args = [command] + (["--data", str(path.parent), "--preset", "demo", "--epochs", "1", "--out", str(tmp_path / "runs")]
+                        if command == "train" else [str(path.parent)])
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "more than 20 rows" in err
