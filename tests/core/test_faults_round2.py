@@ -164,3 +164,39 @@ def test_smmt_validate_and_train_refuse_a_participants_tsv_too_long_to_be_a_coho
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(path) in err and "more than 20 rows" in err
+
+
+# -- settings that cannot fit in memory --------------------------------------------------------
+def test_the_memory_check_names_the_flags_and_what_would_fit():
+    from smmt_core.errors import ConfigError
+    from smmt_core.train.config import TrainConfig
+    from smmt_core.train.memory import check_training_memory, training_memory
+
+    big = TrainConfig.build("demo", dataset="demo", image_size=1024, n_slices=64)
+    assert training_memory(big, 400)["data"] == 400 * 64 * 1024 * 1024 * 4
+    with pytest.raises(ConfigError, match=r"--image-size 1024 --slices 64 --batch-size 8 would need up to .* GiB "
+                                          r".*400 subjects.*; 11.0 GiB is available: --image-size \d+ with "
+                                          r"--slices 64 would fit") as info:
+        check_training_memory(big, 400, available=11 * 2**30)
+    assert "\n" not in str(info.value)
+    suggested = int(str(info.value).split("--image-size ")[-1].split()[0])
+    check_training_memory(big.model_copy(update={"preprocess": big.preprocess.model_copy(
+        update={"image_size": suggested})}), 400, available=11 * 2**30)
+    check_training_memory(TrainConfig.build("demo", dataset="demo"), 400, available=2**30)  # the demo fits in 1 GiB
+
+
+def test_smmt_train_refuses_settings_that_cannot_fit_before_preprocessing(tmp_path, monkeypatch, capsys):
+    from smmt_core.data import preprocess
+    from smmt_core.train import memory
+    from tests.core.fakes import make_bids
+
+    root = make_bids(tmp_path / "bids", [{"participant_id": f"sub-{i:02d}", "diagnosis": "CN" if i % 2 else "AD",
+                                          "MMSE": str(20 + i)} for i in range(8)])
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 8 * 2**30)
+    monkeypatch.setattr(preprocess, "_load_t1", lambda *a, **k: pytest.fail("preprocessing started"))
+    code = main(["train", "--data", str(root), "--preset", "demo", "--epochs", "1", "--image-size", "1024",
+                 "--slices", "64", "--out", str(tmp_path / "runs"), "--no-energy", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "--image-size 1024 --slices 64" in err and "would fit" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
