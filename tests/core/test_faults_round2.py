@@ -200,3 +200,20 @@ def test_smmt_train_refuses_settings_that_cannot_fit_before_preprocessing(tmp_pa
     assert code == 2, err
     assert len(err.splitlines()) == 1 and "--image-size 1024 --slices 64" in err and "would fit" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# -- a full disk -------------------------------------------------------------------------------
+def test_smmt_demo_data_on_a_full_disk_names_the_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from smmt_core.data import demo
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write into an open file: no path
+
+    monkeypatch.setattr(demo, "_write_nifti", no_space)
+    out = tmp_path / "demo"
+    assert main(["demo-data", str(out), "--subjects", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"smmt demo-data: error: {out}: No space left on device"
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # the staging folder went too
