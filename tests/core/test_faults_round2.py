@@ -217,3 +217,65 @@ def test_smmt_demo_data_on_a_full_disk_names_the_folder(tmp_path, monkeypatch, c
     err = capsys.readouterr().err.strip()
     assert err == f"smmt demo-data: error: {out}: No space left on device"
     assert not out.exists() and list(tmp_path.iterdir()) == []  # the staging folder went too
+
+
+# -- weights re-saved in another dtype ---------------------------------------------------------
+@pytest.fixture
+def run_copy(tmp_path_factory, tmp_path):
+    import shutil
+
+    from tests.core.c1_support import shared_tiny_run
+
+    cohort, run_dir, _ = shared_tiny_run(tmp_path_factory)
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    return cohort, copy
+
+
+def _resave_weights(run_dir: Path, convert) -> None:
+    """Re-save best.safetensors with `convert` applied to every tensor, and reseal best.json."""
+    import hashlib
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load, save
+
+    from smmt_core.train import checkpoints
+
+    path = run_dir / "best.safetensors"
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    blob = save({k: convert(v) for k, v in load(path.read_bytes()).items()}, metadata=metadata)
+    path.write_bytes(blob)
+    meta = json.loads((run_dir / "best.json").read_text())
+    meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    meta["metadata_sha256"] = checkpoints.metadata_checksum(meta)
+    (run_dir / "best.json").write_text(json.dumps(meta))
+
+
+def test_float64_weights_with_updated_checksums_load_as_the_models_float32_and_predict(run_copy):
+    import torch
+
+    from smmt_core.predict import Predictor
+
+    cohort, run_dir = run_copy
+    before = Predictor.load(run_dir).predict(sorted(cohort.glob("sub-*"))[0])
+    _resave_weights(run_dir, lambda t: t.double() if t.is_floating_point() else t)
+    predictor = Predictor.load(run_dir)
+    assert {p.dtype for p in predictor.run.model.parameters()} == {torch.float32}
+    after = predictor.predict(sorted(cohort.glob("sub-*"))[0])
+    assert after.probabilities == pytest.approx(before.probabilities, abs=1e-6)
+
+
+def test_weights_stored_as_integers_are_refused_naming_the_file_and_tensor(run_copy, capsys):
+    import torch
+
+    from smmt_core.errors import CheckpointError
+    from smmt_core.train import checkpoints
+
+    _, run_dir = run_copy
+    _resave_weights(run_dir, lambda t: t.to(torch.int32) if t.is_floating_point() else t)
+    with pytest.raises(CheckpointError, match=r"best.safetensors: tensor \S+ is stored as int32, the model "
+                                              r"needs float32") as info:
+        checkpoints.load_run(run_dir)
+    assert "\n" not in str(info.value)
