@@ -7,7 +7,6 @@ tracemalloc (deterministic), never with the clock."""
 from __future__ import annotations
 
 import gzip
-import os
 import tracemalloc
 from contextlib import contextmanager
 from pathlib import Path
