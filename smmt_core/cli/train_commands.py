@@ -393,14 +393,14 @@ def _predict(args) -> int:
     run_dir = resolve_run_dir(args.model)  # a folder of runs: its newest finished run
     if run_dir != Path(args.model).expanduser():
         print(f"using the newest finished run in {args.model}: {run_dir}", file=sys.stderr)
-    subject = _predict_subject(args)  # before the model: a missing or lying input costs no model load
-    modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
     report_base = None
     if args.report:
         from smmt_core.report import check_report_folder
 
         target = Path(args.report).expanduser()
         report_base = check_report_folder(target / "report" if target.is_dir() else target)  # before any work
+    subject = _predict_subject(args)  # before the model: a missing or lying input costs no model load
+    modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
     predictor = Predictor.load(run_dir, device=args.device, which=args.checkpoint)
     result = predictor.predict(subject, modalities=modalities)
     if report_base is not None:
