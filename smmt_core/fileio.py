@@ -172,6 +172,9 @@ def write_all_or_nothing(jobs: list[tuple[Path, Callable[[Path], None]]]) -> lis
 
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a run's JSON is kilobytes; a clinical record far less
 MAX_TABLE_BYTES = 512 * 1024 * 1024  # ADNIMERGE is ~20 MB
+# ADNIMERGE, the longest table a cohort comes with, has ~16,000 rows (visits); a table much longer
+# than that is not a cohort, and every row would become a subject (a million took 30 GB to train).
+MAX_TABLE_ROWS = 100_000
 MAX_JSON_DEPTH = 64  # the deepest file we write nests about 8 levels
 MAX_INT_DIGITS = 40  # larger than any count or seed; far below Python's 4300-digit limit
 
@@ -290,8 +293,12 @@ def read_json(path: str | Path, what: str = "file", *, error: type[Exception] | 
 
 
 def read_table(path: str | Path, what: str = "table", *, error: type[Exception] | None = None,
-               sep: str | None = None, as_strings: bool = True, max_bytes: int = MAX_TABLE_BYTES):
+               sep: str | None = None, as_strings: bool = True, max_bytes: int = MAX_TABLE_BYTES,
+               max_rows: int | None = None):
     """A CSV/TSV as a DataFrame, or `error` (default DataError) naming the file and the problem.
+
+    At most `max_rows` data rows (default MAX_TABLE_ROWS): pandas stops one row past the limit, so
+    an absurdly long table costs no more than a long one before it is refused.
 
     `as_strings`: every cell a string, nothing guessed or turned into NaN (clinical tables, where
     the loaders parse each value themselves); otherwise pandas' usual types (our own tables).
@@ -304,6 +311,7 @@ def read_table(path: str | Path, what: str = "table", *, error: type[Exception] 
     from smmt_core.errors import DataError
 
     error = error or DataError
+    max_rows = MAX_TABLE_ROWS if max_rows is None else max_rows
     path = Path(path)
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
@@ -313,7 +321,7 @@ def read_table(path: str | Path, what: str = "table", *, error: type[Exception] 
         _check_size(path, max_bytes, what, error)
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", index_col=False, **options)
+            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", index_col=False, nrows=max_rows + 1, **options)
     except pd.errors.ParserWarning:
         raise error(f"{what}: {_first_ragged_line(path, sep)} has more fields than the header", path) from None
     except FileNotFoundError:
@@ -328,6 +336,9 @@ def read_table(path: str | Path, what: str = "table", *, error: type[Exception] 
             RecursionError) as problem:
         first = " ".join(str(problem).split())[:200] or type(problem).__name__
         raise error(f"cannot read the {what}: {first}", path) from None
+    if len(frame) > max_rows:
+        raise error(f"{what} has more than {max_rows:,} rows; a table this long is not a cohort "
+                    f"(split it, or keep the rows of the subjects you have images or scores for)", path)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 

@@ -370,6 +370,22 @@ def _print_result(result, as_json: bool, baselines: dict | None = None) -> None:
 
 
 # -- predict -------------------------------------------------------------------------------
+def _predict_subject(args):
+    """The subject `smmt predict` was given, read (image headers only) before any model is loaded.
+
+    Loading a model takes seconds; a missing file, an unreadable one or a header that lies about
+    its image is refused first, with the loaders' one-line message.
+    """
+    from smmt_core.predict import Predictor
+
+    if args.cohort:
+        from smmt_core.data.loaders import load_cohort
+        from smmt_core.predict import subject_from_cohort
+
+        return subject_from_cohort(load_cohort(args.cohort), args.subject)
+    return Predictor._subject(args.subject)
+
+
 def _predict(args) -> int:
     from smmt_core.predict import Predictor
     from smmt_core.train.run_record import resolve_run_dir
@@ -377,20 +393,15 @@ def _predict(args) -> int:
     run_dir = resolve_run_dir(args.model)  # a folder of runs: its newest finished run
     if run_dir != Path(args.model).expanduser():
         print(f"using the newest finished run in {args.model}: {run_dir}", file=sys.stderr)
-    predictor = Predictor.load(run_dir, device=args.device, which=args.checkpoint)
-    modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
-    subject = args.subject
-    if args.cohort:
-        from smmt_core.data.loaders import load_cohort
-        from smmt_core.predict import subject_from_cohort
-
-        subject = subject_from_cohort(load_cohort(args.cohort), args.subject)
     report_base = None
     if args.report:
         from smmt_core.report import check_report_folder
 
         target = Path(args.report).expanduser()
         report_base = check_report_folder(target / "report" if target.is_dir() else target)  # before any work
+    subject = _predict_subject(args)  # before the model: a missing or lying input costs no model load
+    modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
+    predictor = Predictor.load(run_dir, device=args.device, which=args.checkpoint)
     result = predictor.predict(subject, modalities=modalities)
     if report_base is not None:
         from smmt_core.report import ReportContext, write_report

@@ -209,6 +209,10 @@ def make_demo_cohort(out, n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAUL
         try:
             _write_cohort(staging, wanted, progress, lambda: _check_stop(stop, out))
             _move_into_place(staging, out, wanted, replace)
+        except OSError as error:
+            if error.filename is None:  # a write into an open file (a full disk) names no path: name the cohort's
+                raise OSError(error.errno, error.strerror or str(error), str(out)) from error
+            raise
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

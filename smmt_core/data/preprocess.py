@@ -133,9 +133,10 @@ def _load_t1(path) -> tuple["nibabel.Nifti1Image", list[str]]:  # noqa: F821
         raise DataError(f"not a readable MRI image ({exc})", path) from None
     except Exception as exc:  # corrupt headers raise many kinds of errors
         raise DataError(f"cannot read MRI header ({type(exc).__name__}: {exc})", path) from None
-    from smmt_core.data.layouts.common import image_size_problem
+    from smmt_core.data.layouts.common import image_size_problem, image_stream_problem
 
-    problem = image_size_problem(img, path)  # before the data are read: a lying header allocates nothing
+    # before the data are read: a lying header or a short compressed stream allocates nothing
+    problem = image_size_problem(img, path) or image_stream_problem(img, path)
     if problem:
         raise DataError(problem, path)
     try:

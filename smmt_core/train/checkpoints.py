@@ -367,11 +367,35 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
         if wrong_shape:
             parts.append(f"shape (file != model): {', '.join(wrong_shape[:5])}")
         raise CheckpointError("weights do not fit the model described in the metadata: " + "; ".join(parts), weights_path)
+    tensors = _in_model_dtypes(tensors, expected, weights_path)
     model.load_state_dict(tensors, strict=True, assign=True)
     model.to(device)
     model.eval()
     return LoadedRun(run_dir=run_dir, config=config, schema=schema, encoder=encoder, preprocess=preprocess,
                      model=model, classes=classes, metadata=meta, which=which, device=str(device))
+
+
+def _in_model_dtypes(tensors: dict, expected: dict, weights_path: Path) -> dict:
+    """The tensors in the model's own dtypes: floating point converted (weights re-saved as float64
+    or float16 load as the model's float32; `assign=True` would otherwise keep the file's dtype and
+    the first forward pass fail on mixed types), anything else of another dtype refused by name."""
+    import torch
+
+    out = {}
+    for name, tensor in tensors.items():
+        want = expected[name].dtype
+        if tensor.dtype == want:
+            out[name] = tensor
+            continue
+        if not (tensor.is_floating_point() and torch.empty(0, dtype=want).is_floating_point()):
+            raise CheckpointError(f"tensor {name} is stored as {str(tensor.dtype).removeprefix('torch.')}, the "
+                                  f"model needs {str(want).removeprefix('torch.')}", weights_path)
+        converted = tensor.to(want)
+        if bool((torch.isfinite(tensor) & ~torch.isfinite(converted)).any()):
+            raise CheckpointError(f"tensor {name} holds values outside the range of "
+                                  f"{str(want).removeprefix('torch.')}", weights_path)
+        out[name] = converted
+    return out
 
 
 # -- training state (for `smmt train --resume`) --------------------------------------------------

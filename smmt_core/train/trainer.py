@@ -250,6 +250,9 @@ class _Run:
             raise DataError(
                 f"no subjects labelled {', '.join(missing_classes)} for label set {cfg.data.label_set} "
                 f"(found {', '.join(f'{c}: {n}' for c, n in counts.items())})", cohort.root)
+        from smmt_core.train.memory import check_training_memory
+
+        check_training_memory(cfg, len(subjects), device=device)  # before anything is preprocessed or allocated
 
         split = split_for_config(cohort.subjects, cfg.data, cfg.optim.seed)
         train_s, val_s, test_s = (split.select(cohort.subjects, part) for part in ("train", "val", "test"))

@@ -130,12 +130,13 @@ def test_predict_says_when_the_clinical_data_supply_none_of_the_models_features(
 
 
 # -- tampering -----------------------------------------------------------------------------------
-def test_a_renamed_feature_in_best_json_is_refused_by_predict(run_copy, capsys):
+def test_a_renamed_feature_in_best_json_is_refused_by_predict(run_copy, tmp_path, capsys):
     meta = json.loads((run_copy / "best.json").read_text())
     meta["features"] = ["MOCA" if f == "MMSE" else f for f in meta["features"]]
     meta["encoder"]["features"] = meta["features"]
     (run_copy / "best.json").write_text(json.dumps(meta))
-    assert main(["predict", str(run_copy), "--model", str(run_copy)]) == 2
+    subject = make_subject_folder(tmp_path, "s", clinical={"MMSE": 28})  # predict reads its input first
+    assert main(["predict", str(subject), "--model", str(run_copy)]) == 2
     assert "changed after they were written" in capsys.readouterr().err
 
 

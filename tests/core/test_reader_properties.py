@@ -233,3 +233,44 @@ def test_nifti_headers_load_or_name_the_file(workdir, nifti_header, changes, cut
         problem, warnings = image_problem(path)  # a report, never an exception
     assert problem is None or isinstance(problem, str)
     loads_or_names(lambda: load_t1(path), path)
+
+
+# NIfTI-1 datatype codes: the real ones (bool, integers, floats, complex, RGB, long double) and a
+# few that do not exist.
+_DATATYPES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304, 0, 3, 9999, -1]
+
+
+@SETTINGS
+@given(dims=st.one_of(st.lists(st.sampled_from([256, 400, 512, 640, 1024]), min_size=3, max_size=3),
+                     st.lists(st.one_of(st.integers(0, 8), st.integers(1, 2**15 - 1), st.sampled_from([640, -1, -32768])),
+                              min_size=1, max_size=7)),
+       datatype=st.sampled_from(_DATATYPES), payload=st.integers(0, 3000), compressed=st.booleans())
+def test_nifti_headers_with_adversarial_dimensions_and_datatypes_cost_only_the_header(
+        workdir, nifti_header, dims, datatype, payload, compressed):
+    """Whatever shape and voxel type a header declares, a refusal costs about what the file holds,
+    and a file is only read when its declared data fit the limit and are all there."""
+    import gzip
+
+    import numpy as np
+
+    from smmt_core.data.layouts.common import MAX_IMAGE_BYTES
+    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data.validate import image_problem
+
+    data = bytearray(nifti_header[:352])
+    struct.pack_into("<8h", data, 40, len(dims), *dims, *[1] * (7 - len(dims)))
+    struct.pack_into("<h", data, 70, datatype)
+    struct.pack_into("<h", data, 72, {1: 1, 2: 8, 4: 16, 8: 32, 16: 32, 32: 64, 64: 64, 128: 24, 256: 8, 512: 16,
+                                      768: 32, 1024: 64, 1280: 64, 1536: 128, 1792: 128, 2048: 256,
+                                      2304: 32}.get(datatype, 8))
+    struct.pack_into("<f", data, 108, 352.0)
+    raw = bytes(data) + np.random.default_rng(payload).bytes(payload)
+    path = workdir / ("adversarial.nii.gz" if compressed else "adversarial.nii")
+    path.write_bytes(gzip.compress(raw) if compressed else raw)
+    with bounded():
+        problem, _ = image_problem(path)
+    assert problem is None or ("\n" not in problem and problem)
+    image = loads_or_names(lambda: load_t1(path), path)
+    if image is not None:
+        assert image.get_fdata(dtype=np.float32).nbytes <= MAX_IMAGE_BYTES
+        assert int(np.prod(image.shape)) * 1 <= payload  # every voxel was in the file
