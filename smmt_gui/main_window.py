@@ -48,7 +48,7 @@ from smmt_gui import shortcuts, strings
 from smmt_gui.export import ReportContext, export_report
 from smmt_gui.panels.cohort import CohortPanel
 from smmt_gui.panels.log import LogPanel
-from smmt_gui.panels.prediction import PredictionPanel
+from smmt_gui.panels.prediction import MODALITIES, PredictionPanel
 from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS, Session
 from smmt_gui.settings import AppSettings, runs_dir
 from smmt_gui.viewer import OrthoViewer
@@ -702,6 +702,7 @@ class MainWindow(QMainWindow):
             # Everything switched off: nothing to predict from; the old result must not linger.
             session.set_prediction(None)
             self.prediction_panel.show_nothing_to_predict()
+            self.cohort_panel.set_prediction(session.subject.key, None)
             self.viewer.set_clusters(None)
             self.parcellation.set_prediction(None)
             return
@@ -747,10 +748,16 @@ class MainWindow(QMainWindow):
             self.viewer.go_to_model_slice(len(prediction.slice_indices) // 2)
         self.session.set_prediction(prediction)
         p = prediction.probabilities.get(prediction.prediction, float("nan"))
-        self.cohort_panel.set_prediction(subject.key, prediction.verdict, p)
+        self.cohort_panel.set_prediction(subject.key, prediction.verdict, p, self._switched_off(prediction))
         self.statusBar().showMessage(f"{subject.key}: {prediction.verdict} ({p * 100:.1f}%)", 5000)
         self.prediction_shown.emit(prediction)
         self.subject_shown.emit(subject)
+
+    def _switched_off(self, prediction) -> list[str]:
+        """The modalities the subject has and the model takes that the user switched off."""
+        panel = self.prediction_panel
+        usable = panel.available & panel.model_modalities
+        return [m for m in MODALITIES if m in usable and m not in prediction.modalities_used]
 
     def _on_prediction_changed(self, prediction) -> None:
         self.act_export.setEnabled(prediction is not None)

@@ -169,6 +169,10 @@ LABEL_NAMES = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairmen
 # --- cohort panel ---------------------------------------------------------------------------
 COHORT_EMPTY = "No dataset open"
 COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P"]
+COHORT_NOTHING_PREDICTED = "–"
+COHORT_NOTHING_PREDICTED_TIP = "Nothing predicted: every modality is switched off."
+COHORT_REDUCED_MARK = " *"
+COHORT_REDUCED_TIP = "Predicted with {off} switched off"
 COHORT_SUMMARY = "{name}: {n} scans · {labels}"
 COHORT_PREDICT_ALL = "Predict all"
 COHORT_PREDICT_ALL_TIP = "Predict every scan in the table with the loaded model (all modalities on)."

@@ -31,7 +31,8 @@ class CohortModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.subjects: list = []
-        self.predictions: dict[str, tuple[str, float]] = {}
+        # scan key -> (label, probability, modalities switched off); label None: nothing was predicted
+        self.predictions: dict[str, tuple[str | None, float, tuple[str, ...]]] = {}
 
     def set_subjects(self, subjects) -> None:
         self.beginResetModel()
@@ -39,8 +40,9 @@ class CohortModel(QAbstractTableModel):
         self.predictions = {}
         self.endResetModel()
 
-    def set_prediction(self, key: str, label: str, probability: float) -> None:
-        self.predictions[key] = (label, probability)
+    def set_prediction(self, key: str, label: str | None, probability: float = float("nan"),
+                       switched_off=()) -> None:
+        self.predictions[key] = (label, probability, tuple(switched_off))
         for row, subject in enumerate(self.subjects):
             if subject.key == key:
                 self.dataChanged.emit(self.index(row, PREDICTION_COLUMN), self.index(row, PROBABILITY_COLUMN))
@@ -71,8 +73,9 @@ class CohortModel(QAbstractTableModel):
         col = index.column()
         if role == Qt.ItemDataRole.UserRole:
             return subject
-        if role == Qt.ItemDataRole.ToolTipRole and subject.notes:
-            return "\n".join(subject.notes)
+        prediction = self.predictions.get(subject.key)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(subject, col, prediction)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if col == 0:
@@ -83,10 +86,26 @@ class CohortModel(QAbstractTableModel):
             return subject.label or "?"
         if col == 3:
             return " ".join(SHORT_MODALITY[m.value] for m in ALL_MODALITIES if subject.has(m))
-        prediction = self.predictions.get(subject.key)
         if prediction is None:
             return ""
-        return prediction[0] if col == PREDICTION_COLUMN else f"{prediction[1] * 100:.0f}%"
+        label, probability, switched_off = prediction
+        if label is None:
+            return strings.COHORT_NOTHING_PREDICTED if col == PREDICTION_COLUMN else ""
+        if col == PREDICTION_COLUMN:
+            return label + (strings.COHORT_REDUCED_MARK if switched_off else "")
+        return f"{probability * 100:.0f}%"
+
+    @staticmethod
+    def _tooltip(subject, col: int, prediction) -> str | None:
+        """A prediction made with modalities switched off says so, the mark alone is not enough."""
+        if col in (PREDICTION_COLUMN, PROBABILITY_COLUMN) and prediction is not None:
+            label, _probability, switched_off = prediction
+            if label is None:
+                return strings.COHORT_NOTHING_PREDICTED_TIP
+            if switched_off:
+                names = ", ".join(strings.MODALITY_NAMES.get(m, m).split(" (")[0] for m in switched_off)
+                return strings.COHORT_REDUCED_TIP.format(off=names)
+        return "\n".join(subject.notes) if subject.notes else None
 
 
 class CohortPanel(QWidget):
@@ -168,8 +187,11 @@ class CohortPanel(QWidget):
         if index.isValid():
             self.table.setCurrentIndex(index)
 
-    def set_prediction(self, key: str, label: str, probability: float) -> None:
-        self.model.set_prediction(key, label, probability)
+    def set_prediction(self, key: str, label: str | None, probability: float = float("nan"),
+                       switched_off=()) -> None:
+        """Show a scan's prediction; `label` None: nothing was predicted (every modality off);
+        `switched_off`: the modalities the user had switched off, marked in the row."""
+        self.model.set_prediction(key, label, probability, switched_off)
 
     def clear_predictions(self) -> None:
         self.model.clear_predictions()

@@ -1,0 +1,38 @@
+"""A new user's walk through the app: honest at a glance, nothing cut off, never silent."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from smmt_gui import strings
+from smmt_gui.panels.cohort import PREDICTION_COLUMN, PROBABILITY_COLUMN
+
+
+def _row_text(window, column: int, role=Qt.ItemDataRole.DisplayRole):
+    panel = window.cohort_panel
+    key = window.subject.key
+    for row in range(panel.proxy.rowCount()):
+        subject = panel.proxy.data(panel.proxy.index(row, 0), Qt.ItemDataRole.UserRole)
+        if subject.key == key:
+            return panel.proxy.data(panel.proxy.index(row, column), role)
+    raise AssertionError(f"{key} not in the table")
+
+
+def test_the_cohort_row_follows_the_modality_switches(loaded, qtbot):
+    window = loaded
+    usable = sorted(window.prediction_panel.available & window.prediction_panel.model_modalities)
+    assert len(usable) >= 2
+    full = _row_text(window, PREDICTION_COLUMN)
+    assert full and not full.endswith(strings.COHORT_REDUCED_MARK)
+    first = window.prediction_panel.toggles[usable[0]]
+    with qtbot.waitSignal(window.prediction_shown, timeout=60000):
+        first.setChecked(False)
+    assert _row_text(window, PREDICTION_COLUMN).endswith(strings.COHORT_REDUCED_MARK)
+    tip = _row_text(window, PROBABILITY_COLUMN, Qt.ItemDataRole.ToolTipRole)
+    assert strings.MODALITY_NAMES[usable[0]].split(" (")[0] in tip
+    for name in usable[1:]:
+        window.prediction_panel.toggles[name].setChecked(False)
+    qtbot.waitUntil(lambda: _row_text(window, PREDICTION_COLUMN) == strings.COHORT_NOTHING_PREDICTED, timeout=60000)
+    assert _row_text(window, PROBABILITY_COLUMN) == ""
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=60000)
+    assert _row_text(window, PREDICTION_COLUMN) == strings.COHORT_NOTHING_PREDICTED  # no late result overwrote it
