@@ -266,6 +266,8 @@ class MainWindow(QMainWindow):
         self._predict_worker: FunctionWorker | None = None  # at most one prediction in flight
         self._predict_all_worker: FunctionWorker | None = None  # so that a second click stops it
         self._demo_worker: FunctionWorker | None = None  # one demo build at a time
+        self._busy_text: dict[FunctionWorker, str] = {}  # what the status bar says while each job runs
+        self._refusal: tuple[str, str] | None = None  # (subject key, why) of the last failed prediction
         self.wizard = None  # the training wizard while it is open
         self._closed = False  # set once the window has really closed
         self._close_timer: QTimer | None = None  # polls the jobs while the window is "stopping…"
@@ -526,6 +528,7 @@ class MainWindow(QMainWindow):
         worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
         self._workers.append(worker)
         if busy:
+            self._busy_text[worker] = busy
             self.statusBar().showMessage(busy)
         worker.start()
         return worker
@@ -533,9 +536,19 @@ class MainWindow(QMainWindow):
     def _on_worker_finished(self, worker: FunctionWorker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
+        self._end_busy_text(worker)
         if not self._workers and not self.session.closing:
             self.progress.setVisible(False)
             self.idle.emit()
+
+    def _end_busy_text(self, worker: FunctionWorker) -> None:
+        """A job's "Loading…" must not outlive it: when nothing replaced it (its result handler
+        normally says what happened) and no other job says the same, the status bar says so."""
+        busy = self._busy_text.pop(worker, "")
+        if not busy or self.session.closing or self.statusBar().currentMessage() != busy:
+            return
+        if busy not in (self._busy_text.get(w) for w in self._workers):
+            self.statusBar().showMessage(strings.STATUS_READY)
 
     def is_busy(self) -> bool:
         """True while any job of this window (not the training dashboard) is running."""
@@ -668,7 +681,17 @@ class MainWindow(QMainWindow):
         self._load_scans(subject, None)
         if warnings:
             self.prediction_panel.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.statusBar().showMessage(self._preview_status(subject))
         self.subject_shown.emit(subject)
+
+    def _preview_status(self, subject) -> str:
+        """What the status bar ends on when a scan is shown without a prediction: why there is none."""
+        if self.session.predictor is None:
+            return strings.STATUS_SHOWN_NO_MODEL.format(subject=subject.key)
+        if self._refusal is not None and self._refusal[0] == subject.key:
+            why = " ".join(line.strip() for line in self._refusal[1].splitlines() if line.strip())
+            return strings.STATUS_SHOWN_REFUSED.format(subject=subject.key, message=why)
+        return strings.STATUS_LOADED_SUBJECT.format(subject=subject.key)
 
     def _load_scans(self, subject, intake: dict | None) -> None:
         """Bring the scan itself (own resolution; native space after the intake) under the model's
@@ -765,6 +788,7 @@ class MainWindow(QMainWindow):
             self.prediction_panel.set_prediction(prediction)
 
     def _on_predict_error(self, subject, message: str) -> None:
+        self._refusal = (subject.key, message)
         self.session.set_prediction(None)
         self.prediction_panel.set_error(message)
         self.viewer.set_clusters(None)

@@ -78,6 +78,8 @@ STATUS_BUILDING_DEMO = "Building the synthetic demo cohort…"
 STATUS_TRAINING = "Training {name}…"
 STATUS_LOADED_SUBJECT = "Loaded subject {subject}"
 STATUS_LOADED_COHORT = "Loaded {n} subjects ({layout}) from {path}"
+STATUS_SHOWN_NO_MODEL = "Showing {subject}: no prediction, no model is loaded (load or train one)"
+STATUS_SHOWN_REFUSED = "Showing {subject}: no prediction ({message})"
 STATUS_LOADED_MODEL = "Model {name} loaded"
 STATUS_EXPORTED = "Report written: {files}"
 EXPORTED_NOTICE = 'Report written ({files}) to <a href="{url}">{folder}</a>'  # the link opens the folder

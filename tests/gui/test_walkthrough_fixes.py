@@ -36,3 +36,30 @@ def test_the_cohort_row_follows_the_modality_switches(loaded, qtbot):
     assert _row_text(window, PROBABILITY_COLUMN) == ""
     qtbot.waitUntil(lambda: not window.is_busy(), timeout=60000)
     assert _row_text(window, PREDICTION_COLUMN) == strings.COHORT_NOTHING_PREDICTED  # no late result overwrote it
+
+
+def test_the_status_bar_ends_on_what_happened_without_a_model(main_window, qtbot, tiny_run):
+    cohort, _run_dir = tiny_run
+    window = main_window
+    with qtbot.waitSignal(window.subject_shown, timeout=60000):
+        window.open_path(cohort)
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=30000)
+    message = window.statusBar().currentMessage()
+    assert not message.startswith("Loading"), message
+    assert message == strings.STATUS_SHOWN_NO_MODEL.format(subject=window.subject.key)
+
+
+def test_the_status_bar_ends_on_a_refusal(loaded, qtbot, monkeypatch):
+    from smmt_core.errors import SMMTError
+    from smmt_gui import main_window as module
+
+    def refuse(*_args):
+        raise SMMTError("the scan failed quality control")
+
+    monkeypatch.setattr(module, "predict_job", refuse)
+    window = loaded
+    window.cohort_panel.select_row(1)
+    qtbot.waitUntil(lambda: window._refusal is not None and not window.is_busy(), timeout=60000)
+    message = window.statusBar().currentMessage()
+    assert not message.startswith("Loading"), message
+    assert "failed quality control" in message and window.subject.key in message
