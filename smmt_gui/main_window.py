@@ -793,7 +793,9 @@ class MainWindow(QMainWindow):
         self.prediction_panel.set_error(message)
         self.viewer.set_clusters(None)
         self.parcellation.set_prediction(None)
-        self.statusBar().showMessage(strings.ERROR_PREDICT.format(subject=subject.key, message=message), 8000)
+        text = strings.ERROR_PREDICT.format(subject=subject.key, message=message)
+        log.warning("%s", " ".join(line.strip() for line in text.splitlines()))
+        self.statusBar().showMessage(text, 8000)
         if subject.t1_path is not None and self.session.shown_volume_key != subject.key:
             self._preview(subject)
 
@@ -819,8 +821,7 @@ class MainWindow(QMainWindow):
         current = self.session.is_current
         return self._start(worker, progress=lambda value, t=ticket: current(t) and self._on_predict_all_progress(value),
                            result=lambda value, t=ticket, n=len(subjects): (
-                               current(t) and self.statusBar().showMessage(
-                                   strings.STATUS_PREDICTED_ALL.format(done=value[0], n=n, failed=value[1]), 10000)))
+                               current(t) and self._on_predict_all_done(value, n)))
 
     def _on_predict_all_progress(self, value) -> None:
         done, total, key, label, detail = value
@@ -829,6 +830,14 @@ class MainWindow(QMainWindow):
             log.warning("%s: %s", key, detail)
         else:
             self.cohort_panel.set_prediction(key, label, detail)
+
+    def _on_predict_all_done(self, value, n: int) -> None:
+        """The summary goes to the log too: the failures it sends the user to are listed there."""
+        done, failed = value
+        text = (strings.STATUS_PREDICTED_ALL_FAILED if failed else strings.STATUS_PREDICTED_ALL).format(
+            done=done, n=n, failed=failed)
+        log.info("%s", text)
+        self.statusBar().showMessage(text, 10000)
 
     def _on_predict_all_finished(self, worker) -> None:
         if worker is self._predict_all_worker:

@@ -63,3 +63,61 @@ def test_the_status_bar_ends_on_a_refusal(loaded, qtbot, monkeypatch):
     message = window.statusBar().currentMessage()
     assert not message.startswith("Loading"), message
     assert "failed quality control" in message and window.subject.key in message
+
+
+def test_a_refused_prediction_is_in_the_log_panel(loaded, qtbot, monkeypatch):
+    from smmt_core.errors import SMMTError
+    from smmt_gui import main_window as module
+
+    def refuse(*_args):
+        raise SMMTError("the scan failed quality control (registration score 0.21)")
+
+    monkeypatch.setattr(module, "predict_job", refuse)
+    window = loaded
+    window.cohort_panel.select_row(1)
+    qtbot.waitUntil(lambda: any("failed quality control" in line for line in window.log_panel.lines()),
+                    timeout=60000)
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=60000)
+
+
+def test_a_qc_failure_in_the_intake_dialog_is_in_the_log_panel(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from smmt_gui.intake_dialog import IntakeDialog
+    from smmt_gui.panels.log import LogPanel
+
+    panel = LogPanel()
+    qtbot.addWidget(panel)
+    dialog = IntakeDialog(tmp_path / "raw_T1w.nii.gz")
+    qtbot.addWidget(dialog)
+    qc = SimpleNamespace(verdict="fail", score=0.21, reason="the brain outline misses the scan")
+    picture = tmp_path / "qc.png"
+    dialog._on_result((SimpleNamespace(qc=qc, device="", notes=[], picture=picture), None))
+    qtbot.waitUntil(lambda: any("misses the scan" in line for line in panel.lines()), timeout=2000)
+    assert any(str(picture) in line for line in panel.lines())
+    panel.detach()
+
+
+def test_predict_all_leaves_its_summary_and_failures_in_the_log_panel(loaded, qtbot, monkeypatch):
+    from smmt_core.errors import SMMTError
+
+    window = loaded
+    predictor = window.predictor
+    subjects = window.session.subjects()
+    bad = subjects[-1].key
+    real_predict = predictor.predict
+
+    def predict(subject, **kwargs):
+        if subject.key == bad:
+            raise SMMTError("unreadable scan")
+        return real_predict(subject, **kwargs)
+
+    monkeypatch.setattr(predictor, "predict", predict)
+    with qtbot.waitSignal(window.idle, timeout=120000):
+        window.predict_all()
+    qtbot.waitUntil(lambda: window._predict_all_worker is None, timeout=10000)
+    message = window.statusBar().currentMessage()
+    assert "see the log" in message
+    lines = window.log_panel.lines()
+    assert any(bad in line and "unreadable scan" in line for line in lines)
+    assert any(message in line for line in lines)
