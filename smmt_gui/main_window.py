@@ -56,6 +56,9 @@ from smmt_gui.workers import FunctionWorker, live_workers
 
 log = logging.getLogger(__name__)
 
+# The docks' widths on first launch: the cohort table's columns (a "borderline (leaning AD) *" row, its
+# headers) whole beside a vertical scroll bar, at the default window width.
+COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH = 450, 320
 CLOSE_POLL_MS = 50  # while "stopping…", how often the window checks whether the jobs have ended
 
 
@@ -382,8 +385,8 @@ class MainWindow(QMainWindow):
         self.log_dock.hide()
         self.clusters_dock = self._dock(strings.DOCK_CLUSTERS, self.cluster_legend, Qt.DockWidgetArea.RightDockWidgetArea)
         self.clusters_dock.hide()  # shown for a volume model's prediction
-        # Wide enough for the table's Prediction columns at the default window size (issue 11.8).
-        self.resizeDocks([self.cohort_dock, self.prediction_dock], [400, 320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.cohort_dock, self.prediction_dock], [COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH],
+                         Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)

@@ -171,6 +171,14 @@ LABEL_NAMES = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairmen
 # --- cohort panel ---------------------------------------------------------------------------
 COHORT_EMPTY = "No dataset open"
 COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P"]
+COHORT_COLUMN_TIPS = [
+    "Subject identifier",
+    "Session (visit) of the scan",
+    "Diagnosis in the dataset (? when it has none)",
+    "Modalities the scan has: MRI, clinical scores (clin), categorical variables (cat)",
+    "The model's prediction (* : made with modalities switched off; – : nothing to predict from)",
+    "P: the calibrated probability of the predicted class",
+]
 COHORT_NOTHING_PREDICTED = "–"
 COHORT_NOTHING_PREDICTED_TIP = "Nothing predicted: every modality is switched off."
 COHORT_REDUCED_MARK = " *"
@@ -404,6 +412,8 @@ TRAINING_METRIC_ROWS = [
     ("ece", "ECE (10 bins)"),
 ]
 TRAINING_METRICS_COLUMN = "seed {seed}"
+TRAINING_METRIC_TIP = "{name}: {text}"
+TRAINING_METRIC_TIP_CI = "{name}: {text}\n(in brackets: the 95 % bootstrap confidence interval over the test persons)"
 TRAINING_METRIC_WITH_CI = "{value} [{lo:.3f}–{hi:.3f}]"  # 95 % bootstrap CI over the test persons
 TRAINING_CONFUSION_BOX = "Confusion matrix (test set)"
 TRAINING_CONFUSION_CAPTION = "rows: true class · columns: predicted"

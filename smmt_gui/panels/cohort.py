@@ -62,8 +62,12 @@ class CohortModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(strings.COHORT_COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return strings.COHORT_COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:  # short headers say in full what they hold
+            return strings.COHORT_COLUMN_TIPS[section]
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -148,9 +152,14 @@ class CohortPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
+        header.setTextElideMode(Qt.TextElideMode.ElideRight)  # never a clipped middle ("ıbje")
+        # The stretched subject id never narrower than its header (the others fit their contents).
+        margin = header.style().pixelMetric(header.style().PixelMetric.PM_HeaderMargin)
+        header.setMinimumSectionSize(header.fontMetrics().horizontalAdvance(strings.COHORT_COLUMNS[0]) + 2 * margin + 4)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # sub-ADNI…0295: both ends stay readable
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.selectionModel().currentRowChanged.connect(self._on_row)
+        self.table.setColumnHidden(1, True)  # no sessions until a dataset that has them
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.synthetic_badge)

@@ -310,6 +310,7 @@ class TrainingDashboard(QWidget):
         self._series_index = 0
         self._cancel_requested = False
         self.metrics_table.setColumnCount(0)
+        self.metrics_table.setMinimumWidth(0)
         self._start_next()
 
     def cancel(self) -> None:
@@ -617,14 +618,18 @@ class TrainingDashboard(QWidget):
             header = self._display_name
         self.metrics_table.setHorizontalHeaderItem(column, QTableWidgetItem(header))
         ci = metrics.get("ci95") or {}
-        for row, (key, _) in enumerate(strings.TRAINING_METRIC_ROWS):
+        for row, (key, name) in enumerate(strings.TRAINING_METRIC_ROWS):
             text = _format_metric(metrics.get(key))
             bounds = ci.get(key)
+            tip = strings.TRAINING_METRIC_TIP
             if bounds and text != "–":  # the test set is small: show how far the figure could move
                 text = strings.TRAINING_METRIC_WITH_CI.format(value=text, lo=bounds[0], hi=bounds[1])
+                tip = strings.TRAINING_METRIC_TIP_CI
             item = QTableWidgetItem(text)
+            item.setToolTip(tip.format(name=name, text=text))
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.metrics_table.setItem(row, column, item)
+        self._fit_metrics_width()
         self._show_confusion(metrics.get("confusion_matrix"))
         roc = metrics.get("roc_curve") or {}
         fpr, tpr = roc.get("fpr"), roc.get("tpr")
@@ -635,6 +640,15 @@ class TrainingDashboard(QWidget):
             self.roc_curve.setData([], [])
             self.roc_label.setText(strings.TRAINING_ROC_NONE)
         self._show_reliability(metrics)
+
+    def _fit_metrics_width(self) -> None:
+        """Values with their CI are never cut ("0.812 …"): the table is at least as wide as its
+        row names and columns; the dashboard scrolls sideways before it clips a figure."""
+        table = self.metrics_table
+        table.resizeColumnsToContents()
+        columns = sum(max(table.sizeHintForColumn(c), table.horizontalHeader().sectionSizeHint(c))
+                      for c in range(table.columnCount()))
+        table.setMinimumWidth(table.verticalHeader().sizeHint().width() + columns + 2 * table.frameWidth() + 4)
 
     def _show_reliability(self, metrics: dict) -> None:
         table = metrics.get("reliability") or {}

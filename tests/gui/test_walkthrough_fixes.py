@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from smmt_gui import strings
+from smmt_gui.main_window import COHORT_DOCK_WIDTH
 from smmt_gui.panels.cohort import PREDICTION_COLUMN, PROBABILITY_COLUMN
 
 
@@ -121,3 +122,63 @@ def test_predict_all_leaves_its_summary_and_failures_in_the_log_panel(loaded, qt
     lines = window.log_panel.lines()
     assert any(bad in line and "unreadable scan" in line for line in lines)
     assert any(message in line for line in lines)
+
+
+DEFAULT_SIZE = (1500, 900)
+
+
+def _header_fits(table, column: int) -> bool:
+    header = table.horizontalHeader()
+    text = table.model().headerData(column, Qt.Orientation.Horizontal)
+    return header.sectionSize(column) >= header.fontMetrics().horizontalAdvance(text) + 8
+
+
+def _default_window(window, qtbot):
+    window.resize(*DEFAULT_SIZE)
+    window.resizeDocks([window.cohort_dock], [COHORT_DOCK_WIDTH], Qt.Orientation.Horizontal)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.wait(50)
+
+
+def test_the_cohort_headers_are_readable_and_explained(main_window, qtbot, tmp_path):
+    from smmt_core.data.subject import Cohort, Subject
+
+    window = main_window
+    _default_window(window, qtbot)
+    table = window.cohort_panel.table
+    model = table.model()
+    columns = [c for c in range(model.columnCount()) if not table.isColumnHidden(c)]
+    for column in columns:  # the empty table
+        assert _header_fits(table, column), model.headerData(column, Qt.Orientation.Horizontal)
+    for column in range(model.columnCount()):
+        assert model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    subjects = [Subject(f"sub-{i:03d}", label="CN", t1_path=tmp_path / f"{i}.nii", numeric={"MMSE": 25.0},
+                        categorical={"PTGENDER": "Male"}) for i in range(60)]
+    window.cohort_panel.set_cohort(Cohort(subjects, layout="bids", root=tmp_path, name="c"))
+    window.cohort_panel.set_prediction(subjects[0].key, "borderline (leaning AD)", 0.55, ["mri"])
+    qtbot.wait(50)
+    for column in [c for c in range(model.columnCount()) if not table.isColumnHidden(c)]:
+        assert _header_fits(table, column), model.headerData(column, Qt.Orientation.Horizontal)
+    assert table.horizontalScrollBar().maximum() == 0
+
+
+def test_the_test_metrics_are_whole_at_the_default_size(main_window, qtbot, tmp_path):
+    from tests.gui.test_training_dashboard import scripted_events
+
+    window = main_window
+    _default_window(window, qtbot)
+    window.tabs.setCurrentWidget(window.dashboard)
+    for event in scripted_events(tmp_path / "run", epochs=2, batches=2):
+        window.dashboard.handle_event(event)
+    qtbot.wait(50)
+    table = window.dashboard.metrics_table
+    qtbot.waitUntil(table.isVisible, timeout=2000)
+    for row in range(table.rowCount()):
+        item = table.item(row, 0)
+        if item is None or item.text() == "–":
+            continue
+        width = table.fontMetrics().horizontalAdvance(item.text())
+        assert table.columnWidth(0) >= width, item.text()
+        assert table.viewport().width() >= table.columnViewportPosition(0) + table.columnWidth(0), item.text()
+        assert item.toolTip() and item.text() in item.toolTip()
