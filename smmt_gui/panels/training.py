@@ -451,7 +451,9 @@ class TrainingDashboard(QWidget):
         except SMMTError:
             config = self._config
         self._classes = config.data.classes if config is not None else self._classes
-        self._show_title(config.run.run_name if config is not None and config.run.run_name else self._run_dir.name)
+        # The folder actually created: a reused name gets a suffix ("wiz-2ep-2"), and that is what the
+        # model list and the run folder show.
+        self._show_title(self._run_dir.name)
         self._info_text = strings.TRAINING_INFO_RUN.format(
             n_train=event.n_train, n_val=event.n_val, n_test=event.n_test, device=event.device,
             variant=config.model.variant if config is not None else "", epochs=event.total_epochs,

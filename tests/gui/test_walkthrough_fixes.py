@@ -182,3 +182,16 @@ def test_the_test_metrics_are_whole_at_the_default_size(main_window, qtbot, tmp_
         assert table.columnWidth(0) >= width, item.text()
         assert table.viewport().width() >= table.columnViewportPosition(0) + table.columnWidth(0), item.text()
         assert item.toolTip() and item.text() in item.toolTip()
+
+
+def test_the_dashboard_title_names_the_folder_actually_created(qtbot, tmp_path):
+    from smmt_core.train.config import TrainConfig
+    from smmt_core.train.events import RunStarted
+    from smmt_gui.panels.training import TrainingDashboard
+
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    config = TrainConfig.build("demo", dataset="demo", out=str(tmp_path), run_name="wiz-2ep", epochs=2)
+    dashboard.handle_event(RunStarted(tmp_path / "wiz-2ep-2", 2, 2, n_train=20, n_val=5, n_test=6, device="cpu",
+                                      config=config.to_dict()))
+    assert dashboard.title_label.text() == strings.TRAINING_TITLE_RUN.format(name="wiz-2ep-2")
