@@ -7,6 +7,7 @@ dashboard (TRAINING_*) and the robustness tab (ROBUSTNESS_*).
 """
 
 from smmt_core import report
+from smmt_core.data.demo_defaults import DEFAULT_SUBJECTS as DEMO_SUBJECTS
 
 APP_NAME = "SMMT Studio"
 APP_ID = "smmt-studio"  # desktop file name, QSettings application name
@@ -221,7 +222,8 @@ WIZARD_DATA_SOURCE_BOX = "Source"
 # (key, button text, hint shown under the path field)
 WIZARD_DATA_SOURCES: list[tuple[str, str, str]] = [
     ("demo", "Demo cohort (SYNTHETIC)",
-     "100 synthetic subjects made from the MNI152 template; built on first use. For trying the app, not for science."),
+     f"{DEMO_SUBJECTS} synthetic subjects made from the MNI152 template; built on first use. For trying the app, "
+     "not for science."),
     ("bids", "BIDS dataset",
      "A folder with dataset_description.json, participants.tsv and sub-*/[ses-*/]anat/*_T1w.nii[.gz]."),
     ("adni", "ADNI download + ADNIMERGE",
@@ -242,7 +244,7 @@ WIZARD_DATA_SUMMARY_PLACEHOLDER = "The validation summary appears here."
 WIZARD_DATA_BROWSE_DIALOG = "Choose the dataset folder"
 WIZARD_DATA_DEMO_PENDING = "✓ The SYNTHETIC demo cohort will be built when training starts."
 WIZARD_DATA_DEMO_PENDING_SUMMARY = (
-    "Demo cohort folder: {folder}\nNot built yet: 100 synthetic subjects, about a minute to make."
+    "Demo cohort folder: {folder}\nNot built yet: " + f"{DEMO_SUBJECTS}" + " synthetic subjects, about two minutes to make."
 )
 WIZARD_DATA_CHOOSE = "Choose a folder."
 WIZARD_DATA_NOT_FOUND = "✗ This folder does not exist."
@@ -298,7 +300,8 @@ WIZARD_VARIANT_TEXT: dict[str, tuple[str, str]] = {
 }
 WIZARD_SLIDERS_BOX = "Data and masking"
 WIZARD_FRACTION_LABEL = "Training data fraction:"
-WIZARD_FRACTION_HINT = "Shrinks the training subjects only; the test subjects never change."
+WIZARD_FRACTION_HINT = ("Shrinks the training and validation persons together; the test persons never change, "
+                        "so runs with different fractions are compared on the same people.")
 WIZARD_FRACTION_VALUE = "{percent:.0f} %"
 WIZARD_MASK_LABEL = "Mask ratio:"
 WIZARD_MASK_VALUE = "{ratio:.2f}"

@@ -195,3 +195,12 @@ def test_the_dashboard_title_names_the_folder_actually_created(qtbot, tmp_path):
     dashboard.handle_event(RunStarted(tmp_path / "wiz-2ep-2", 2, 2, n_train=20, n_val=5, n_test=6, device="cpu",
                                       config=config.to_dict()))
     assert dashboard.title_label.text() == strings.TRAINING_TITLE_RUN.format(name="wiz-2ep-2")
+
+
+def test_the_wizard_states_the_demo_size_and_what_the_fraction_shrinks():
+    from smmt_core.data.demo_defaults import DEFAULT_SUBJECTS
+
+    demo_hint = dict((k, h) for k, _, h in strings.WIZARD_DATA_SOURCES)["demo"]
+    assert f"{DEFAULT_SUBJECTS} synthetic subjects" in demo_hint
+    assert f"{DEFAULT_SUBJECTS} synthetic subjects" in strings.WIZARD_DATA_DEMO_PENDING_SUMMARY
+    assert "only" not in strings.WIZARD_FRACTION_HINT and "validation" in strings.WIZARD_FRACTION_HINT
