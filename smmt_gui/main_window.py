@@ -270,6 +270,7 @@ class MainWindow(QMainWindow):
         self._predict_all_worker: FunctionWorker | None = None  # so that a second click stops it
         self._demo_worker: FunctionWorker | None = None  # one demo build at a time
         self._busy_text: dict[FunctionWorker, str] = {}  # what the status bar says while each job runs
+        self._open_how = "path"  # how the user asked for what is being opened (strings.ERROR_OPEN)
         self._refusal: tuple[str, str] | None = None  # (subject key, why) of the last failed prediction
         self.wizard = None  # the training wizard while it is open
         self._closed = False  # set once the window has really closed
@@ -571,23 +572,31 @@ class MainWindow(QMainWindow):
         start = self.settings.get("recent/last_open_dir", str(Path.home()))
         path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_FOLDER, start)
         if path:
-            self.open_path(path)
+            self.open_path(path, how="folder")
 
     def choose_file(self) -> None:
         start = self.settings.get("recent/last_open_dir", str(Path.home()))
         path, _ = QFileDialog.getOpenFileName(self, strings.ACTION_OPEN_FILE, start,
                                               "T1 images (*.nii *.nii.gz *.mgz *.hdr *.img);;All files (*)")
         if path:
-            self.open_path(path)
+            self.open_path(path, how="file")
 
-    def open_path(self, path) -> FunctionWorker:
-        """Open a subject folder, a single T1 file or a dataset folder (on a worker)."""
+    def open_path(self, path, how: str = "path") -> FunctionWorker:
+        """Open a subject folder, a single T1 file or a dataset folder (on a worker).
+
+        `how` the user asked (a key of strings.ERROR_OPEN: "drop", "file", "folder", "path"): a
+        failure says what the user did, not what someone else might have."""
         path = str(Path(path).expanduser())
         self.message_bar.hide()
+        self._open_how = how
         return self._start(FunctionWorker(open_path_job, path, name="open"),
                            result=lambda value, p=path: self._on_opened(p, value),
-                           error=lambda message: self.show_error(strings.ERROR_DROP.format(message=message)),
+                           error=lambda message, p=path: self.show_error(self._open_error(how, p, message)),
                            busy=strings.STATUS_LOADING.format(path=path))
+
+    @staticmethod
+    def _open_error(how: str, path: str, message: str) -> str:
+        return strings.ERROR_OPEN.get(how, strings.ERROR_OPEN["path"]).format(path=path, message=message)
 
     def _on_opened(self, path: str, opened) -> None:
         from smmt_core.data.subject import Cohort
@@ -636,7 +645,8 @@ class MainWindow(QMainWindow):
             for problem in cohort.problems:
                 log.info("%s: %s", cohort.root, problem)
             if not len(cohort):
-                self.show_error(strings.ERROR_DROP.format(message=f"{cohort.root}: no subjects found"))
+                self.show_error(self._open_error(self._open_how, str(cohort.root),
+                                                 strings.ERROR_NO_SUBJECTS.format(path=cohort.root)))
                 return
             self.statusBar().showMessage(strings.STATUS_LOADED_COHORT.format(
                 n=len(cohort), layout=cohort.layout, path=self.session.data_path), 5000)
@@ -1137,7 +1147,7 @@ class MainWindow(QMainWindow):
         if not urls[0].isLocalFile():
             self.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_NOT_LOCAL))
             return
-        self.open_path(urls[0].toLocalFile())
+        self.open_path(urls[0].toLocalFile(), how="drop")
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

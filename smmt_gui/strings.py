@@ -89,6 +89,14 @@ STATUS_STOPPING = "Stopping background jobs…"
 # --- errors ---------------------------------------------------------------------------------
 ERROR_TITLE = "SMMT Studio"
 ERROR_DROP = "Could not open what was dropped:\n{message}"
+# How the user asked to open something -> what a failure says.
+ERROR_OPEN = {
+    "drop": ERROR_DROP,
+    "file": "Could not open the T1 file:\n{message}",  # the message names the file
+    "folder": "Could not open the folder:\n{message}",
+    "path": "Could not open {path}:\n{message}",
+}
+ERROR_NO_SUBJECTS = "{path}: no subjects found"
 ERROR_DROP_NOT_LOCAL = "Only local files and folders can be opened."
 ERROR_DROP_MANY = "Drop one folder or file at a time ({n} were dropped)."
 ERROR_MODEL = "Could not load the model:\n{message}"

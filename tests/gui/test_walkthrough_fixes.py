@@ -204,3 +204,18 @@ def test_the_wizard_states_the_demo_size_and_what_the_fraction_shrinks():
     assert f"{DEFAULT_SUBJECTS} synthetic subjects" in demo_hint
     assert f"{DEFAULT_SUBJECTS} synthetic subjects" in strings.WIZARD_DATA_DEMO_PENDING_SUMMARY
     assert "only" not in strings.WIZARD_FRACTION_HINT and "validation" in strings.WIZARD_FRACTION_HINT
+
+
+def test_a_broken_file_opened_from_the_menu_is_not_called_dropped(main_window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    broken = tmp_path / "broken_T1w.nii.gz"
+    broken.write_bytes(b"not a NIfTI image")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(broken), ""))
+    window = main_window
+    window.act_open_file.trigger()
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=30000)
+    text = window.message_bar.label.text()  # the window is not shown: read the bar's label
+    assert "dropped" not in text
+    assert text.startswith(strings.ERROR_OPEN["file"].format(path=broken, message="").rstrip())
+    assert str(broken) in text
