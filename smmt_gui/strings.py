@@ -390,9 +390,11 @@ TRAINING_CIRCULAR_NOTE = (
     "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
     "scores that say little about the MRI. The non-circular feature preset shows what is left without them."
 )
-TRAINING_ENERGY = "{kwh:.4f} kWh · {watts:.0f} W"
+TRAINING_ENERGY = "{energy} · {watts:.0f} W"
+TRAINING_ENERGY_WH = "{wh:.3g} Wh"  # three significant digits: 0.0412 Wh, 3.51 Wh, 512 Wh
+TRAINING_ENERGY_KWH = "{kwh:.3g} kWh"
+TRAINING_ENERGY_BELOW = "< 0.001 Wh"
 TRAINING_ENERGY_ESTIMATED = " (estimated: no power sensors)"
-TRAINING_ENERGY_TOTAL = "{kwh:.4f} kWh"
 TRAINING_ENERGY_NOT_MEASURED = "energy not measured"
 TRAINING_CANCEL = "Cancel"
 TRAINING_CANCELLING = "Cancelling…"

@@ -86,9 +86,33 @@ def _format_metric(value) -> str:
     return "–" if math.isnan(value) else f"{value:.3f}"
 
 
-def styled_plot(title: str, y_label: str, x_label: str) -> pg.PlotWidget:
-    """A white plot with black axes and plain units (no SI prefixes); shared with the robustness view."""
-    plot = pg.PlotWidget(background="w")
+def format_energy(kwh: float) -> str:
+    """Energy with three significant digits, in Wh below 1 kWh: a demo run reads "0.0412 Wh", never
+    "0.0000 kWh"."""
+    wh = 1000.0 * float(kwh)
+    if wh >= 1000.0:
+        return strings.TRAINING_ENERGY_KWH.format(kwh=kwh)
+    if wh < 0.001:
+        return strings.TRAINING_ENERGY_BELOW
+    return strings.TRAINING_ENERGY_WH.format(wh=wh)
+
+
+class WholeNumberAxis(pg.AxisItem):
+    """An axis of epochs: ticks on whole numbers only (a 2-epoch run has no tick at 0.5 or 1.5)."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph API
+        levels = [(spacing, [v for v in values if float(v).is_integer()])
+                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        if not any(values for _spacing, values in levels):
+            levels = [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+        return levels
+
+
+def styled_plot(title: str, y_label: str, x_label: str, *, whole_x: bool = False) -> pg.PlotWidget:
+    """A white plot with black axes and plain units (no SI prefixes); shared with the robustness view.
+    `whole_x`: the x axis counts whole things (epochs)."""
+    axes = {"bottom": WholeNumberAxis("bottom")} if whole_x else None
+    plot = pg.PlotWidget(background="w", axisItems=axes)
     plot.setTitle(title, color="k", size="10pt")
     plot.setLabel("left", y_label, color="k")
     plot.setLabel("bottom", x_label, color="k")
@@ -194,14 +218,14 @@ class TrainingDashboard(QWidget):
         status_row.addWidget(self.energy_label)
 
         # Curves: created once, fed with setData.
-        self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS)
+        self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS, whole_x=True)
         # Legends in one row along the top, on a translucent white: they no longer hide the curves.
         self.loss_plot.addLegend(offset=(-10, 5), labelTextColor="k", colCount=3, brush=(255, 255, 255, 200))
         self.batch_loss_curve = self.loss_plot.plot(
             pen=pg.mkPen(BATCH_COLOUR, width=1), name=strings.TRAINING_LEGEND_BATCH
         )
         self.train_loss_curve, self.val_loss_curve = _train_and_val_curves(self.loss_plot)
-        self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY)
+        self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY, whole_x=True)
         self.acc_plot.addLegend(offset=(-10, -5), labelTextColor="k", colCount=2, brush=(255, 255, 255, 200))
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self.train_acc_curve, self.val_acc_curve = _train_and_val_curves(self.acc_plot)
@@ -562,7 +586,7 @@ class TrainingDashboard(QWidget):
             top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
             plot.setXRange(0.0, right, padding=0.0)
             plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0.0)
-        text = strings.TRAINING_ENERGY.format(kwh=event.energy_kwh, watts=event.power_w)
+        text = strings.TRAINING_ENERGY.format(energy=format_energy(event.energy_kwh), watts=event.power_w)
         self.energy_label.setText(text + (strings.TRAINING_ENERGY_ESTIMATED if event.estimated else ""))
         title = strings.TRAINING_PLOT_POWER_ESTIMATED if event.estimated else strings.TRAINING_PLOT_POWER[0]
         self.power_plot.setTitle(title, color="k", size="10pt")
@@ -577,7 +601,7 @@ class TrainingDashboard(QWidget):
             self.progress_bar.setValue(1000)
         self._show_results(self.test_metrics)
         if event.energy_kwh is not None and math.isfinite(event.energy_kwh) and event.energy_kwh > 0:
-            energy = strings.TRAINING_ENERGY_TOTAL.format(kwh=event.energy_kwh)
+            energy = format_energy(event.energy_kwh)
         else:
             energy = strings.TRAINING_ENERGY_NOT_MEASURED
         if event.stopped_early:

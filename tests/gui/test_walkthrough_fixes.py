@@ -219,3 +219,27 @@ def test_a_broken_file_opened_from_the_menu_is_not_called_dropped(main_window, q
     assert "dropped" not in text
     assert text.startswith(strings.ERROR_OPEN["file"].format(path=broken, message="").rstrip())
     assert str(broken) in text
+
+
+def test_a_short_run_shows_its_energy_in_wh_and_whole_epochs(qtbot, tmp_path):
+    from smmt_core.train.events import EnergyUpdate, RunFinished, RunStarted
+    from smmt_gui.panels.training import TrainingDashboard, format_energy
+
+    assert format_energy(4.12e-05) == "0.0412 Wh"
+    assert format_energy(0.5) == "500 Wh" and format_energy(2.5) == "2.5 kWh"
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.resize(1100, 800)
+    dashboard.show()
+    qtbot.waitExposed(dashboard)
+    dashboard.handle_event(RunStarted(tmp_path / "run", 2, 2, n_train=20, n_val=5, n_test=6, device="cpu"))
+    dashboard.handle_event(EnergyUpdate(1, elapsed_s=30.0, energy_kwh=4.12e-05, power_w=5.0, estimated=False))
+    assert "0.0412 Wh" in dashboard.energy_label.text() and "0.0000" not in dashboard.energy_label.text()
+    dashboard.handle_event(RunFinished(tmp_path / "run", stopped_early=False, test_metrics={}, energy_kwh=4.12e-05,
+                                       duration_s=60.0))
+    assert "0.0412 Wh" in dashboard.status_label.text()
+    for plot in (dashboard.loss_plot, dashboard.acc_plot):
+        axis = plot.getAxis("bottom")
+        low, high = plot.getViewBox().viewRange()[0]
+        ticks = [v for _spacing, values in axis.tickValues(low, high, axis.width() or 400) for v in values]
+        assert ticks and all(float(v).is_integer() for v in ticks), ticks
