@@ -203,6 +203,8 @@ STATUS_PREDICTED_ALL_FAILED = "Predicted {done} of {n} scans ({failed} could not
 EXPORT_DIALOG = "Export prediction report (base name)"
 EXPORT_TITLE = report.REPORT_TITLE
 EXPORT_FILTER = "Report (*.pdf *.png *.csv *.json)"
+EXPORT_PNG_CAPTION = "{subject}: {label} · model {model}"
+EXPORT_PNG_SYNTHETIC = "SYNTHETIC: made-up data or a model trained on it; nothing here is about a real person."
 EXPORT_QC_CAPTION = ("Registration QC: the MNI152 brain outline (red) and grey/white boundary (yellow) over "
                      "the registered scan")
 

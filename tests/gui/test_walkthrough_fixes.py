@@ -243,3 +243,49 @@ def test_a_short_run_shows_its_energy_in_wh_and_whole_epochs(qtbot, tmp_path):
         low, high = plot.getViewBox().viewRange()[0]
         ticks = [v for _spacing, values in axis.tickValues(low, high, axis.width() or 400) for v in values]
         assert ticks and all(float(v).is_integer() for v in ticks), ticks
+
+
+def test_the_exported_png_carries_the_disclaimer_and_the_report_names_its_own_qc_copy(qtbot, tmp_path):
+    import csv
+    import dataclasses
+    import json
+
+    from PySide6.QtGui import QColor, QImage
+
+    from tests.gui.test_export import CONTEXT, image, make_prediction
+    from smmt_gui.export import export_report, with_disclaimer
+
+    views = image()
+    stamped = with_disclaimer(views, make_prediction(), CONTEXT)
+    assert stamped.height() > views.height()
+    band = [QColor(stamped.pixel(x, y)) for y in range(views.height(), stamped.height())
+            for x in range(0, stamped.width(), 2)]
+    assert any(c.red() > 100 and c.green() < 60 for c in band)  # dark red disclaimer text in the band
+
+    picture = tmp_path / "cache" / "qc.png"
+    picture.parent.mkdir()
+    views.save(str(picture))
+    through_intake = dataclasses.replace(make_prediction(), intake={"qc": "pass", "score": 0.8,
+                                                                    "picture": str(picture)})
+    (tmp_path / "out").mkdir()
+    export_report(tmp_path / "out" / "report", through_intake, views, CONTEXT)
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["prediction"]["intake"]["picture"] == "report.qc.png"
+    rows = list(csv.DictReader((tmp_path / "out" / "report.csv").read_text().splitlines()))
+    assert {"section": "qc", "name": "picture", "value": "report.qc.png"} in rows
+    assert (tmp_path / "out" / "report.qc.png").is_file()
+
+
+def test_the_rendered_views_have_no_empty_block(main_window, qtbot):
+    import numpy as np
+
+    window = main_window
+    window.resize(*DEFAULT_SIZE)
+    window.show()
+    qtbot.waitExposed(window)
+    window.viewer_stack.setCurrentWidget(window.viewer)
+    window.viewer.set_volume(np.random.default_rng(0).random((20, 24, 20)).astype(np.float32), np.eye(4))
+    qtbot.wait(50)
+    rendered = window.viewer.render_views()
+    top = max(window.viewer.views[p].height() for p in window.viewer.views)
+    assert rendered.height() <= top + window.viewer.model_input_title.height() + 2
