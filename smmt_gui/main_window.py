@@ -415,6 +415,7 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(False)
         self.act_reset = self._action(strings.ACTION_RESET_VIEW, self.viewer.reset_view, shortcuts.RESET_VIEW)
         self.act_about = self._action(strings.ACTION_ABOUT, self.show_about)
+        self.act_diagnostics = self._action(strings.ACTION_DIAGNOSTICS, self.copy_diagnostics)
         self.act_quit = self._action(strings.ACTION_QUIT, self.close, shortcuts.QUIT)
         self.act_log = self.log_dock.toggleViewAction()
         self.act_log.setText(strings.ACTION_LOG)
@@ -478,6 +479,7 @@ class MainWindow(QMainWindow):
         for dock in (self.cohort_dock, self.prediction_dock, self.log_dock):
             view.addAction(dock.toggleViewAction() if dock is not self.log_dock else self.act_log)
         help_menu = self.menuBar().addMenu(strings.MENU_HELP)
+        help_menu.addAction(self.act_diagnostics)
         help_menu.addAction(self.act_about)
         self._fill_recent_menus()
 
@@ -1107,6 +1109,20 @@ class MainWindow(QMainWindow):
         self.synthetic_badge_action.setVisible(synthetic_data or self.session.model_is_synthetic())
         self.viewer.set_synthetic(synthetic_data)
         self._update_predict_all()
+
+    def copy_diagnostics(self) -> str:
+        """One click: versions, device, threads, folders and the last log lines on the clipboard,
+        for a bug report (the text is smmt_core.diagnostics'; torch is never imported for it)."""
+        from PySide6 import __version__ as qt_version
+        from PySide6.QtGui import QGuiApplication
+
+        from smmt_core.diagnostics import diagnostics_text
+
+        text = diagnostics_text(qt_version=qt_version, data_folder=self.session.data_path, runs_folder=runs_dir(),
+                                log_lines=self.log_panel.lines())
+        QGuiApplication.clipboard().setText(text)
+        self.statusBar().showMessage(strings.STATUS_DIAGNOSTICS_COPIED, 5000)
+        return text
 
     def show_about(self) -> QMessageBox:
         from importlib.metadata import PackageNotFoundError, version

@@ -40,6 +40,7 @@ ACTION_DEMO_DATA = "Open demo cohort"
 ACTION_EXPORT = "Export report…"
 ACTION_RESET_VIEW = "Reset view"
 ACTION_ABOUT = "About SMMT Studio"
+ACTION_DIAGNOSTICS = "Copy diagnostics"
 ACTION_QUIT = "Quit"
 ACTION_LOG = "Show log"
 MENU_FILE = "&File"
@@ -84,6 +85,7 @@ STATUS_SHOWN_REFUSED = "Showing {subject}: no prediction ({message})"
 STATUS_LOADED_MODEL = "Model {name} loaded"
 STATUS_EXPORTED = "Report written: {files}"
 EXPORTED_NOTICE = 'Report written ({files}) to <a href="{url}">{folder}</a>'  # the link opens the folder
+STATUS_DIAGNOSTICS_COPIED = "Diagnostics copied to the clipboard: paste them into your bug report"
 STATUS_STOPPING = "Stopping background jobs…"
 
 # --- errors ---------------------------------------------------------------------------------

@@ -289,3 +289,31 @@ def test_the_rendered_views_have_no_empty_block(main_window, qtbot):
     rendered = window.viewer.render_views()
     top = max(window.viewer.views[p].height() for p in window.viewer.views)
     assert rendered.height() <= top + window.viewer.model_input_title.height() + 2
+
+
+def test_diagnostics_say_torch_is_not_loaded_without_importing_it(tmp_path):
+    from smmt_core import __version__
+    from smmt_core.diagnostics import NOT_LOADED, diagnostics_text
+
+    text = diagnostics_text(qt_version="6.9", data_folder=tmp_path / "data", runs_folder=tmp_path / "runs",
+                            cache_folder=tmp_path / "cache", log_lines=[f"line {i}" for i in range(100)],
+                            modules={})
+    assert __version__ in text and "6.9" in text and str(tmp_path / "cache") in text
+    assert "torch" in text and NOT_LOADED in text
+    assert "line 99" in text and "line 10\n" not in text  # the last lines only
+    from types import SimpleNamespace
+
+    torch = SimpleNamespace(__version__="9.9", cuda=SimpleNamespace(is_available=lambda: False),
+                            get_num_threads=lambda: 1, get_num_interop_threads=lambda: 2)
+    loaded = diagnostics_text(cache_folder=tmp_path, modules={"torch": torch})
+    assert "9.9" in loaded and "1 (interop 2)" in loaded and NOT_LOADED not in loaded
+
+
+def test_help_copies_the_diagnostics_to_the_clipboard(main_window, qtbot):
+    from PySide6.QtGui import QGuiApplication
+
+    window = main_window
+    assert window.act_diagnostics in window.menuBar().actions()[-1].menu().actions()
+    window.act_diagnostics.trigger()
+    copied = QGuiApplication.clipboard().text()
+    assert copied.startswith("SMMT Studio diagnostics") and "cache folder" in copied
