@@ -250,10 +250,10 @@ def test_the_exported_png_carries_the_disclaimer_and_the_report_names_its_own_qc
     import dataclasses
     import json
 
-    from PySide6.QtGui import QColor, QImage
+    from PySide6.QtGui import QColor
 
-    from tests.gui.test_export import CONTEXT, image, make_prediction
     from smmt_gui.export import export_report, with_disclaimer
+    from tests.gui.test_export import CONTEXT, image, make_prediction
 
     views = image()
     stamped = with_disclaimer(views, make_prediction(), CONTEXT)
