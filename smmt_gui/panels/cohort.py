@@ -31,18 +31,20 @@ class CohortModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.subjects: list = []
-        # scan key -> (label, probability, modalities switched off); label None: nothing was predicted
-        self.predictions: dict[str, tuple[str | None, float, tuple[str, ...]]] = {}
+        # scan key -> (label, probability); label None: nothing was predicted (every modality off)
+        self.predictions: dict[str, tuple[str | None, float]] = {}
+        self.switched_off: dict[str, tuple[str, ...]] = {}  # scan key -> modalities the user had switched off
 
     def set_subjects(self, subjects) -> None:
         self.beginResetModel()
         self.subjects = list(subjects)
-        self.predictions = {}
+        self.predictions, self.switched_off = {}, {}
         self.endResetModel()
 
     def set_prediction(self, key: str, label: str | None, probability: float = float("nan"),
                        switched_off=()) -> None:
-        self.predictions[key] = (label, probability, tuple(switched_off))
+        self.predictions[key] = (label, probability)
+        self.switched_off[key] = tuple(switched_off)
         for row, subject in enumerate(self.subjects):
             if subject.key == key:
                 self.dataChanged.emit(self.index(row, PREDICTION_COLUMN), self.index(row, PROBABILITY_COLUMN))
@@ -51,6 +53,7 @@ class CohortModel(QAbstractTableModel):
         """Forget every prediction (they came from a model that is no longer loaded)."""
         if self.predictions:
             self.predictions.clear()
+            self.switched_off.clear()
             if self.subjects:
                 self.dataChanged.emit(self.index(0, PREDICTION_COLUMN),
                                       self.index(len(self.subjects) - 1, PROBABILITY_COLUMN))
@@ -92,18 +95,17 @@ class CohortModel(QAbstractTableModel):
             return " ".join(SHORT_MODALITY[m.value] for m in ALL_MODALITIES if subject.has(m))
         if prediction is None:
             return ""
-        label, probability, switched_off = prediction
+        label, probability = prediction
         if label is None:
             return strings.COHORT_NOTHING_PREDICTED if col == PREDICTION_COLUMN else ""
         if col == PREDICTION_COLUMN:
-            return label + (strings.COHORT_REDUCED_MARK if switched_off else "")
+            return label + (strings.COHORT_REDUCED_MARK if self.switched_off.get(subject.key) else "")
         return f"{probability * 100:.0f}%"
 
-    @staticmethod
-    def _tooltip(subject, col: int, prediction) -> str | None:
+    def _tooltip(self, subject, col: int, prediction) -> str | None:
         """A prediction made with modalities switched off says so, the mark alone is not enough."""
         if col in (PREDICTION_COLUMN, PROBABILITY_COLUMN) and prediction is not None:
-            label, _probability, switched_off = prediction
+            label, switched_off = prediction[0], self.switched_off.get(subject.key)
             if label is None:
                 return strings.COHORT_NOTHING_PREDICTED_TIP
             if switched_off:
