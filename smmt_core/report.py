@@ -17,7 +17,7 @@ import io
 import json
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -256,15 +256,20 @@ def _parcellation_png(prediction):
     return write
 
 
-def common_report_jobs(prediction, context: ReportContext) -> dict:
+def common_report_jobs(prediction, context: ReportContext, qc_copy: Path | None = None) -> dict:
     """The report files the CLI and the GUI write alike, as {format: write(path)}: the JSON, the CSV
-    and (after the intake) the QC picture. Each adds its own pictures (`write_report`, the GUI's export)."""
+    and (after the intake) the QC picture. Each adds its own pictures (`write_report`, the GUI's export).
+
+    qc_copy: where the QC picture is copied beside the report; the JSON and the CSV then name that
+    copy (its file name: it travels with them), not the intake cache's picture, which may be cleared."""
+    picture = qc_picture(prediction)
+    if picture is not None and qc_copy is not None:
+        prediction = replace(prediction, intake={**prediction.intake, "picture": Path(qc_copy).name})
     jobs = {
         "json": lambda p: p.write_text(json.dumps(report_dict(prediction, context), indent=2, default=str) + "\n",
                                        encoding="utf-8"),
         "csv": lambda p: p.write_text(csv_text(report_rows(prediction, context)), encoding="utf-8"),
     }
-    picture = qc_picture(prediction)
     if picture is not None:
         jobs["qc"] = copy_job(picture)
     return jobs
@@ -280,7 +285,7 @@ def write_report(base: str | Path, prediction, context: ReportContext, formats=C
     unknown = set(formats) - set(CLI_FORMATS)
     if unknown:
         raise ReportError(f"unknown report formats: {', '.join(sorted(unknown))}")
-    jobs = common_report_jobs(prediction, context)
+    jobs = common_report_jobs(prediction, context, report_file(base, "qc") if "qc" in formats else None)
     if prediction.slices is not None:
         jobs["png"] = _slices_png(prediction)
     elif getattr(prediction, "patch_grid", None) is not None and prediction.cluster_ids:

@@ -1,6 +1,6 @@
 """Export a prediction report: a PNG of the views (with the cluster overlay), the numbers as CSV
 and JSON, and a one-page PDF (Qt's own PDF writer), each naming the model, the data and the
-research-use disclaimer. What the report says is `smmt_core.report`'s (the same as
+research-use disclaimer (the PNG in a band below the views). What the report says is `smmt_core.report`'s (the same as
 `smmt predict --report`); this module adds the pictures and the PDF. A subject that went through
 the intake also gets its QC picture (the MNI152 brain outline over the registered scan), in the
 PDF and as `<base>.qc.png`, as on the command line.
@@ -37,6 +37,41 @@ FORMATS = ("png", "csv", "json", "pdf", "qc")
 
 class ExportError(SMMTError):
     """The report could not be written (folder missing or not writable, nothing to export)."""
+
+
+def with_disclaimer(image: QImage, prediction, context: ReportContext) -> QImage:
+    """The views with a band below naming the subject, the model and the research-use disclaimer
+    (and SYNTHETIC when it is): a PNG shared on its own must carry them like every other file."""
+    lines = [(strings.EXPORT_PNG_CAPTION.format(subject=prediction.subject_id, label=prediction.verdict,
+                                                model=context.model_name or prediction.model_name), False)]
+    if context.synthetic:
+        lines.append((strings.EXPORT_PNG_SYNTHETIC, True))
+    lines.append((strings.DISCLAIMER, True))
+    font = QFont("Sans Serif")
+    font.setPointSizeF(9)
+    margin = 8
+    width = max(image.width(), 400)
+    painter = QPainter()
+    scratch = QImage(1, 1, QImage.Format.Format_RGB32)
+    painter.begin(scratch)
+    painter.setFont(font)
+    flags = int(Qt.AlignmentFlag.AlignLeft) | int(Qt.TextFlag.TextWordWrap)
+    heights = [painter.boundingRect(QRectF(0, 0, width - 2 * margin, 10_000), flags, text).height()
+               for text, _ in lines]
+    painter.end()
+    band = int(sum(heights) + margin * (len(lines) + 1))
+    out = QImage(width, image.height() + band, QImage.Format.Format_RGB32)
+    out.fill(Qt.GlobalColor.white)
+    painter.begin(out)
+    painter.drawImage(0, 0, image)
+    painter.setFont(font)
+    y = image.height() + margin
+    for (text, warn), height in zip(lines, heights):
+        painter.setPen(Qt.GlobalColor.darkRed if warn else Qt.GlobalColor.black)
+        painter.drawText(QRectF(margin, y, width - 2 * margin, height), flags, text)
+        y += height + margin
+    painter.end()
+    return out
 
 
 def _write_png(image: QImage):
@@ -140,9 +175,10 @@ def export_report(base: str | Path, prediction, image: QImage | None, context: R
         raise ExportError(f"unknown report formats: {', '.join(sorted(unknown))}")
     if "pdf" in formats and QGuiApplication.instance() is None:
         raise ExportError("the PDF report needs a running Qt application (QApplication)")
-    jobs = {**common_report_jobs(prediction, context), "pdf": _write_pdf(prediction, context, image)}
+    qc_copy = report_file(base, "qc") if "qc" in formats else None  # the JSON and CSV name this copy
+    jobs = {**common_report_jobs(prediction, context, qc_copy), "pdf": _write_pdf(prediction, context, image)}
     if image is not None and not image.isNull():
-        jobs["png"] = _write_png(image)
+        jobs["png"] = _write_png(with_disclaimer(image, prediction, context))
     planned = [(report_file(base, fmt), jobs[fmt]) for fmt in FORMATS if fmt in formats and fmt in jobs]
     try:
         write_all_or_nothing(planned)

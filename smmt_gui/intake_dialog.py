@@ -11,6 +11,7 @@ pass or warn; it is never called for a scan that failed QC.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from PySide6.QtWidgets import (
 
 from smmt_gui import strings
 from smmt_gui.workers import FunctionWorker
+
+log = logging.getLogger(__name__)
 
 SHOWN_STEPS = ("convert", "brain", "bias", "register", "predict")
 
@@ -142,6 +145,10 @@ class IntakeDialog(QDialog):
             lines.append(describe_prediction(self.prediction))
         lines.extend(self.result.notes)
         self.message.setText("\n".join(lines))
+        if self.result.picture is not None:
+            lines.append(strings.INTAKE_QC_PICTURE.format(path=self.result.picture))
+        for line in lines:  # the dialog closes; the log panel keeps what it said
+            (log.warning if qc.verdict == "fail" else log.info)("%s: %s", self.path.name, line)
         if self.result.picture is not None:
             pixmap = QPixmap(str(self.result.picture))
             if not pixmap.isNull():

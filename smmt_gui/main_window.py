@@ -48,7 +48,7 @@ from smmt_gui import shortcuts, strings
 from smmt_gui.export import ReportContext, export_report
 from smmt_gui.panels.cohort import CohortPanel
 from smmt_gui.panels.log import LogPanel
-from smmt_gui.panels.prediction import PredictionPanel
+from smmt_gui.panels.prediction import MODALITIES, PredictionPanel
 from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS, Session
 from smmt_gui.settings import AppSettings, runs_dir
 from smmt_gui.viewer import OrthoViewer
@@ -56,6 +56,9 @@ from smmt_gui.workers import FunctionWorker, live_workers
 
 log = logging.getLogger(__name__)
 
+# The docks' widths on first launch: the cohort table's columns (a "borderline (leaning AD) *" row, its
+# headers) whole beside a vertical scroll bar, at the default window width.
+COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH = 450, 320
 CLOSE_POLL_MS = 50  # while "stopping…", how often the window checks whether the jobs have ended
 
 
@@ -266,6 +269,9 @@ class MainWindow(QMainWindow):
         self._predict_worker: FunctionWorker | None = None  # at most one prediction in flight
         self._predict_all_worker: FunctionWorker | None = None  # so that a second click stops it
         self._demo_worker: FunctionWorker | None = None  # one demo build at a time
+        self._busy_text: dict[FunctionWorker, str] = {}  # what the status bar says while each job runs
+        self._open_how = "path"  # how the user asked for what is being opened (strings.ERROR_OPEN)
+        self._refusal: tuple[str, str] | None = None  # (subject key, why) of the last failed prediction
         self.wizard = None  # the training wizard while it is open
         self._closed = False  # set once the window has really closed
         self._close_timer: QTimer | None = None  # polls the jobs while the window is "stopping…"
@@ -380,8 +386,8 @@ class MainWindow(QMainWindow):
         self.log_dock.hide()
         self.clusters_dock = self._dock(strings.DOCK_CLUSTERS, self.cluster_legend, Qt.DockWidgetArea.RightDockWidgetArea)
         self.clusters_dock.hide()  # shown for a volume model's prediction
-        # Wide enough for the table's Prediction columns at the default window size (issue 11.8).
-        self.resizeDocks([self.cohort_dock, self.prediction_dock], [400, 320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.cohort_dock, self.prediction_dock], [COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH],
+                         Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -409,6 +415,7 @@ class MainWindow(QMainWindow):
         self.act_export.setEnabled(False)
         self.act_reset = self._action(strings.ACTION_RESET_VIEW, self.viewer.reset_view, shortcuts.RESET_VIEW)
         self.act_about = self._action(strings.ACTION_ABOUT, self.show_about)
+        self.act_diagnostics = self._action(strings.ACTION_DIAGNOSTICS, self.copy_diagnostics)
         self.act_quit = self._action(strings.ACTION_QUIT, self.close, shortcuts.QUIT)
         self.act_log = self.log_dock.toggleViewAction()
         self.act_log.setText(strings.ACTION_LOG)
@@ -472,6 +479,7 @@ class MainWindow(QMainWindow):
         for dock in (self.cohort_dock, self.prediction_dock, self.log_dock):
             view.addAction(dock.toggleViewAction() if dock is not self.log_dock else self.act_log)
         help_menu = self.menuBar().addMenu(strings.MENU_HELP)
+        help_menu.addAction(self.act_diagnostics)
         help_menu.addAction(self.act_about)
         self._fill_recent_menus()
 
@@ -526,6 +534,7 @@ class MainWindow(QMainWindow):
         worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
         self._workers.append(worker)
         if busy:
+            self._busy_text[worker] = busy
             self.statusBar().showMessage(busy)
         worker.start()
         return worker
@@ -533,9 +542,19 @@ class MainWindow(QMainWindow):
     def _on_worker_finished(self, worker: FunctionWorker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
+        self._end_busy_text(worker)
         if not self._workers and not self.session.closing:
             self.progress.setVisible(False)
             self.idle.emit()
+
+    def _end_busy_text(self, worker: FunctionWorker) -> None:
+        """A job's "Loading…" must not outlive it: when nothing replaced it (its result handler
+        normally says what happened) and no other job says the same, the status bar says so."""
+        busy = self._busy_text.pop(worker, "")
+        if not busy or self.session.closing or self.statusBar().currentMessage() != busy:
+            return
+        if busy not in (self._busy_text.get(w) for w in self._workers):
+            self.statusBar().showMessage(strings.STATUS_READY)
 
     def is_busy(self) -> bool:
         """True while any job of this window (not the training dashboard) is running."""
@@ -555,23 +574,31 @@ class MainWindow(QMainWindow):
         start = self.settings.get("recent/last_open_dir", str(Path.home()))
         path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_FOLDER, start)
         if path:
-            self.open_path(path)
+            self.open_path(path, how="folder")
 
     def choose_file(self) -> None:
         start = self.settings.get("recent/last_open_dir", str(Path.home()))
         path, _ = QFileDialog.getOpenFileName(self, strings.ACTION_OPEN_FILE, start,
                                               "T1 images (*.nii *.nii.gz *.mgz *.hdr *.img);;All files (*)")
         if path:
-            self.open_path(path)
+            self.open_path(path, how="file")
 
-    def open_path(self, path) -> FunctionWorker:
-        """Open a subject folder, a single T1 file or a dataset folder (on a worker)."""
+    def open_path(self, path, how: str = "path") -> FunctionWorker:
+        """Open a subject folder, a single T1 file or a dataset folder (on a worker).
+
+        `how` the user asked (a key of strings.ERROR_OPEN: "drop", "file", "folder", "path"): a
+        failure says what the user did, not what someone else might have."""
         path = str(Path(path).expanduser())
         self.message_bar.hide()
+        self._open_how = how
         return self._start(FunctionWorker(open_path_job, path, name="open"),
                            result=lambda value, p=path: self._on_opened(p, value),
-                           error=lambda message: self.show_error(strings.ERROR_DROP.format(message=message)),
+                           error=lambda message, p=path: self.show_error(self._open_error(how, p, message)),
                            busy=strings.STATUS_LOADING.format(path=path))
+
+    @staticmethod
+    def _open_error(how: str, path: str, message: str) -> str:
+        return strings.ERROR_OPEN.get(how, strings.ERROR_OPEN["path"]).format(path=path, message=message)
 
     def _on_opened(self, path: str, opened) -> None:
         from smmt_core.data.subject import Cohort
@@ -620,7 +647,8 @@ class MainWindow(QMainWindow):
             for problem in cohort.problems:
                 log.info("%s: %s", cohort.root, problem)
             if not len(cohort):
-                self.show_error(strings.ERROR_DROP.format(message=f"{cohort.root}: no subjects found"))
+                self.show_error(self._open_error(self._open_how, str(cohort.root),
+                                                 strings.ERROR_NO_SUBJECTS.format(path=cohort.root)))
                 return
             self.statusBar().showMessage(strings.STATUS_LOADED_COHORT.format(
                 n=len(cohort), layout=cohort.layout, path=self.session.data_path), 5000)
@@ -668,7 +696,17 @@ class MainWindow(QMainWindow):
         self._load_scans(subject, None)
         if warnings:
             self.prediction_panel.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.statusBar().showMessage(self._preview_status(subject))
         self.subject_shown.emit(subject)
+
+    def _preview_status(self, subject) -> str:
+        """What the status bar ends on when a scan is shown without a prediction: why there is none."""
+        if self.session.predictor is None:
+            return strings.STATUS_SHOWN_NO_MODEL.format(subject=subject.key)
+        if self._refusal is not None and self._refusal[0] == subject.key:
+            why = " ".join(line.strip() for line in self._refusal[1].splitlines() if line.strip())
+            return strings.STATUS_SHOWN_REFUSED.format(subject=subject.key, message=why)
+        return strings.STATUS_LOADED_SUBJECT.format(subject=subject.key)
 
     def _load_scans(self, subject, intake: dict | None) -> None:
         """Bring the scan itself (own resolution; native space after the intake) under the model's
@@ -702,6 +740,7 @@ class MainWindow(QMainWindow):
             # Everything switched off: nothing to predict from; the old result must not linger.
             session.set_prediction(None)
             self.prediction_panel.show_nothing_to_predict()
+            self.cohort_panel.set_prediction(session.subject.key, None)
             self.viewer.set_clusters(None)
             self.parcellation.set_prediction(None)
             return
@@ -747,10 +786,16 @@ class MainWindow(QMainWindow):
             self.viewer.go_to_model_slice(len(prediction.slice_indices) // 2)
         self.session.set_prediction(prediction)
         p = prediction.probabilities.get(prediction.prediction, float("nan"))
-        self.cohort_panel.set_prediction(subject.key, prediction.verdict, p)
+        self.cohort_panel.set_prediction(subject.key, prediction.verdict, p, self._switched_off(prediction))
         self.statusBar().showMessage(f"{subject.key}: {prediction.verdict} ({p * 100:.1f}%)", 5000)
         self.prediction_shown.emit(prediction)
         self.subject_shown.emit(subject)
+
+    def _switched_off(self, prediction) -> list[str]:
+        """The modalities the subject has and the model takes that the user switched off."""
+        panel = self.prediction_panel
+        usable = panel.available & panel.model_modalities
+        return [m for m in MODALITIES if m in usable and m not in prediction.modalities_used]
 
     def _on_prediction_changed(self, prediction) -> None:
         self.act_export.setEnabled(prediction is not None)
@@ -758,11 +803,14 @@ class MainWindow(QMainWindow):
             self.prediction_panel.set_prediction(prediction)
 
     def _on_predict_error(self, subject, message: str) -> None:
+        self._refusal = (subject.key, message)
         self.session.set_prediction(None)
         self.prediction_panel.set_error(message)
         self.viewer.set_clusters(None)
         self.parcellation.set_prediction(None)
-        self.statusBar().showMessage(strings.ERROR_PREDICT.format(subject=subject.key, message=message), 8000)
+        text = strings.ERROR_PREDICT.format(subject=subject.key, message=message)
+        log.warning("%s", " ".join(line.strip() for line in text.splitlines()))
+        self.statusBar().showMessage(text, 8000)
         if subject.t1_path is not None and self.session.shown_volume_key != subject.key:
             self._preview(subject)
 
@@ -788,8 +836,7 @@ class MainWindow(QMainWindow):
         current = self.session.is_current
         return self._start(worker, progress=lambda value, t=ticket: current(t) and self._on_predict_all_progress(value),
                            result=lambda value, t=ticket, n=len(subjects): (
-                               current(t) and self.statusBar().showMessage(
-                                   strings.STATUS_PREDICTED_ALL.format(done=value[0], n=n, failed=value[1]), 10000)))
+                               current(t) and self._on_predict_all_done(value, n)))
 
     def _on_predict_all_progress(self, value) -> None:
         done, total, key, label, detail = value
@@ -798,6 +845,14 @@ class MainWindow(QMainWindow):
             log.warning("%s: %s", key, detail)
         else:
             self.cohort_panel.set_prediction(key, label, detail)
+
+    def _on_predict_all_done(self, value, n: int) -> None:
+        """The summary goes to the log too: the failures it sends the user to are listed there."""
+        done, failed = value
+        text = (strings.STATUS_PREDICTED_ALL_FAILED if failed else strings.STATUS_PREDICTED_ALL).format(
+            done=done, n=n, failed=failed)
+        log.info("%s", text)
+        self.statusBar().showMessage(text, 10000)
 
     def _on_predict_all_finished(self, worker) -> None:
         if worker is self._predict_all_worker:
@@ -1055,6 +1110,20 @@ class MainWindow(QMainWindow):
         self.viewer.set_synthetic(synthetic_data)
         self._update_predict_all()
 
+    def copy_diagnostics(self) -> str:
+        """One click: versions, device, threads, folders and the last log lines on the clipboard,
+        for a bug report (the text is smmt_core.diagnostics'; torch is never imported for it)."""
+        from PySide6 import __version__ as qt_version
+        from PySide6.QtGui import QGuiApplication
+
+        from smmt_core.diagnostics import diagnostics_text
+
+        text = diagnostics_text(qt_version=qt_version, data_folder=self.session.data_path, runs_folder=runs_dir(),
+                                log_lines=self.log_panel.lines())
+        QGuiApplication.clipboard().setText(text)
+        self.statusBar().showMessage(strings.STATUS_DIAGNOSTICS_COPIED, 5000)
+        return text
+
     def show_about(self) -> QMessageBox:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -1094,7 +1163,7 @@ class MainWindow(QMainWindow):
         if not urls[0].isLocalFile():
             self.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_NOT_LOCAL))
             return
-        self.open_path(urls[0].toLocalFile())
+        self.open_path(urls[0].toLocalFile(), how="drop")
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

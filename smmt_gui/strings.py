@@ -7,6 +7,7 @@ dashboard (TRAINING_*) and the robustness tab (ROBUSTNESS_*).
 """
 
 from smmt_core import report
+from smmt_core.data.demo_defaults import DEFAULT_SUBJECTS as DEMO_SUBJECTS
 
 APP_NAME = "SMMT Studio"
 APP_ID = "smmt-studio"  # desktop file name, QSettings application name
@@ -39,6 +40,7 @@ ACTION_DEMO_DATA = "Open demo cohort"
 ACTION_EXPORT = "Export report…"
 ACTION_RESET_VIEW = "Reset view"
 ACTION_ABOUT = "About SMMT Studio"
+ACTION_DIAGNOSTICS = "Copy diagnostics"
 ACTION_QUIT = "Quit"
 ACTION_LOG = "Show log"
 MENU_FILE = "&File"
@@ -78,14 +80,25 @@ STATUS_BUILDING_DEMO = "Building the synthetic demo cohort…"
 STATUS_TRAINING = "Training {name}…"
 STATUS_LOADED_SUBJECT = "Loaded subject {subject}"
 STATUS_LOADED_COHORT = "Loaded {n} subjects ({layout}) from {path}"
+STATUS_SHOWN_NO_MODEL = "Showing {subject}: no prediction, no model is loaded (load or train one)"
+STATUS_SHOWN_REFUSED = "Showing {subject}: no prediction ({message})"
 STATUS_LOADED_MODEL = "Model {name} loaded"
 STATUS_EXPORTED = "Report written: {files}"
 EXPORTED_NOTICE = 'Report written ({files}) to <a href="{url}">{folder}</a>'  # the link opens the folder
+STATUS_DIAGNOSTICS_COPIED = "Diagnostics copied to the clipboard: paste them into your bug report"
 STATUS_STOPPING = "Stopping background jobs…"
 
 # --- errors ---------------------------------------------------------------------------------
 ERROR_TITLE = "SMMT Studio"
 ERROR_DROP = "Could not open what was dropped:\n{message}"
+# How the user asked to open something -> what a failure says.
+ERROR_OPEN = {
+    "drop": ERROR_DROP,
+    "file": "Could not open the T1 file:\n{message}",  # the message names the file
+    "folder": "Could not open the folder:\n{message}",
+    "path": "Could not open {path}:\n{message}",
+}
+ERROR_NO_SUBJECTS = "{path}: no subjects found"
 ERROR_DROP_NOT_LOCAL = "Only local files and folders can be opened."
 ERROR_DROP_MANY = "Drop one folder or file at a time ({n} were dropped)."
 ERROR_MODEL = "Could not load the model:\n{message}"
@@ -169,16 +182,31 @@ LABEL_NAMES = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairmen
 # --- cohort panel ---------------------------------------------------------------------------
 COHORT_EMPTY = "No dataset open"
 COHORT_COLUMNS = ["Subject", "Session", "Label", "Modalities", "Prediction", "P"]
+COHORT_COLUMN_TIPS = [
+    "Subject identifier",
+    "Session (visit) of the scan",
+    "Diagnosis in the dataset (? when it has none)",
+    "Modalities the scan has: MRI, clinical scores (clin), categorical variables (cat)",
+    "The model's prediction (* : made with modalities switched off; – : nothing to predict from)",
+    "P: the calibrated probability of the predicted class",
+]
+COHORT_NOTHING_PREDICTED = "–"
+COHORT_NOTHING_PREDICTED_TIP = "Nothing predicted: every modality is switched off."
+COHORT_REDUCED_MARK = " *"
+COHORT_REDUCED_TIP = "Predicted with {off} switched off"
 COHORT_SUMMARY = "{name}: {n} scans · {labels}"
 COHORT_PREDICT_ALL = "Predict all"
 COHORT_PREDICT_ALL_TIP = "Predict every scan in the table with the loaded model (all modalities on)."
 COHORT_PREDICT_ALL_RUNNING = "Stop predicting"
-STATUS_PREDICTED_ALL = "Predicted {done} of {n} scans ({failed} could not be predicted; see the log)"
+STATUS_PREDICTED_ALL = "Predicted {done} of {n} scans"
+STATUS_PREDICTED_ALL_FAILED = "Predicted {done} of {n} scans ({failed} could not be predicted; see the log)"
 
 # --- export -----------------------------------------------------------------------------------
 EXPORT_DIALOG = "Export prediction report (base name)"
 EXPORT_TITLE = report.REPORT_TITLE
 EXPORT_FILTER = "Report (*.pdf *.png *.csv *.json)"
+EXPORT_PNG_CAPTION = "{subject}: {label} · model {model}"
+EXPORT_PNG_SYNTHETIC = "SYNTHETIC: made-up data or a model trained on it; nothing here is about a real person."
 EXPORT_QC_CAPTION = ("Registration QC: the MNI152 brain outline (red) and grey/white boundary (yellow) over "
                      "the registered scan")
 
@@ -206,7 +234,8 @@ WIZARD_DATA_SOURCE_BOX = "Source"
 # (key, button text, hint shown under the path field)
 WIZARD_DATA_SOURCES: list[tuple[str, str, str]] = [
     ("demo", "Demo cohort (SYNTHETIC)",
-     "100 synthetic subjects made from the MNI152 template; built on first use. For trying the app, not for science."),
+     f"{DEMO_SUBJECTS} synthetic subjects made from the MNI152 template; built on first use. For trying the app, "
+     "not for science."),
     ("bids", "BIDS dataset",
      "A folder with dataset_description.json, participants.tsv and sub-*/[ses-*/]anat/*_T1w.nii[.gz]."),
     ("adni", "ADNI download + ADNIMERGE",
@@ -227,7 +256,7 @@ WIZARD_DATA_SUMMARY_PLACEHOLDER = "The validation summary appears here."
 WIZARD_DATA_BROWSE_DIALOG = "Choose the dataset folder"
 WIZARD_DATA_DEMO_PENDING = "✓ The SYNTHETIC demo cohort will be built when training starts."
 WIZARD_DATA_DEMO_PENDING_SUMMARY = (
-    "Demo cohort folder: {folder}\nNot built yet: 100 synthetic subjects, about a minute to make."
+    "Demo cohort folder: {folder}\nNot built yet: " + f"{DEMO_SUBJECTS}" + " synthetic subjects, about two minutes to make."
 )
 WIZARD_DATA_CHOOSE = "Choose a folder."
 WIZARD_DATA_NOT_FOUND = "✗ This folder does not exist."
@@ -283,7 +312,8 @@ WIZARD_VARIANT_TEXT: dict[str, tuple[str, str]] = {
 }
 WIZARD_SLIDERS_BOX = "Data and masking"
 WIZARD_FRACTION_LABEL = "Training data fraction:"
-WIZARD_FRACTION_HINT = "Shrinks the training subjects only; the test subjects never change."
+WIZARD_FRACTION_HINT = ("Shrinks the training and validation persons together; the test persons never change, "
+                        "so runs with different fractions are compared on the same people.")
 WIZARD_FRACTION_VALUE = "{percent:.0f} %"
 WIZARD_MASK_LABEL = "Mask ratio:"
 WIZARD_MASK_VALUE = "{ratio:.2f}"
@@ -364,9 +394,11 @@ TRAINING_CIRCULAR_NOTE = (
     "Trained with {names}, which are part of how the diagnosis is made: expect near-perfect test "
     "scores that say little about the MRI. The non-circular feature preset shows what is left without them."
 )
-TRAINING_ENERGY = "{kwh:.4f} kWh · {watts:.0f} W"
+TRAINING_ENERGY = "{energy} · {watts:.0f} W"
+TRAINING_ENERGY_WH = "{wh:.3g} Wh"  # three significant digits: 0.0412 Wh, 3.51 Wh, 512 Wh
+TRAINING_ENERGY_KWH = "{kwh:.3g} kWh"
+TRAINING_ENERGY_BELOW = "< 0.001 Wh"
 TRAINING_ENERGY_ESTIMATED = " (estimated: no power sensors)"
-TRAINING_ENERGY_TOTAL = "{kwh:.4f} kWh"
 TRAINING_ENERGY_NOT_MEASURED = "energy not measured"
 TRAINING_CANCEL = "Cancel"
 TRAINING_CANCELLING = "Cancelling…"
@@ -397,6 +429,8 @@ TRAINING_METRIC_ROWS = [
     ("ece", "ECE (10 bins)"),
 ]
 TRAINING_METRICS_COLUMN = "seed {seed}"
+TRAINING_METRIC_TIP = "{name}: {text}"
+TRAINING_METRIC_TIP_CI = "{name}: {text}\n(in brackets: the 95 % bootstrap confidence interval over the test persons)"
 TRAINING_METRIC_WITH_CI = "{value} [{lo:.3f}–{hi:.3f}]"  # 95 % bootstrap CI over the test persons
 TRAINING_CONFUSION_BOX = "Confusion matrix (test set)"
 TRAINING_CONFUSION_CAPTION = "rows: true class · columns: predicted"
@@ -455,4 +489,5 @@ INTAKE_CANCELLED = "Cancelled. Nothing was saved for this scan."
 INTAKE_QC = "Quality control: {verdict} (registration score {score:.2f})"
 INTAKE_DEVICE = "Brain extraction ran on {device}."
 INTAKE_QC_FAILED = "No prediction: the scan failed quality control. {reason}"
+INTAKE_QC_PICTURE = "QC picture: {path}"
 INTAKE_PREDICTION = "Prediction: {label} (P({label}) = {p:.2f})"

@@ -31,16 +31,20 @@ class CohortModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.subjects: list = []
-        self.predictions: dict[str, tuple[str, float]] = {}
+        # scan key -> (label, probability); label None: nothing was predicted (every modality off)
+        self.predictions: dict[str, tuple[str | None, float]] = {}
+        self.switched_off: dict[str, tuple[str, ...]] = {}  # scan key -> modalities the user had switched off
 
     def set_subjects(self, subjects) -> None:
         self.beginResetModel()
         self.subjects = list(subjects)
-        self.predictions = {}
+        self.predictions, self.switched_off = {}, {}
         self.endResetModel()
 
-    def set_prediction(self, key: str, label: str, probability: float) -> None:
+    def set_prediction(self, key: str, label: str | None, probability: float = float("nan"),
+                       switched_off=()) -> None:
         self.predictions[key] = (label, probability)
+        self.switched_off[key] = tuple(switched_off)
         for row, subject in enumerate(self.subjects):
             if subject.key == key:
                 self.dataChanged.emit(self.index(row, PREDICTION_COLUMN), self.index(row, PROBABILITY_COLUMN))
@@ -49,6 +53,7 @@ class CohortModel(QAbstractTableModel):
         """Forget every prediction (they came from a model that is no longer loaded)."""
         if self.predictions:
             self.predictions.clear()
+            self.switched_off.clear()
             if self.subjects:
                 self.dataChanged.emit(self.index(0, PREDICTION_COLUMN),
                                       self.index(len(self.subjects) - 1, PROBABILITY_COLUMN))
@@ -60,8 +65,12 @@ class CohortModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(strings.COHORT_COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return strings.COHORT_COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:  # short headers say in full what they hold
+            return strings.COHORT_COLUMN_TIPS[section]
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -71,8 +80,9 @@ class CohortModel(QAbstractTableModel):
         col = index.column()
         if role == Qt.ItemDataRole.UserRole:
             return subject
-        if role == Qt.ItemDataRole.ToolTipRole and subject.notes:
-            return "\n".join(subject.notes)
+        prediction = self.predictions.get(subject.key)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(subject, col, prediction)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if col == 0:
@@ -83,10 +93,25 @@ class CohortModel(QAbstractTableModel):
             return subject.label or "?"
         if col == 3:
             return " ".join(SHORT_MODALITY[m.value] for m in ALL_MODALITIES if subject.has(m))
-        prediction = self.predictions.get(subject.key)
         if prediction is None:
             return ""
-        return prediction[0] if col == PREDICTION_COLUMN else f"{prediction[1] * 100:.0f}%"
+        label, probability = prediction
+        if label is None:
+            return strings.COHORT_NOTHING_PREDICTED if col == PREDICTION_COLUMN else ""
+        if col == PREDICTION_COLUMN:
+            return label + (strings.COHORT_REDUCED_MARK if self.switched_off.get(subject.key) else "")
+        return f"{probability * 100:.0f}%"
+
+    def _tooltip(self, subject, col: int, prediction) -> str | None:
+        """A prediction made with modalities switched off says so, the mark alone is not enough."""
+        if col in (PREDICTION_COLUMN, PROBABILITY_COLUMN) and prediction is not None:
+            label, switched_off = prediction[0], self.switched_off.get(subject.key)
+            if label is None:
+                return strings.COHORT_NOTHING_PREDICTED_TIP
+            if switched_off:
+                names = ", ".join(strings.MODALITY_NAMES.get(m, m).split(" (")[0] for m in switched_off)
+                return strings.COHORT_REDUCED_TIP.format(off=names)
+        return "\n".join(subject.notes) if subject.notes else None
 
 
 class CohortPanel(QWidget):
@@ -129,9 +154,14 @@ class CohortPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
+        header.setTextElideMode(Qt.TextElideMode.ElideRight)  # never a clipped middle ("ıbje")
+        # The stretched subject id never narrower than its header (the others fit their contents).
+        margin = header.style().pixelMetric(header.style().PixelMetric.PM_HeaderMargin)
+        header.setMinimumSectionSize(header.fontMetrics().horizontalAdvance(strings.COHORT_COLUMNS[0]) + 2 * margin + 4)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # sub-ADNI…0295: both ends stay readable
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.selectionModel().currentRowChanged.connect(self._on_row)
+        self.table.setColumnHidden(1, True)  # no sessions until a dataset that has them
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.synthetic_badge)
@@ -168,8 +198,11 @@ class CohortPanel(QWidget):
         if index.isValid():
             self.table.setCurrentIndex(index)
 
-    def set_prediction(self, key: str, label: str, probability: float) -> None:
-        self.model.set_prediction(key, label, probability)
+    def set_prediction(self, key: str, label: str | None, probability: float = float("nan"),
+                       switched_off=()) -> None:
+        """Show a scan's prediction; `label` None: nothing was predicted (every modality off);
+        `switched_off`: the modalities the user had switched off, marked in the row."""
+        self.model.set_prediction(key, label, probability, switched_off)
 
     def clear_predictions(self) -> None:
         self.model.clear_predictions()

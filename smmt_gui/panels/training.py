@@ -86,9 +86,33 @@ def _format_metric(value) -> str:
     return "–" if math.isnan(value) else f"{value:.3f}"
 
 
-def styled_plot(title: str, y_label: str, x_label: str) -> pg.PlotWidget:
-    """A white plot with black axes and plain units (no SI prefixes); shared with the robustness view."""
-    plot = pg.PlotWidget(background="w")
+def format_energy(kwh: float) -> str:
+    """Energy with three significant digits, in Wh below 1 kWh: a demo run reads "0.0412 Wh", never
+    "0.0000 kWh"."""
+    wh = 1000.0 * float(kwh)
+    if wh >= 1000.0:
+        return strings.TRAINING_ENERGY_KWH.format(kwh=kwh)
+    if wh < 0.001:
+        return strings.TRAINING_ENERGY_BELOW
+    return strings.TRAINING_ENERGY_WH.format(wh=wh)
+
+
+class WholeNumberAxis(pg.AxisItem):
+    """An axis of epochs: ticks on whole numbers only (a 2-epoch run has no tick at 0.5 or 1.5)."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph API
+        levels = [(spacing, [v for v in values if float(v).is_integer()])
+                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        if not any(values for _spacing, values in levels):
+            levels = [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+        return levels
+
+
+def styled_plot(title: str, y_label: str, x_label: str, *, whole_x: bool = False) -> pg.PlotWidget:
+    """A white plot with black axes and plain units (no SI prefixes); shared with the robustness view.
+    `whole_x`: the x axis counts whole things (epochs)."""
+    axes = {"bottom": WholeNumberAxis("bottom")} if whole_x else None
+    plot = pg.PlotWidget(background="w", axisItems=axes)
     plot.setTitle(title, color="k", size="10pt")
     plot.setLabel("left", y_label, color="k")
     plot.setLabel("bottom", x_label, color="k")
@@ -194,14 +218,14 @@ class TrainingDashboard(QWidget):
         status_row.addWidget(self.energy_label)
 
         # Curves: created once, fed with setData.
-        self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS)
+        self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS, whole_x=True)
         # Legends in one row along the top, on a translucent white: they no longer hide the curves.
         self.loss_plot.addLegend(offset=(-10, 5), labelTextColor="k", colCount=3, brush=(255, 255, 255, 200))
         self.batch_loss_curve = self.loss_plot.plot(
             pen=pg.mkPen(BATCH_COLOUR, width=1), name=strings.TRAINING_LEGEND_BATCH
         )
         self.train_loss_curve, self.val_loss_curve = _train_and_val_curves(self.loss_plot)
-        self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY)
+        self.acc_plot = styled_plot(*strings.TRAINING_PLOT_ACCURACY, whole_x=True)
         self.acc_plot.addLegend(offset=(-10, -5), labelTextColor="k", colCount=2, brush=(255, 255, 255, 200))
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self.train_acc_curve, self.val_acc_curve = _train_and_val_curves(self.acc_plot)
@@ -310,6 +334,7 @@ class TrainingDashboard(QWidget):
         self._series_index = 0
         self._cancel_requested = False
         self.metrics_table.setColumnCount(0)
+        self.metrics_table.setMinimumWidth(0)
         self._start_next()
 
     def cancel(self) -> None:
@@ -450,7 +475,9 @@ class TrainingDashboard(QWidget):
         except SMMTError:
             config = self._config
         self._classes = config.data.classes if config is not None else self._classes
-        self._show_title(config.run.run_name if config is not None and config.run.run_name else self._run_dir.name)
+        # The folder actually created: a reused name gets a suffix ("wiz-2ep-2"), and that is what the
+        # model list and the run folder show.
+        self._show_title(self._run_dir.name)
         self._info_text = strings.TRAINING_INFO_RUN.format(
             n_train=event.n_train, n_val=event.n_val, n_test=event.n_test, device=event.device,
             variant=config.model.variant if config is not None else "", epochs=event.total_epochs,
@@ -559,7 +586,7 @@ class TrainingDashboard(QWidget):
             top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
             plot.setXRange(0.0, right, padding=0.0)
             plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0.0)
-        text = strings.TRAINING_ENERGY.format(kwh=event.energy_kwh, watts=event.power_w)
+        text = strings.TRAINING_ENERGY.format(energy=format_energy(event.energy_kwh), watts=event.power_w)
         self.energy_label.setText(text + (strings.TRAINING_ENERGY_ESTIMATED if event.estimated else ""))
         title = strings.TRAINING_PLOT_POWER_ESTIMATED if event.estimated else strings.TRAINING_PLOT_POWER[0]
         self.power_plot.setTitle(title, color="k", size="10pt")
@@ -574,7 +601,7 @@ class TrainingDashboard(QWidget):
             self.progress_bar.setValue(1000)
         self._show_results(self.test_metrics)
         if event.energy_kwh is not None and math.isfinite(event.energy_kwh) and event.energy_kwh > 0:
-            energy = strings.TRAINING_ENERGY_TOTAL.format(kwh=event.energy_kwh)
+            energy = format_energy(event.energy_kwh)
         else:
             energy = strings.TRAINING_ENERGY_NOT_MEASURED
         if event.stopped_early:
@@ -617,14 +644,18 @@ class TrainingDashboard(QWidget):
             header = self._display_name
         self.metrics_table.setHorizontalHeaderItem(column, QTableWidgetItem(header))
         ci = metrics.get("ci95") or {}
-        for row, (key, _) in enumerate(strings.TRAINING_METRIC_ROWS):
+        for row, (key, name) in enumerate(strings.TRAINING_METRIC_ROWS):
             text = _format_metric(metrics.get(key))
             bounds = ci.get(key)
+            tip = strings.TRAINING_METRIC_TIP
             if bounds and text != "–":  # the test set is small: show how far the figure could move
                 text = strings.TRAINING_METRIC_WITH_CI.format(value=text, lo=bounds[0], hi=bounds[1])
+                tip = strings.TRAINING_METRIC_TIP_CI
             item = QTableWidgetItem(text)
+            item.setToolTip(tip.format(name=name, text=text))
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.metrics_table.setItem(row, column, item)
+        self._fit_metrics_width()
         self._show_confusion(metrics.get("confusion_matrix"))
         roc = metrics.get("roc_curve") or {}
         fpr, tpr = roc.get("fpr"), roc.get("tpr")
@@ -635,6 +666,15 @@ class TrainingDashboard(QWidget):
             self.roc_curve.setData([], [])
             self.roc_label.setText(strings.TRAINING_ROC_NONE)
         self._show_reliability(metrics)
+
+    def _fit_metrics_width(self) -> None:
+        """Values with their CI are never cut ("0.812 …"): the table is at least as wide as its
+        row names and columns; the dashboard scrolls sideways before it clips a figure."""
+        table = self.metrics_table
+        table.resizeColumnsToContents()
+        columns = sum(max(table.sizeHintForColumn(c), table.horizontalHeader().sectionSizeHint(c))
+                      for c in range(table.columnCount()))
+        table.setMinimumWidth(table.verticalHeader().sizeHint().width() + columns + 2 * table.frameWidth() + 4)
 
     def _show_reliability(self, metrics: dict) -> None:
         table = metrics.get("reliability") or {}

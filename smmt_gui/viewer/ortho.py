@@ -464,8 +464,13 @@ class MriViewer(QWidget):
         from PySide6.QtGui import QColor, QImage, QPainter
 
         top = [self.views[plane].grab() for plane in PLANES]
-        bottom = [w.grab() for w in (self.model_input_title, self.legend, self.model_input)
-                  if not w.isHidden() and w.width() > 0]
+        # Only what has something to show: an empty legend or a strip without slices is a white block.
+        shown = [self.model_input_title]
+        if self.legend.text():
+            shown.append(self.legend)
+        if self.model_input.slices is not None:
+            shown.append(self.model_input)
+        bottom = [w.grab() for w in shown if not w.isHidden() and w.width() > 0]
         width = max(sum(p.width() for p in top), max((p.width() for p in bottom), default=0), 1)
         height = max((p.height() for p in top), default=0) + sum(p.height() for p in bottom)
         image = QImage(width, max(height, 1), QImage.Format.Format_RGB32)

@@ -9,6 +9,7 @@ from PySide6.QtGui import QPalette
 from smmt_core.data.subject import Cohort, Subject
 from smmt_core.predict import Prediction
 from smmt_gui.app import _style_sheet
+from smmt_gui.main_window import COHORT_DOCK_WIDTH
 from smmt_gui.panels.prediction import PredictionPanel
 
 DEFAULT_SIZE = (1500, 900)  # the window's size on first launch (MainWindow._restore_settings)
@@ -39,7 +40,7 @@ def test_the_minutes_axis_stays_whole_with_the_log_panel_open(main_window, qtbot
 def test_the_cohort_tables_prediction_columns_fit_the_default_window(main_window, qtbot, tmp_path):
     window = main_window
     window.resize(*DEFAULT_SIZE)
-    window.resizeDocks([window.cohort_dock], [400], Qt.Orientation.Horizontal)  # its width on first launch
+    window.resizeDocks([window.cohort_dock], [COHORT_DOCK_WIDTH], Qt.Orientation.Horizontal)  # its width on first launch
     window.show()
     qtbot.waitExposed(window)
     subjects = [Subject(f"sub-{i:03d}", label="AD" if i % 2 else "CN", t1_path=tmp_path / f"{i}.nii",
