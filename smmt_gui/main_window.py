@@ -144,7 +144,7 @@ def predict_all_job(predictor, subjects, progress, stop):
             failed += 1
             progress((done + 1, len(subjects), subject.key, None, str(error)))
         else:
-            progress((done + 1, len(subjects), subject.key, prediction.prediction,
+            progress((done + 1, len(subjects), subject.key, prediction.verdict,
                       prediction.probabilities[prediction.prediction]))
         done += 1
     return done, failed

@@ -357,8 +357,8 @@ def test_predict_all_fills_the_table(loaded, qtbot):
     predictions = panel.model.predictions
     assert set(predictions) == {s.key for s in window.cohort.subjects}
     label, p = predictions["sub-001"]
-    assert (label, p) == (window.last_prediction.prediction,
-                          pytest.approx(window.last_prediction.probabilities[label], abs=1e-6))
+    shown = window.last_prediction  # the row says what the panel says: the class, or "borderline (leaning X)"
+    assert (label, p) == (shown.verdict, pytest.approx(shown.probabilities[shown.prediction], abs=1e-6))
     assert panel.predict_all_button.text() == strings.COHORT_PREDICT_ALL
 
 
