@@ -56,6 +56,20 @@ def wait_for(condition, what: str, process: subprocess.Popen | None = None, time
         time.sleep(0.05)
 
 
+def signal_when(process: subprocess.Popen, condition, what: str, signum: int, log: Path,
+                timeout: float = 180.0) -> tuple[int, str]:
+    """Send `signum` once `condition()` holds; (exit code, the child's log). The child never outlives it."""
+    try:
+        wait_for(condition, what, process, log=log)
+        process.send_signal(signum)
+        code = process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return code, log.read_text()
+
+
 def run_status(run_dir: Path) -> str | None:
     try:
         return json.loads((run_dir / "run.json").read_text()).get("status")

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from tests.core.c1_support import make_tiny_bids
-from tests.core.cli_subprocess import TINY_FLAGS, run_smmt, run_status, start_smmt, wait_for
+from tests.core.cli_subprocess import TINY_FLAGS, run_smmt, run_status, signal_when, start_smmt, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -138,15 +138,8 @@ def test_ctrl_c_during_an_experiment_labels_the_cell_stopped_and_exits_130(cohor
     log = tmp_path / "exp.log"
     process = start_smmt("experiment", "--data", str(cohort), "--out", str(out), "--variants", "smmt",
                          "--epochs", "10000", "--no-plots", *TINY_FLAGS, cache=cache, log=log)
-    try:
-        wait_for(lambda: any(out.glob("runs/*/metrics.csv")), "the first epoch of the first cell", process, log=log)
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=180)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    text = log.read_text()
+    code, text = signal_when(process, lambda: any(out.glob("runs/*/metrics.csv")), "the first epoch of the first cell",
+                             signal.SIGINT, log)
     assert code == 130 and "Traceback" not in text, text
     results = pd.read_csv(out / "results.csv")
     assert list(results["status"]) == ["stopped"], text

@@ -329,20 +329,13 @@ def test_sigterm_during_an_atomic_write_waits_until_the_files_are_in_place(tmp_p
 
 
 def test_sigterm_during_demo_data_removes_its_staging_folder(tmp_path):
-    from tests.core.cli_subprocess import start_smmt, wait_for
+    from tests.core.cli_subprocess import signal_when, start_smmt
 
     out = tmp_path / "cohort"
     log = tmp_path / "demo.log"
     process = start_smmt("demo-data", str(out), "--subjects", "400", cache=tmp_path / "cache", log=log)
-    try:
-        wait_for(lambda: any(tmp_path.glob(".cohort.building-*/sub-*")), "the first subject", process, log=log)
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    text = log.read_text()
+    code, text = signal_when(process, lambda: any(tmp_path.glob(".cohort.building-*/sub-*")), "the first subject",
+                             signal.SIGTERM, log, timeout=120)
     assert code == 130 and "Traceback" not in text, text
     assert not out.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], text
 
