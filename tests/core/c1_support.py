@@ -131,3 +131,17 @@ def shared_tiny_run(tmp_path_factory) -> tuple[Path, Path, Path]:
             result = train(tiny_config(cohort, base / "runs", run_name="tiny", epochs=2, features=["paper"]))
         _SHARED["run"] = (cohort, result.run_dir, cache)
     return _SHARED["run"]
+
+
+@contextmanager
+def peak_below(limit_bytes: int, what: str = "the code"):
+    """Fail when the Python allocations inside (numpy's included) reach `limit_bytes`."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        yield
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < limit_bytes, f"{what} used {peak / 2**20:.0f} MiB"
+    finally:
+        tracemalloc.stop()

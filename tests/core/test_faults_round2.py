@@ -7,8 +7,6 @@ tracemalloc (deterministic), never with the clock."""
 from __future__ import annotations
 
 import gzip
-import tracemalloc
-from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -17,25 +15,13 @@ import pytest
 
 from smmt_core.cli import main
 from smmt_core.errors import DataError
-from tests.core.c1_support import one_thread
+from tests.core.c1_support import one_thread, peak_below
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     with one_thread():
         yield
-
-
-@contextmanager
-def peak_below(limit_bytes: int):
-    """Fail when the Python allocations inside reach `limit_bytes` (numpy's included)."""
-    tracemalloc.start()
-    try:
-        yield
-        _, peak = tracemalloc.get_traced_memory()
-        assert peak < limit_bytes, f"peak {peak / 2**20:.0f} MiB"
-    finally:
-        tracemalloc.stop()
 
 
 def lying_nifti(path: Path, shape, dtype, payload: bytes = b"") -> Path:

@@ -10,7 +10,6 @@ import shutil
 import signal
 import struct
 import tempfile
-import tracemalloc
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smmt_core.errors import SMMTError
-from tests.core.c1_support import one_thread, shared_tiny_run
+from tests.core.c1_support import one_thread, peak_below, shared_tiny_run
 from tests.core.fakes import make_bids, write_volume
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
@@ -57,13 +56,10 @@ def bounded():
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(HANG_S)
-    tracemalloc.start()
     try:
-        yield
-        _, peak = tracemalloc.get_traced_memory()
-        assert peak < PEAK_BYTES, f"a reader used {peak / 2**20:.0f} MiB"
+        with peak_below(PEAK_BYTES, "a reader"):
+            yield
     finally:
-        tracemalloc.stop()
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
 
