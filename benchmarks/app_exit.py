@@ -25,7 +25,7 @@ an epoch ended, so the stopped run still evaluates its best checkpoint on the te
 
     python benchmarks/app_exit.py                      # 3 trials of each scenario, demo cohort
     python benchmarks/app_exit.py --trials 5 --scenarios training predict-all --json exit.json
-    python benchmarks/app_exit.py --smoke              # a 12-subject cohort, one trial each (tests)
+    python benchmarks/app_exit.py --smoke              # a 12-subject cohort, the tiny model, one trial each (tests)
 
 Results: docs/gui-responsiveness.md ("Closing the app").
 """
@@ -94,8 +94,11 @@ def drive(scenario: str, data: str, runs: str, model: str | None) -> int:
     if scenario.startswith("training"):
         from smmt_core.train.config import TrainConfig
 
+        size = {}
+        if os.environ.get("SMMT_BENCH_SMOKE"):
+            from smmt_core.bench.smoke import SMOKE_MODEL as size
         config = TrainConfig.build("demo", dataset=data, out=runs, run_name=f"exit-{os.getpid()}", device="cpu",
-                                   epochs=50)
+                                   epochs=50, **size)
         under_way = ((lambda w: len(w.dashboard.epochs) >= 1) if scenario == "training-epoch"
                      else (lambda w: len(w.dashboard.batch_x) >= 2))
         poll(lambda w: w.isVisible(), lambda w: (w.start_training(config), poll(under_way, close)))
@@ -165,7 +168,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--data", help="dataset folder (default: the SYNTHETIC demo cohort, built if needed)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--smoke", action="store_true", help="a 12-subject cohort, one trial per scenario (tests)")
+    parser.add_argument("--smoke", action="store_true", help="a 12-subject cohort, the tiny model, one trial per scenario (tests)")
     parser.add_argument("--drive", choices=SCENARIOS, help=argparse.SUPPRESS)  # inside the app's process
     parser.add_argument("--runs", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -186,6 +189,7 @@ def main(argv=None) -> int:
             args.trials = 1
             data = make_demo_cohort(work / "cohort", n_subjects=12, seed=0)
             env["OMP_NUM_THREADS"] = "1"
+            env["SMMT_BENCH_SMOKE"] = "1"  # the app trains the tiny model (smmt_core.bench.smoke)
         else:
             data = Path(args.data) if args.data else ensure_demo_cohort()
         model = make_untrained_run(work / "model") if "predict-all" in args.scenarios else None

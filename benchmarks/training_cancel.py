@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--warm-cache", action="store_true", help="use the user's MRI cache instead of a fresh one")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--smoke", action="store_true", help="a 12-subject cohort, one cancel at each moment (tests)")
+    parser.add_argument("--smoke", action="store_true", help="a 12-subject cohort, the tiny model, one cancel at each moment (tests)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -132,7 +132,9 @@ def main(argv=None) -> int:
     if args.smoke:
         args.trials = 1
         data = make_demo_cohort(work / "cohort", n_subjects=12, seed=0)
-        overrides = dict(batch_size=2)
+        from smmt_core.bench.smoke import SMOKE_MODEL
+
+        overrides = dict(SMOKE_MODEL, batch_size=2)
     else:
         data = Path(args.data) if args.data else ensure_demo_cohort()
     dashboard = TrainingDashboard()

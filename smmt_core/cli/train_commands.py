@@ -261,9 +261,7 @@ def stop_on_signals(stop: threading.Event):
 
 
 def _train(args) -> int:
-    from smmt_core.train.trainer import train
-
-    config = resume_config(args) if args.resume else config_from_args(args)
+    config = resume_config(args) if args.resume else config_from_args(args)  # bad flags fail before torch loads
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -278,6 +276,8 @@ def _train(args) -> int:
         if args.resume:
             raise ConfigError("--resume continues a run on one process; leave out --ddp (and torchrun) to resume")
         return _train_distributed(args, config, baselines, dist_ctx)
+    from smmt_core.train.trainer import train
+
     progress = None if args.quiet else TrainingProgress()
     stop = threading.Event()
     with stop_on_signals(stop):

@@ -22,14 +22,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from sklearn.preprocessing import label_binarize
 
 from smmt_core.jsonsafe import json_safe  # noqa: F401 (re-exported; lives apart so that JSON writers need no sklearn)
@@ -105,7 +98,7 @@ def compute_metrics(y_true, prob, classes: Sequence[str]) -> dict:
         return out
     pred = p.argmax(axis=1)
     cm = confusion_matrix(y, pred, labels=labels)
-    out["accuracy"] = float(accuracy_score(y, pred))
+    out["accuracy"] = float(np.trace(cm) / cm.sum())
     present = np.unique(y)
 
     # per-class recall (sensitivity) and specificity from the confusion matrix (one-vs-rest)
@@ -117,6 +110,10 @@ def compute_metrics(y_true, prob, classes: Sequence[str]) -> dict:
         recall = np.where(support > 0, tp / np.maximum(support, 1), np.nan)
         negatives = tn + fp
         specificity = np.where(negatives > 0, tn / np.maximum(negatives, 1), np.nan)
+        # precision and F1 as scikit-learn defines them with zero_division=0 (read off the one confusion
+        # matrix: each of its metric functions costs a validation pass, and a run computes metrics often)
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+        f1 = np.where(2 * tp + fp + (support - tp) > 0, 2 * tp / np.maximum(2 * tp + fp + (support - tp), 1), 0.0)
     # balanced accuracy: mean recall over the classes that occur in y_true (scikit-learn's
     # definition; computed here because scikit-learn warns when a prediction is a class not in y)
     out["balanced_accuracy"] = float(np.nanmean(recall))
@@ -125,8 +122,7 @@ def compute_metrics(y_true, prob, classes: Sequence[str]) -> dict:
         pos = 1
         out["sensitivity"] = float(recall[pos])
         out["specificity"] = float(recall[0])
-        out["precision"] = float(precision_score(y, pred, pos_label=pos, zero_division=0.0))
-        out["f1"] = float(f1_score(y, pred, pos_label=pos, zero_division=0.0))
+        out["precision"], out["f1"] = float(precision[pos]), float(f1[pos])
         if len(present) == 2:
             out["roc_auc"] = float(roc_auc_score(y, p[:, pos]))
             fpr, tpr, _ = roc_curve(y, p[:, pos])
@@ -135,8 +131,7 @@ def compute_metrics(y_true, prob, classes: Sequence[str]) -> dict:
     else:
         out["sensitivity"] = float(np.nanmean(recall)) if np.any(np.isfinite(recall)) else _nan()
         out["specificity"] = float(np.nanmean(specificity)) if np.any(np.isfinite(specificity)) else _nan()
-        out["precision"] = float(precision_score(y, pred, labels=labels, average="macro", zero_division=0.0))
-        out["f1"] = float(f1_score(y, pred, labels=labels, average="macro", zero_division=0.0))
+        out["precision"], out["f1"] = float(precision.mean()), float(f1.mean())  # macro over all classes
         if len(present) == n_classes:
             out["roc_auc"] = float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels))
             onehot = label_binarize(y, classes=labels)
@@ -172,27 +167,42 @@ def rank_auc(y: np.ndarray, p_positive: np.ndarray) -> float:
     return float((rankdata(p_positive)[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def _ci_point(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict[str, float]:
-    """The CI_METRICS of one (re)sample, the same definitions as `compute_metrics`."""
-    pred = p.argmax(axis=1)
-    cm = np.zeros((n_classes, n_classes))
-    np.add.at(cm, (y, pred), 1)
-    support = cm.sum(axis=1)
+def _rank_aucs(positive: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Binary ROC AUC of each row (Mann-Whitney, as `rank_auc`); NaN for a row without both classes."""
+    from scipy.stats import rankdata
+
+    n1 = positive.sum(axis=1)
+    n0 = positive.shape[1] - n1
     with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
-    out = {"accuracy": float((pred == y).mean()), "balanced_accuracy": float(np.nanmean(recall))}
-    present = np.unique(y)
-    if n_classes == 2:
-        out["sensitivity"], out["specificity"] = float(recall[1]), float(recall[0])
-        out["roc_auc"] = rank_auc(y, p[:, 1])
-    else:
-        negatives = cm.sum() - support
-        with np.errstate(invalid="ignore", divide="ignore"):
-            spec = np.where(negatives > 0, (negatives - (cm.sum(axis=0) - np.diag(cm))) / np.maximum(negatives, 1),
-                            np.nan)
-        out["sensitivity"], out["specificity"] = float(np.nanmean(recall)), float(np.nanmean(spec))
-        out["roc_auc"] = (float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(n_classes))))
-                          if len(present) == n_classes else _nan())
+        auc = ((rankdata(score, axis=1) * positive).sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return np.where((n1 > 0) & (n0 > 0), auc, np.nan)
+
+
+def _ci_points(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """The CI_METRICS of each resample at once, the same definitions as `compute_metrics`.
+
+    y: (R, N) class indices, p: (R, N, n_classes) probabilities, one row per resample. Vectorised
+    over the resamples because a bootstrap draws a thousand of them for every figure it reports
+    (test metrics and each modality subset at the end of every run).
+    """
+    pred = p.argmax(axis=2)
+    truth = y[..., None] == np.arange(n_classes)  # (R, N, K)
+    called = pred[..., None] == np.arange(n_classes)
+    support = truth.sum(axis=1).astype(np.float64)  # (R, K)
+    hits = (truth & called).sum(axis=1)
+    false_alarms = (~truth & called).sum(axis=1)
+    negatives = y.shape[1] - support
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, hits / support, np.nan)
+        specificity = np.where(negatives > 0, (negatives - false_alarms) / negatives, np.nan)
+        out = {"accuracy": (pred == y).mean(axis=1), "balanced_accuracy": np.nanmean(recall, axis=1)}
+        if n_classes == 2:
+            out["sensitivity"], out["specificity"] = recall[:, 1], recall[:, 0]
+            out["roc_auc"] = _rank_aucs(truth[..., 1], p[..., 1])
+        else:  # macro one-vs-rest, as roc_auc_score(multi_class="ovr", average="macro") defines it
+            out["sensitivity"], out["specificity"] = np.nanmean(recall, axis=1), np.nanmean(specificity, axis=1)
+            aucs = np.stack([_rank_aucs(truth[..., k], p[..., k]) for k in range(n_classes)], axis=1)
+            out["roc_auc"] = np.where((support > 0).all(axis=1), aucs.mean(axis=1), np.nan)
     return out
 
 
@@ -210,18 +220,14 @@ def bootstrap_ci(y_true, prob, classes: Sequence[str], *, n_resamples: int = BOO
     p = np.asarray(prob, dtype=np.float64).reshape(len(y), len(classes)) if len(y) else np.zeros((0, len(classes)))
     if len(y) < 2:
         return {m: None for m in CI_METRICS}
-    rng = np.random.default_rng(seed)
-    draws = {m: [] for m in CI_METRICS}
+    idx = np.random.default_rng(seed).integers(0, len(y), (n_resamples, len(y)))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an all-NaN recall in a degenerate draw
-        for _ in range(n_resamples):
-            idx = rng.integers(0, len(y), len(y))
-            for name, value in _ci_point(y[idx], p[idx], len(classes)).items():
-                draws[name].append(value)
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an all-NaN row in a degenerate draw
+        draws = _ci_points(y[idx], p[idx], len(classes))
     alpha = (1 - level) / 2
     out: dict[str, list[float] | None] = {}
-    for name, values in draws.items():
-        finite = np.asarray([v for v in values if math.isfinite(v)])
+    for name in CI_METRICS:
+        finite = draws[name][np.isfinite(draws[name])]
         out[name] = ([float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))]
                      if len(finite) >= 0.5 * n_resamples else None)
     return out

@@ -93,3 +93,47 @@ def test_scalar_metrics_and_json_safe():
     assert set(scalars) == {"accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"}
     text = json.dumps(json_safe(m), allow_nan=False)  # NaN -> null, strict JSON
     assert json.loads(text)["roc_auc"] is None
+
+
+@pytest.mark.parametrize("classes", [["CN", "AD"], ["CN", "MCI", "AD"]])
+def test_the_bootstraps_fast_point_metrics_equal_scikit_learns(classes):
+    """The bootstrap computes its thousands of resamples without scikit-learn's per-call overhead:
+    every figure it draws must still be the one compute_metrics (scikit-learn) reports."""
+    from smmt_core.train.metrics import CI_METRICS, _ci_points
+
+    rng = np.random.default_rng(3)
+    ys, probs = [], []
+    for _ in range(20):
+        y = rng.integers(0, len(classes), 40)
+        y[: len(classes)] = np.arange(len(classes))  # every class present
+        prob = rng.dirichlet(np.ones(len(classes)), 40)
+        prob[:5] = prob[5]  # ties
+        ys.append(y)
+        probs.append(prob)
+    fast = _ci_points(np.stack(ys), np.stack(probs), len(classes))
+    for row, (y, prob) in enumerate(zip(ys, probs)):
+        reference = compute_metrics(y, prob, classes)
+        for name in CI_METRICS:
+            assert fast[name][row] == pytest.approx(reference[name], abs=1e-12), name
+
+
+@pytest.mark.parametrize("classes", [["CN", "AD"], ["CN", "MCI", "AD"]])
+def test_accuracy_precision_and_f1_are_scikit_learns_even_with_a_class_never_predicted_or_absent(classes):
+    from sklearn.metrics import accuracy_score, f1_score, precision_score
+
+    rng = np.random.default_rng(5)
+    labels = list(range(len(classes)))
+    average = dict(pos_label=1) if len(classes) == 2 else dict(labels=labels, average="macro")
+    for case in range(30):
+        y = rng.integers(0, len(classes), 12)
+        prob = rng.dirichlet(np.ones(len(classes)), 12)
+        if case % 3 == 0:
+            prob[:, 0] += 5  # class 0 always predicted
+        if case % 3 == 1:
+            y[y == len(classes) - 1] = 0  # the last class absent from the truth
+        prob /= prob.sum(1, keepdims=True)
+        pred = prob.argmax(1)
+        got = compute_metrics(y, prob, classes)
+        assert got["accuracy"] == pytest.approx(accuracy_score(y, pred))
+        assert got["precision"] == pytest.approx(precision_score(y, pred, zero_division=0.0, **average))
+        assert got["f1"] == pytest.approx(f1_score(y, pred, zero_division=0.0, **average))
