@@ -42,6 +42,19 @@ def configure_worker_process(threads: int) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def limit_torch_threads(threads: int) -> None:
+    """`threads` CPU threads for torch in this process. Before torch is imported, through
+    OMP_NUM_THREADS (read at its import), so that a process that never needs torch (a grid cell
+    of a test's fake runner) does not pay seconds to import it only to set a number."""
+    import sys
+
+    threads = max(1, int(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 def prepare_interactive() -> bool:
     """For a process that runs only interactive work (the desktop app, whose training runs in a
     child process): torch on INTERACTIVE_THREADS threads; returns whether CUDA is available."""

@@ -15,3 +15,8 @@ for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_threads, "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray would otherwise try to report usage over the network
+
+# A plugin has loaded NumPy (and its OpenBLAS, which read the variables above at load) before this file.
+from threadpoolctl import threadpool_limits  # noqa: E402 (scikit-learn's own dependency)
+
+threadpool_limits(limits=1)

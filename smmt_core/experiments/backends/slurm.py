@@ -30,11 +30,10 @@ from smmt_core.errors import ConfigError
 
 def _cell_job(spec, out_dir, item, threads: int):
     """Body of one array job: run the cell with `threads` torch threads."""
-    import torch
-
+    from smmt_core.device import limit_torch_threads
     from smmt_core.experiments.grid import run_cell
 
-    torch.set_num_threads(max(1, threads))
+    limit_torch_threads(threads)
     return run_cell(spec, out_dir, item)
 
 
