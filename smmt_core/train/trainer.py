@@ -585,7 +585,8 @@ class _Run:
         """Weights, optimiser, RNG, history and best checkpoint of the run being resumed; its epoch."""
         from smmt_core.train.checkpoints import load_run, load_training_state
 
-        last = load_run(self.run_dir, "last")  # checks both checksums, the schema and every tensor
+        # checks both checksums, the schema and every tensor; settled: this process holds the folder
+        last = load_run(self.run_dir, "last", settled=True)
         p.model.load_state_dict({k: v.to(p.device) for k, v in last.model.state_dict().items()})
         averaged = load_training_state(self.run_dir, last.metadata, p.optimizer, generator)
         if self.average is not None:
@@ -593,7 +594,7 @@ class _Run:
                 self.average.load_state(averaged)
             else:  # a run saved without an average: it starts again from the restored weights
                 self.average.load_state({f"model.{k}": v for k, v in p.model.state_dict().items()})
-        best = load_run(self.run_dir, "best")
+        best = load_run(self.run_dir, "best", settled=True)
         self.best_epoch = int(best.metadata["epoch"])
         self.best_state = best.model.state_dict()
         self.best_val_metrics = best.metadata.get("val_metrics") or {}
