@@ -270,6 +270,16 @@ def read_json(path: str | Path, what: str = "file", *, error: type[Exception] | 
         raise error(f"{what} is a folder, not a file", path) from None
     except OSError as problem:
         raise error(f"{what} cannot be read ({problem.strerror or problem})", path) from None
+    return parse_json(raw, what, path, error=error, max_depth=max_depth)
+
+
+def parse_json(raw: bytes, what: str, path: str | Path | None, *, error: type[Exception] | None = None,
+               max_depth: int = MAX_JSON_DEPTH) -> dict:
+    """A JSON object from bytes already read (e.g. the header of a weights file), with `read_json`'s
+    limits on nesting and integers; `error` naming `path` otherwise."""
+    from smmt_core.errors import DataError
+
+    error = error or DataError
     try:
         text = raw.decode("utf-8-sig")
         data = json.loads(text, parse_int=_parse_int)

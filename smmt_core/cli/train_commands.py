@@ -57,7 +57,8 @@ def add_commands(subparsers) -> None:
     add_config_flags(train)
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="continue RUN (stopped, interrupted or failed) from its last checkpoint: weights, "
-                            "optimiser and random state, same split, same folder; the run's own settings are "
+                            "optimiser and random state, same split, same folder (a run stopped before its first "
+                            "checkpoint starts again from the beginning there); the run's own settings are "
                             "used, only --epochs (to train longer), --device and --no-energy may be given")
     train.add_argument("--baselines", default="", metavar="LIST",
                        help="after training, score these simple baselines on the run's own persons and print them "

@@ -12,6 +12,16 @@ Why the care:
   the canonical JSON of every other key); the weights are written first, the JSON last. If the two
   ever disagree, or the JSON was edited (an interrupted save, files copied from different runs, a
   hand-edited feature name), `load_run` refuses them instead of silently running the wrong model.
+- A checkpoint is published as one unit: the weights file carries the same metadata in its own
+  header (`smmt_metadata`, with its own checksum), so one `os.replace` of the weights file switches
+  weights and metadata together. The JSON beside it is written right after, for people, for
+  results added later (test metrics) and for older SMMT Studio versions. A reader that finds the
+  two apart while a live process trains the run (run.json `running`, its writer alive) caught the
+  trainer between its two writes, or read the JSON of one save and the weights of the next: it
+  takes the metadata from the weights file it read, which always belong to those weights. Anywhere
+  else a disagreement is refused as before (after reading both once more: the training may have
+  ended meanwhile). A run written before the header carried the metadata loads as it always did
+  (issue "faults" 17: predicting from a run while it trained failed now and then).
 - Before anything is built, the metadata are validated with bounds (the pydantic configs) and the
   model they describe is sized on the meta device: more than MAX_MODEL_PARAMETERS is refused.
   `meta_model_building` skips the random initialisers there: their meta kernels would import
@@ -42,6 +52,11 @@ from smmt_core.train.config import TrainConfig
 
 CHECKPOINT_FORMAT = 2  # bump when the JSON layout changes incompatibly (2: metadata_sha256)
 CHECKPOINT_KINDS = ("best", "last")
+# The weights file's header key holding the checkpoint's metadata (JSON text). Not a format change:
+# older readers ignore it, and files without it (SMMT Studio 0.2.0 and before) still load.
+EMBEDDED_METADATA_KEY = "smmt_metadata"
+# Keys of the metadata that the weights file cannot hold about itself (they describe its bytes).
+_SELF_DESCRIBING_KEYS = ("weights_sha256", "metadata_sha256")
 # Refused before anything is built or the weights are read: ten times the paper preset would still
 # fit. A tampered best.json describing a larger model is refused with this number in the message.
 MAX_MODEL_PARAMETERS = 500_000_000
@@ -146,21 +161,58 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
 
 
 def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dict, metadata: dict) -> Path:
-    """Write `<kind>.safetensors` then `<kind>.json` (with the weights' SHA-256); returns the weights path.
+    """Publish a checkpoint: `<kind>.safetensors` (the weights, their metadata in its header: this
+    one rename is the switch to the new checkpoint), then `<kind>.json` (the same metadata with the
+    weights' SHA-256). Returns the weights path.
 
     `model` is a module or an already-copied state dict (see `state_dict_tensors`).
     """
     weights_path, meta_path = checkpoint_paths(run_dir, kind)
     tensors = state_dict_tensors(model) if isinstance(model, torch.nn.Module) else dict(model)
-    blob = safetensors_bytes(tensors, {"format": "pt", "smmt_checkpoint": str(CHECKPOINT_FORMAT)})
-    atomic_write_bytes(weights_path, blob)
-    meta = dict(metadata)
+    meta = {k: v for k, v in metadata.items() if k not in _SELF_DESCRIBING_KEYS}
     meta["format_version"] = CHECKPOINT_FORMAT
     meta["kind"] = kind
     meta["weights_file"] = weights_path.name
+    blob = safetensors_bytes(tensors, {"format": "pt", "smmt_checkpoint": str(CHECKPOINT_FORMAT),
+                                       EMBEDDED_METADATA_KEY: _embedded_text(meta)})
+    atomic_write_bytes(weights_path, blob)
     meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
     _write_metadata(meta_path, meta)
     return weights_path
+
+
+def _embedded_text(meta: dict) -> str:
+    """The metadata as the weights file's header holds them: compact JSON with their own checksum,
+    keys in their own order (as in the JSON file: the order of e.g. the categorical variables is
+    the order of the model's embeddings)."""
+    content = json.loads(json.dumps(json_safe(meta), allow_nan=False))
+    content["metadata_sha256"] = metadata_checksum(content)
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def embedded_metadata(blob: bytes, weights_path: str | Path) -> dict | None:
+    """The metadata a weights file carries in its header, completed as its JSON file holds them
+    (`weights_sha256` of these bytes, `metadata_sha256`); None when the file has none (written by
+    an older SMMT Studio) or they do not parse or fail their checksum."""
+    if len(blob) < 8:
+        return None
+    length = int.from_bytes(blob[:8], "little")
+    if length > min(len(blob) - 8, fileio.MAX_JSON_BYTES):
+        return None
+    try:
+        header = fileio.parse_json(blob[8:8 + length], "weights header", weights_path, error=CheckpointError)
+        text = (header.get("__metadata__") or {}).get(EMBEDDED_METADATA_KEY)
+        if not isinstance(text, str):
+            return None
+        content = fileio.parse_json(text.encode("utf-8"), "weights metadata", weights_path, error=CheckpointError)
+    except (CheckpointError, AttributeError):
+        return None
+    stored = content.pop("metadata_sha256", None)
+    if stored != metadata_checksum(content):
+        return None
+    meta = dict(content, weights_sha256=hashlib.sha256(blob).hexdigest())
+    meta["metadata_sha256"] = metadata_checksum(meta)
+    return meta
 
 
 def metadata_checksum(meta: dict) -> str:
@@ -220,7 +272,12 @@ def read_checkpoint_metadata(run_dir: str | Path, which: str = "best") -> dict:
     weights_path, meta_path = checkpoint_paths(run_dir, which)
     if not Path(run_dir).is_dir():
         raise CheckpointError("run folder not found", run_dir)
-    meta = read_json(meta_path, "checkpoint metadata")
+    return checked_metadata(read_json(meta_path, "checkpoint metadata"), meta_path)
+
+
+def checked_metadata(meta: dict, meta_path: Path) -> dict:
+    """`meta` when its format is one this version reads, it holds the required keys and its checksum
+    is right; CheckpointError naming `meta_path` otherwise."""
     version = meta.get("format_version")
     if not isinstance(version, int):
         raise CheckpointError("not an SMMT Studio checkpoint (no format_version)", meta_path)
@@ -258,7 +315,7 @@ def check_data_schema(model_schema: FeatureSchema, data_schema: FeatureSchema, w
                           + "; ".join(parts) + " (checkpoint != data)", where)
 
 
-def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu", *, settled: bool = False) -> LoadedRun:
     """Rebuild the model of a run from `<which>.safetensors` + `<which>.json`.
 
     Raises CheckpointError (naming the file and what is wrong) when a file is missing or corrupt,
@@ -266,19 +323,123 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     is malformed or disagrees with the stored encoder or preprocessing settings, or a tensor
     name/shape differs. Whether some *data* fit the run is `check_data_schema`'s question.
 
+    Safe while the run trains: weights and JSON that disagree because a new checkpoint is being
+    published give the weights that were read, with the metadata their own header carries (see the
+    module's docstring). `settled=True`: the caller knows nobody writes the folder (the trainer
+    resuming it holds its lock), so any disagreement is refused.
+
     Loading draws no random numbers (the model is built on the meta device, then given the
     stored weights), so it never disturbs a training running on another thread.
     """
+    try:
+        return _load_run(Path(run_dir), which, device, settled)
+    except _MismatchedPair:
+        pass  # read while a training replaced the pair, and it has ended since: the files are final now
+    return _load_run(Path(run_dir), which, device, settled)
+
+
+class _MismatchedPair(CheckpointError):
+    """The weights file read does not belong to the JSON read, and no training explains it."""
+
+
+@dataclass
+class _Described:
+    """What a checkpoint's metadata describe, checked, with the model built on the meta device."""
+
+    config: TrainConfig
+    schema: FeatureSchema
+    classes: list[str]
+    encoder: Any
+    preprocess: Any
+    model: torch.nn.Module
+    n_parameters: int
+
+    @property
+    def max_weights_bytes(self) -> int:
+        return 8 * self.n_parameters + 2**20  # float64 at most, plus the header
+
+
+def _load_run(run_dir: Path, which: str, device: str, settled: bool) -> LoadedRun:
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
+    weights_path, meta_path = checkpoint_paths(run_dir, which)
+    meta = read_checkpoint_metadata(run_dir, which)
+    described = _describe(meta, meta_path)
+
+    try:
+        size = weights_path.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError("weights file is missing", weights_path) from None
+    if size > described.max_weights_bytes:
+        raise CheckpointError(f"weights file is larger ({size:,} bytes) than the model described in "
+                              f"{meta_path.name} can hold", weights_path)
+    try:  # one read: whatever replaces the file meanwhile, these bytes are one version of it
+        blob = read_regular_bytes(weights_path, "weights file", error=CheckpointError,
+                                  max_bytes=described.max_weights_bytes)
+    except FileNotFoundError:
+        raise CheckpointError("weights file is missing", weights_path) from None
+    if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
+        meta = _metadata_of_published_weights(run_dir, which, blob, settled)
+        described = _describe(meta, weights_path)
+        if len(blob) > described.max_weights_bytes:
+            raise CheckpointError(f"weights file is larger ({len(blob):,} bytes) than the model it describes "
+                                  "can hold", weights_path)
+    try:
+        tensors = load_tensors(blob)
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"weights file is corrupt ({error})", weights_path) from None
+
+    model = described.model
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(tensors)) if tensors[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing tensors: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected tensors: {', '.join(unexpected[:5])}{' …' if len(unexpected) > 5 else ''}")
+        if wrong_shape:
+            parts.append(f"shape (file != model): {', '.join(wrong_shape[:5])}")
+        raise CheckpointError("weights do not fit the model described in the metadata: " + "; ".join(parts), weights_path)
+    tensors = _in_model_dtypes(tensors, expected, weights_path)
+    model.load_state_dict(tensors, strict=True, assign=True)
+    model.to(device)
+    model.eval()
+    return LoadedRun(run_dir=run_dir, config=described.config, schema=described.schema, encoder=described.encoder,
+                     preprocess=described.preprocess, model=model, classes=described.classes, metadata=meta,
+                     which=which, device=str(device))
+
+
+def _metadata_of_published_weights(run_dir: Path, which: str, blob: bytes, settled: bool) -> dict:
+    """The metadata of weights that do not belong to the JSON read beside them: their own (from
+    their header) when a live process is training the run, so publishing a new checkpoint now and
+    then; otherwise _MismatchedPair (load_run reads both files once more, then reports it)."""
+    from smmt_core.train.run_record import RunRecord
+
+    weights_path, meta_path = checkpoint_paths(run_dir, which)
+    mismatch = _MismatchedPair(f"weights do not belong to {meta_path.name} (checksum differs: interrupted save, "
+                               "or files from different runs)", weights_path)
+    if settled:
+        raise mismatch
+    embedded = embedded_metadata(blob, weights_path)
+    if embedded is None or embedded.get("kind") != which or not RunRecord(run_dir).is_training:
+        raise mismatch
+    return checked_metadata(embedded, weights_path)
+
+
+def _describe(meta: dict, meta_path: Path) -> _Described:
+    """Check what `meta` describe (bounds, schema, encoder, preprocessing) and build the model on
+    the meta device; CheckpointError naming `meta_path` (the file the metadata came from) at the
+    first problem, before any weights are read."""
     from smmt_core.data.features import FeatureEncoder
     from smmt_core.data.preprocess import PREPROCESS_VERSION, PreprocessConfig
     from smmt_core.model.smmt import build_model
-
-    run_dir = Path(run_dir)
-    weights_path, meta_path = checkpoint_paths(run_dir, which)
-    meta = read_checkpoint_metadata(run_dir, which)
 
     try:
         config = TrainConfig.from_dict(meta["config"])  # bounds and choices checked before anything is built
@@ -330,49 +491,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
         raise CheckpointError(
             f"the metadata describe a model of {n_parameters:,} parameters, more than this SMMT Studio loads "
             f"({MAX_MODEL_PARAMETERS:,}); refusing to build it", meta_path)
-
-    try:
-        size = weights_path.stat().st_size
-    except FileNotFoundError:
-        raise CheckpointError("weights file is missing", weights_path) from None
-    if size > 8 * n_parameters + 2**20:  # float64 at most, plus the header
-        raise CheckpointError(f"weights file is larger ({size:,} bytes) than the model described in "
-                              f"{meta_path.name} can hold", weights_path)
-    try:
-        blob = read_regular_bytes(weights_path, "weights file", error=CheckpointError)
-    except FileNotFoundError:
-        raise CheckpointError("weights file is missing", weights_path) from None
-    if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
-        raise CheckpointError(
-            f"weights do not belong to {meta_path.name} (checksum differs: interrupted save, or files "
-            "from different runs)", weights_path)
-    try:
-        tensors = load_tensors(blob)
-    except (SafetensorError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"weights file is corrupt ({error})", weights_path) from None
-
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong_shape = [
-        f"{k} {tuple(tensors[k].shape)} != {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors)) if tensors[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing tensors: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected tensors: {', '.join(unexpected[:5])}{' …' if len(unexpected) > 5 else ''}")
-        if wrong_shape:
-            parts.append(f"shape (file != model): {', '.join(wrong_shape[:5])}")
-        raise CheckpointError("weights do not fit the model described in the metadata: " + "; ".join(parts), weights_path)
-    tensors = _in_model_dtypes(tensors, expected, weights_path)
-    model.load_state_dict(tensors, strict=True, assign=True)
-    model.to(device)
-    model.eval()
-    return LoadedRun(run_dir=run_dir, config=config, schema=schema, encoder=encoder, preprocess=preprocess,
-                     model=model, classes=classes, metadata=meta, which=which, device=str(device))
+    return _Described(config, schema, classes, encoder, preprocess, model, n_parameters)
 
 
 def _in_model_dtypes(tensors: dict, expected: dict, weights_path: Path) -> dict:

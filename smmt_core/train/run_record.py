@@ -309,6 +309,16 @@ class RunRecord:
             return False  # loading it as a run gives the precise message
 
     @property
+    def is_training(self) -> bool:
+        """Whether a process is training this run now: run.json says `running` and its writer lives
+        (or cannot be checked: another host, an older run.json). False when run.json is unreadable."""
+        try:
+            data = self.summary()
+        except (CheckpointError, DataError):
+            return False
+        return data["status"] == "running" and not writer_is_gone(data.get("process"))
+
+    @property
     def has_best(self) -> bool:
         """Whether the run can predict: its best checkpoint, or for an ensemble a member's."""
         if (self.run_dir / "best.safetensors").is_file() and (self.run_dir / "best.json").is_file():

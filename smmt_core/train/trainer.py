@@ -10,7 +10,8 @@ What one run does, in order:
    so an unknown feature name leaves no folder behind). Create the run folder through its
    `RunRecord`: config.json, split.csv, run.json (status "running"); emit RunStarted. The run
    folder is locked while this process writes it (`smmt_core.folder_lock`): a second
-   `--resume` of it is refused, naming this process.
+   `--resume` of it is refused, naming this process. A resumed run continues from its `last`
+   checkpoint; one stopped before its first checkpoint was written starts again from scratch.
 4. Preprocess every scan once (disk cache), emitting DataProgress; set the MRI encoder's
    per-pixel input statistics from the training scans (when the config asks for it).
 5. Train with Adam and cross-entropy (AMP on CUDA). After each epoch: per-subject train and
@@ -69,10 +70,11 @@ from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
 from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
-from smmt_core.errors import ConfigError, DataError, SMMTError, TrainingError
+from smmt_core.errors import CheckpointError, ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.folder_lock import lock_folder
 from smmt_core.train import events as ev
 from smmt_core.train.checkpoints import (
+    TRAINING_STATE_FILE,
     save_checkpoint,
     save_training_state,
     software_versions,
@@ -132,6 +134,7 @@ class _Run:
         self.config = config
         self.resume = Path(resume) if resume is not None else None
         self.start_epoch = 0  # epochs already done by the run being resumed
+        self.from_scratch = False  # resuming a run that stopped before its first checkpoint: train it again
         self.dist = dist  # smmt_core.train.distributed.DistContext, or None for one process
         self.on_event = on_event
         self.stop = stop or threading.Event()
@@ -214,7 +217,7 @@ class _Run:
         self.summary["energy_measured"] = self.meter.measured  # False when codecarbon only estimates
         self.last_energy_t = time.perf_counter()
         generator = torch.Generator().manual_seed(self.config.optim.seed)
-        if self.resume is not None:
+        if self.resume is not None and not self.from_scratch:
             epoch = self._restore(prepared, generator)
         else:
             epoch = 0
@@ -273,6 +276,10 @@ class _Run:
             self.folder_lock = lock_folder(self.resume, "run folder")
             self._check_resumable(RunRecord(self.resume), split_frame)
             self.record = RunRecord(self.resume)
+            if self.from_scratch:
+                self._clear_unfinished_checkpoints(split_frame)
+                log.warning("%s stopped before its first checkpoint: training it again from the start, with its "
+                            "own settings", self.run_dir)
         else:
             name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
             if self.is_main:
@@ -314,7 +321,7 @@ class _Run:
             self.summary = {**previous, **self.summary,
                             "run_name": previous.get("run_name", self.run_dir.name),
                             "created": previous.get("created", self.created),
-                            "resumed": [*previous.get("resumed", []), {"at": utc_now(), "from_epoch": self.start_epoch}]}
+                            "resumed": [*previous.get("resumed", []), self._resumption_note()]}
         self.write_run_json("running")
 
         batches_per_epoch = math.ceil(len(train_s) / cfg.optim.batch_size)
@@ -569,8 +576,20 @@ class _Run:
         if summary["status"] == "running" and not writer_is_gone(process):
             raise ConfigError(f"the run is still training (process {process.get('pid', '?')} on "
                               f"{process.get('host', '?')}); stop it first", record.run_dir)
-        meta = read_checkpoint_metadata(record.run_dir, "last")
-        self.start_epoch = int(meta.get("epoch") or 0)
+        if not self._recorded_an_epoch(record):
+            # Stopped, killed or failed before its first checkpoint (while preparing the data, or in
+            # its first epoch): nothing was trained that could be lost, so it starts again, here.
+            self.from_scratch = True
+            self.start_epoch = 0
+            if not (record.run_dir / "split.csv").is_file():
+                return  # written again by `_clear_unfinished_checkpoints`
+        elif not (record.run_dir / "last.json").exists():
+            raise CheckpointError("the run's last checkpoint is missing, though metrics.csv records epochs it "
+                                  "trained; it cannot be resumed: train it again as a new run",
+                                  record.run_dir / "last.json")
+        else:
+            meta = read_checkpoint_metadata(record.run_dir, "last")
+            self.start_epoch = int(meta.get("epoch") or 0)
         if self.start_epoch >= self.config.optim.epochs:
             raise ConfigError(f"the run has already trained {self.start_epoch} of {self.config.optim.epochs} epochs; "
                               f"give --epochs larger than {self.start_epoch} to train on", record.run_dir)
@@ -581,11 +600,36 @@ class _Run:
             raise DataError("the dataset no longer gives the split this run was trained on (subjects added, "
                             "removed or relabelled); it cannot be resumed", record.run_dir / "split.csv")
 
+    @staticmethod
+    def _recorded_an_epoch(record: RunRecord) -> bool:
+        """Whether the run recorded an epoch: its `last` checkpoint's JSON (the last of an epoch's
+        checkpoint files) or metrics.csv (written after it). A run with neither stopped before its
+        first epoch was recorded (epoch 0, the linear path alone, when the model has one)."""
+        return (record.run_dir / "last.json").exists() or (record.run_dir / "metrics.csv").exists()
+
+    def _clear_unfinished_checkpoints(self, split_frame: pd.DataFrame) -> None:
+        """Before a run starts again from scratch: remove what an interrupted first save may have
+        left (weights without their JSON), so the folder never offers a checkpoint its records do
+        not know; write split.csv when the first attempt ended before it."""
+        for name in ("best.json", "best.safetensors", "last.safetensors", TRAINING_STATE_FILE):
+            (self.run_dir / name).unlink(missing_ok=True)
+        if not (self.run_dir / "split.csv").is_file():
+            self.record.write_split(split_frame)
+
+    def _resumption_note(self) -> dict:
+        """The entry run.json's `resumed` list gets for this resumption."""
+        note = {"at": utc_now(), "from_epoch": self.start_epoch}
+        if self.from_scratch:
+            note.update(from_scratch=True, reason="the run had stopped before its first checkpoint; "
+                                                  "it was trained again from the start with its own settings")
+        return note
+
     def _restore(self, p: _Prepared, generator: torch.Generator) -> int:
         """Weights, optimiser, RNG, history and best checkpoint of the run being resumed; its epoch."""
         from smmt_core.train.checkpoints import load_run, load_training_state
 
-        last = load_run(self.run_dir, "last")  # checks both checksums, the schema and every tensor
+        # checks both checksums, the schema and every tensor; settled: this process holds the folder
+        last = load_run(self.run_dir, "last", settled=True)
         p.model.load_state_dict({k: v.to(p.device) for k, v in last.model.state_dict().items()})
         averaged = load_training_state(self.run_dir, last.metadata, p.optimizer, generator)
         if self.average is not None:
@@ -593,7 +637,7 @@ class _Run:
                 self.average.load_state(averaged)
             else:  # a run saved without an average: it starts again from the restored weights
                 self.average.load_state({f"model.{k}": v for k, v in p.model.state_dict().items()})
-        best = load_run(self.run_dir, "best")
+        best = load_run(self.run_dir, "best", settled=True)
         self.best_epoch = int(best.metadata["epoch"])
         self.best_state = best.model.state_dict()
         self.best_val_metrics = best.metadata.get("val_metrics") or {}
@@ -897,7 +941,9 @@ def train(config: TrainConfig, on_event: EventCallback | None = None, stop: thre
     on_event: called from the calling thread with each event of `smmt_core.train.events`.
     stop:     set it (from any thread) to end the run cleanly between batches.
     resume:   an existing run folder to continue from its `last` checkpoint (weights, optimiser and
-              RNG state; same data split), up to `config.optim.epochs`, in the same folder.
+              RNG state; same data split), up to `config.optim.epochs`, in the same folder. A run
+              that stopped before its first checkpoint is trained again from the start there
+              (run.json's `resumed` entry says `from_scratch`).
     dist:     a `smmt_core.train.distributed.DistContext`: this process is one rank of a DDP run.
     With `config.run.ensemble` > 1 it trains a seed ensemble (`smmt_core.train.ensemble`) instead.
     Raises SMMTError (ConfigError, DataError, CheckpointError) for bad input and TrainingError

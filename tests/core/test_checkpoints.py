@@ -286,5 +286,96 @@ def test_identical_checkpoints_are_identical_bytes(tmp_path):
         assert handle.metadata() == metadata
     from smmt_core.train.checkpoints import save_checkpoint
 
-    saved = {save_checkpoint(tmp_path / f"run{i}", "best", tensors, {"n": i}).read_bytes() for i in range(10)}
+    # the same tensors and metadata (which the weights file carries too) in ten run folders
+    saved = {save_checkpoint(tmp_path / f"run{i}", "best", tensors, {"n": 1.5}).read_bytes() for i in range(10)}
     assert len(saved) == 1
+
+
+# -- publishing a checkpoint while a reader loads it (issue "faults" 17) ------------------------
+def _publish_states(run_dir, tmp_path):
+    """The bytes of best.safetensors / best.json in the order a training publishes a new best:
+    [old pair, new weights beside the old JSON, new pair], the new one saved by `save_checkpoint`."""
+    old = load_run(run_dir)
+    meta = {k: v for k, v in old.metadata.items()
+            if k not in ("format_version", "kind", "weights_file", "weights_sha256", "metadata_sha256")}
+    new_state = {k: v + 0.5 if v.is_floating_point() else v for k, v in old.model.state_dict().items()}
+    save_checkpoint(tmp_path / "next", "best", new_state, dict(meta, epoch=meta["epoch"] + 1))
+    old_pair = ((run_dir / "best.safetensors").read_bytes(), (run_dir / "best.json").read_bytes())
+    new_pair = ((tmp_path / "next" / "best.safetensors").read_bytes(), (tmp_path / "next" / "best.json").read_bytes())
+    return [old_pair, (new_pair[0], old_pair[1]), new_pair], {meta["epoch"]: old.model.state_dict(),
+                                                               meta["epoch"] + 1: new_state}
+
+
+def _put(run_dir, state):
+    (run_dir / "best.safetensors").write_bytes(state[0])
+    (run_dir / "best.json").write_bytes(state[1])
+
+
+def test_a_reader_during_a_new_best_checkpoint_gets_the_old_or_the_new_pair(run_copy, tmp_path, monkeypatch):
+    """Weights and JSON are two files: a reader can read the JSON of one save and the weights of the
+    next (or the new weights before the new JSON is written). While the run trains, every such mix
+    loads as one whole checkpoint, old or new, never an error: the weights carry their metadata."""
+    from smmt_core.train.run_record import process_stamp
+
+    states, weights_of = _publish_states(run_copy, tmp_path)
+    embedded = checkpoints.embedded_metadata(states[2][0], "w")
+    assert json.dumps(embedded) == json.dumps(json.loads(states[2][1]))  # the same metadata, in the same order
+    RunRecord(run_copy).update_summary(status="running", process=process_stamp())  # this process trains it
+    real_read = checkpoints.read_regular_bytes
+    for json_state in range(3):
+        for weights_state in range(json_state, 3):  # the writer moves on between the reader's two reads
+            _put(run_copy, states[json_state])
+            moved = []
+
+            def read_weights(path, *args, **kwargs):
+                if not moved:
+                    moved.append(True)
+                    _put(run_copy, states[weights_state])
+                return real_read(path, *args, **kwargs)
+
+            monkeypatch.setattr(checkpoints, "read_regular_bytes", read_weights)
+            loaded = load_run(run_copy)
+            epoch = loaded.metadata["epoch"]
+            assert epoch in weights_of, (json_state, weights_state)
+            for name, tensor in loaded.model.state_dict().items():  # the weights of that very save
+                assert torch.equal(tensor, weights_of[epoch][name]), (json_state, weights_state, name)
+
+    # The training publishes the new pair and ends between the reader's two reads: read again, new pair.
+    _put(run_copy, states[0])
+
+    def read_weights_after_the_end(path, *args, **kwargs):
+        if (run_copy / "best.json").read_bytes() != states[2][1]:
+            _put(run_copy, states[2])
+            RunRecord(run_copy).update_summary(status="finished")
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "read_regular_bytes", read_weights_after_the_end)
+    assert load_run(run_copy).metadata["epoch"] == max(weights_of)
+    monkeypatch.setattr(checkpoints, "read_regular_bytes", real_read)
+
+    # The same mix in a run nobody trains (a save cut short, files copied from elsewhere): refused.
+    _put(run_copy, states[1])
+    RunRecord(run_copy).update_summary(status="stopped")
+    with pytest.raises(CheckpointError, match="weights do not belong to best.json") as info:
+        load_run(run_copy)
+    assert str(info.value).startswith(str(run_copy / "best.safetensors")) and "\n" not in str(info.value)
+
+
+def test_weights_without_their_metadata_in_the_header_still_load(run_copy):
+    """Run folders written before the weights carried their metadata load as before; a mismatch
+    there is refused even while the run trains (nothing tells which save the weights came from)."""
+    import hashlib
+
+    from smmt_core.train.run_record import process_stamp
+
+    stored = load_run(run_copy).model.state_dict()
+    blob = checkpoints.safetensors_bytes({k: v.contiguous() for k, v in stored.items()},
+                                         {"format": "pt", "smmt_checkpoint": "2"})
+    assert checkpoints.embedded_metadata(blob, "w") is None
+    (run_copy / "best.safetensors").write_bytes(blob)
+    _edit_json(run_copy / "best.json", lambda d: d.update(weights_sha256=hashlib.sha256(blob).hexdigest()))
+    assert load_run(run_copy).metadata["epoch"] >= 0
+    RunRecord(run_copy).update_summary(status="running", process=process_stamp())
+    (run_copy / "best.safetensors").write_bytes(blob + b" ")
+    with pytest.raises(CheckpointError, match="weights do not belong to best.json"):
+        load_run(run_copy)

@@ -222,6 +222,39 @@ def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path):
     assert header != b"\x80"  # safetensors, not a pickle
 
 
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_scratch(tmp_path_factory, tmp_path, capsys, caplog):
+    """Issue "faults" 16: a run stopped in its first epoch (no linear path, so no epoch 0 either)
+    has no checkpoint; `--resume` trains it again from the start, in its folder, with its settings."""
+    cohort, _, cache = shared_tiny_run(tmp_path_factory)
+    stop = threading.Event()
+
+    def stop_in_the_first_epoch(event):
+        if isinstance(event, ev.BatchProgress):
+            stop.set()
+
+    with mri_cache_at(cache):
+        part = train(tiny_config(cohort, tmp_path / "runs", run_name="part", epochs=1, linear_path="none"),
+                     on_event=stop_in_the_first_epoch, stop=stop)
+        assert part.stopped_early and not (part.run_dir / "last.json").exists()
+        (part.run_dir / "best.safetensors").write_bytes(b"left by a save cut short")
+        assert main(["train", "--resume", str(part.run_dir), "--json", "-q"]) == 0
+        out = capsys.readouterr()
+        assert json.loads(out.out)["run_dir"] == str(part.run_dir)
+        assert "stopped before its first checkpoint: training it again from the start" in caplog.text
+        summary = json.loads((part.run_dir / "run.json").read_text())
+        assert summary["status"] == "finished" and summary["epochs_done"] == 1 and summary["best_epoch"] == 1
+        assert summary["resumed"][-1]["from_scratch"] is True and summary["resumed"][-1]["from_epoch"] == 0
+        assert pd.read_csv(part.run_dir / "metrics.csv")["epoch"].tolist() == [1]
+        assert checkpoints.load_run(part.run_dir).metadata["epoch"] == 1
+
+        # A run that recorded epochs but lost its last checkpoint is not silently trained again.
+        (part.run_dir / "last.json").unlink()
+        assert main(["train", "--resume", str(part.run_dir), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("last checkpoint is missing, though metrics.csv records epochs it trained; it cannot be "
+                        "resumed: train it again as a new run") and "\n" not in err
+
+
 def test_cli_resume_refuses_other_settings_and_a_finished_run(run_copy, capsys):
     assert main(["train", "--resume", str(run_copy), "--lr", "0.1"]) == 2
     assert "only --epochs" in capsys.readouterr().err
