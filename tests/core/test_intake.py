@@ -274,16 +274,17 @@ def test_a_scan_that_is_not_a_brain_fails_qc_with_a_message(tmp_path, kind):
     assert str(path) in message and ("failed quality control" in message or "no brain" in message), message
 
 
-def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache(tmp_path, capsys):
+def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache(tmp_path, capsys, monkeypatch):
     from smmt_core.cli import main
 
-    data = tmp_path / "data"
+    monkeypatch.chdir(tmp_path)  # relative paths: a cache entry stores an input that needed no step as an absolute path
+    data = Path("data")
     for name, scale in (("subj01", 1.0), ("subj02", 3.0)):  # scanner units differ; both in MNI space
         img = template_image(2.0)
         (data / name).mkdir(parents=True)
         nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * scale, img.affine), str(data / name / "T1w.nii.gz"))
-    out = tmp_path / "out"
-    args = ["preprocess", str(data), "--out", str(out), "--workers", "2", "--cache", str(tmp_path / "cache")]
+    out = Path("out")
+    args = ["preprocess", str(data), "--out", str(out), "--workers", "2", "--cache", "cache"]
     assert main(args) == 0
     with open(out / "qc.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
