@@ -3,6 +3,9 @@
 Each scan goes through `smmt_core.data.intake.run_intake` in a worker process (brain extraction
 and registration are CPU-bound and hold the interpreter), with the same on-disk cache training
 and prediction use, so a re-run is instant and an interrupted run resumes where it stopped.
+Ctrl-C or SIGTERM stops within about one scan: no new scan starts, the scans in flight stop at
+their next step, the workers end (they never outlive the command, even a SIGKILLed one: see
+`smmt_core.data.intake.pool`), qc.csv keeps the scans done, and the exit code is 130.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
-from smmt_core.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+from smmt_core.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES, configure_worker_process
 from smmt_core.errors import ConfigError, DataError, SMMTError
 from smmt_core.fileio import atomic_write
@@ -30,7 +34,10 @@ def add_commands(subparsers) -> None:
             "affinely to MNI152 (ANTs) for one subject (T1 file, DICOM folder, subject folder) or a "
             "whole dataset; writes DIR/qc.csv, and per scan the registered T1 and its QC picture. "
             "Scans already in MNI space with the brain extracted skip the steps they do not need "
-            "(measured; see --intake). Needs the 'intake' extra for anything but MNI-space input."
+            "(measured; see --intake). Needs the 'intake' extra for anything but MNI-space input. "
+            "Ctrl-C or SIGTERM stops within about one scan and keeps the scans done (qc.csv, cache); "
+            "the same command continues. Exit codes: 0 done, 2 bad input or every scan failed, "
+            "130 stopped by Ctrl-C or SIGTERM."
         ),
     )
     p.add_argument("path", help="T1 file, DICOM folder, subject folder or dataset folder")
@@ -71,12 +78,16 @@ def _worker_init(threads: int) -> None:
     configure_worker_process(threads)
 
 
-def _work(t1: str, settings: dict, cache_root: str | None) -> dict:
-    """One scan in a worker: the result as a plain dict, or {"error": one line}."""
-    from smmt_core.data.intake import IntakeCache, IntakeSettings, run_intake
+def _work(scan: tuple, stop, *, settings: dict, cache_root: str | None) -> dict:
+    """One scan (subject, session, T1) in a worker: the result as a plain dict, or {"error": one line}.
+    IntakeCancelled (`stop` set: the caller is stopping) propagates; nothing was cached."""
+    from smmt_core.data.intake import IntakeCache, IntakeCancelled, IntakeSettings, run_intake
 
+    t1 = scan[2]
     try:
-        result = run_intake(t1, IntakeSettings(**settings), cache=IntakeCache(cache_root))
+        result = run_intake(t1, IntakeSettings(**settings), cache=IntakeCache(cache_root), stop=stop)
+    except IntakeCancelled:
+        raise
     except SMMTError as error:
         return {"error": str(error)}
     except Exception as error:  # a library failing on a strange image: one line, not a traceback
@@ -123,48 +134,36 @@ def _write_csv(out: Path, rows: list[dict]) -> None:
     atomic_write(out / "qc.csv", lambda tmp: frame.to_csv(tmp, index=False), suffix=".csv")
 
 
-def _run_workers(todo, settings, cache, out: Path, rows: list[dict], workers: int) -> None:
-    """The scans not in the cache, in `workers` processes; a row (and qc.csv) after each one."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def preprocess_scans(scans, out: Path, settings, *, cache: str | None = None, workers: int = 1,
+                     stop: threading.Event | None = None, work=_work, progress: bool = True) -> tuple[list[dict], list]:
+    """The intake for `scans` [(subject, session, T1)]: outputs under `out`, qc.csv rewritten
+    (atomically) after every scan. Returns (qc.csv rows, the scans not done).
+
+    Scans already in the intake cache are answered here, without a worker (a re-run is instant); the
+    others run in `workers` processes (`smmt_core.data.intake.pool`). Once `stop` is set no new scan
+    starts and the scans in flight stop at their next step (or finish, and are kept), so a run ends
+    within about one scan; what was done is in qc.csv and the cache, and the same call continues
+    from there. `work(scan, stop, settings=..., cache_root=...)` is the per-scan step (tests pass a fake).
+    """
+    from functools import partial
 
     from tqdm import tqdm
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")  # torch and ITK threads do not survive fork
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {pool.submit(_work, str(t1), settings.to_dict(), cache): (subject, session)
-                   for subject, session, t1 in todo}
-        try:
-            for future in tqdm(as_completed(futures), total=len(futures), desc="preprocess", unit="scan",
-                               file=sys.stderr, disable=None):
-                subject, session = futures[future]
-                rows.append(_row(subject, session, out, future.result()))
-                _write_csv(out, rows)  # after each scan: an interrupted run still has its table
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _preprocess(args) -> int:
-    from tqdm import tqdm
-
-    from smmt_core.data.intake import IntakeCache, IntakeSettings
+    from smmt_core.data.intake import IntakeCache
     from smmt_core.data.intake.pipeline import input_digest
+    from smmt_core.data.intake.pool import run_in_workers
 
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    path, out = Path(args.path).expanduser(), Path(args.out).expanduser()
-    settings = IntakeSettings(mode=args.intake, device=args.device)
-    scans, problems = _scans(path, Path(args.adnimerge).expanduser() if args.adnimerge else None)
-    for problem in problems:
-        print(f"smmt preprocess: note: {problem}", file=sys.stderr)
+    def stopping() -> bool:
+        return stop is not None and stop.is_set()
+
     out.mkdir(parents=True, exist_ok=True)
-    cache = str(Path(args.cache).expanduser()) if args.cache else None
     rows: list[dict] = []
-    # Scans already in the cache are answered here, without starting a worker (a re-run is instant).
     store, todo = IntakeCache(cache), []
-    for subject, session, t1 in tqdm(scans, desc="cache", unit="scan", file=sys.stderr, disable=None):
+    for index, (subject, session, t1) in enumerate(tqdm(scans, desc="cache", unit="scan", file=sys.stderr,
+                                                       disable=None if progress else True)):
+        if stopping():
+            todo.extend(scans[index:])
+            break
         try:
             done = store.load(input_digest(Path(t1)), settings, Path(t1))
         except SMMTError as error:
@@ -176,12 +175,54 @@ def _preprocess(args) -> int:
             rows.append(_row(subject, session, out, {**done.to_dict(), "from_cache": True}))
     if rows:
         _write_csv(out, rows)
-    if todo:
-        _run_workers(todo, settings, cache, out, rows, min(args.workers, len(todo)))
+    if not todo or stopping():
+        return rows, todo
+    bar = tqdm(total=len(todo), desc="preprocess", unit="scan", file=sys.stderr, disable=None if progress else True)
+
+    def record(scan, result: dict) -> None:
+        subject, session, _ = scan
+        rows.append(_row(subject, session, out, result))
+        _write_csv(out, rows)  # after each scan: an interrupted run keeps its table
+        bar.update()
+
+    workers = min(workers, len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    try:
+        left = run_in_workers([(subject, session, str(t1)) for subject, session, t1 in todo],
+                              partial(work, settings=settings.to_dict(), cache_root=cache), workers=workers,
+                              stop=stop, on_result=record,
+                              on_failure=lambda scan, line: record(scan, {"error": f"{scan[2]}: {line}"}),
+                              initializer=_worker_init, initargs=(threads,))
+    finally:
+        bar.close()
+    return rows, left
+
+
+def _preprocess(args) -> int:
+    from smmt_core.cli.train_commands import stop_on_signals
+    from smmt_core.data.intake import IntakeSettings
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    path, out = Path(args.path).expanduser(), Path(args.out).expanduser()
+    settings = IntakeSettings(mode=args.intake, device=args.device)
+    # Ctrl-C / SIGTERM: no new scan starts, the scans in flight stop at their next step (or finish and
+    # are kept), the workers end with this process; qc.csv and the cache hold what was done (exit 130).
+    stop = threading.Event()
+    with stop_on_signals(stop, "stopping: no new scan starts, the scans in progress stop at their next step"):
+        scans, problems = _scans(path, Path(args.adnimerge).expanduser() if args.adnimerge else None)
+        for problem in problems:
+            print(f"smmt preprocess: note: {problem}", file=sys.stderr)
+        cache = str(Path(args.cache).expanduser()) if args.cache else None
+        rows, left = preprocess_scans(scans, out, settings, cache=cache, workers=args.workers, stop=stop)
     counts = {v: sum(r["qc"] == v for r in rows) for v in ("pass", "warn", "fail")}
     print(f"{len(rows)} scan(s): {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail; "
-          f"table: {out / 'qc.csv'}")
+          f"table: {out / 'qc.csv'}" + (" (not written: no scan done)" if not rows else ""))
     for r in rows:
         if r["qc"] == "fail":
             print(f"  fail {r['subject']}{'/' + r['session'] if r['session'] else ''}: {r['message']}", file=sys.stderr)
+    if stop.is_set():
+        print(f"smmt preprocess: stopped with {len(left)} of {len(scans)} scan(s) not done; run the same command "
+              "again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if counts["fail"] < len(rows) else EXIT_BAD_INPUT

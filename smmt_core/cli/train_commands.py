@@ -232,9 +232,10 @@ def _write_now(text: str) -> None:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event):
+def stop_on_signals(stop: threading.Event, doing: str = "stopping after the current batch"):
     """While inside: the first Ctrl-C (SIGINT) or SIGTERM sets `stop`, so the run ends cleanly after
-    the current batch; a second Ctrl-C aborts (KeyboardInterrupt).
+    the current batch; a second Ctrl-C aborts (KeyboardInterrupt). `doing`: what the message on
+    stderr says happens now.
 
     Why a handler and not a worker thread: Python runs signal handlers in the main thread between
     bytecodes, so the training (also in the main thread) just sees the flag at its next check.
@@ -251,7 +252,7 @@ def stop_on_signals(stop: threading.Event):
             raise KeyboardInterrupt
         stop.set()
         what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        _write_now(f"\n{what}: stopping after the current batch (Ctrl-C again to abort)…\n")
+        _write_now(f"\n{what}: {doing} (Ctrl-C again to abort)…\n")
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,9 +1,11 @@
 """The README's promises, checked on the real `smmt` process: Ctrl-C and SIGTERM stop a training
 cleanly (exit 130, run.json "stopped", checkpoints kept), a killed run shows as interrupted and
-resumes, bad input exits 2 with one line and leaves no folder, run folders hold no pickles."""
+resumes, bad input exits 2 with one line and leaves no folder, run folders hold no pickles;
+`smmt preprocess` stopped by SIGTERM ends within a scan and leaves no worker process behind."""
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import zipfile
@@ -145,3 +147,67 @@ def test_ctrl_c_during_an_experiment_labels_the_cell_stopped_and_exits_130(cohor
     assert list(results["status"]) == ["stopped"], text
     [run_json] = out.glob("runs/*/run.json")
     assert json.loads(run_json.read_text())["status"] == "stopped"
+
+
+def _mni_scans(folder, n: int) -> None:
+    """n small scans already in MNI space (4 mm), each with other values (no two share a cache entry)."""
+    import nibabel as nib
+
+    from smmt_core.data.preprocess import mni_template
+
+    tpl = mni_template(4.0)
+    for i in range(n):
+        (folder / f"subj{i:02d}").mkdir(parents=True)
+        nib.save(nib.Nifti1Image(tpl.data * (1000.0 + i), tpl.affine), str(folder / f"subj{i:02d}" / "T1w.nii.gz"))
+
+
+def _workers_of(pid: int) -> list:
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def _alive(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_sigterm_stops_preprocess_and_its_two_workers_within_a_scan(tmp_path):
+    """Faults 13 and 14: SIGTERM to `smmt preprocess --workers 2` while scans are in flight: no new
+    scan starts, the workers end with the command (none is left behind), qc.csv keeps the scans
+    done, exit 130. (A SIGKILLed parent: tests/core/test_intake.py::test_workers_die_with_a_killed_parent.)"""
+    n = 8
+    data, out = tmp_path / "data", tmp_path / "out"
+    _mni_scans(data, n)
+    log = tmp_path / "preprocess.log"
+    process = start_smmt("preprocess", str(data), "--out", str(out), "--workers", "2",
+                         "--cache", str(tmp_path / "intake-cache"), cache=tmp_path / "mri-cache", log=log)
+    workers: list = []
+
+    def first_scan_done() -> bool:
+        if not (out / "qc.csv").is_file():
+            return False
+        workers[:] = _workers_of(process.pid)
+        return len(workers) == 2
+
+    code, text = signal_when(process, first_scan_done, "the first scan and two workers", signal.SIGTERM, log)
+    assert code == 130 and "Traceback" not in text, text
+    assert "stopped with" in text, text
+    assert not [w.pid for w in workers if _alive(w)], "the workers outlived smmt preprocess"
+    with open(out / "qc.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1 <= len(rows) < n, text
+    assert all((out / r["t1_mni"]).is_file() for r in rows)
+    # No scan went on after the signal unrecorded: the cache holds exactly the scans qc.csv lists.
+    assert len(list((tmp_path / "intake-cache").rglob("result.json"))) == len(rows), text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import locale
 import threading
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -274,16 +275,17 @@ def test_a_scan_that_is_not_a_brain_fails_qc_with_a_message(tmp_path, kind):
     assert str(path) in message and ("failed quality control" in message or "no brain" in message), message
 
 
-def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache(tmp_path, capsys):
+def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache(tmp_path, capsys, monkeypatch):
     from smmt_core.cli import main
 
-    data = tmp_path / "data"
+    monkeypatch.chdir(tmp_path)  # relative paths: a cache entry stores an input that needed no step as an absolute path
+    data = Path("data")
     for name, scale in (("subj01", 1.0), ("subj02", 3.0)):  # scanner units differ; both in MNI space
         img = template_image(2.0)
         (data / name).mkdir(parents=True)
         nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * scale, img.affine), str(data / name / "T1w.nii.gz"))
-    out = tmp_path / "out"
-    args = ["preprocess", str(data), "--out", str(out), "--workers", "2", "--cache", str(tmp_path / "cache")]
+    out = Path("out")
+    args = ["preprocess", str(data), "--out", str(out), "--workers", "2", "--cache", "cache"]
     assert main(args) == 0
     with open(out / "qc.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -296,6 +298,143 @@ def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache
     assert main(args) == 0  # from the cache
     assert main(["preprocess", str(tmp_path / "nothing"), "--out", str(out)]) == 2
     assert "nothing" in capsys.readouterr().err
+
+
+def _worker_pids() -> set[int]:
+    """This process's spawned worker processes (multiprocessing's resource tracker is not one)."""
+    import psutil
+
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                pids.add(child.pid)
+        except psutil.Error:
+            pass
+    return pids
+
+
+def test_a_stopped_preprocess_ends_within_one_scan_and_keeps_the_scans_done(tmp_path):
+    """Faults 14: once stopped, no new scan starts, the scan in flight is abandoned at its next step,
+    and qc.csv holds the scans done; the worker is gone when the call returns."""
+    from smmt_core.cli.intake_commands import preprocess_scans
+    from tests.core.fakes import write_volume
+    from tests.core.intake_fakes import fake_scan, started_log
+
+    scans = [(name, "", write_volume(tmp_path / "data" / f"{name}.nii.gz")) for name in ("a", "slow", "c", "d")]
+    log, out, stop = started_log(scans[0][2]), tmp_path / "out", threading.Event()
+    before = _worker_pids()
+
+    def stop_once_the_slow_scan_runs():  # what Ctrl-C does in `smmt preprocess`, at a known moment
+        while not stop.is_set():
+            if log.exists() and "slow" in log.read_text().split():
+                stop.set()
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=stop_once_the_slow_scan_runs, daemon=True)
+    watcher.start()
+    try:
+        rows, left = preprocess_scans(scans, out, IntakeSettings(), cache=str(tmp_path / "cache"), workers=1,
+                                      stop=stop, work=fake_scan, progress=False)
+    finally:
+        stop.set()
+        watcher.join()
+    assert log.read_text().split() == ["a", "slow"]  # c and d never started
+    assert [r["subject"] for r in rows] == ["a"] and [s[0] for s in left] == ["slow", "c", "d"]
+    with open(out / "qc.csv", newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["subject"] == "a" and row["qc"] == "pass" and (out / row["t1_mni"]).is_file()
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    assert _worker_pids() <= before
+
+
+def test_a_worker_that_dies_fails_its_scan_and_the_others_go_on(tmp_path):
+    from smmt_core.cli.intake_commands import preprocess_scans
+    from tests.core.fakes import write_volume
+    from tests.core.intake_fakes import fake_scan
+
+    scans = [(name, "", write_volume(tmp_path / "data" / f"{name}.nii.gz")) for name in ("crash", "b")]
+    rows, left = preprocess_scans(scans, tmp_path / "out", IntakeSettings(), cache=str(tmp_path / "cache"),
+                                  workers=1, work=fake_scan, progress=False)
+    assert not left
+    by_subject = {r["subject"]: r for r in rows}
+    assert by_subject["b"]["qc"] == "pass"
+    assert by_subject["crash"]["qc"] == "fail" and "ended unexpectedly (exit code 9)" in by_subject["crash"]["message"]
+
+
+def test_a_scan_that_ignores_the_stop_is_terminated_after_the_grace(tmp_path):
+    from smmt_core.data.intake.pool import run_in_workers
+    from tests.core.fakes import write_volume
+    from tests.core.intake_fakes import fake_scan, started_log
+
+    t1 = str(write_volume(tmp_path / "hang.nii.gz"))
+    stop, before = threading.Event(), _worker_pids()
+
+    def on_start_stop():
+        while not stop.is_set():
+            if started_log(t1).exists():
+                stop.set()
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=on_start_stop, daemon=True)
+    watcher.start()
+    try:
+        left = run_in_workers([("hang", "", t1)], partial(fake_scan, settings={}, cache_root=None), workers=1,
+                              stop=stop, on_result=lambda *a: pytest.fail("a result"), grace_s=0.2)
+    finally:
+        stop.set()
+        watcher.join()
+    assert left == [("hang", "", t1)] and _worker_pids() <= before
+
+
+KILLED_PARENT = """
+import functools, sys
+from smmt_core.data.intake.pool import run_in_workers
+from tests.core.intake_fakes import fake_scan
+run_in_workers([("hang", "", sys.argv[1])], functools.partial(fake_scan, settings={}, cache_root=None), workers=1,
+               on_result=print)
+"""
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """Faults 13: a SIGKILLed `smmt preprocess` cannot clean up; its workers must not stay behind."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from tests.core.cli_subprocess import smmt_env, wait_for
+    from tests.core.fakes import write_volume
+    from tests.core.intake_fakes import started_log
+
+    t1 = write_volume(tmp_path / "hang.nii.gz")
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(t1)], env=smmt_env(tmp_path / "cache"),
+                              cwd=tmp_path)
+    workers = []
+    try:
+        wait_for(started_log(t1).exists, "the scan to start", parent)
+        workers = [p for p in psutil.Process(parent.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 1
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        wait_for(lambda: not any(_alive(w) for w in workers), "the worker to die with its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for w in workers:  # only if the test failed: no orphan of ours either
+            if _alive(w):
+                w.kill()
+
+
+def _alive(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.mark.slow

@@ -263,11 +263,13 @@ def run_intake(path, settings: IntakeSettings | None = None, *, cache: IntakeCac
 
 
 def _relative(d: dict, work: Path) -> dict:
-    """File paths inside the work folder stored by name (the folder is renamed afterwards)."""
+    """File paths inside the work folder stored by name (the folder is renamed afterwards), any
+    other (the input itself, when it needed no step) as an absolute path: a relative one would be
+    read back relative to the entry's folder."""
     out = dict(d)
     for key in ("t1_mni", "native", "picture"):
-        if out.get(key) and Path(out[key]).parent == work:
-            out[key] = Path(out[key]).name
+        if out.get(key):
+            out[key] = Path(out[key]).name if Path(out[key]).parent == work else str(Path(out[key]).absolute())
     return out
 
 
