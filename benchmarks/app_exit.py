@@ -183,11 +183,12 @@ def main(argv=None) -> int:
                    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     try:
         from smmt_core.bench.predict_latency import make_untrained_run
-        from smmt_core.data.demo import ensure_demo_cohort, make_demo_cohort
+        from smmt_core.bench.smoke import smoke_cohort
+        from smmt_core.data.demo import ensure_demo_cohort
 
         if args.smoke:
             args.trials = 1
-            data = make_demo_cohort(work / "cohort", n_subjects=12, seed=0)
+            data = smoke_cohort(work)
             env["OMP_NUM_THREADS"] = "1"
             env["SMMT_BENCH_SMOKE"] = "1"  # the app trains the tiny model (smmt_core.bench.smoke)
         else:

@@ -47,9 +47,9 @@ def main(argv=None) -> int:
     if args.smoke:
         import importlib.util
 
-        from smmt_core.data.demo import make_demo_cohort
+        from smmt_core.bench.smoke import smoke_cohort
 
-        data = make_demo_cohort(out / "smoke-cohort", n_subjects=12, seed=0)
+        data = smoke_cohort(out)
         spec = ExperimentSpec(data=str(data), variants=["smmt", "3mt"], fractions=[1.0], seeds=[0], epochs=1,
                               overrides=TINY)
         use_ray = importlib.util.find_spec("ray") is not None

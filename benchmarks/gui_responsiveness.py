@@ -322,9 +322,9 @@ def main(argv=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
             return 0
     if args.smoke:
-        from smmt_core.data.demo import make_demo_cohort
+        from smmt_core.bench.smoke import smoke_cohort
 
-        args.data = str(make_demo_cohort(work / "smoke-cohort", n_subjects=12, seed=0))
+        args.data = str(smoke_cohort(work))
     if args.data == "demo":
         from smmt_core.data.demo import ensure_demo_cohort
 
@@ -334,6 +334,10 @@ def main(argv=None) -> int:
     overrides = dict(dataset=args.data, out=str(work / "runs"), run_name="gui-responsiveness", device=args.device)
     if args.epochs:
         overrides["epochs"] = args.epochs
+    if args.smoke:
+        from smmt_core.bench.smoke import SMOKE_MODEL
+
+        overrides.update(SMOKE_MODEL)
     config = TrainConfig.build(args.preset, **overrides)
 
     if args.preimport:

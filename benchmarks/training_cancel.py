@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="smmt-cancel-bench-"))
     if not args.warm_cache:
         os.environ["SMMT_CACHE_DIR"] = str(work / "mri-cache")
-    from smmt_core.data.demo import ensure_demo_cohort, make_demo_cohort
+    from smmt_core.data.demo import ensure_demo_cohort
     from smmt_core.train.config import TrainConfig
     from smmt_gui.app import create_app
     from smmt_gui.panels.training import TrainingDashboard
@@ -131,9 +131,9 @@ def main(argv=None) -> int:
     overrides = {}
     if args.smoke:
         args.trials = 1
-        data = make_demo_cohort(work / "cohort", n_subjects=12, seed=0)
-        from smmt_core.bench.smoke import SMOKE_MODEL
+        from smmt_core.bench.smoke import SMOKE_MODEL, smoke_cohort
 
+        data = smoke_cohort(work)
         overrides = dict(SMOKE_MODEL, batch_size=2)
     else:
         data = Path(args.data) if args.data else ensure_demo_cohort()

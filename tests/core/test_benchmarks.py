@@ -17,10 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
 
 
+@pytest.fixture(scope="module")
+def smoke_cohort_folder(tmp_path_factory):
+    """One 12-subject demo cohort for every script's smoke run (each would build the same one)."""
+    from smmt_core.bench.smoke import make_smoke_cohort
+
+    return make_smoke_cohort(tmp_path_factory.mktemp("smoke") / "cohort")
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_benchmark_smoke_mode_runs(script, tmp_path):
+def test_benchmark_smoke_mode_runs(script, tmp_path, smoke_cohort_folder):
+    from smmt_core.bench.smoke import SMOKE_COHORT_ENV
+
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), SMMT_CACHE_DIR=str(tmp_path / "cache"),
-               SMMT_DEMO_DIR=str(tmp_path / "demo"), QT_QPA_PLATFORM="offscreen", MPLBACKEND="Agg")
+               SMMT_DEMO_DIR=str(tmp_path / "demo"), QT_QPA_PLATFORM="offscreen", MPLBACKEND="Agg",
+               **{SMOKE_COHORT_ENV: str(smoke_cohort_folder)})
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{script} --smoke failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
