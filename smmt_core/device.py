@@ -34,10 +34,11 @@ def select_device(name: str | None = DEFAULT_DEVICE):
 
 def configure_worker_process(threads: int) -> None:
     """For a fresh process that runs CPU-heavy library code (the intake's deepbet and ANTs),
-    before torch and ITK start: `threads` threads for each, and OpenMP threads that sleep instead of
+    before torch and ITK start: `threads` threads for torch, and OpenMP threads that sleep instead of
     spinning while they wait. On shared cores a spinning thread takes the time the working one
-    needs: deepbet's step measured 4.2-4.9 s passive against 4.4-10.3 s spinning (docs/intake.md)."""
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
+    needs: deepbet's step measured 4.2-4.9 s passive against 4.4-10.3 s spinning (docs/intake.md).
+    ITK (N4, the affine fit) runs on one thread, for reproducible results: the intake's register
+    module sets that (`ITK_THREADS`)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

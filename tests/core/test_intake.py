@@ -135,6 +135,21 @@ def test_a_stopped_run_leaves_nothing_and_a_rerun_completes(tmp_path):
     assert not result.from_cache and result.qc.verdict == "pass"
 
 
+@pytest.mark.slow
+def test_the_same_scan_twice_gives_the_same_image_qc_and_transform(tmp_path):
+    pytest.importorskip("ants")
+    path = tmp_path / "moved.nii.gz"  # brain only: deepbet (deterministic on the CPU) would add seconds
+    nib.save(moved(template_image(4.0), rigid(np.random.default_rng(6))), str(path))
+    settings = IntakeSettings(template_mm=4.0, output_mm=4.0)
+    # two empty caches: both runs compute every step (the fit samples its metric at random: seeded)
+    first, second = (run_intake(path, settings, cache=IntakeCache(tmp_path / name), picture=False)
+                     for name in ("one", "two"))
+    assert not first.from_cache and not second.from_cache and first.steps_label == "bias+register"
+    assert np.array_equal(nib.load(str(first.t1_mni)).get_fdata(), nib.load(str(second.t1_mni)).get_fdata())
+    assert (first.qc.score, first.qc.mask_dice) == (second.qc.score, second.qc.mask_dice)
+    assert np.array_equal(first.mni_to_native, second.mni_to_native)
+
+
 COLIN27_BRAIN = Path("/usr/share/mricron/templates/ch2bet.nii.gz")
 
 

@@ -47,7 +47,7 @@ from smmt_core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
 
-INTAKE_VERSION = 2  # bump when a step changes, so old cache folders are not reused
+INTAKE_VERSION = 3  # bump when a step changes, so old cache folders are not reused (3: seeded registration)
 STEPS: tuple[str, ...] = ("convert", "measure", "brain", "bias", "register", "qc")
 STEP_TITLES = {"convert": "DICOM conversion", "measure": "checking the image", "brain": "brain extraction",
                "bias": "bias-field correction", "register": "registration to MNI152", "qc": "quality control"}

@@ -11,8 +11,10 @@ viewer can map any MNI point back into the scan's own space without ANTs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,7 @@ _LPS = np.diag([-1.0, -1.0, 1.0])  # RAS <-> LPS (its own inverse)
 
 def to_ants(img):
     """A nibabel image as an ANTsImage (float32), same voxels, same world positions."""
+    _itk_threads()  # every ITK use here starts with an image from this function
     import ants
 
     affine = np.asarray(img.affine, dtype=np.float64)
@@ -67,6 +70,41 @@ N4_CONVERGENCE = {"iters": [30, 30, 30], "tol": 1e-6}
 AFF_SHRINK_FACTORS = (6, 4, 2)
 AFF_SMOOTHING_SIGMAS = (3, 2, 1)
 AFF_ITERATIONS = (1000, 500, 250)
+
+# Reproducibility: the same input and settings give the same image, QC score and transform (on one
+# machine). Two things varied from run to run (Colin27 with its skull: r 0.977 between two runs
+# inside the brain, the centre of mass 0.4 mm apart):
+# * the fit's metric is computed on a random 20 % of the voxels, and antsRegistration seeds that
+#   sampler from the clock unless it is given a seed;
+# * ITK's multi-threaded Mattes metric adds up its threads' parts in an order that depends on their
+#   timing: with the seed fixed, two threads still moved the 4 mm test fit by up to 0.03 mm between
+#   runs; one thread gives the same bits. N4 and the affine fit cost about the same on one thread
+#   as on two (docs/intake.md). ITK reads its thread count once per process, at its first filter,
+#   so every function here sets it first; a count set in the environment beforehand is kept.
+# Changing either changes results: bump pipeline.INTAKE_VERSION with it.
+REGISTRATION_SEED = 20240611
+ITK_THREADS = 1
+
+_seed_lock = threading.Lock()
+
+
+def _itk_threads() -> None:
+    """ITK's thread count (`ITK_THREADS`) for this process, unless the environment already sets one."""
+    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(ITK_THREADS))
+
+
+@contextlib.contextmanager
+def _seeded(ants, seed: int):
+    """ANTsPy >= 0.6 takes antsRegistration's `--random-seed` from the module-global
+    `ants.config._random_seed` (its public `set_ants_deterministic` also reseeds numpy's global
+    generator): set for this call only, under a lock for threads of one process."""
+    with _seed_lock:
+        before = ants.config._random_seed
+        ants.config._random_seed = int(seed)
+        try:
+            yield
+        finally:
+            ants.config._random_seed = before
 
 
 def n4(img, mask=None):
@@ -116,7 +154,7 @@ def register_affine(moving, fixed, *, path=None) -> AffineFit:
     afixed, amoving = to_ants(fixed), to_ants(moving)
     if min(amoving.spacing) < min(afixed.spacing):  # finer than the template: fit at the template's voxel size
         amoving = ants.resample_image(amoving, afixed.spacing, use_voxels=False, interp_type=0)
-    with tempfile.TemporaryDirectory(prefix="smmt-ants-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="smmt-ants-") as tmp, _seeded(ants, REGISTRATION_SEED):
         try:
             reg = ants.registration(
                 afixed, amoving, type_of_transform="Affine", outprefix=os.path.join(tmp, "reg_"),
