@@ -470,3 +470,28 @@ def test_brain_extraction_runs_on_the_chosen_device_and_the_result_records_it(tm
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             run_intake(path, IntakeSettings(device="cuda", template_mm=4.0, output_mm=4.0),
                        cache=IntakeCache(tmp_path / "other"))
+
+
+def test_work_folders_of_dead_processes_are_removed_before_a_scan_starts(tmp_path):
+    """A worker killed outright (SIGKILL, or after the stop's grace) cannot remove its work folder:
+    the next scan into the same cache does, and never one whose process still runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(ended.stdout)
+    cache = IntakeCache(tmp_path / "cache")
+    dead = cache.root / f".work-{dead_pid}-abc"
+    alive = cache.root / f".work-{os.getpid()}-def"
+    old_style_recent, old_style_stale = cache.root / ".work-0123abcd", cache.root / ".work-4567cdef"
+    for folder in (dead, alive, old_style_recent, old_style_stale):
+        folder.mkdir(parents=True)
+        (folder / "t1.nii.gz").write_bytes(b"half-written")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old_style_stale, (two_days_ago, two_days_ago))
+    work = cache.new_work_folder()
+    assert not dead.exists() and not old_style_stale.exists()
+    assert alive.exists() and old_style_recent.exists()
+    assert work.name.startswith(f".work-{os.getpid()}-") and not work.exists()

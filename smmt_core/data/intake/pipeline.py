@@ -158,6 +158,9 @@ def input_digest(path: Path) -> str:
     return dicom.folder_digest(path) if path.is_dir() else file_digest(path)
 
 
+WORK_PREFIX = ".work-"  # a scan's folder in the cache while its steps run: .work-<process id>-<random>
+
+
 class IntakeCache:
     """Finished intake results on disk: `root/<2 hex>/<digest>-<settings key>/result.json` + images."""
 
@@ -182,6 +185,29 @@ class IntakeCache:
         if result.native is None or not result.native.exists():
             result.native = source if source.is_file() else None
         return result
+
+    def new_work_folder(self) -> Path:
+        """A fresh (not yet created) work folder in the cache, named after this process, after
+        removing those whose process died before it could clean up (a worker killed outright)."""
+        self.remove_abandoned_work()
+        return self.root / f"{WORK_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+
+    def remove_abandoned_work(self) -> None:
+        """Remove the work folders of processes that no longer run. One without a process id in its
+        name (SMMT Studio 0.2) goes once it is a day old."""
+        import psutil
+
+        for folder in self.root.glob(f"{WORK_PREFIX}*"):
+            owner, separator, _ = folder.name[len(WORK_PREFIX):].partition("-")
+            try:
+                if separator and owner.isdigit():
+                    abandoned = not psutil.pid_exists(int(owner))
+                else:
+                    abandoned = time.time() - folder.stat().st_mtime > 86400
+            except OSError:
+                continue
+            if abandoned and folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
 
     def store(self, work: Path, digest: str, settings: IntakeSettings) -> Path:
         """Move a finished work folder into place (atomic rename); returns the entry folder."""
@@ -244,7 +270,7 @@ def run_intake(path, settings: IntakeSettings | None = None, *, cache: IntakeCac
         return cached
 
     # Created by the first step that writes (an input that needs nothing writes nothing at all).
-    work = cache.root / f".work-{uuid.uuid4().hex}"
+    work = cache.new_work_folder()
     try:
         result = _run_steps(source, is_dicom, work, settings, report, check_stop, picture)
         check_stop()
