@@ -1,4 +1,4 @@
-"""How long SMMT Studio takes to exit when its window is closed while a job runs (issue 11.6).
+"""How long SMMT Studio takes to exit when its window is closed while a job runs.
 
 Why: closing the window during training froze it for up to 2 s and the process took 6-9 s to end
 (16 s during "Predict all"). The user closes the window and expects the app to be gone, promptly,

@@ -17,7 +17,7 @@ the machine's load hits every command alike, it times:
 and prints the median (min-max) of each, one process's phases of `predict` (import, parser, model
 load, prediction) with the heavy modules it imported, and the ten largest cumulative imports of
 `smmt --help` from `python -X importtime`. The load average is printed before and after: compare
-figures only from runs at a similar load. Targets (issue 22): --help <= 0.5 s, predict <= 3 s.
+figures only from runs at a similar load. Targets: --help <= 0.5 s, predict <= 3 s.
 """
 
 from __future__ import annotations

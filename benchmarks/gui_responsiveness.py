@@ -1,6 +1,6 @@
 """Event-loop stalls of the desktop app while a real training runs in the dashboard.
 
-Why: the GUI must stay responsive while it trains (issue 11.17's targets: p99 stall <= 30 ms and
+Why: the GUI must stay responsive while it trains (targets: p99 stall <= 30 ms and
 the longest stall <= 100 ms). Training runs in a child process supervised by a worker thread (so
 it does not hold the GUI's interpreter lock); every training event is still drawn in the GUI
 thread; this measures what a user would feel.
@@ -20,7 +20,7 @@ shares is the machine's (CPU contention, the kernel), not the app's.
     python benchmarks/gui_responsiveness.py --seconds 30 --json stalls.json
     python benchmarks/gui_responsiveness.py --toggles 20 --seconds 0   # toggle-to-repaint only
 
-`--toggles N` first measures what a user feels when switching a modality (issue 11.16): the main
+`--toggles N` first measures what a user feels when switching a modality: the main
 window with an (untrained) demo-preset model and a 1 mm T1 subject; N times a modality is switched
 off or on and the time runs until the new prediction is drawn and the window repainted.
 

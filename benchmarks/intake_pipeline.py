@@ -10,7 +10,7 @@ model. Per run it prints the seconds of every part (`IntakeResult.seconds`, whic
 the whole first run, the cached re-run, the CPU seconds the process used (all threads: what does
 not depend on the machine's load) and the load average (`os.getloadavg`, what `uptime` shows)
 before and after; then the median over the runs.
-Target (issue 9): <= 30 s on 2 CPU cores the first time, <= 1 s from the cache.
+Target: <= 30 s on 2 CPU cores the first time, <= 1 s from the cache.
 """
 
 from __future__ import annotations

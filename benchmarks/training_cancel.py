@@ -1,4 +1,4 @@
-"""How quickly Cancel ends a training run in the dashboard, next to the time of one batch (issue 11.5).
+"""How quickly Cancel ends a training run in the dashboard, next to the time of one batch.
 
 Why: "After Cancel ... stopping took about 10 s; stop within one batch." The training runs in a
 child process; Cancel sets a flag the child reads directly, its loop checks the flag before every

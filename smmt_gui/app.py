@@ -173,7 +173,7 @@ def _close(app, window, deadline: float) -> None:
 def _dispose(window, app) -> None:
     """Delete the window while Qt and Python are both alive (avoids teardown-order crashes), then
     freeze what is left: the interpreter's exit skips collecting it (torch's objects, once a model
-    was loaded, took 2-3 s; issue 11.6). Settings are saved and every job has ended by now."""
+    was loaded, took 2-3 s). Settings are saved and every job has ended by now."""
     window.deleteLater()
     app.processEvents()
     gc.collect()

@@ -118,7 +118,7 @@ def load_model_job(run_dir: str):
     from smmt_gui.memory import freeze_long_lived
 
     predictor = Predictor.load(resolve_run_dir(run_dir), device="auto")
-    freeze_long_lived()  # torch's modules and the model: out of full garbage collections (issue 11.17)
+    freeze_long_lived()  # torch's modules and the model: out of full garbage collections, which stall the GUI
     return predictor
 
 
@@ -159,7 +159,7 @@ def device_job() -> bool:
 
     torch runs in this process only for interactive work (one prediction at a time; training runs
     in a child process): on a busy machine one thread answers sooner than several competing ones
-    (issue 11.16: first prediction 0.24-0.45 s on 1 thread vs 1.6-4.2 s on 2, on a loaded 2-core
+    (measured: first prediction 0.24-0.45 s on 1 thread vs 1.6-4.2 s on 2, on a loaded 2-core
     machine)."""
     from smmt_core.device import prepare_interactive
 
@@ -325,7 +325,7 @@ class MainWindow(QMainWindow):
         self.message_bar = MessageBar()
         self.viewer = OrthoViewer()
         self.viewer.status_text.connect(lambda text: self.statusBar().showMessage(text, 4000))
-        # A volume model's K-Means clusters as a 3D parcellation in all three views (issue 14.4).
+        # A volume model's K-Means clusters as a 3D parcellation in all three views.
         from smmt_gui.viewer.parcellation import ClusterLegend, VolumeParcellation
 
         self.parcellation = VolumeParcellation(self.viewer)
@@ -1092,7 +1092,7 @@ class MainWindow(QMainWindow):
         self.settings.set("recent/last_export_dir", str(folder))
         names = ", ".join(p.name for p in files)
         self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=names), 8000)
-        # Where the files went, with a link that opens the folder (issue 11.13).
+        # Where the files went, with a link that opens the folder, so the user need not look for them.
         link = QUrl.fromLocalFile(str(folder.resolve())).toString()
         self.message_bar.show_message(strings.EXPORTED_NOTICE.format(
             files=html.escape(names), url=html.escape(link, quote=True), folder=html.escape(str(folder))),

@@ -1,4 +1,4 @@
-"""Keep Python's garbage collector from freezing the window (issue 11.17).
+"""Keep Python's garbage collector from freezing the window.
 
 Why: a full collection scans every container object the process holds. In SMMT Studio that is
 about 300,000 objects once the window is built and 370,000 once torch is imported for a model

@@ -24,7 +24,7 @@ KEY_LAST_OPEN_DIR = "recent/last_open_dir"
 KEY_COLORMAP = "viewer/colormap"
 KEY_OVERLAY_OPACITY = "viewer/overlay_opacity"
 KEY_RADIOLOGICAL = "viewer/radiological"
-WIZARD_PREFIX = "wizard/"  # D2's wizard stores its last values under this group
+WIZARD_PREFIX = "wizard/"  # the training wizard stores its last values under this group
 
 
 def runs_dir() -> Path:

@@ -213,7 +213,7 @@ class TrainingWorker(FunctionWorker):
         from smmt_core.train.child import stop_flag
 
         # Flags the training child reads directly: Cancel reaches it at once, not at the
-        # supervisor's next poll, so the run stops after the batch in progress (issue 11.5).
+        # supervisor's next poll, so the run stops after the batch in progress.
         self.abort_event = stop_flag()
         extra = {} if train_fn is not None else {"abort": self.abort_event}
         super().__init__(train_fn or _train, config, progress_kw="on_event", stop_kw="stop", name="training",

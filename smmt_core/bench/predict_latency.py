@@ -1,4 +1,4 @@
-"""How long a prediction takes: load a run, then predict for a 1 mm T1 (the issue asks <= 1 s on CPU).
+"""How long a prediction takes: load a run, then predict for a 1 mm T1 (target: <= 1 s on CPU).
 
 Why it is measured this way: the latency a user feels in the GUI is "drop a scan, see the
 answer": reading and preprocessing the NIfTI (nibabel + nilearn resampling to the MNI grid,

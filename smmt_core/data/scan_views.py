@@ -3,9 +3,9 @@
 Why: the model works on a 2 mm MNI grid (`preprocess.py`), but a researcher checking a scan wants
 the scan itself (a 1 mm T1 shown at 2 mm looks pixelated, and its voxel read-out should be its
 own), and, for a scan that went through the intake, the scan as acquired next to the registered
-one, linked by the stored MNI -> native transform, so the registration can be checked (issues
-9.3 and 11.9). This module only reads images (nibabel), reorients them to RAS and hands back plain
-arrays; the GUI draws them and lays the model's grid over them.
+one, linked by the stored MNI -> native transform, so the registration can be checked. This module
+only reads images (nibabel), reorients them to RAS and hands back plain arrays; the GUI draws them
+and lays the model's grid over them.
 
 Which images:
   mni     the T1 in MNI space at its own resolution: the intake's output (`t1_mni`, 1 mm by

@@ -21,11 +21,11 @@ Why the care:
   takes the metadata from the weights file it read, which always belong to those weights. Anywhere
   else a disagreement is refused as before (after reading both once more: the training may have
   ended meanwhile). A run written before the header carried the metadata loads as it always did
-  (issue "faults" 17: predicting from a run while it trained failed now and then).
+  (why all this: predicting from a run while it trained used to fail now and then).
 - Before anything is built, the metadata are validated with bounds (the pydantic configs) and the
   model they describe is sized on the meta device: more than MAX_MODEL_PARAMETERS is refused.
   `meta_model_building` skips the random initialisers there: their meta kernels would import
-  torch._dynamo, which cost a fresh `smmt predict` about 6 s (issue 22).
+  torch._dynamo, which cost a fresh `smmt predict` about 6 s.
 - `load_run` rebuilds the model from the stored config and schema and checks every tensor name and
   shape before loading, so a mismatch is reported as what differs, not as a stack trace.
 """

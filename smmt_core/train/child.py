@@ -2,7 +2,7 @@
 
 Why: a training thread inside the GUI process holds Python's interpreter lock for long stretches
 (batch collation, metrics, checkpoints), and the GUI's event loop stalls 0.3-0.5 s a few times a
-minute (issue 11.17). In a child process the training has its own interpreter; the calling thread
+minute. In a child process the training has its own interpreter; the calling thread
 only moves events from a queue to `on_event`.
 
 The contract is `train`'s: events arrive through `on_event` *in the calling thread*, setting `stop`
@@ -14,13 +14,13 @@ and a child that does not end within STOP_GRACE_S of a stop request is terminate
 the child: the process is spawned, never forked. Log records of the child are handled by this
 process's loggers.
 
-Stopping within one batch (issue 11.5): pass a flag made by `stop_flag()` and the child sees it
+Stopping within one batch: pass a flag made by `stop_flag()` and the child sees it
 the moment it is set (a threading.Event is forwarded by the supervisor within POLL_S). The
 child's watchdog thread notes how many batches were done when the flag arrived; the trainer's
 StopSeen event reaches `on_event` with both counts, so a caller (a test, the benchmark) can check
 that at most the batch in progress finished after the request.
 
-Leaving at once (issue 11.6, an app that is closing): setting `abort` as well (with `stop`)
+Leaving at once (an app that is closing): setting `abort` as well (with `stop`)
 interrupts the child's training where it is, as a second Ctrl-C does in `smmt train`: run.json
 says "stopped" (error "interrupted"), the checkpoints of finished epochs stay, and what a stop
 would still do (the batch in progress, the test evaluation of the best checkpoint, seconds on a

@@ -49,7 +49,7 @@ class BatchProgress:
 class StopSeen:
     """The run saw the stop flag: no further batch starts; it now saves and evaluates what it has.
 
-    Issue 11.5 asks that a cancelled run stop within one batch: `batches_done - batches_at_request`
+    A cancelled run should stop within one batch: `batches_done - batches_at_request`
     is how many batches still finished after the flag was set (0 or 1 when it holds).
     """
 

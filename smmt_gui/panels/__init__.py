@@ -1,2 +1,2 @@
 """Dockable panels of the main window: prediction (with modality toggles), cohort table, log,
-and D2's training dashboard and robustness view."""
+and the training dashboard and robustness view."""

@@ -149,7 +149,7 @@ class CohortPanel(QWidget):
         self.predict_all_button.clicked.connect(self.predict_all_requested.emit)
         # Every column as wide as its contents except the subject id, which takes what is left (and
         # elides when the dock is narrow): the prediction columns on the right stay in view at the
-        # default window width instead of scrolling off (issue 11.8).
+        # default window width instead of scrolling off.
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

@@ -115,7 +115,7 @@ class RobustnessPanel(QWidget):
         brushes = [BAR_COLOURS[len(name.split("+"))] for name in self._subset_names]
         self.bars = pg.BarGraphItem(x=x, height=np.zeros(n), width=0.65, brushes=brushes, pen=pg.mkPen(None))
         self.subset_plot.addItem(self.bars)
-        # One modality per line: "MRI+ClinMRI+Cat" ran together on one line (issue 11.8).
+        # One modality per line: "MRI+ClinMRI+Cat" ran together on one line.
         ticks = [(i, subset_label(name, short=True).replace("+", "\n+"))
                  for i, name in enumerate(self._subset_names)]
         self.subset_plot.getAxis("bottom").setTicks([ticks])
@@ -255,7 +255,7 @@ class RobustnessPanel(QWidget):
 
     # --- worker callbacks --------------------------------------------------------------------------
     def _on_progress(self, value) -> None:
-        if value[0] == "row":  # a pass finished: draw its bar (or sweep point) now (issue 11.12)
+        if value[0] == "row":  # a pass finished: draw its bar (or sweep point) now, not when every pass is done
             self._rows.append(value[1])
             self.frame = pd.DataFrame(self._rows)
             self._draw()

@@ -11,9 +11,9 @@ event arrives in the GUI thread and goes through `handle_event`, which only appe
 lists and calls `setData` on curves created once. The batch-loss curve is redrawn ~4 times a
 second, and the progress bar, ETA and status line ~10 times (the first update of a burst at once,
 the latest one when the interval is over), so a fast GPU or a warm MRI cache, which send hundreds
-of events a second, cannot flood the event loop (issue 11.17: each text update re-lays out the
+of events a second, cannot flood the event loop (each text update re-lays out the
 panel). Cancel sets the worker's stop flag, which the training process reads directly; it stops
-before the next batch and keeps the checkpoints written so far (issue 11.5). Closing the app
+before the next batch and keeps the checkpoints written so far. Closing the app
 calls `stop_now()`, which also skips the stopped run's test evaluation. Several configs (one per seed)
 train one after another; the metrics table gets one column per finished run. Every text it shows
 is in `smmt_gui.strings` (the TRAINING_* section).
@@ -125,7 +125,7 @@ def styled_plot(title: str, y_label: str, x_label: str, *, whole_x: bool = False
     plot.setMenuEnabled(False)
     # pyqtgraph hangs an axis label a few pixels below its axis (it counts 80 % of the label's height
     # and nudges it down 5 px): a bottom margin keeps "minutes" whole when the plot is at its minimum
-    # height, e.g. with the log panel open (issue 11.8).
+    # height, e.g. with the log panel open.
     plot.getPlotItem().layout.setContentsMargins(1, 1, 4, AXIS_LABEL_OVERHANG_PX)
     plot.setMinimumHeight(PLOT_MIN_HEIGHT)
     return plot
@@ -145,7 +145,7 @@ class TrainingDashboard(QWidget):
     """Live curves, progress, Cancel, and the test results of each run.
 
     Signals (GUI thread):
-      finished(Path)   a run trained to the end; its folder holds the model (D1 opens it)
+      finished(Path)   a run trained to the end; its folder holds the model (the main window loads it)
       cancelled(object) the user cancelled; the run folder (Path) or None if it never started
       failed(str)      one line for the user
       busy_changed(bool)
@@ -580,7 +580,7 @@ class TrainingDashboard(QWidget):
         self.energy_curve.setData(t, wh, connect="finite")
         self.power_curve.setData(t, watts, connect="finite")
         # From zero up: energy and power are never negative, and one point is no reason for a
-        # range around it (issue 11.8).
+        # range around it (auto-range would show negative kWh and minutes).
         right = max(1.0, float(np.nanmax(t)) * 1.05) if t.size else 1.0
         for plot, values in ((self.energy_plot, wh), (self.power_plot, watts)):
             top = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0

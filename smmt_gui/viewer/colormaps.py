@@ -14,8 +14,8 @@ import pyqtgraph as pg
 COLORMAPS = ("grey", "inferno", "viridis", "magma", "cividis")
 
 # A qualitative palette from matplotlib: tab10 (ten clearly distinct hues; Tableau's grey left out,
-# it vanishes on a grey brain), then tab20's lighter companions. Cluster 0 and 5 are no longer
-# two oranges (issue 11.10).
+# it vanishes on a grey brain), then tab20's lighter companions, so no two of the first ten
+# clusters look alike (0 and 5 were once two oranges).
 def _qualitative_palette() -> list[tuple[int, int, int]]:
     from matplotlib import colormaps
 

@@ -6,7 +6,7 @@ two control rows (space, what the model saw, radiological display, linked zoom; 
 cluster overlay on/off, layer, opacity, reset), and below them the strip of slices the model saw
 with their K-Means cluster ids (`ModelInputView`).
 
-What is shown (issues 9.3 and 11.9, FSLeyes habits): the subject's scan at its *own* resolution
+What is shown (FSLeyes habits): the subject's scan at its *own* resolution
 (`set_scans`: the 1 mm registered T1 in MNI space, or the scan as acquired in native space), with
 the model's 2 mm grid (`set_volume`) laid over it: its voxels as a toggleable "what the model saw"
 layer, its attention clusters and slice positions. Until a scan arrives the model's grid itself is
@@ -101,7 +101,7 @@ class MriViewer(QWidget):
         self.histogram.item.sigLevelsChanged.connect(self._on_histogram_levels)
         self.histogram.item.sigLevelChangeFinished.connect(self._on_histogram_levels)
         self.histogram.item.sigLookupTableChanged.connect(self._on_histogram_lut)
-        # The window/level handles are what a user should grab (issue 11.7): thick, yellow on
+        # The window/level handles are what a user should grab: thick, yellow on
         # hover. The colour bar's triangle ticks (which open Qt's colour picker) are hidden; the
         # colormap box chooses colours.
         for line in self.histogram.item.region.lines:
@@ -460,7 +460,7 @@ class MriViewer(QWidget):
     def render_views(self):
         """A QImage of what a report should show: the three slice views side by side and, below,
         the model's input slices with their cluster overlay and legend; no sliders, buttons or
-        boxes (issue 11.13)."""
+        boxes."""
         from PySide6.QtGui import QColor, QImage, QPainter
 
         top = [self.views[plane].grab() for plane in PLANES]

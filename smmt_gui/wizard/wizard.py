@@ -19,7 +19,7 @@ from smmt_gui import strings
 from smmt_gui.settings import WIZARD_PREFIX, open_settings
 from smmt_gui.wizard.pages import DataPage, FeaturesPage, ModelPage, RunPage
 
-# One JSON object {"data": {...}, "features": {...}, "model": {...}, "run": {...}} under D1's wizard prefix.
+# One JSON object {"data": {...}, "features": {...}, "model": {...}, "run": {...}} under the wizard's settings prefix.
 SETTINGS_KEY = WIZARD_PREFIX + "last_values"
 
 

@@ -291,7 +291,7 @@ def test_identical_checkpoints_are_identical_bytes(tmp_path):
     assert len(saved) == 1
 
 
-# -- publishing a checkpoint while a reader loads it (issue "faults" 17) ------------------------
+# -- publishing a checkpoint while a reader loads it ------------------------------------------------
 def _publish_states(run_dir, tmp_path):
     """The bytes of best.safetensors / best.json in the order a training publishes a new best:
     [old pair, new weights beside the old JSON, new pair], the new one saved by `save_checkpoint`."""

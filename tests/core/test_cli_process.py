@@ -184,7 +184,7 @@ def _alive(process) -> bool:
 
 
 def test_sigterm_stops_preprocess_and_its_two_workers_within_a_scan(tmp_path):
-    """Faults 13 and 14: SIGTERM to `smmt preprocess --workers 2` while scans are in flight: no new
+    """SIGTERM to `smmt preprocess --workers 2` while scans are in flight: no new
     scan starts, the workers end with the command (none is left behind), qc.csv keeps the scans
     done, exit 130. (A SIGKILLed parent: tests/core/test_intake.py::test_workers_die_with_a_killed_parent.)"""
     n = 8

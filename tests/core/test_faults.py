@@ -1,4 +1,4 @@
-"""Faults and hostile files (issue 13): pathological JSON, tampered run folders, a full disk,
+"""Faults and hostile files: pathological JSON, tampered run folders, a full disk,
 resuming, NaN in clinical data, one-class datasets, unwritable outputs."""
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path):
 
 
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_scratch(tmp_path_factory, tmp_path, capsys, caplog):
-    """Issue "faults" 16: a run stopped in its first epoch (no linear path, so no epoch 0 either)
+    """A run stopped in its first epoch (no linear path, so no epoch 0 either)
     has no checkpoint; `--resume` trains it again from the start, in its folder, with its settings."""
     cohort, _, cache = shared_tiny_run(tmp_path_factory)
     stop = threading.Event()

@@ -1,4 +1,4 @@
-"""Faults, round two: headers that declare huge images, input checked before the model is loaded,
+"""More faults (after test_faults.py): headers that declare huge images, input checked before the model is loaded,
 tables too large to be a cohort, settings that cannot fit in memory, a full disk, float64 weights.
 
 Every refusal is one line naming the file or flag, and costs little: memory is measured with

@@ -330,7 +330,7 @@ def _worker_pids() -> set[int]:
 
 
 def test_a_stopped_preprocess_ends_within_one_scan_and_keeps_the_scans_done(tmp_path):
-    """Faults 14: once stopped, no new scan starts, the scan in flight is abandoned at its next step,
+    """Once stopped, no new scan starts, the scan in flight is abandoned at its next step,
     and qc.csv holds the scans done; the worker is gone when the call returns."""
     from smmt_core.cli.intake_commands import preprocess_scans
     from tests.core.fakes import write_volume
@@ -412,7 +412,7 @@ run_in_workers([("hang", "", sys.argv[1])], functools.partial(fake_scan, setting
 
 
 def test_workers_die_with_a_killed_parent(tmp_path):
-    """Faults 13: a SIGKILLed `smmt preprocess` cannot clean up; its workers must not stay behind."""
+    """A SIGKILLed `smmt preprocess` cannot clean up; its workers must not stay behind."""
     import signal
     import subprocess
     import sys

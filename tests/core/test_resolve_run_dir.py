@@ -1,4 +1,4 @@
-"""Issue 11.15: a folder of runs (what `smmt train --out` gets) resolves to its newest finished run."""
+"""A folder of runs (what `smmt train --out` gets) resolves to its newest finished run."""
 
 from __future__ import annotations
 

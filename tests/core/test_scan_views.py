@@ -1,4 +1,4 @@
-"""What the viewer shows of a subject's scan: own resolution, RAS, MNI and native (issues 9.3, 11.9)."""
+"""What the viewer shows of a subject's scan: own resolution, RAS, MNI and native."""
 
 from __future__ import annotations
 

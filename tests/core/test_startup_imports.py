@@ -1,4 +1,4 @@
-"""What starting `smmt` imports (issue 22; the rule of issue 24): a test of imports, not of time.
+"""What starting `smmt` imports: a test of imports, not of time (which depends on the machine's load).
 
 Building the parser and printing `smmt --help` or `smmt COMMAND --help` must import none of the
 heavy libraries (each command imports its implementation when it runs), and building a model's

@@ -1,7 +1,7 @@
-"""Issue 11.17: training in a child process keeps `train`'s contract (events in the calling thread,
-stop after the current batch, one-line errors) and leaves no orphan process behind. Issue 11.5:
-a stop reaches the child at once and at most the batch in progress finishes after it. Issue
-11.6: an abort (the app is closing) ends the run at once, recorded as stopped."""
+"""Training in a child process keeps `train`'s contract (events in the calling thread, stop after
+the current batch, one-line errors) and leaves no orphan process behind; a stop reaches the child at
+once and at most the batch in progress finishes after it; an abort (the app is closing) ends the run
+at once, recorded as stopped."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_a_stop_flag_ends_the_run_within_one_batch(cohort, tmp_path):
 
 @pytest.mark.slow
 def test_an_abort_ends_the_run_at_once_recorded_as_stopped(cohort, tmp_path):
-    """Issue 11.6: an app that closes sets stop and abort; the child skips the test evaluation a
+    """An app that closes sets stop and abort; the child skips the test evaluation a
     stop would still do, keeps the checkpoint of the finished epoch and says "stopped"."""
     config = tiny_config(cohort, tmp_path / "runs", run_name="abort", epochs=200, batch_size=2)
     stop, abort = stop_flag(), stop_flag()

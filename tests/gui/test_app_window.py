@@ -84,7 +84,7 @@ def test_everything_off_says_so_without_crashing(loaded, qtbot):
     qtbot.waitUntil(lambda: not window.is_busy(), timeout=30000)
     assert window.last_prediction is None and not window.act_export.isEnabled()
     panel = window.prediction_panel
-    # issue 11.1: no class left in bold, no probabilities, and the reason in words
+    # no class left in bold, no probabilities, and the reason in words
     assert panel.title.text() == strings.PRED_NOTHING_TO_PREDICT
     assert all(bar.value() == 0 and bar.format().endswith("–") for bar in panel.prob_bars.values())
     assert window.viewer.model_input.images == []
@@ -122,7 +122,7 @@ def test_selecting_another_subject_predicts_it(loaded, qtbot):
 def test_export_from_the_window(loaded, tmp_path):
     loaded.show()
     files = loaded.export_report_to(tmp_path / "report")
-    # issue 11.13: the window says where the files went, with a link to the folder
+    # the window says where the files went, with a link to the folder
     assert loaded.message_bar.link() == tmp_path.resolve().as_uri()
     assert "report.pdf" in loaded.message_bar.text()
     assert sorted(p.suffix for p in files) == [".csv", ".json", ".pdf", ".png"]
@@ -496,7 +496,7 @@ def test_viewer_colormap_and_opacity_are_remembered(qtbot):
 
 def test_a_hostile_run_json_hides_no_model_and_a_dead_run_shows_as_interrupted(qtbot, tiny_run, tmp_path,
                                                                                monkeypatch):
-    """Issue 13: one run.json nested 100,000 levels deep once emptied the whole model list."""
+    """One run.json nested 100,000 levels deep once emptied the whole model list."""
     import json
     import shutil
     import socket

@@ -1,4 +1,4 @@
-"""Issue 12.6: the wizard never imports torch on the GUI thread, and closing it never waits for a
+"""The wizard never imports torch on the GUI thread, and closing it never waits for a
 dataset check (a large ADNI tree can take minutes). Event-based: no timing assertions."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11.8 leftovers: nothing cut at the default window size (the dashboard's minutes axis with the
+"""Nothing cut at the default window size (the dashboard's minutes axis with the
 log panel open, the cohort table's prediction columns), and a guess that does not look like a finding."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11, what a new user saw on screen: one test per item a test can see (event-based)."""
+"""What a new user saw on screen, fixed: one test per problem a test can see (event-based)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.core.test_resolve_run_dir import make_run
 
 
 def test_the_title_names_the_app_once(main_window):
-    """11.14: no application display name is appended to the title."""
+    """No application display name is appended to the title."""
     from smmt_gui.app import create_app
 
     app = create_app()
@@ -21,7 +21,7 @@ def test_the_title_names_the_app_once(main_window):
 
 
 def test_the_message_bar_paints_its_error_style(main_window, qtbot):
-    """11.4: the style sheet's red background reaches the screen (a plain QWidget needs
+    """The style sheet's red background reaches the screen (a plain QWidget needs
     WA_StyledBackground for that)."""
     main_window.setStyleSheet('QWidget#messageBar[error="true"] { background: #fbe3e1; }')
     main_window.show()
@@ -34,7 +34,7 @@ def test_the_message_bar_paints_its_error_style(main_window, qtbot):
 
 
 def test_the_demo_cannot_be_built_twice_at_once(main_window, qtbot, monkeypatch):
-    """11.3: the demo button and menu entry are disabled while the cohort builds."""
+    """The demo button and menu entry are disabled while the cohort builds."""
     import smmt_gui.main_window as window_module
 
     release, calls = threading.Event(), []
@@ -58,7 +58,7 @@ def test_the_demo_cannot_be_built_twice_at_once(main_window, qtbot, monkeypatch)
 
 
 def test_stopped_runs_are_marked_and_never_loaded_unasked(main_window, qtbot, tmp_path, monkeypatch):
-    """11.2: the model list marks a stopped run; the newest *finished* run is the one loaded."""
+    """The model list marks a stopped run; the newest *finished* run is the one loaded."""
     runs = tmp_path / "runs"
     finished = make_run(runs, "finished-run", "finished", "2026-01-01T00:00:00+00:00")
     make_run(runs, "cancelled-run", "stopped", "2026-01-02T00:00:00+00:00")
@@ -73,7 +73,7 @@ def test_stopped_runs_are_marked_and_never_loaded_unasked(main_window, qtbot, tm
 
 
 def test_a_folder_of_runs_loads_its_newest_finished_run(main_window, qtbot, tiny_run):
-    """11.15: the GUI, like the CLI, takes a folder of runs and loads the newest finished one."""
+    """The GUI, like the CLI, takes a folder of runs and loads the newest finished one."""
     _cohort, run_dir = tiny_run
     with qtbot.waitSignal(main_window.model_loaded, timeout=60000) as blocker:
         main_window.load_model(run_dir.parent)
@@ -81,7 +81,7 @@ def test_a_folder_of_runs_loads_its_newest_finished_run(main_window, qtbot, tiny
 
 
 def test_smmt_predict_takes_a_folder_of_runs(tiny_run, capsys):
-    """11.15, the CLI side: `smmt predict --model RUNS` uses the newest finished run in RUNS."""
+    """The CLI side of the same: `smmt predict --model RUNS` uses the newest finished run in RUNS."""
     from smmt_core.cli import main
 
     cohort, run_dir = tiny_run

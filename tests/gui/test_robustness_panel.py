@@ -80,7 +80,7 @@ def test_draws_bars_sweep_and_table(qtbot, tmp_path):
     assert panel.table.rowCount() == 9
     assert panel.table.item(0, 0).text() == "All (MRI+Clin+Cat)"
     ticks = panel.subset_plot.getAxis("bottom")._tickLevels[0]
-    # one modality per line, so that neighbouring labels never run together (issue 11.8)
+    # one modality per line, so that neighbouring labels never run together
     assert [label for _, label in ticks] == ["All", "MRI\n+Clin", "MRI\n+Cat", "Clin\n+Cat", "MRI", "Clin", "Cat"]
     assert panel.table.item(8, 3).text() == "0.550 ± 0.020"
     assert "20 test subjects" in panel.status_label.text() and "SYNTHETIC" in panel.status_label.text()
@@ -196,7 +196,7 @@ def test_undefined_values_are_left_out_not_drawn_as_zero(qtbot, tmp_path):
 
 
 def test_bars_are_drawn_as_their_passes_finish(qtbot, tmp_path):
-    """Issue 11.12: each bar appears when its pass is done, not when every pass is."""
+    """Each bar appears when its pass is done, not when every pass is."""
     release = threading.Event()
     full = fake_frame(tmp_path, [0.0])
 

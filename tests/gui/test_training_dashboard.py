@@ -282,7 +282,7 @@ def test_real_training_cancelled_midway(qtbot, tmp_path, tiny_cohort, one_torch_
 
 
 def test_a_burst_of_progress_events_updates_the_view_once_then_shows_the_latest(qtbot, tmp_path):
-    """Issue 11.17: a warm MRI cache or a fast GPU sends hundreds of events a second; the bar and
+    """A warm MRI cache or a fast GPU sends hundreds of events a second; the bar and
     the status line follow the first at once and the latest a moment later, not every one."""
     dashboard = TrainingDashboard()
     qtbot.addWidget(dashboard)
@@ -300,7 +300,7 @@ def test_a_burst_of_progress_events_updates_the_view_once_then_shows_the_latest(
 
 
 def test_a_stopped_run_says_that_it_is_testing_its_best_epoch(qtbot, tmp_path):
-    """Issue 11.5: after Cancel the loop stops within a batch, but a run with a finished epoch still
+    """After Cancel the loop stops within a batch, but a run with a finished epoch still
     evaluates it on the test set; the status line says what the wait is for."""
     dashboard = TrainingDashboard()
     qtbot.addWidget(dashboard)
@@ -325,7 +325,7 @@ def test_circular_features_are_pointed_out(qtbot, tmp_path):
 
 
 def test_the_run_shows_its_data_fraction_and_mask_ratio(qtbot, tmp_path):
-    """Issue 11.11: the dashboard says which data fraction and mask ratio the run trains with."""
+    """The dashboard says which data fraction and mask ratio the run trains with."""
     dashboard = TrainingDashboard()
     qtbot.addWidget(dashboard)
     config = TrainConfig.build("demo", dataset="demo", fraction=0.25, mask_ratio=0.45)
@@ -338,7 +338,7 @@ def test_the_run_shows_its_data_fraction_and_mask_ratio(qtbot, tmp_path):
 
 
 def test_cancel_freezes_progress_and_eta_at_once(qtbot, tmp_path):
-    """Issue 11.5: after Cancel the bar and the ETA stop moving, although batches still arrive."""
+    """After Cancel the bar and the ETA stop moving, although batches still arrive."""
     release, ended = threading.Event(), threading.Event()
     late_batches_sent = threading.Event()
 
@@ -369,7 +369,7 @@ def test_cancel_freezes_progress_and_eta_at_once(qtbot, tmp_path):
 
 
 def test_energy_axes_start_at_zero_and_reset_for_a_new_run(qtbot, tmp_path):
-    """Issue 11.8: one energy point gives no negative kWh or minutes; a new run gets fresh axes."""
+    """One energy point gives no negative kWh or minutes; a new run gets fresh axes."""
     dashboard = TrainingDashboard()
     qtbot.addWidget(dashboard)
     dashboard.handle_event(EnergyUpdate(1, elapsed_s=30.0, energy_kwh=5e-05, power_w=12.0, estimated=True))

@@ -1,5 +1,5 @@
-"""Stopping a real training run from the GUI: Cancel ends it within one batch (issue 11.5);
-closing the window ends it at once and leaves no training process behind (issue 11.6)."""
+"""Stopping a real training run from the GUI: Cancel ends it within one batch;
+closing the window ends it at once and leaves no training process behind."""
 
 from __future__ import annotations
 

@@ -225,12 +225,12 @@ def test_hovering_a_patch_names_its_cluster(viewer, qtbot):
     scene_pos = strip.views[1].mapViewToScene(QPointF(17.0, 9.0))
     with qtbot.waitSignal(viewer.status_text) as blocker:
         strip.scene().sigMouseMoved.emit(scene_pos)
-    # issue 11.10: the slice by the name shown above it; patch and cluster counted from 1 alike
+    # the slice by the name shown above it; patch and cluster counted from 1 alike
     assert blocker.args[0].startswith(f"{strip.slice_names[1]}, patch row 2, column 3: cluster {cluster + 1} of")
 
 
 def test_cluster_colours_are_distinct():
-    """Issue 11.10: a qualitative palette; no two of the first ten colours look alike."""
+    """A qualitative palette; no two of the first ten colours look alike."""
     colours = [np.array(cluster_color(k), float) for k in range(10)]
     closest = min(np.linalg.norm(a - b) for i, a in enumerate(colours) for b in colours[i + 1:])
     assert closest > 60
@@ -265,7 +265,7 @@ def test_new_ids_for_the_same_slices_update_in_place(viewer):
 
 
 def test_the_colour_bar_offers_window_level_handles_not_colour_pickers(viewer):
-    """Issue 11.7: the gradient's ticks (which open Qt's colour dialog on click) are hidden, also
+    """The gradient's ticks (which open Qt's colour dialog on click) are hidden, also
     after a colormap change; the window/level bars are the handles."""
     gradient = viewer.histogram.item.gradient
     assert gradient.ticks and not any(tick.isVisible() for tick in gradient.ticks)
@@ -275,7 +275,7 @@ def test_the_colour_bar_offers_window_level_handles_not_colour_pickers(viewer):
 
 
 def test_views_number_their_slices_and_keep_their_letters_in_sight(viewer, qtbot):
-    """Issue 11.9 (part): slice numbers on the views; orientation letters follow zoom and pan,
+    """Slice numbers on the views; orientation letters follow zoom and pan,
     and an empty view shows none."""
     from smmt_gui.viewer.slice_view import SliceView
 

@@ -1,5 +1,5 @@
 """The main window hands the viewer the subject's scan itself (own resolution, and native space
-after the intake), under the model's grid the prediction carries (issues 9.3 and 11.9)."""
+after the intake), under the model's grid the prediction carries."""
 
 from __future__ import annotations
 

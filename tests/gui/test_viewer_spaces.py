@@ -1,4 +1,4 @@
-"""The viewer against FSLeyes habits (issues 9.3 and 11.9): the scan at its own resolution with the
+"""The viewer against FSLeyes habits: the scan at its own resolution with the
 model's grid over it, native space through the intake's transform, radiological display, linked zoom."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Why deepbet: it is MIT-licensed, needs no download at run time (TorchScript models in the
 package), runs on CPU and on CUDA, and handles scans with the skull in native space, which is what
 the registration to the skull-stripped MNI template needs: an affine fit with the skull on matches
-scalp to cortex (the issue measured r 0.62 -> 0.40).
+scalp to cortex (measured: r 0.62 -> 0.40).
 
 Resolution: deepbet resizes the brain's bounding box (plus 10 %) to a cube before its segmentation
 network; its default, 256 voxels a side, upsamples a 1 mm scan (the box is ~170-215 mm). At

@@ -2,8 +2,8 @@
 
 `run_in_workers(items, work, workers=N, stop=event, on_result=...)` runs `work(item, stop)` for
 each item in N spawned processes (spawned, not forked: torch and ITK threads do not survive a
-fork). What `concurrent.futures.ProcessPoolExecutor` did not give `smmt preprocess` (issues 13
-and 14 of the faults list):
+fork). What `concurrent.futures.ProcessPoolExecutor` did not give `smmt preprocess` (with it, a
+stopped command still started the queued scans, and a killed one left its workers behind):
 
 * One item per worker at a time, nothing queued ahead: once `stop` is set (Ctrl-C or SIGTERM in
   the command) no new item starts. The items in flight are asked to stop through the workers'
