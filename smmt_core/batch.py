@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from smmt_core.data.subject import ALL_MODALITIES, Modality
+from smmt_core.modalities import ALL_MODALITIES, Modality
 
 # Column order of `ModelInputs.present`.
 MODALITY_INDEX: dict[Modality, int] = {m: i for i, m in enumerate(ALL_MODALITIES)}

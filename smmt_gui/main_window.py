@@ -44,11 +44,12 @@ from PySide6.QtWidgets import (
 
 from smmt_core import __version__
 from smmt_core.errors import SMMTError
+from smmt_core.modalities import MODALITY_NAMES
 from smmt_gui import shortcuts, strings
 from smmt_gui.export import ReportContext, export_report
 from smmt_gui.panels.cohort import CohortPanel
 from smmt_gui.panels.log import LogPanel
-from smmt_gui.panels.prediction import MODALITIES, PredictionPanel
+from smmt_gui.panels.prediction import PredictionPanel
 from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS, Session
 from smmt_gui.settings import AppSettings, runs_dir
 from smmt_gui.viewer import OrthoViewer
@@ -795,7 +796,7 @@ class MainWindow(QMainWindow):
         """The modalities the subject has and the model takes that the user switched off."""
         panel = self.prediction_panel
         usable = panel.available & panel.model_modalities
-        return [m for m in MODALITIES if m in usable and m not in prediction.modalities_used]
+        return [m for m in MODALITY_NAMES if m in usable and m not in prediction.modalities_used]
 
     def _on_prediction_changed(self, prediction) -> None:
         self.act_export.setEnabled(prediction is not None)

@@ -28,12 +28,11 @@ from smmt_core.data.feature_sets import circularity_warning
 from smmt_core.device import DEVICE_CHOICES
 from smmt_core.errors import ConfigError, DataError
 from smmt_core.jsonsafe import json_safe
+from smmt_core.modalities import MODALITY_NAMES
 from smmt_core.text import format_duration
 from smmt_core.train import events as ev
 from smmt_core.train.config import FIELD_SECTION, PRESETS, TrainConfig
 from smmt_core.variants import BASELINES
-
-MODALITY_NAMES = ("mri", "clinical", "categorical")
 
 
 def add_commands(subparsers) -> None:

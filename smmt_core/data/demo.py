@@ -47,6 +47,7 @@ from smmt_core.data.demo_defaults import (  # noqa: F401 (re-exported: the CLI r
 from smmt_core.errors import ConfigError, DataError, SMMTError
 from smmt_core.fileio import read_json
 from smmt_core.folder_lock import FolderInUse, lock_folder
+from smmt_core.modalities import MODALITY_NAMES
 
 MAX_MISSING_RATE = 1.0 / 3.0  # three modalities, at most one missing per subject
 GENERATOR_VERSION = 1  # bump when the same parameters would produce different files
@@ -144,7 +145,7 @@ def plan_cohort(n_subjects: int = DEFAULT_SUBJECTS, seed: int = DEFAULT_SEED, mi
         clinical = draw_clinical(diagnosis, _rng(seed, _STREAM_CLINICAL, i))
         u = float(_rng(seed, _STREAM_MISSING, i).random())
         missing = None
-        for k, modality in enumerate(("mri", "clinical", "categorical")):
+        for k, modality in enumerate(MODALITY_NAMES):
             if k * missing_rate <= u < (k + 1) * missing_rate:
                 missing = modality
         subjects.append(DemoSubject(participant_id(i, n_subjects), i, clinical, missing))
@@ -428,7 +429,7 @@ def _readme(parameters: dict, subjects: list[DemoSubject]) -> str:
     from smmt_core.data.demo_anatomy import MNI_NOTICE, OUTPUT_RESOLUTION_MM
 
     counts = {d: sum(s.diagnosis == d for s in subjects) for d in ("CN", "MCI", "AD")}
-    missing = {m: sum(s.missing == m for s in subjects) for m in ("mri", "clinical", "categorical")}
+    missing = {m: sum(s.missing == m for s in subjects) for m in MODALITY_NAMES}
     mix = ", ".join(f"{n} {d}" for d, n in counts.items() if n)
     return f"""SMMT Studio demo cohort -- SYNTHETIC DATA, NOT PATIENT DATA
 =============================================================

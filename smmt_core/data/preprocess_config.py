@@ -13,13 +13,13 @@ from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
+from smmt_core.modalities import PLANES  # noqa: F401 (the planes the slices are cut in; re-exported)
 from smmt_core.settings import Settings, setting
 
 # Bump when the algorithm or the slice positions change, so that old cache entries are not
 # reused. 2: the axial band moved up to include the lateral ventricles (was z = -20..+4 mm).
 PREPROCESS_VERSION = 2
 
-PLANES = ("axial", "coronal", "sagittal")
 # What the model gets: a few 2D slices (demo, paper presets) or the whole brain as 3D patches.
 INPUT_KINDS = ("slices", "volume")
 

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from smmt_core.modalities import ALL_MODALITIES, Modality  # noqa: F401 (the subject model's vocabulary, re-exported)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-
-class Modality(str, Enum):
-    """The three input modalities of SMMT. Any of them may be absent for a subject."""
-
-    MRI = "mri"
-    CLINICAL = "clinical"  # numeric clinical scores (MMSE, CDR, FAQ, age, ...)
-    CATEGORICAL = "categorical"  # categorical variables (sex, APOE4, ...)
-
-
-ALL_MODALITIES: tuple[Modality, ...] = (Modality.MRI, Modality.CLINICAL, Modality.CATEGORICAL)
 
 DIAGNOSES: tuple[str, ...] = ("CN", "MCI", "AD")
 # Label sets a model can be trained on: name -> classes in logit order.

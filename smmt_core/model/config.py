@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
+from smmt_core.modalities import MODALITY_NAMES
 from smmt_core.settings import Settings, setting
 from smmt_core.variants import MASK_MODES, VARIANT_NAMES, variant
 
@@ -25,7 +26,6 @@ LINEAR_PATHS = ("none", "logistic")
 # Calibration of the output probabilities: "temperature" divides the logits by one number fitted on
 # the validation persons after training (`smmt_core.train.calibration`), stored with the weights.
 CALIBRATIONS = ("none", "temperature")
-MODALITY_NAMES = ("mri", "clinical", "categorical")
 
 
 class ModelConfig(Settings):

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from smmt_core.modalities import MODALITY_NAMES
 from smmt_gui import strings
 
-MODALITIES = ("mri", "clinical", "categorical")
 CLASS_COLOURS = {"CN": "#2e9e6b", "MCI": "#d89c1a", "AD": "#c8453b"}
 
 
@@ -45,8 +45,8 @@ class PredictionPanel(QWidget):
         super().__init__(parent)
         self.prediction = None
         self.classes: list[str] = []
-        self.available: set[str] = set(MODALITIES)  # what the subject has
-        self.model_modalities: set[str] = set(MODALITIES)  # what the model was trained with
+        self.available: set[str] = set(MODALITY_NAMES)  # what the subject has
+        self.model_modalities: set[str] = set(MODALITY_NAMES)  # what the model was trained with
 
         self.synthetic_badge = QLabel(strings.SYNTHETIC_BADGE)
         self.synthetic_badge.setObjectName("syntheticBadge")
@@ -70,7 +70,7 @@ class PredictionPanel(QWidget):
         toggle_layout = QVBoxLayout(toggles)
         toggle_layout.addWidget(_help_label(strings.PRED_MODALITIES_HELP))
         self.toggles: dict[str, QCheckBox] = {}
-        for name in MODALITIES:
+        for name in MODALITY_NAMES:
             box = QCheckBox(strings.MODALITY_NAMES[name])
             box.setObjectName(f"toggle_{name}")
             box.setChecked(True)
@@ -92,7 +92,7 @@ class PredictionPanel(QWidget):
         self.contrib_plot.setMouseEnabled(x=False, y=False)
         self.contrib_plot.hideButtons()
         self.contrib_plot.getAxis("left").setTicks([[(i, strings.MODALITY_NAMES[m].split(" (")[0])
-                                                     for i, m in enumerate(MODALITIES)]])
+                                                     for i, m in enumerate(MODALITY_NAMES)]])
         self.contrib_plot.addLine(x=0, pen=pg.mkPen((120, 120, 120)))
         self.contrib_bars = pg.BarGraphItem(x0=np.zeros(3), y=np.arange(3), height=0.6, width=np.zeros(3),
                                             brushes=["#4a7fb5"] * 3)
@@ -128,7 +128,7 @@ class PredictionPanel(QWidget):
     def set_model(self, name: str | None, classes: list[str] | None = None, *, synthetic: bool = False,
                   modalities: list[str] | None = None) -> None:
         self.classes = list(classes or [])
-        self.model_modalities = set(modalities or MODALITIES)
+        self.model_modalities = set(modalities or MODALITY_NAMES)
         self.model_label.setText(f"{strings.MODEL_LABEL} {name}" if name else strings.PRED_NEED_MODEL)
         self.synthetic_badge.setVisible(bool(synthetic))
         self._build_bars()
@@ -138,7 +138,7 @@ class PredictionPanel(QWidget):
 
     def set_subject(self, subject_id: str | None, available: set[str] | None) -> None:
         """A new subject: switches go back on for what it has, the old prediction goes."""
-        self.available = set(available) if available is not None else set(MODALITIES)
+        self.available = set(available) if available is not None else set(MODALITY_NAMES)
         for name, box in self.toggles.items():
             box.blockSignals(True)
             box.setChecked(name in self.available)
@@ -241,14 +241,14 @@ class PredictionPanel(QWidget):
                 bar.setFormat(f"{name}  {p * 100:.1f}%{mark}")
 
     def _show_contributions(self, contributions: dict) -> None:
-        values = np.array([contributions.get(m, float("nan")) for m in MODALITIES], dtype=float)
+        values = np.array([contributions.get(m, float("nan")) for m in MODALITY_NAMES], dtype=float)
         widths = np.where(np.isfinite(values), values, 0.0)
         brushes = ["#4a7fb5" if v >= 0 else "#c8453b" for v in widths]
         self.contrib_bars.setOpts(x0=np.minimum(widths, 0.0), width=np.abs(widths), brushes=brushes)
         span = float(np.max(np.abs(widths))) if widths.size and np.any(widths) else 1.0
         self.contrib_plot.setXRange(-span * 1.1, span * 1.1, padding=0)
         parts = []
-        for m, v in zip(MODALITIES, values):
+        for m, v in zip(MODALITY_NAMES, values):
             name = strings.MODALITY_NAMES[m].split(" (")[0]
             parts.append(f"{name}: {v:+.2f}" if math.isfinite(v) else f"{name}: –")
         self.contrib_text.setText(" · ".join(parts) if contributions else "")

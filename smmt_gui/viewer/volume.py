@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PLANES = ("axial", "coronal", "sagittal")
+from smmt_core.modalities import PLANES  # noqa: F401 (re-exported to the viewer's modules)
+
 # plane -> (fixed axis, horizontal axis, vertical axis)
 PLANE_AXES = {"axial": (2, 0, 1), "coronal": (1, 0, 2), "sagittal": (0, 1, 2)}
 
