@@ -212,17 +212,3 @@ def spawn_training(config, nprocs: int, progress_factory=None):
         raise outcome[1]
     first = str(failure).strip().splitlines()[-1] if failure is not None else "no result from rank 0"
     raise TrainingError(f"distributed training failed: {first}")
-
-
-class SilentRecord:
-    """The run folder as a non-zero rank sees it: where rank 0 writes it; writing is rank 0's job."""
-
-    def __init__(self, run_dir):
-        from pathlib import Path
-
-        self.run_dir = Path(run_dir)
-
-    def __getattr__(self, name):
-        if name.startswith("write_") or name == "update_summary":
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)

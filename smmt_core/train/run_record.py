@@ -426,3 +426,16 @@ def resolve_run_dir(path: str | Path) -> Path:
     listing = "; ".join(f"{r.run_dir.relative_to(path)} ({r.status})" for r in runs[:10])
     more = f" and {len(runs) - 10} more" if len(runs) > 10 else ""
     raise CheckpointError(f"a folder of runs, none of them finished; choose one: {listing}{more}", path)
+
+
+class SilentRecord:
+    """The run folder as a non-zero rank of a distributed run sees it: where rank 0 writes it;
+    writing is rank 0's job, so every write is a no-op here."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+
+    def __getattr__(self, name):
+        if name.startswith("write_") or name == "update_summary":
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)

@@ -85,7 +85,7 @@ from smmt_core.train.config import TrainConfig
 from smmt_core.train.energy import EnergyMeter, EnergyReport, check_country
 from smmt_core.train.events import RunResult
 from smmt_core.train.metrics import SCALAR_METRICS, bootstrap_person_ci, compute_metrics, scalar_metrics, soft_vote
-from smmt_core.train.run_record import RunRecord, default_run_name, process_stamp, utc_now
+from smmt_core.train.run_record import RunRecord, SilentRecord, default_run_name, process_stamp, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -286,8 +286,6 @@ class _Run:
                 self.record = RunRecord.create(cfg.run.out or "runs", name)
                 self.folder_lock = lock_folder(self.record.run_dir, "run folder")
             if self.dist is not None:  # only rank 0 writes; the others know where
-                from smmt_core.train.distributed import SilentRecord
-
                 run_dir = self.dist.broadcast(str(self.record.run_dir) if self.is_main else None)
                 self.record = self.record if self.is_main else SilentRecord(run_dir)
             self.record.write_config(cfg)
