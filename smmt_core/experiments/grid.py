@@ -52,6 +52,13 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from smmt_core.errors import ConfigError, DataError, SMMTError
+from smmt_core.experiments.cell import (  # noqa: F401 (re-exported: part of the grid's interface)
+    CellFinished,
+    CellOutcome,
+    CellStarted,
+    crash_message,
+    run_cell,
+)
 from smmt_core.experiments.grid_keys import GRID_KEYS
 from smmt_core.experiments.summary import RESULT_COLUMNS, result_row, write_outputs
 from smmt_core.fileio import atomic_write_text, read_table
@@ -95,12 +102,6 @@ class ExperimentCell:
         if self.split_seed:
             parts.append(f"split{self.split_seed}")
         return "_".join(parts)
-
-
-def _default_runner(config: TrainConfig, on_event=None, stop=None):
-    from smmt_core.train.trainer import train  # imported late: the trainer pulls in torch and data
-
-    return train(config, on_event=on_event, stop=stop)
 
 
 @dataclass
@@ -233,29 +234,6 @@ class ExperimentSpec:
         if unknown:
             raise ConfigError(f"unknown experiment keys: {', '.join(unknown)}")
         return cls(**d)
-
-
-# ----------------------------------------------------------------------------------------- events
-@dataclass
-class CellStarted:
-    """A cell's run is about to be trained (training events of that run follow)."""
-
-    index: int  # 0-based position in the grid
-    total: int
-    cell: ExperimentCell
-    run_dir: Path
-
-
-@dataclass
-class CellFinished:
-    """A cell is done: status "finished", "reused" (finished earlier), "failed" or "stopped"."""
-
-    index: int
-    total: int
-    cell: ExperimentCell
-    status: str
-    row: dict
-    message: str = ""
 
 
 ExperimentEvent = CellStarted | CellFinished
@@ -430,46 +408,6 @@ def _run_locked(spec: ExperimentSpec, out_dir: Path, on_event, stop, make_plots:
         summary_csv=out_dir / "summary.csv", summary_md=out_dir / "summary.md", plots=made,
         n_trained=book.n_trained, n_reused=book.n_reused, n_failed=book.n_failed, stopped=stopped,
     )
-
-
-@dataclass
-class CellOutcome:
-    """What running one cell gave: a status and, for "failed", a one-line message. `error` is an
-    input problem (SMMTError) that must stop the whole grid."""
-
-    status: str
-    message: str = ""
-    error: SMMTError | None = None
-
-
-def run_cell(spec: ExperimentSpec, out_dir: Path, pending: PendingCell, on_event=None, stop=None,
-             cohort_cache: dict | None = None) -> CellOutcome:
-    """Run one cell in this process: train its model (or fit its baseline) into its folder.
-
-    The same function runs a cell locally, in a Ray task and in a Slurm array job. A crash (any
-    exception other than an SMMTError) propagates, so that an engine can retry the cell; an
-    unfinished folder left by an earlier attempt is cleared first, so a retry starts clean.
-    """
-    cell = pending.cell
-    try:
-        if cell.is_baseline:
-            from smmt_core.baselines import run_baseline
-
-            run_baseline(cell.variant, spec.config_for(cell, out_dir / "runs"), pending.folder,
-                         cohort_cache=cohort_cache)
-            return CellOutcome("finished")
-        if pending.folder.exists() and RunRecord(pending.folder).finished_summary() is None:
-            shutil.rmtree(pending.folder)
-        runner = spec.runner or _default_runner
-        result = runner(spec.config_for(cell, out_dir / "runs"), on_event=on_event, stop=stop)
-    except SMMTError as error:
-        return CellOutcome("failed", str(error), error)
-    return CellOutcome("stopped" if getattr(result, "stopped_early", False) else "finished")
-
-
-def crash_message(error: BaseException) -> str:
-    """One line for results.csv: 'RuntimeError: loss became NaN'."""
-    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def load_results(out_dir: str | Path) -> pd.DataFrame:

@@ -234,10 +234,10 @@ def test_summary_and_energy_table_numbers():
 # ------------------------------------------------------------------------------------------- CLI
 def test_cli_experiment_runs_the_grid_and_resumes(tmp_path, monkeypatch, capsys):
     from smmt_core import cli
-    from smmt_core.experiments import grid
+    from smmt_core.experiments import cell
 
     runner = FakeRunner()
-    monkeypatch.setattr(grid, "_default_runner", runner)
+    monkeypatch.setattr(cell, "_default_runner", runner)
     argv = ["experiment", "--data", "demo", "--variants", "smmt,3mt", "--fractions", "0.5,1", "--seeds", "0,1",
             "--epochs", "2", "--features", "non-circular", "--no-plots", "--out", str(tmp_path / "exp")]
     assert cli.main(argv) == 0

@@ -13,7 +13,7 @@ class LocalBackend:
     name = "local"
 
     def run(self, spec, out_dir, pending, book, stop) -> bool:
-        from smmt_core.experiments.grid import CellStarted, crash_message, run_cell
+        from smmt_core.experiments.cell import CellStarted, crash_message, run_cell
 
         cohort_cache: dict = {}  # baselines of one split share the loaded cohort
         for item in pending:

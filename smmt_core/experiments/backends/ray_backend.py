@@ -37,7 +37,7 @@ FORWARDED_ENV_PREFIX = "SMMT_"
 def _cell_task(spec, out_dir, item, threads: int):
     """Body of one Ray task: run the cell with `threads` torch threads."""
     from smmt_core.device import limit_torch_threads
-    from smmt_core.experiments.grid import run_cell
+    from smmt_core.experiments.cell import run_cell
 
     limit_torch_threads(threads)
     return run_cell(spec, out_dir, item)
@@ -99,7 +99,7 @@ class RayBackend:
                 ray.shutdown()
 
     def _run(self, ray, spec, out_dir, pending, book, stop) -> bool:
-        from smmt_core.experiments.grid import crash_message
+        from smmt_core.experiments.cell import crash_message
 
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
         task = ray.remote(_cell_task).options(

@@ -31,7 +31,7 @@ from smmt_core.errors import ConfigError
 def _cell_job(spec, out_dir, item, threads: int):
     """Body of one array job: run the cell with `threads` torch threads."""
     from smmt_core.device import limit_torch_threads
-    from smmt_core.experiments.grid import run_cell
+    from smmt_core.experiments.cell import run_cell
 
     limit_torch_threads(threads)
     return run_cell(spec, out_dir, item)
@@ -40,7 +40,7 @@ def _cell_job(spec, out_dir, item, threads: int):
 def job_error_line(error: BaseException) -> str:
     """One line for results.csv from a submitit error, whose text holds the job's whole traceback:
     the traceback's last line ("RuntimeError: crash on attempt 2") when there is one."""
-    from smmt_core.experiments.grid import crash_message
+    from smmt_core.experiments.cell import crash_message
 
     lines = str(error).splitlines()
     rules = [i for i, line in enumerate(lines) if line.startswith("-----")]
