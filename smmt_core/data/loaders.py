@@ -18,10 +18,9 @@ from pathlib import Path
 
 from smmt_core.data.intake.dicom import is_dicom_subject_folder
 from smmt_core.data.layouts import adni, bids, oasis
-from smmt_core.data.layouts.common import find_volumes, is_volume
+from smmt_core.data.layouts.common import find_volumes, find_volumes_below, is_volume
 from smmt_core.data.layouts.folder import (
     CLINICAL_JSON,
-    find_volumes_below,
     load_single_file,
     load_subject_folder,
 )

@@ -86,7 +86,7 @@ def is_dicom_subject_folder(folder) -> bool:
     The patient is read (PatientID, with pydicom when installed) from the first DICOM file in the
     folder and in each sub-folder, so a large export costs one small read per sub-folder.
     """
-    from smmt_core.data.layouts.folder import find_volumes_below
+    from smmt_core.data.layouts.common import find_volumes_below
 
     folder = Path(folder)
     if not is_dicom_folder(folder) or find_volumes_below(folder, 2):  # NIfTI subjects beside it: a dataset

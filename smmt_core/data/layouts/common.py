@@ -285,6 +285,17 @@ def find_volumes(folder: Path) -> list[Path]:
     return out
 
 
+def find_volumes_below(folder: Path, max_depth: int = 3) -> list[Path]:
+    """Volumes in `folder` or, when it holds none, in its sub-folders (e.g. an `anat/` folder)."""
+    found = find_volumes(folder)
+    if found or max_depth == 0:
+        return found
+    out: list[Path] = []
+    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        out.extend(find_volumes_below(child, max_depth - 1))
+    return out
+
+
 # A T1 at 0.5 mm over a whole head is ~80 million voxels; a header claiming more than this is
 # refused before its data are read (a 2 KB file must not make the reader allocate gigabytes).
 MAX_VOXELS = 2**28

@@ -17,6 +17,7 @@ from smmt_core.data.layouts.common import (
     check_image_header,
     clinical_from_record,
     find_volumes,
+    find_volumes_below,
     is_volume,
     read_json_object,
     read_table,
@@ -35,17 +36,6 @@ _NOT_T1_NAME = re.compile(
     r"|(^|[^a-z0-9])(t2w?|pdw?|dwi|dti|asl|pet|swi|gm|wm|csf)([^a-z0-9]|$)",
     re.I,
 )
-
-
-def find_volumes_below(folder: Path, max_depth: int = 3) -> list[Path]:
-    """Volumes in `folder` or, when it holds none, in its sub-folders (e.g. an `anat/` folder)."""
-    found = find_volumes(folder)
-    if found or max_depth == 0:
-        return found
-    out: list[Path] = []
-    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        out.extend(find_volumes_below(child, max_depth - 1))
-    return out
 
 
 def choose_t1(volumes: list[Path], folder: Path) -> tuple[Path, str | None]:
