@@ -151,13 +151,19 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     checkpoints that differed in bytes (and checksums)."""
     from safetensors.torch import save
 
-    blob = save(tensors, metadata=metadata)
-    length = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + length])
+    header_text, data = _split_safetensors(save(tensors, metadata=metadata))
+    header = json.loads(header_text)
     ordered = {"__metadata__": dict(sorted(header.pop("__metadata__").items()))} if "__metadata__" in header else {}
     text = json.dumps({**ordered, **header}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)  # the data start 8-byte aligned, as the library pads them
-    return len(text).to_bytes(8, "little") + text + blob[8 + length:]
+    return len(text).to_bytes(8, "little") + text + data
+
+
+def _split_safetensors(blob: bytes) -> tuple[bytes, bytes]:
+    """(header JSON, tensor data) of a safetensors file: an 8-byte little-endian header length,
+    the header, the data. A header that claims more bytes than the file holds comes back cut short."""
+    length = int.from_bytes(blob[:8], "little")
+    return blob[8:8 + length], blob[8 + length:]
 
 
 def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dict, metadata: dict) -> Path:
@@ -194,13 +200,11 @@ def embedded_metadata(blob: bytes, weights_path: str | Path) -> dict | None:
     """The metadata a weights file carries in its header, completed as its JSON file holds them
     (`weights_sha256` of these bytes, `metadata_sha256`); None when the file has none (written by
     an older SMMT Studio) or they do not parse or fail their checksum."""
-    if len(blob) < 8:
-        return None
-    length = int.from_bytes(blob[:8], "little")
-    if length > min(len(blob) - 8, fileio.MAX_JSON_BYTES):
-        return None
+    header_text, _ = _split_safetensors(blob)
+    if len(blob) < 8 or int.from_bytes(blob[:8], "little") != len(header_text) or len(header_text) > fileio.MAX_JSON_BYTES:
+        return None  # too short, cut short, or a header larger than any metadata this version writes
     try:
-        header = fileio.parse_json(blob[8:8 + length], "weights header", weights_path, error=CheckpointError)
+        header = fileio.parse_json(header_text, "weights header", weights_path, error=CheckpointError)
         text = (header.get("__metadata__") or {}).get(EMBEDDED_METADATA_KEY)
         if not isinstance(text, str):
             return None
