@@ -75,3 +75,28 @@ def run_status(run_dir: Path) -> str | None:
         return json.loads((run_dir / "run.json").read_text()).get("status")
     except (OSError, ValueError):
         return None
+
+
+def spawned_workers(pid: int | None = None) -> list:
+    """The live multiprocessing "spawn" workers below process `pid` (default: this process), as
+    psutil processes; multiprocessing's resource tracker and zombies are left out."""
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()) and is_alive(child):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def is_alive(process) -> bool:
+    """Whether a psutil process still runs (a zombie has ended)."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -13,7 +13,16 @@ import zipfile
 import pytest
 
 from tests.core.c1_support import make_tiny_bids
-from tests.core.cli_subprocess import TINY_FLAGS, run_smmt, run_status, signal_when, start_smmt, wait_for
+from tests.core.cli_subprocess import (
+    TINY_FLAGS,
+    is_alive,
+    run_smmt,
+    run_status,
+    signal_when,
+    spawned_workers,
+    start_smmt,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -161,28 +170,6 @@ def _mni_scans(folder, n: int) -> None:
         nib.save(nib.Nifti1Image(tpl.data * (1000.0 + i), tpl.affine), str(folder / f"subj{i:02d}" / "T1w.nii.gz"))
 
 
-def _workers_of(pid: int) -> list:
-    import psutil
-
-    found = []
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            if "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            pass
-    return found
-
-
-def _alive(process) -> bool:
-    import psutil
-
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def test_sigterm_stops_preprocess_and_its_two_workers_within_a_scan(tmp_path):
     """SIGTERM to `smmt preprocess --workers 2` while scans are in flight: no new
     scan starts, the workers end with the command (none is left behind), qc.csv keeps the scans
@@ -198,13 +185,13 @@ def test_sigterm_stops_preprocess_and_its_two_workers_within_a_scan(tmp_path):
     def first_scan_done() -> bool:
         if not (out / "qc.csv").is_file():
             return False
-        workers[:] = _workers_of(process.pid)
+        workers[:] = spawned_workers(process.pid)
         return len(workers) == 2
 
     code, text = signal_when(process, first_scan_done, "the first scan and two workers", signal.SIGTERM, log)
     assert code == 130 and "Traceback" not in text, text
     assert "stopped with" in text, text
-    assert not [w.pid for w in workers if _alive(w)], "the workers outlived smmt preprocess"
+    assert not [w.pid for w in workers if is_alive(w)], "the workers outlived smmt preprocess"
     with open(out / "qc.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert 1 <= len(rows) < n, text

@@ -316,17 +316,10 @@ def test_smmt_preprocess_writes_qc_csv_images_and_pictures_and_reruns_from_cache
 
 
 def _worker_pids() -> set[int]:
-    """This process's spawned worker processes (multiprocessing's resource tracker is not one)."""
-    import psutil
+    """This process's spawned worker processes."""
+    from tests.core.cli_subprocess import spawned_workers
 
-    pids = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "spawn_main" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
-                pids.add(child.pid)
-        except psutil.Error:
-            pass
-    return pids
+    return {w.pid for w in spawned_workers()}
 
 
 def test_a_stopped_preprocess_ends_within_one_scan_and_keeps_the_scans_done(tmp_path):
@@ -417,9 +410,7 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     import subprocess
     import sys
 
-    import psutil
-
-    from tests.core.cli_subprocess import smmt_env, wait_for
+    from tests.core.cli_subprocess import is_alive, smmt_env, spawned_workers, wait_for
     from tests.core.fakes import write_volume
     from tests.core.intake_fakes import started_log
 
@@ -429,27 +420,18 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     workers = []
     try:
         wait_for(started_log(t1).exists, "the scan to start", parent)
-        workers = [p for p in psutil.Process(parent.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        workers = spawned_workers(parent.pid)
         assert len(workers) == 1
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        wait_for(lambda: not any(_alive(w) for w in workers), "the worker to die with its parent")
+        wait_for(lambda: not any(is_alive(w) for w in workers), "the worker to die with its parent")
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
         for w in workers:  # only if the test failed: no orphan of ours either
-            if _alive(w):
+            if is_alive(w):
                 w.kill()
-
-
-def _alive(process) -> bool:
-    import psutil
-
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @pytest.mark.slow
