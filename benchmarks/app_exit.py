@@ -92,11 +92,10 @@ def drive(scenario: str, data: str, runs: str, model: str | None) -> int:
         timer.start(every_ms)
 
     if scenario.startswith("training"):
+        from smmt_core.bench.smoke import SMOKE_MODEL
         from smmt_core.train.config import TrainConfig
 
-        size = {}
-        if os.environ.get("SMMT_BENCH_SMOKE"):
-            from smmt_core.bench.smoke import SMOKE_MODEL as size
+        size = SMOKE_MODEL if os.environ.get("SMMT_BENCH_SMOKE") else {}
         config = TrainConfig.build("demo", dataset=data, out=runs, run_name=f"exit-{os.getpid()}", device="cpu",
                                    epochs=50, **size)
         under_way = ((lambda w: len(w.dashboard.epochs) >= 1) if scenario == "training-epoch"
