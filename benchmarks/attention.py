@@ -12,7 +12,11 @@ fraction of it, peak-memory ratio and log-log slopes. Results and discussion: do
 import argparse
 import sys
 
-from smmt_core.bench.attention import add_arguments, run_from_args
+from smmt_core.device import prefer_passive_openmp
+
+prefer_passive_openmp()  # as `smmt` does; before torch loads OpenMP
+
+from smmt_core.bench.attention import add_arguments, run_from_args  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -27,12 +27,16 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+from smmt_core.device import prefer_passive_openmp
 
-from smmt_core.bench.attention import CLOCKS, tune_malloc
-from smmt_core.model.attention import ClusterPlan, masked_cluster_attention, packed_cluster_sparse_attention
-from smmt_core.model.kmeans import default_n_clusters, kmeans
+prefer_passive_openmp()  # as `smmt` does; before torch loads OpenMP
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from smmt_core.bench.attention import CLOCKS, tune_malloc  # noqa: E402
+from smmt_core.model.attention import ClusterPlan, masked_cluster_attention, packed_cluster_sparse_attention  # noqa: E402
+from smmt_core.model.kmeans import default_n_clusters, kmeans  # noqa: E402
 
 
 def load_reference(path: Path):

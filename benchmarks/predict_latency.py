@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from smmt_core.bench.predict_latency import add_bench_predict
+from smmt_core.device import prefer_passive_openmp
+
+prefer_passive_openmp()  # as `smmt` does; before torch loads OpenMP
+
+from smmt_core.bench.predict_latency import add_bench_predict  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -18,10 +18,14 @@ import os
 import sys
 import tempfile
 
-import torch
+from smmt_core.device import prefer_passive_openmp
 
-from smmt_core.bench.volume import VARIANTS, bench_volume
-from smmt_core.train.config import TrainConfig
+prefer_passive_openmp()  # as `smmt` does; before torch loads OpenMP
+
+import torch  # noqa: E402
+
+from smmt_core.bench.volume import VARIANTS, bench_volume  # noqa: E402
+from smmt_core.train.config import TrainConfig  # noqa: E402
 
 
 def tiny_bids(root: str, n_per_class: int = 4) -> str:

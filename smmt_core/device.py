@@ -2,7 +2,9 @@
 
 `DEFAULT_DEVICE` ("auto": CUDA when there is a GPU, else the CPU) is what training, prediction,
 robustness and the GUI use unless told otherwise. Interactive work on the CPU (one prediction,
-a modality toggle) runs best on one thread on a busy machine: `INTERACTIVE_THREADS`.
+a modality toggle) runs best on one thread on a busy machine: `INTERACTIVE_THREADS`. Every entry
+point (`smmt`, the app, its training and intake processes) makes torch's OpenMP threads sleep
+rather than spin while they wait: `prefer_passive_openmp`.
 """
 
 from __future__ import annotations
@@ -32,15 +34,24 @@ def select_device(name: str | None = DEFAULT_DEVICE):
     raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
 
 
+def prefer_passive_openmp() -> None:
+    """OpenMP threads that sleep instead of spinning while they wait, unless the user has chosen
+    (OMP_WAIT_POLICY). On shared cores a spinning thread takes the time the working one needs, and
+    the sparse attention's many small calls wait often: with two busy processes beside it, the
+    attention kernel at n = 4096 on 2 threads measured 0.94x dense spinning and 5.8x passive
+    (docs/attention.md, "Threads on a shared machine"); deepbet's step 4.2-4.9 s passive against
+    4.4-10.3 s spinning (docs/intake.md). OpenMP reads the variable once, when torch loads it: call
+    this before torch is imported (every entry point does, first thing)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def configure_worker_process(threads: int) -> None:
     """For a fresh process that runs CPU-heavy library code (the intake's deepbet and ANTs),
-    before torch and ITK start: `threads` threads for torch, and OpenMP threads that sleep instead of
-    spinning while they wait. On shared cores a spinning thread takes the time the working one
-    needs: deepbet's step measured 4.2-4.9 s passive against 4.4-10.3 s spinning (docs/intake.md).
+    before torch and ITK start: `threads` threads for torch, and passive OpenMP threads.
     ITK (N4, the affine fit) runs on one thread, for reproducible results: the intake's register
     module sets that (`ITK_THREADS`)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is first imported
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    prefer_passive_openmp()
 
 
 def limit_torch_threads(threads: int) -> None:

@@ -7,6 +7,8 @@ command line and the GUI can name a modality without importing the data readers.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from enum import Enum
 
 
@@ -22,3 +24,20 @@ ALL_MODALITIES: tuple[Modality, ...] = tuple(Modality)
 MODALITY_NAMES: tuple[str, ...] = tuple(m.value for m in ALL_MODALITIES)
 # The planes of the MRI slices and of the viewer, in display order.
 PLANES: tuple[str, ...] = ("axial", "coronal", "sagittal")
+ALL_NAME = "+".join(MODALITY_NAMES)  # "mri+clinical+categorical": a subset's name in every table
+
+
+def modality_subsets() -> list[tuple[Modality, ...]]:
+    """Every non-empty subset of the three modalities, largest first, in the canonical order."""
+    out = []
+    for size in range(len(ALL_MODALITIES), 0, -1):
+        out.extend(itertools.combinations(ALL_MODALITIES, size))
+    return out
+
+
+def subset_name(modalities: Sequence[Modality]) -> str:
+    return "+".join(Modality(m).value for m in modalities)
+
+
+# The share of each modality's features masked in a robustness sweep (0 to 0.9, as the paper's).
+DEFAULT_MASK_RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

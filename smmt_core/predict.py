@@ -115,7 +115,7 @@ def reliability(subset_metrics: dict, used: list[str]) -> dict:
     the run cannot tell the classes apart from these modalities better than a coin, so its
     output is a guess and `note` says so. Runs trained before subset figures existed give {}.
     """
-    from smmt_core.train.robustness import subset_name
+    from smmt_core.modalities import subset_name
 
     name = subset_name([Modality(m) for m in used]) if used else ""
     figures = subset_metrics.get(name) if isinstance(subset_metrics, dict) else None

@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from smmt_core.device import prefer_passive_openmp
 from smmt_gui import strings
 from smmt_gui.memory import freeze_long_lived
 
@@ -183,6 +184,7 @@ def _dispose(window, app) -> None:
 def main(argv: list[str] | None = None) -> int:
     import multiprocessing
 
+    prefer_passive_openmp()  # before torch loads; the training process inherits it
     multiprocessing.freeze_support()  # a frozen (PyInstaller) app can spawn its training process
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -340,7 +340,8 @@ def run_from_args(args, out=print) -> list[BenchRecord]:
                    dense_backend=args.dense_backend, sparse_backend=args.sparse_backend,
                    max_seconds_per_size=args.max_seconds_per_size, layout=args.layout, clock=args.clock)
     if not args.json:
-        out(f"attention fwd+bwd on {args.device} ({torch.get_num_threads()} threads), {args.dtype}, "
+        out(f"attention fwd+bwd on {args.device} ({torch.get_num_threads()} threads, OpenMP wait policy "
+            f"{os.environ.get('OMP_WAIT_POLICY', 'unset: spins')}), {args.dtype}, "
             f"batch {args.batch}, {args.heads} heads × {args.head_dim}, K-Means {args.assignment}, "
             f"{args.kmeans_iters} iters, dense backend {args.dense_backend}, malloc tuning "
             f"{'on' if malloc_tuned else 'off'}, {args.layout} layout, {args.clock} clock; torch {torch.__version__}")
@@ -355,6 +356,7 @@ def run_from_args(args, out=print) -> list[BenchRecord]:
         path = Path(args.json_out)
         meta = {"settings": {k: v for k, v in vars(args).items() if k != "handler"},
                 "torch": torch.__version__, "threads": torch.get_num_threads(), "malloc_tuning": malloc_tuned,
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                 "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
                 "loglog_slope_dense": loglog_slope(records, "dense_ms"),
                 "loglog_slope_sparse": loglog_slope(records, "sparse_ms")}

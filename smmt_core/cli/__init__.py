@@ -35,6 +35,7 @@ from smmt_core.cli import (
     train_commands,
 )
 from smmt_core.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NEGATIVE, EXIT_OK  # noqa: F401
+from smmt_core.device import prefer_passive_openmp
 from smmt_core.errors import SMMTError, TrainingError
 
 
@@ -88,6 +89,7 @@ def _terminate_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_passive_openmp()  # before any command imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -175,7 +175,7 @@ def plot_robustness(frame: pd.DataFrame, path: str | Path, *, title: str | None 
 
     `frame` is what `smmt_core.train.robustness.evaluate_robustness` returns.
     """
-    from smmt_core.train.robustness import ALL_NAME
+    from smmt_core.modalities import ALL_NAME
 
     fig = Figure(figsize=(10.0, 4.0))
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)

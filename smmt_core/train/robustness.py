@@ -26,7 +26,6 @@ accuracy_sd, balanced_accuracy_sd (over repeats; 0 for deterministic rows), repe
 
 from __future__ import annotations
 
-import itertools
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
@@ -38,23 +37,10 @@ import torch
 from smmt_core.batch import FeatureSchema
 from smmt_core.data.subject import ALL_MODALITIES, Modality, Subject
 from smmt_core.errors import ConfigError, DataError
+from smmt_core.modalities import ALL_NAME, DEFAULT_MASK_RATIOS, modality_subsets, subset_name
 
-DEFAULT_MASK_RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-ALL_NAME = "+".join(m.value for m in ALL_MODALITIES)  # "mri+clinical+categorical"
 COLUMNS = ["modalities", "mask_ratio", "accuracy", "balanced_accuracy", "n_subjects",
            "accuracy_sd", "balanced_accuracy_sd", "repeats"]
-
-
-def modality_subsets() -> list[tuple[Modality, ...]]:
-    """Every non-empty subset of the three modalities, largest first, in the canonical order."""
-    out = []
-    for size in range(len(ALL_MODALITIES), 0, -1):
-        out.extend(itertools.combinations(ALL_MODALITIES, size))
-    return out
-
-
-def subset_name(modalities: Sequence[Modality]) -> str:
-    return "+".join(Modality(m).value for m in modalities)
 
 
 def _load_test_cohort(run_dir: str | Path, data: str, adnimerge: str | None = None, date_window_days: int = 180):

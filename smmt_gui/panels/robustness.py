@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from smmt_core.train.robustness import ALL_NAME, DEFAULT_MASK_RATIOS, modality_subsets, subset_name
+from smmt_core.modalities import ALL_NAME, DEFAULT_MASK_RATIOS, modality_subsets, subset_name
 from smmt_gui import strings
 from smmt_gui.panels.training import styled_plot, title_label
 from smmt_gui.workers import FunctionWorker

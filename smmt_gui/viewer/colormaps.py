@@ -13,10 +13,12 @@ import pyqtgraph as pg
 
 COLORMAPS = ("grey", "inferno", "viridis", "magma", "cividis")
 
-# A qualitative palette from matplotlib: tab10 (ten clearly distinct hues; Tableau's grey left out,
-# it vanishes on a grey brain), then tab20's lighter companions, so no two of the first ten
-# clusters look alike (0 and 5 were once two oranges).
+@functools.lru_cache(maxsize=1)
 def _qualitative_palette() -> list[tuple[int, int, int]]:
+    """A qualitative palette from matplotlib: tab10 (ten clearly distinct hues; Tableau's grey left
+    out, it vanishes on a grey brain), then tab20's lighter companions, so no two of the first ten
+    clusters look alike (0 and 5 were once two oranges). Read on the first cluster overlay, not at
+    start-up: importing matplotlib costs the app's first window about half a second."""
     from matplotlib import colormaps
 
     def rgb(colour) -> tuple[int, int, int]:
@@ -25,9 +27,6 @@ def _qualitative_palette() -> list[tuple[int, int, int]]:
     tab10 = [rgb(c) for i, c in enumerate(colormaps["tab10"].colors) if i != 7]
     light = [rgb(c) for i, c in enumerate(colormaps["tab20"].colors) if i % 2 == 1 and i != 15]
     return tab10 + light
-
-
-_PALETTE = _qualitative_palette()
 
 
 def colormap(name: str) -> pg.ColorMap:
@@ -40,7 +39,8 @@ def colormap(name: str) -> pg.ColorMap:
 
 def cluster_color(cluster_id: int) -> tuple[int, int, int]:
     """RGB of one cluster id (the palette repeats after 18 ids)."""
-    return _PALETTE[int(cluster_id) % len(_PALETTE)]
+    palette = _qualitative_palette()
+    return palette[int(cluster_id) % len(palette)]
 
 
 def cluster_lut(n_clusters: int) -> np.ndarray:

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from smmt_core.errors import CheckpointError, ConfigError, DataError
-from smmt_core.train.robustness import ALL_NAME, COLUMNS, evaluate_robustness, modality_subsets
+from smmt_core.modalities import ALL_NAME, modality_subsets
+from smmt_core.train.robustness import COLUMNS, evaluate_robustness
 from tests.core.c1_support import make_tiny_bids, tiny_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smmt_core.train.robustness import ALL_NAME, COLUMNS, modality_subsets, subset_name
+from smmt_core.modalities import ALL_NAME, modality_subsets, subset_name
+from smmt_core.train.robustness import COLUMNS
 from smmt_gui.panels.robustness import RobustnessPanel, subset_label
 
 
