@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QProgressBar,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -110,7 +111,10 @@ class PredictionPanel(QWidget):
 
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
-        layout = QVBoxLayout(self)
+        # The content scrolls when the dock is short (the log panel open, a small screen): squeezed
+        # below its own minimum, the caption was drawn over the chart.
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.addWidget(self.synthetic_badge)
         layout.addWidget(self.model_label)
         layout.addWidget(line)
@@ -121,6 +125,14 @@ class PredictionPanel(QWidget):
         layout.addWidget(contrib_box)
         layout.addWidget(self.warnings)
         layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(content)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         self._update_toggle_states()
 

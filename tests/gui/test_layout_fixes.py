@@ -82,3 +82,25 @@ def test_a_guess_is_not_bold_and_is_muted(qtbot):
     assert title.palette().color(QPalette.ColorRole.WindowText).lightness() > finding_colour.lightness() + 60
     panel.set_prediction(guess(None))  # a finding again
     assert title.font().bold()
+
+
+def test_the_contributions_caption_stays_below_its_chart_in_a_short_dock(main_window, qtbot):
+    window = main_window
+    window.resize(*DEFAULT_SIZE)
+    window.log_dock.show()  # takes height from the prediction dock
+    window.show()
+    qtbot.waitExposed(window)
+    panel = window.prediction_panel
+    panel.set_model("run", ["CN", "AD"])
+    panel.set_subject("sub-01", {"mri", "clinical", "categorical"})
+    prediction = Prediction(subject_id="sub-01", prediction="CN", probabilities={"CN": 0.96, "AD": 0.04},
+                            modalities_used=["mri", "clinical", "categorical"], modalities_missing=[],
+                            contributions={"mri": 0.01, "clinical": 0.16, "categorical": 0.05})
+    panel.set_prediction(prediction)
+    window.resizeDocks([window.log_dock], [400], Qt.Orientation.Vertical)  # a tall log: a short prediction dock
+    qtbot.wait(50)  # one layout pass
+    assert panel.contrib_text.text().startswith("MRI: +0.01")
+    chart = panel.contrib_plot.geometry()
+    caption = panel.contrib_text.geometry()  # both in the contributions box
+    assert caption.top() >= chart.bottom(), (chart, caption)
+    assert chart.height() >= panel.contrib_plot.minimumHeight()
