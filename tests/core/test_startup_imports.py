@@ -106,3 +106,32 @@ def test_skipping_initialisers_on_meta_leaves_real_tensors_alone():
         ramp = torch.arange(3)
     assert meta.weight.is_meta and ramp.is_meta and ramp.shape == (3,)
     assert torch.equal(real, torch.full((4,), 1.5))
+
+
+POLICY_CODE = """
+import contextlib, io, json, os, sys
+from {module} import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+print(json.dumps({{"policy": os.environ.get("OMP_WAIT_POLICY"), "torch": "torch" in sys.modules}}))
+"""
+
+
+@pytest.mark.parametrize("module", ["smmt_core.cli", "smmt_gui.app"])
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_entry_points_make_openmp_threads_sleep_unless_the_user_chose(module, given, tmp_path):
+    """Spinning OpenMP threads cost the sparse attention most of its lead on a shared machine
+    (docs/attention.md); the policy is read once, when torch loads, so it is set before any import of it."""
+    env = smmt_env(tmp_path / "cache")
+    env.pop("OMP_WAIT_POLICY", None)
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    done = subprocess.run([sys.executable, "-c", POLICY_CODE.format(module=module)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"policy": given or "PASSIVE", "torch": False}
