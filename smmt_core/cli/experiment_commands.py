@@ -108,6 +108,10 @@ def add_commands(subparsers) -> None:
                    help="comma-separated: smmt, smmt-no-sparse, smmt-no-mask, 3mt (default: smmt,3mt)")
     p.add_argument("--baselines", default="",
                    help=f"comma-separated simple baselines scored on the same persons: {', '.join(BASELINES)}")
+    p.add_argument("--test-missing", default=None, metavar="SHARES",
+                   help="after the grid, score each run and the --baselines with these shares of test persons "
+                        "lacking their MRI, then their clinical data, e.g. 0,0.2,0.4,0.6 (OUT/missing.csv and a "
+                        "section of summary.md)")
     p.add_argument("--fractions", default="1.0",
                    help="fractions of the training (and validation) persons, e.g. 0.2,0.6,1.0 (default 1.0)")
     p.add_argument("--seeds", default="0", help="model seeds, e.g. 0,1,2 (default 0)")
@@ -257,6 +261,7 @@ def _run_experiment(args) -> int:
         seeds=_ints(args.seeds, "--seeds"),
         split_seeds=_ints(args.split_seeds, "--split-seeds"),
         mask_ratios=_floats(args.mask_ratios, "--mask-ratios") if args.mask_ratios else None,
+        test_missing=_floats(args.test_missing, "--test-missing") if args.test_missing else None,
         preset=args.preset,
         n_folds=args.folds,
         overrides=overrides_from_args(args, exclude=GRID_KEYS),
@@ -277,6 +282,8 @@ def _run_experiment(args) -> int:
     print(f"summary: {result.summary_csv}, {result.summary_md}")
     for path in result.plots.values():
         print(f"plot:    {path}")
+    if result.missing_csv is not None:
+        print(f"missing: {result.missing_csv}")
     if result.n_failed:
         print(f"smmt experiment: {result.n_failed} run(s) failed; see {result.results_csv}", file=sys.stderr)
         return 1

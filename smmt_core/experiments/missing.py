@@ -11,7 +11,8 @@ How, and why so:
   round(p * n) lose it. So every method sees the same incomplete persons, the shares are nested
   (whoever lacks the MRI at 20 % lacks it at 40 % too: the curves differ by persons added, not
   by a new draw), and a split gives the same draw every time. A person losing a modality loses
-  it in every scan.
+  it in every scan. The share is of all test persons; one who lacks the modality in the data
+  lacks it at every share (column `n_missing` counts the persons without it, all told).
 - "mri" removes the T1; "clinical" removes every non-image column (the model's clinical and
   categorical modalities; all of a baseline's clinical columns).
 - The model is scored through its own missing-modality path (the modality marked absent, as for
@@ -86,9 +87,12 @@ class MethodProbabilities:
 def score_missing_shares(methods: Sequence[MethodProbabilities], person_ids: Sequence[str], labels,
                          classes: Sequence[str], shares: Sequence[float], seed: int,
                          modalities: Sequence[str] = tuple(MISSING_MODALITIES),
-                         n_resamples: int | None = None) -> pd.DataFrame:
+                         n_resamples: int | None = None, lacking: dict[str, set] | None = None) -> pd.DataFrame:
     """One row per (method, modality, share): the share's persons (`draw_missing`) get the method's
     probabilities without the modality, the others its full ones; metrics per person with CIs.
+
+    lacking: {modality: persons who lack it in the data already}; `n_missing` counts them with the
+    drawn ones (persons without the modality, all told).
 
     `attrs["missing"]` holds {modality: {share: person ids}}: the persons every method lost it for.
     """
@@ -111,7 +115,8 @@ def score_missing_shares(methods: Sequence[MethodProbabilities], person_ids: Seq
                 ci = bootstrap_ci(y, p, classes, seed=seed, n_resamples=n_resamples or BOOTSTRAP_RESAMPLES)
                 prior_persons = {pid for pid in set(ids[no_input]) if no_input[ids == pid].all()}
                 row = dict(method=method.name, kind=method.kind, modality=modality, share=share,
-                           n_persons=len(voted_ids), n_missing=len(set(ids[lost])), n_prior=len(prior_persons),
+                           n_persons=len(voted_ids), n_missing=len(set(ids[lost]) | (lacking or {}).get(modality, set())),
+                           n_prior=len(prior_persons),
                            accuracy=metrics["accuracy"])
                 for name in ("balanced_accuracy", "roc_auc"):
                     bounds = ci.get(name) or [math.nan, math.nan]
@@ -218,8 +223,11 @@ def evaluate_missing_shares(
         done += 1
         if on_progress is not None:
             on_progress(done, total)
+    had = {m: {s.subject_id for s in evaluator.subjects if any(s.has(x) for x in MISSING_MODALITIES[m])}
+           for m in modalities}
+    lacking = {m: set(evaluator.person_ids) - had[m] for m in modalities}
     frame = score_missing_shares(scored, evaluator.person_ids, evaluator.labels, evaluator.classes, shares,
-                                 split_seed, modalities, n_resamples)
+                                 split_seed, modalities, n_resamples, lacking)
     frame.attrs.update(run_dir=str(run_dir), split_seed=int(split_seed), errors=errors, stopped=stopped,
                        majority_rate=evaluator.majority_rate(), synthetic=bool(loaded.synthetic))
     if note:
@@ -264,3 +272,61 @@ def missing_json(frame: pd.DataFrame) -> dict:
         "note": frame.attrs.get("note"),
         "rows": json.loads(frame.to_json(orient="records")),
     }
+
+
+def grid_missing(spec, out_dir: Path, results: pd.DataFrame, on_progress: Callable[[str], None] | None = None,
+                 stop: threading.Event | None = None) -> pd.DataFrame:
+    """The missing-data comparison for every finished model run of an experiment grid: each run
+    beside the grid's baselines, fitted again on that run's own training persons.
+
+    Writes out_dir/missing.csv (one row per run, method, modality and share) and appends a section
+    to summary.md: per method, modality and share, the mean ± SD of balanced accuracy over the runs.
+    """
+    from smmt_core.fileio import atomic_write_text
+
+    runs = results[(results["kind"] == "model") & results["status"].isin(("finished", "reused"))]
+    frames = []
+    for i, row in enumerate(runs.itertuples(index=False)):
+        if stop is not None and stop.is_set():
+            break
+        if on_progress is not None:
+            on_progress(f"missing data {i + 1}/{len(runs)}: {row.cell}")
+        frame = evaluate_missing_shares(row.run_dir, data=spec.data_location(), shares=spec.test_missing,
+                                        methods=[MODEL, *spec.baselines])
+        frame.insert(0, "cell", row.cell)
+        for column in ("variant", "fraction", "seed", "mask_ratio", "fold", "split_seed"):
+            frame.insert(1, column, getattr(row, column))
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["cell", *COLUMNS])
+    atomic_write_text(out_dir / "missing.csv", table.to_csv(index=False))
+    if frames:
+        summary = out_dir / "summary.md"
+        text = summary.read_text(encoding="utf-8") if summary.is_file() else ""
+        atomic_write_text(summary, text.rstrip("\n") + "\n\n" + grid_missing_markdown(table) + "\n")
+    return table
+
+
+def grid_missing_markdown(table: pd.DataFrame) -> str:
+    """A summary.md section: balanced accuracy (mean ± SD over runs) per method × modality × share."""
+    # the model's rows are named by variant; baselines by name; "method" already says which
+    grouped = table.groupby(["method", "modality", "share"], sort=False)["balanced_accuracy"]
+    stats = grouped.agg(["mean", "std", "count"]).reset_index()
+    shares = sorted(stats["share"].unique())
+    lines = ["## Missing modalities: the models and the baselines on the same persons", "",
+             "Balanced accuracy % (mean ± SD over runs) with that share of each run's test persons lacking the "
+             "modality; the same persons for every method of a run (drawn from its split seed). Baselines are "
+             "fitted again on each run's training persons; an image-only baseline gives a person without an MRI "
+             "its training prior. Per-run rows with 95 % CIs: missing.csv.", "",
+             "| method | lacking | " + " | ".join(f"{p * 100:g} %" for p in shares) + " | runs |",
+             "|---|---|" + "---|" * len(shares) + "---|"]
+    for (method, modality), group in stats.groupby(["method", "modality"], sort=False):
+        cells = []
+        for p in shares:
+            hit = group[group["share"] == p]
+            if hit.empty or not math.isfinite(hit["mean"].iloc[0]):
+                cells.append("–")
+                continue
+            sd = hit["std"].iloc[0]
+            cells.append(f"{hit['mean'].iloc[0] * 100:.1f}" + (f" ± {sd * 100:.1f}" if math.isfinite(sd) else ""))
+        lines.append(f"| {method} | {modality} | " + " | ".join(cells) + f" | {int(group['count'].max())} |")
+    return "\n".join(lines)

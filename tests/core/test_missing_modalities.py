@@ -204,3 +204,24 @@ def test_smmt_robustness_test_missing_refuses_bad_input(run, capsys, argv, messa
 
     assert main(["robustness", str(run.run_dir), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_experiment_grid_adds_the_missing_data_table_per_run(tmp_path, monkeypatch):
+    from smmt_core.experiments.grid import ExperimentSpec, run_experiment
+
+    monkeypatch.setenv("SMMT_CACHE_DIR", str(tmp_path / "cache"))
+    data = make_tiny_bids(tmp_path / "bids", n_per_class=6)
+    spec = ExperimentSpec(data=str(data), variants=["smmt"], seeds=[0], epochs=1, baselines=["lr-clinical"],
+                          test_missing=[0.0, 0.5],
+                          overrides=dict(batch_size=4, d_model=32, n_heads=2, n_fusion_tokens=2, image_size=16,
+                                         n_slices=2, resolution_mm=8.0, test_size=0.25, val_size=0.2,
+                                         measure_energy=False))
+    assert ExperimentSpec.from_dict(spec.to_dict()).test_missing == [0.0, 0.5]
+    result = run_experiment(spec, tmp_path / "exp", make_plots=False)
+    table = pd.read_csv(result.missing_csv)
+    assert len(table) == 1 * 2 * 2 * 2  # one run x (model, lr-clinical) x two modalities x two shares
+    assert set(table["cell"]) == {"smmt_frac1_seed0_mask0.3"} and set(table["method"]) == {"smmt", "lr-clinical"}
+    summary = (tmp_path / "exp" / "summary.md").read_text()
+    assert "## Missing modalities" in summary and "| lr-clinical | clinical |" in summary
+    with pytest.raises(Exception, match="shares of persons"):
+        ExperimentSpec(data=str(data), variants=["smmt"], test_missing=[2.0]).validate()
