@@ -180,7 +180,7 @@ def test_smmt_robustness_test_missing_prints_and_writes_the_table(run, tmp_path,
 
     out = tmp_path / "missing.csv"
     code = main(["robustness", str(run.run_dir), "--test-missing", "0,0.5", "--baselines", "lr-clinical",
-                 "--out", str(out), "--quiet"])
+                 "--out", str(out), "--plot", str(tmp_path / "missing.png"), "--quiet"])
     printed = capsys.readouterr().out
     assert code == 0
     lines = [line for line in printed.splitlines() if line.startswith(("smmt ", "lr-clinical "))]
@@ -193,6 +193,7 @@ def test_smmt_robustness_test_missing_prints_and_writes_the_table(run, tmp_path,
     assert set(stored["missing_persons"]) == {"mri", "clinical"}
     assert len(stored["missing_persons"]["mri"]["0.5"]) == table["n_missing"].max()
     assert len(stored["rows"]) == 8
+    assert (tmp_path / "missing.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("argv, message", [
