@@ -467,6 +467,23 @@ ROBUSTNESS_PLOT_SWEEP = ("Test-time masking (all modalities)", "mask ratio")
 ROBUSTNESS_TABLE_COLUMNS = ["Modalities", "Mask ratio", "Accuracy", "Balanced accuracy", "Test subjects"]
 ROBUSTNESS_CHANCE_CLASSES = "dashed line: chance level (1/{n} classes)"
 ROBUSTNESS_CHANCE_MAJORITY = "dashed line: always guessing the larger class ({rate:.0%})"
+# The model beside the simple baselines with a share of the test persons lacking a modality.
+ROBUSTNESS_VIEWS = ("Modalities and masking", "Model vs baselines, data missing")  # the panel's two views
+ROBUSTNESS_MISSING_WITHOUT = "Persons lacking:"
+ROBUSTNESS_MISSING_MODALITIES = [("mri", "their MRI"), ("clinical", "their clinical data")]
+ROBUSTNESS_MISSING_PLOT = ("{metric}: the model and the baselines, same persons",
+                           "test persons lacking it (%)")  # (title, x axis)
+ROBUSTNESS_MISSING_COMPUTING = "Fitting the baselines on the run's training persons… {done}/{total} methods"
+ROBUSTNESS_MISSING_WAITING = "Computed after the modality subsets and the masking sweep."
+ROBUSTNESS_MISSING_DONE = (
+    "{n} test persons. Who lacks a modality is drawn once from the run's split seed ({seed}): the same "
+    "persons for every method, nested across shares. Baselines are refitted on the run's training persons; "
+    "one that reads only the image gives a person without an MRI its training prior (chance). "
+    "Bands: 95 % bootstrap CIs."
+)
+ROBUSTNESS_MISSING_NO_CI = " (accuracy has no CI here: choose balanced accuracy for the bands)"
+ROBUSTNESS_MISSING_SKIPPED = "Not scored: {names}."
+ROBUSTNESS_MISSING_FAILED = "The comparison with the baselines failed: {message}"
 
 # --- intake of raw scans (smmt_gui/intake_dialog.py) ---------------------------------------------
 INTAKE_TITLE = "Preparing {name}"

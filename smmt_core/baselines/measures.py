@@ -87,7 +87,12 @@ def image_arrays(subjects: Sequence[Subject], preprocess, cache, *, volumes: boo
 
 
 def clinical_matrix(encoder, subjects: Sequence[Subject]) -> np.ndarray:
-    """Numeric features (encoder-normalised; NaN where missing) and one-hot categorical codes."""
+    """Numeric features (encoder-normalised; NaN where missing) and one-hot categorical codes.
+
+    A missing (or unseen) category makes its whole one-hot block NaN, not zero: the pipelines then
+    impute the training persons' category shares and add a missing indicator, as for a number,
+    instead of reading "missing" as a category of its own that training may never have shown.
+    """
     numeric, missing, categorical = encoder.transform(list(subjects))
     numeric = np.where(missing.astype(bool), np.nan, numeric).astype(np.float64)
     columns = [numeric]
@@ -97,5 +102,6 @@ def clinical_matrix(encoder, subjects: Sequence[Subject]) -> np.ndarray:
         codes = categorical[:, j]
         known = (codes > 0) & (codes <= size)
         onehot[np.flatnonzero(known), codes[known] - 1] = 1.0
+        onehot[~known] = np.nan
         columns.append(onehot)
     return np.concatenate(columns, axis=1) if columns else np.zeros((len(subjects), 0))

@@ -57,6 +57,18 @@ ROBUSTNESS_EPILOG = """\
 For the run's own test subjects (from its split.csv): accuracy and balanced accuracy with every
 non-empty subset of the modalities (the others treated as missing), and with all modalities under
 random modality masking at test time for each mask ratio (mean ± SD over --repeats draws).
+
+--test-missing 0,0.2,0.4,0.6 instead compares the run's model with the simple baselines
+(--baselines) on the same test persons: for each share, that many persons (drawn once from the
+run's split seed, nested across shares, the same for every method) lose their MRI, then their
+clinical data; balanced accuracy and AUC with 95 % bootstrap CIs. The baselines are fitted again
+on the run's training persons; one that reads only the image gives a person without an MRI its
+training prior (column 'prior' counts them). See docs/experiments.md.
+
+examples:
+  smmt robustness runs/demo --plot robustness.png
+  smmt robustness runs/demo --test-missing 0,0.2,0.4,0.6 --baselines all --out missing.csv
+
 Scores are per person. exit codes: 0 done, 2 bad input (missing run, moved dataset, ...), 130 interrupted.
 """
 
@@ -96,6 +108,10 @@ def add_commands(subparsers) -> None:
                    help="comma-separated: smmt, smmt-no-sparse, smmt-no-mask, 3mt (default: smmt,3mt)")
     p.add_argument("--baselines", default="",
                    help=f"comma-separated simple baselines scored on the same persons: {', '.join(BASELINES)}")
+    p.add_argument("--test-missing", default=None, metavar="SHARES",
+                   help="after the grid, score each run and the --baselines with these shares of test persons "
+                        "lacking their MRI, then their clinical data, e.g. 0,0.2,0.4,0.6 (OUT/missing.csv and a "
+                        "section of summary.md)")
     p.add_argument("--fractions", default="1.0",
                    help="fractions of the training (and validation) persons, e.g. 0.2,0.6,1.0 (default 1.0)")
     p.add_argument("--seeds", default="0", help="model seeds, e.g. 0,1,2 (default 0)")
@@ -120,14 +136,23 @@ def add_commands(subparsers) -> None:
         epilog=ROBUSTNESS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("--model", required=True, metavar="RUN", help="run folder (holds best.safetensors, split.csv)")
+    r.add_argument("run", nargs="?", default=None, metavar="RUN", help="run folder (or give it as --model)")
+    r.add_argument("--model", default=None, metavar="RUN", help="run folder (holds best.safetensors, split.csv)")
     r.add_argument("--mask-ratios", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="test-time mask ratios")
     r.add_argument("--repeats", type=int, default=5, help="random masking draws per ratio (default 5)")
     r.add_argument("--seed", type=int, default=0, help="seed of the masking draws (default 0)")
     r.add_argument("--data", default=None, help="the dataset's location, if it moved since training")
     r.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    r.add_argument("--test-missing", default=None, metavar="SHARES",
+                   help="shares of test persons losing a modality, e.g. 0,0.2,0.4,0.6: compare the model "
+                        "with the baselines on the same persons (instead of the subset/mask sweep)")
+    r.add_argument("--baselines", default="all", metavar="NAMES",
+                   help=f"with --test-missing: 'all', 'none' or comma-separated from {', '.join(BASELINES)} "
+                        "(default all)")
     r.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    r.add_argument("--out", default=None, metavar="CSV", help="also write the rows to this CSV file")
+    r.add_argument("--out", default=None, metavar="CSV",
+                   help="also write the rows to this CSV file (with --test-missing also a .json beside it, "
+                        "which names the persons drawn)")
     r.add_argument("--plot", default=None, metavar="PNG", help="also draw the two robustness panels to this PNG")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(handler=_run_robustness)
@@ -236,6 +261,7 @@ def _run_experiment(args) -> int:
         seeds=_ints(args.seeds, "--seeds"),
         split_seeds=_ints(args.split_seeds, "--split-seeds"),
         mask_ratios=_floats(args.mask_ratios, "--mask-ratios") if args.mask_ratios else None,
+        test_missing=_floats(args.test_missing, "--test-missing") if args.test_missing else None,
         preset=args.preset,
         n_folds=args.folds,
         overrides=overrides_from_args(args, exclude=GRID_KEYS),
@@ -256,6 +282,8 @@ def _run_experiment(args) -> int:
     print(f"summary: {result.summary_csv}, {result.summary_md}")
     for path in result.plots.values():
         print(f"plot:    {path}")
+    if result.missing_csv is not None:
+        print(f"missing: {result.missing_csv}")
     if result.n_failed:
         print(f"smmt experiment: {result.n_failed} run(s) failed; see {result.results_csv}", file=sys.stderr)
         return 1
@@ -265,7 +293,28 @@ def _run_experiment(args) -> int:
     return 0
 
 
+def _baseline_names(text: str) -> list[str]:
+    """'all', 'none' or a comma-separated list of baseline names (ConfigError for an unknown one)."""
+    text = text.strip().lower()
+    if text == "all":
+        return list(BASELINES)
+    if text in ("none", ""):
+        return []
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; choose from all, none, {', '.join(BASELINES)}")
+    return list(dict.fromkeys(names))
+
+
 def _run_robustness(args) -> int:
+    if args.model and args.run and args.model != args.run:
+        raise ConfigError(f"two runs given ({args.run} and --model {args.model}); give one")
+    args.model = args.model or args.run
+    if not args.model:
+        raise ConfigError("give the run folder: smmt robustness RUN (or --model RUN)")
+    if args.test_missing is not None:
+        return _run_missing(args)
     from smmt_core.train.robustness import evaluate_robustness, robustness_table
 
     # Outputs are checked before the evaluation passes, not after them (and named as given).
@@ -317,4 +366,52 @@ def _run_robustness(args) -> int:
         majority = frame.attrs.get("majority_rate")
         if majority is not None:
             print(f"majority-class rate of the test set: {majority * 100:.1f}%")
+    return 0
+
+
+def _run_missing(args) -> int:
+    """`smmt robustness RUN --test-missing ...`: the model and the baselines, on the same persons."""
+    from smmt_core.experiments.missing import MODEL, evaluate_missing_shares, missing_json, missing_table, parse_shares
+
+    shares = parse_shares(_floats(args.test_missing, "--test-missing"))
+    methods = [MODEL, *_baseline_names(args.baselines)]
+    out = Path(args.out) if args.out else None
+    json_out = out.with_suffix(".json") if out is not None else None
+    if out is not None:
+        check_writable(out, "CSV file")
+        check_writable(json_out, "JSON file")
+    if args.plot:
+        check_writable(args.plot, "plot file")
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"smmt robustness: {done}/{total} methods fitted and scored\n")
+        sys.stderr.flush()
+
+    frame = evaluate_missing_shares(args.model, data=args.data, shares=shares, methods=methods, device=args.device,
+                                    on_progress=None if args.quiet else progress)
+    payload = missing_json(frame)
+    if out is not None:
+        if out.suffix.lower() != ".json":
+            atomic_write_text(out, frame.to_csv(index=False))
+        atomic_write_text(json_out, json.dumps(payload, indent=2) + "\n")
+    if args.plot:
+        from smmt_core.experiments.plots import plot_missing
+
+        plot_missing(frame, args.plot, title=f"Missing modalities: {Path(args.model).name} and the baselines")
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    if frame.attrs.get("synthetic"):
+        print("model trained on the SYNTHETIC demo cohort (not patient data)")
+    if frame.attrs.get("note"):
+        print(frame.attrs["note"])
+    print(missing_table(frame))
+    n = int(frame["n_persons"].max()) if len(frame) else 0
+    print(f"{n} test persons; who lacks a modality is drawn from split seed {frame.attrs.get('split_seed')}, "
+          "the same persons for every method; 'lacking': persons without the modality, "
+          "'prior': persons a baseline had no input for (given its training prior)")
+    for name, message in frame.attrs.get("errors", {}).items():
+        print(f"{name}: not scored ({message})")
+    if out is not None:
+        print(f"rows: {out if out.suffix.lower() != '.json' else json_out}; persons drawn: {json_out}")
     return 0

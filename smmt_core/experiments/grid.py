@@ -112,7 +112,9 @@ class ExperimentSpec:
     (mask_ratios None: the preset's ratio). epochs: None keeps the preset's. n_folds: k-fold
     cross-validation by person instead of one test set per split seed. split_seeds: the
     person-level splits the whole grid is repeated over. baselines: names from
-    `smmt_core.baselines.BASELINES`, scored on the same persons. overrides: any other TrainConfig
+    `smmt_core.baselines.BASELINES`, scored on the same persons. test_missing: shares of test persons
+    lacking a modality; each finished run is then compared with the baselines on the same incomplete
+    persons (`smmt_core.experiments.missing.grid_missing`). overrides: any other TrainConfig
     settings (e.g. features, d_model, device). runner: the training function,
     `train(config, on_event, stop)` by default; tests inject a fake one.
     """
@@ -127,6 +129,7 @@ class ExperimentSpec:
     n_folds: int | None = None
     split_seeds: Sequence[int] = (0,)
     baselines: Sequence[str] = ()
+    test_missing: Sequence[float] | None = None
     overrides: dict = field(default_factory=dict)
     runner: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
@@ -159,6 +162,10 @@ class ExperimentSpec:
                 raise ConfigError("mask_ratios is empty; leave it out to use the preset's ratio")
             if len(set(self.mask_ratios)) != len(list(self.mask_ratios)):
                 raise ConfigError(f"mask_ratios lists a value twice: {list(self.mask_ratios)}")
+        if self.test_missing is not None:
+            from smmt_core.experiments.missing import parse_shares
+
+            parse_shares(self.test_missing)
         if self.n_folds is not None and self.n_folds < 2:
             raise ConfigError(f"k-fold needs at least 2 folds, got {self.n_folds}")
         grid = sorted(set(self.overrides) & set(GRID_KEYS))
@@ -218,7 +225,7 @@ class ExperimentSpec:
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runner"}
-        for key in ("variants", "fractions", "seeds", "mask_ratios", "split_seeds", "baselines"):
+        for key in ("variants", "fractions", "seeds", "mask_ratios", "split_seeds", "baselines", "test_missing"):
             if d[key] is not None:
                 d[key] = list(d[key])
         d["overrides"] = dict(self.overrides)
@@ -252,6 +259,7 @@ class ExperimentResult:
     n_reused: int
     n_failed: int
     stopped: bool  # True when the stop flag ended the grid early
+    missing_csv: Path | None = None  # the missing-data comparison, when test_missing was asked for
 
     @property
     def complete(self) -> bool:
@@ -403,10 +411,17 @@ def _run_locked(spec: ExperimentSpec, out_dir: Path, on_event, stop, make_plots:
 
     results = book.results()
     summary, made = write_outputs(spec, out_dir, results, make_plots)
+    missing_csv = None
+    if spec.test_missing and not stopped:
+        from smmt_core.experiments.missing import grid_missing
+
+        grid_missing(spec, out_dir, results, stop=stop)  # missing.csv and a section of summary.md
+        missing_csv = out_dir / "missing.csv"
     return ExperimentResult(
         out_dir=out_dir, results=results, summary=summary, results_csv=out_dir / "results.csv",
         summary_csv=out_dir / "summary.csv", summary_md=out_dir / "summary.md", plots=made,
         n_trained=book.n_trained, n_reused=book.n_reused, n_failed=book.n_failed, stopped=stopped,
+        missing_csv=missing_csv,
     )
 
 

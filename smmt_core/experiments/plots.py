@@ -210,3 +210,37 @@ def plot_robustness(frame: pd.DataFrame, path: str | Path, *, title: str | None 
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_missing(frame: pd.DataFrame, path: str | Path, *, title: str | None = None,
+                 metric: str = "balanced_accuracy") -> Path:
+    """One panel per modality left out: each method's score against the share of persons lacking it,
+    with its 95 % CI as a band. `frame` is what `smmt_core.experiments.missing.evaluate_missing_shares`
+    returns."""
+    modalities = list(dict.fromkeys(frame["modality"]))
+    fig = Figure(figsize=(5.0 * max(1, len(modalities)), 4.0))
+    methods = list(dict.fromkeys(frame["method"]))
+    for k, modality in enumerate(modalities):
+        ax = fig.add_subplot(1, len(modalities), k + 1)
+        for i, method in enumerate(methods):
+            rows = frame[(frame["method"] == method) & (frame["modality"] == modality)].sort_values("share")
+            style = _style(method, i)
+            model = rows["kind"].eq("model").any()
+            ax.plot(rows["share"] * 100, rows[metric] * 100, label=method, linewidth=2.2 if model else 1.3,
+                    linestyle="-" if model else "--", **style)
+            ax.fill_between(rows["share"] * 100, rows[f"{metric}_lo"] * 100, rows[f"{metric}_hi"] * 100,
+                            color=style["color"], alpha=0.12, linewidth=0)
+        n_classes = len(frame.attrs.get("classes") or [0, 0])
+        chance = {"balanced_accuracy": 100 / n_classes, "roc_auc": 50.0}.get(metric)
+        if chance is not None:
+            ax.axhline(chance, color="grey", linestyle=":", linewidth=1)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel(f"test persons without {modality} (%)")
+        ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
+        ax.set_title(f"{modality} missing (95 % CI bands)")
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

@@ -111,22 +111,29 @@ class _Evaluator:
         if not keep:
             raise DataError("none of the run's test subjects has a known label of this run's classes", loaded.run_dir)
         items = [items[i] for i in keep]
+        self.subjects = [subjects[i] for i in keep]  # the scans scored, in row order
         self.person_ids = [subjects[i].subject_id for i in keep]
         self.labels = np.array([int(item["label"]) for item in items], dtype=np.int64)
         self.batches = [collate(items[i:i + batch_size])[0].to(self.device) for i in range(0, len(items), batch_size)]
 
     @torch.inference_mode()
-    def score(self, absent: Sequence[Modality], force_mask_ratio: float | None,
-              generator: torch.Generator | None = None) -> tuple[float, float, int]:
-        from smmt_core.train.metrics import compute_metrics, soft_vote
-
+    def probabilities(self, absent: Sequence[Modality] = (), force_mask_ratio: float | None = None,
+                      generator: torch.Generator | None = None) -> np.ndarray:
+        """(scans, classes) class probabilities with `absent` marked absent for every scan."""
         probs = []
         for inputs in self.batches:
             if absent:
                 inputs = inputs.without(*absent)
             logits = self.model(inputs, force_mask_ratio=force_mask_ratio, generator=generator)
             probs.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-        ids, labels, prob = soft_vote(self.person_ids, self.labels, np.concatenate(probs))
+        return np.concatenate(probs)
+
+    def score(self, absent: Sequence[Modality], force_mask_ratio: float | None,
+              generator: torch.Generator | None = None) -> tuple[float, float, int]:
+        from smmt_core.train.metrics import compute_metrics, soft_vote
+
+        prob = self.probabilities(absent, force_mask_ratio, generator)
+        ids, labels, prob = soft_vote(self.person_ids, self.labels, prob)
         metrics = compute_metrics(labels, prob, self.classes)
         return metrics["accuracy"], metrics["balanced_accuracy"], len(ids)
 

@@ -7,8 +7,14 @@ right, accuracy against the test-time mask ratio with all modalities (mean ± SD
 A dashed line marks what guessing achieves (the majority-class rate for accuracy, 1/classes for
 balanced accuracy), so a bar at that line means the model has learnt nothing from those inputs.
 
-The numbers come from `smmt_core.train.robustness.evaluate_robustness`, run on a worker thread
-with progress and Cancel. Computing starts when the panel is visible (set_run on a hidden tab
+A second view puts the run's model beside the simple baselines when a share of the test persons
+lacks their MRI or their clinical data (the same persons for every method, drawn from the run's
+split seed): one line per method with its 95 % CI band, one modality at a time
+(`smmt_core.experiments.missing.evaluate_missing_shares`). Why here: whether SMMT copes better than
+a simple method with incomplete data is the question this tab exists for.
+
+The numbers come from `smmt_core.train.robustness.evaluate_robustness`, then the comparison, both
+in one job on a worker thread with progress and Cancel. Computing starts when the panel is visible (set_run on a hidden tab
 only remembers the run), and results are kept per run folder, so switching models back and forth
 costs nothing. Every text it shows is in `smmt_gui.strings` (the ROBUSTNESS_* section).
 """
@@ -33,17 +39,24 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from smmt_core.modalities import ALL_NAME, DEFAULT_MASK_RATIOS, modality_subsets, subset_name
+from smmt_core.variants import BASELINES
 from smmt_gui import strings
 from smmt_gui.panels.training import styled_plot, title_label
 from smmt_gui.workers import FunctionWorker
 
 BAR_COLOURS = {3: "#0072B2", 2: "#56B4E9", 1: "#A6CEE3"}  # by number of modalities given
 SWEEP_COLOUR = "#D55E00"
+MISSING_SHARES = (0.0, 0.2, 0.4, 0.6)
+MODEL_KEY = "model"  # the run's own model among the missing-data curves (its name is the variant's)
+# Okabe-Ito colours: the model first, one per baseline.
+METHOD_COLOURS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+_DEFAULT = object()
 
 
 def subset_label(name: str, short: bool = False) -> str:
@@ -71,10 +84,18 @@ class RobustnessPanel(QWidget):
     failed = Signal(str)
     busy_changed = Signal(bool)
 
+    missing_computed = Signal(object)  # the DataFrame of evaluate_missing_shares
+
     def __init__(self, parent=None, evaluate_fn: Callable | None = None,
-                 mask_ratios=DEFAULT_MASK_RATIOS, device: str | None = None):
+                 mask_ratios=DEFAULT_MASK_RATIOS, device: str | None = None, missing_fn=_DEFAULT,
+                 missing_shares=MISSING_SHARES):
         super().__init__(parent)
         self._evaluate_fn = evaluate_fn  # None: smmt_core.train.robustness.evaluate_robustness
+        # None: no comparison with the baselines; by default the real one, unless evaluate_fn is a stand-in
+        self._missing_fn = (None if evaluate_fn is not None else "real") if missing_fn is _DEFAULT else missing_fn
+        self.missing_shares = tuple(missing_shares)
+        self.missing_frame: pd.DataFrame | None = None
+        self._missing_results: dict[Path, pd.DataFrame] = {}
         self.mask_ratios = tuple(mask_ratios)
         self._device = device
         self.run_dir: Path | None = None
@@ -93,7 +114,7 @@ class RobustnessPanel(QWidget):
         self.metric_combo = QComboBox()
         for key, text in strings.ROBUSTNESS_METRICS:
             self.metric_combo.addItem(text, key)
-        self.metric_combo.currentIndexChanged.connect(lambda _index: self._draw())
+        self.metric_combo.currentIndexChanged.connect(lambda _index: (self._draw(), self._draw_missing()))
         self.compute_button = QPushButton(strings.ROBUSTNESS_COMPUTE)
         self.compute_button.clicked.connect(self._compute_clicked)
         self.progress_bar = QProgressBar()
@@ -147,6 +168,10 @@ class RobustnessPanel(QWidget):
         plots_layout.setContentsMargins(0, 0, 0, 0)
         plots_layout.addWidget(self.subset_plot, 1)
         plots_layout.addWidget(self.sweep_plot, 1)
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        self.views.addTab(plots, strings.ROBUSTNESS_VIEWS[0])
+        self.views.addTab(self._build_missing_view(), strings.ROBUSTNESS_VIEWS[1])
 
         self.table = QTableWidget(0, len(strings.ROBUSTNESS_TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(strings.ROBUSTNESS_TABLE_COLUMNS)
@@ -157,7 +182,7 @@ class RobustnessPanel(QWidget):
         self.table.setMinimumHeight(140)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(plots)
+        splitter.addWidget(self.views)
         splitter.addWidget(self.table)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 1)
@@ -169,6 +194,55 @@ class RobustnessPanel(QWidget):
         layout.addWidget(self.status_label)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.chance_label)
+
+    def _build_missing_view(self) -> QWidget:
+        """One plot: a line (and CI band) per method against the share of persons lacking a modality.
+        Curves are made once per method (the model and every baseline) and given data later."""
+        self.missing_combo = QComboBox()
+        for key, text in strings.ROBUSTNESS_MISSING_MODALITIES:
+            self.missing_combo.addItem(text, key)
+        self.missing_combo.currentIndexChanged.connect(lambda _index: self._draw_missing())
+        self.missing_plot = _plot(*strings.ROBUSTNESS_MISSING_PLOT)
+        self.missing_plot.setXRange(-2, 62, padding=0)
+        self.missing_legend = self.missing_plot.addLegend(offset=(10, -10),  # bottom left: the curves fall to the right
+                                                          labelTextColor="k",
+                                                          brush=pg.mkBrush(255, 255, 255, 210))
+        self.missing_chance = pg.InfiniteLine(angle=0, pen=pg.mkPen((120, 120, 120), width=1,
+                                                                    style=Qt.PenStyle.DashLine))
+        self.missing_plot.addItem(self.missing_chance)
+        self.missing_curves: dict[str, pg.PlotDataItem] = {}
+        self.missing_bands: dict[str, pg.FillBetweenItem] = {}
+        self._band_edges: dict[str, tuple[pg.PlotCurveItem, pg.PlotCurveItem]] = {}
+        for i, key in enumerate([MODEL_KEY, *BASELINES]):
+            colour = METHOD_COLOURS[i % len(METHOD_COLOURS)]
+            model = key == MODEL_KEY
+            pen = pg.mkPen(colour, width=3 if model else 2,
+                           style=Qt.PenStyle.SolidLine if model else Qt.PenStyle.DashLine)
+            lo, hi = pg.PlotCurveItem(pen=pg.mkPen(None)), pg.PlotCurveItem(pen=pg.mkPen(None))
+            band_colour = pg.mkColor(colour)
+            band_colour.setAlpha(40)
+            band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(band_colour))
+            self.missing_plot.addItem(band)
+            self._band_edges[key], self.missing_bands[key] = (lo, hi), band
+            curve = pg.PlotDataItem(pen=pen, symbol="o" if model else "t", symbolSize=8 if model else 7,
+                                    symbolBrush=colour, symbolPen=pg.mkPen(colour))
+            self.missing_plot.addItem(curve)  # not through the legend: entries are for methods with data
+            self.missing_curves[key] = curve
+        self.missing_label = QLabel(strings.ROBUSTNESS_MISSING_WAITING)
+        self.missing_label.setWordWrap(True)
+        self.missing_label.setStyleSheet("color: palette(mid);")
+
+        view = QWidget()
+        layout = QVBoxLayout(view)
+        layout.setContentsMargins(0, 4, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel(strings.ROBUSTNESS_MISSING_WITHOUT))
+        row.addWidget(self.missing_combo)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addWidget(self.missing_plot, 1)
+        layout.addWidget(self.missing_label)
+        return view
 
     # --- public API ------------------------------------------------------------------------------
     def set_run(self, run_dir) -> None:
@@ -185,6 +259,8 @@ class RobustnessPanel(QWidget):
             return
         self.title_label.setText(strings.ROBUSTNESS_TITLE_RUN.format(name=run_dir.name))
         self.compute_button.setEnabled(True)
+        self.missing_frame = self._missing_results.get(run_dir) if run_dir is not None else None
+        self._draw_missing()
         if run_dir in self._results:
             self._show_frame(self._results[run_dir])
         elif self.isVisible() and run_dir not in self._attempted:
@@ -201,14 +277,22 @@ class RobustnessPanel(QWidget):
         if self.run_dir is None or self.is_running():
             return
         self._results.pop(self.run_dir, None)
+        self._missing_results.pop(self.run_dir, None)
         self._attempted.add(self.run_dir)
         self.frame = None
+        self.missing_frame = None
         self._clear_plots()
+        self._draw_missing()
+        self.missing_label.setText(strings.ROBUSTNESS_MISSING_WAITING if self._missing_fn else "")
         fn = self._evaluate_fn
         if fn is None:
             from smmt_core.train.robustness import evaluate_robustness as fn
+        missing_fn = self._missing_fn
+        if missing_fn == "real":
+            missing_fn = _real_missing
         worker = FunctionWorker(_evaluate_job, fn, self.run_dir, self.mask_ratios, progress_kw="report",
-                                stop_kw="stop", device=self._device, name="robustness")
+                                stop_kw="stop", device=self._device, name="robustness", missing_fn=missing_fn,
+                                missing_shares=self.missing_shares)
         self._rows = []
         # Signals of a worker that was replaced (another run chosen) are ignored.
         worker.progress.connect(lambda value, w=worker: w is self._worker and self._on_progress(value))
@@ -255,6 +339,24 @@ class RobustnessPanel(QWidget):
 
     # --- worker callbacks --------------------------------------------------------------------------
     def _on_progress(self, value) -> None:
+        if value[0] == "missing":  # the comparison with the baselines is done
+            self.missing_frame = value[1]
+            if not value[1].attrs.get("stopped") and self.run_dir is not None:
+                self._missing_results[self.run_dir] = value[1]
+            self._draw_missing()
+            self.missing_computed.emit(value[1])
+            return
+        if value[0] == "missing-error":
+            self.missing_label.setText(strings.ROBUSTNESS_MISSING_FAILED.format(message=value[1]))
+            return
+        if value[0] == "missing-progress":
+            _, done, total = value
+            self.progress_bar.setRange(0, max(1, int(total)))
+            self.progress_bar.setValue(int(done))
+            text = strings.ROBUSTNESS_MISSING_COMPUTING.format(done=done, total=total)
+            self.status_label.setText(text)
+            self.missing_label.setText(text)
+            return
         if value[0] == "row":  # a pass finished: draw its bar (or sweep point) now, not when every pass is done
             self._rows.append(value[1])
             self.frame = pd.DataFrame(self._rows)
@@ -355,6 +457,64 @@ class RobustnessPanel(QWidget):
                 line.setValue(level)
         self.chance_label.setText(caption)
 
+    def _draw_missing(self) -> None:
+        """The missing-data view for the chosen modality and metric (curves emptied when there is none)."""
+        frame = self.missing_frame
+        self.missing_legend.clear()
+        metric = self.metric_key()
+        metric_text = dict(strings.ROBUSTNESS_METRICS)[metric]
+        self.missing_plot.setTitle(strings.ROBUSTNESS_MISSING_PLOT[0].format(metric=metric_text), color="k",
+                                   size="10pt")
+        self.missing_plot.setLabel("left", metric_text, color="k")
+        self.missing_plot.setLabel("bottom", strings.ROBUSTNESS_MISSING_PLOT[1], color="k")
+        drawn = set()
+        if frame is not None and len(frame):
+            rows = frame[frame["modality"] == self.missing_combo.currentData()]
+            self.missing_plot.setXRange(-2, float(frame["share"].max()) * 100 + 2, padding=0)
+            for method, group in rows.groupby("method", sort=False):
+                key = MODEL_KEY if (group["kind"] == "model").any() else method
+                if key not in self.missing_curves:
+                    continue
+                group = group.sort_values("share")
+                x = group["share"].to_numpy(float) * 100
+                y = group[metric].to_numpy(float)
+                finite = np.isfinite(y)
+                self.missing_curves[key].setData(x[finite], y[finite])
+                lo_col, hi_col = f"{metric}_lo", f"{metric}_hi"
+                lo_edge, hi_edge = self._band_edges[key]
+                if lo_col in group and hi_col in group:
+                    lo, hi = group[lo_col].to_numpy(float), group[hi_col].to_numpy(float)
+                    ok = np.isfinite(lo) & np.isfinite(hi)
+                    lo_edge.setData(x[ok], lo[ok])
+                    hi_edge.setData(x[ok], hi[ok])
+                else:
+                    lo_edge.setData([], [])
+                    hi_edge.setData([], [])
+                self.missing_legend.addItem(self.missing_curves[key], method)
+                drawn.add(key)
+        for key, curve in self.missing_curves.items():
+            if key not in drawn:
+                curve.setData([], [])
+                for edge in self._band_edges[key]:
+                    edge.setData([], [])
+        classes = (frame.attrs.get("classes") if frame is not None else None) or []
+        level = (1.0 / len(classes) if metric == "balanced_accuracy" else frame.attrs.get("majority_rate")) \
+            if frame is not None and classes else None
+        self.missing_chance.setVisible(level is not None)
+        if level is not None:
+            self.missing_chance.setValue(level)
+        if frame is None:
+            return
+        n = int(frame["n_persons"].max()) if len(frame) else 0
+        text = strings.ROBUSTNESS_MISSING_DONE.format(n=n, seed=frame.attrs.get("split_seed", "?"))
+        if metric != "balanced_accuracy":
+            text += strings.ROBUSTNESS_MISSING_NO_CI
+        errors = frame.attrs.get("errors") or {}
+        if errors:
+            text += " " + strings.ROBUSTNESS_MISSING_SKIPPED.format(
+                names="; ".join(f"{name} ({message})" for name, message in errors.items()))
+        self.missing_label.setText(text)
+
     def _fill_table(self, frame: pd.DataFrame) -> None:
         self.table.setRowCount(len(frame))
         for row, record in enumerate(frame.itertuples(index=False)):
@@ -402,16 +562,37 @@ class RobustnessPanel(QWidget):
         super().closeEvent(event)
 
 
-def _evaluate_job(fn, run_dir, mask_ratios, *, report, stop, device):
+def _evaluate_job(fn, run_dir, mask_ratios, *, report, stop, device, missing_fn=None, missing_shares=MISSING_SHARES):
     """Run `evaluate_robustness` (or an injected stand-in), reporting ("progress", done, total)
-    after each pass and ("row", row) with each finished row. Without a device, the default one is
-    chosen here, on the worker (choosing it imports torch: never on the GUI thread)."""
+    after each pass and ("row", row) with each finished row; then, unless stopped, the comparison
+    with the baselines (`missing_fn`), reported as ("missing-progress", done, total) and
+    ("missing", frame), or ("missing-error", message): its failure does not hide the robustness
+    rows. Without a device, the default one is chosen here, on the worker (choosing it imports
+    torch: never on the GUI thread)."""
     if device is None:
         from smmt_core.device import select_device
 
         device = str(select_device("auto"))
-    return fn(run_dir, mask_ratios, on_progress=lambda done, total: report(("progress", done, total)),
-              on_row=lambda row: report(("row", row)), stop=stop, device=device)
+    frame = fn(run_dir, mask_ratios, on_progress=lambda done, total: report(("progress", done, total)),
+               on_row=lambda row: report(("row", row)), stop=stop, device=device)
+    if missing_fn is not None and not stop.is_set() and not frame.attrs.get("stopped"):
+        from smmt_core.errors import SMMTError
+
+        try:
+            missing = missing_fn(run_dir, shares=missing_shares, device=device, stop=stop,
+                                 on_progress=lambda done, total: report(("missing-progress", done, total)))
+        except SMMTError as error:
+            report(("missing-error", str(error)))
+        else:
+            report(("missing", missing))
+    return frame
+
+
+def _real_missing(run_dir, **kwargs):
+    """The model and every baseline with a share of the test persons lacking a modality."""
+    from smmt_core.experiments.missing import evaluate_missing_shares
+
+    return evaluate_missing_shares(run_dir, **kwargs)
 
 
 def _mean_sd(mean: float, sd: float) -> str:

@@ -217,3 +217,88 @@ def test_bars_are_drawn_as_their_passes_finish(qtbot, tmp_path):
     assert panel.is_running()  # drawn while the evaluation still runs
     release.set()
     qtbot.waitUntil(lambda: not panel.is_running(), timeout=10_000)
+
+
+def _points(item) -> int:
+    x = item.getData()[0]
+    return 0 if x is None else len(x)
+
+
+def fake_missing_frame(run_dir, shares=(0.0, 0.2, 0.4)):
+    """Rows shaped like evaluate_missing_shares's: the model and two baselines, two modalities."""
+    from smmt_core.experiments.missing import COLUMNS as MISSING_COLUMNS
+
+    rows = []
+    for k, (method, kind) in enumerate((("smmt", "model"), ("lr-clinical", "baseline"), ("lr-pixels", "baseline"))):
+        for modality in ("mri", "clinical"):
+            for share in shares:
+                value = 0.9 - 0.1 * k - (0.5 if modality == "mri" else 0.2) * share
+                rows.append(dict(method=method, kind=kind, modality=modality, share=share, n_persons=20,
+                                 n_missing=round(share * 20), n_prior=0, balanced_accuracy=value,
+                                 balanced_accuracy_lo=value - 0.1, balanced_accuracy_hi=value + 0.05,
+                                 roc_auc=value, roc_auc_lo=value - 0.1, roc_auc_hi=value + 0.1, accuracy=value + 0.01))
+    frame = pd.DataFrame(rows, columns=MISSING_COLUMNS)
+    frame.attrs.update(run_dir=str(run_dir), classes=["CN", "AD"], split_seed=3, majority_rate=0.55,
+                       errors={"cnn": "no subject has a T1 image"})
+    return frame
+
+
+def test_the_missing_data_view_draws_one_curve_per_method_with_its_band(qtbot, tmp_path):
+    calls = []
+
+    def missing(run_dir, shares, device, stop, on_progress):
+        calls.append((run_dir, tuple(shares), device))
+        on_progress(1, 3)
+        return fake_missing_frame(run_dir)
+
+    panel = RobustnessPanel(evaluate_fn=FakeEvaluate(), mask_ratios=(0.0,), device="cpu", missing_fn=missing)
+    qtbot.addWidget(panel)
+    panel.resize(1500, 900)
+    panel.show()
+    panel.views.setCurrentIndex(1)
+    with qtbot.waitSignal(panel.missing_computed, timeout=10_000):
+        panel.set_run(tmp_path / "run-m")
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
+    assert calls == [(tmp_path / "run-m", (0.0, 0.2, 0.4, 0.6), "cpu")]
+
+    drawn = {key: curve.getData() for key, curve in panel.missing_curves.items() if _points(curve)}
+    assert set(drawn) == {"model", "lr-clinical", "lr-pixels"}  # one curve per method; no data, no curve
+    x, y = drawn["model"]
+    np.testing.assert_allclose(x, [0, 20, 40])
+    np.testing.assert_allclose(y, [0.9, 0.8, 0.7])  # balanced accuracy, MRI missing
+    lo, hi = (edge.getData()[1] for edge in panel._band_edges["lr-clinical"])
+    np.testing.assert_allclose(lo, [0.7, 0.6, 0.5])
+    np.testing.assert_allclose(hi, [0.85, 0.75, 0.65])
+    legend = [label.text for _, label in panel.missing_legend.items]
+    assert legend == ["smmt", "lr-clinical", "lr-pixels"]
+    assert "split seed (3)" in panel.missing_label.text() and "cnn" in panel.missing_label.text()
+    assert panel.missing_chance.value() == pytest.approx(0.5)
+
+    panel.missing_combo.setCurrentIndex(panel.missing_combo.findData("clinical"))
+    _, y = panel.missing_curves["model"].getData()
+    np.testing.assert_allclose(y, [0.9, 0.86, 0.82])
+    panel.metric_combo.setCurrentIndex(panel.metric_combo.findData("accuracy"))
+    _, y = panel.missing_curves["lr-pixels"].getData()
+    np.testing.assert_allclose(y, [0.71, 0.67, 0.63])
+    assert _points(panel._band_edges["lr-pixels"][0]) == 0  # accuracy has no CI: no band
+
+    panel.set_run(tmp_path / "other")  # another run: computed anew
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=10_000)
+    panel.set_run(tmp_path / "run-m")  # cached, drawn again without computing
+    assert len(calls) == 2 and _points(panel.missing_curves["model"]) == 3
+
+
+def test_a_failing_comparison_keeps_the_robustness_rows(qtbot, tmp_path):
+    from smmt_core.errors import DataError
+
+    def missing(run_dir, **kwargs):
+        raise DataError("the dataset moved")
+
+    panel = RobustnessPanel(evaluate_fn=FakeEvaluate(), mask_ratios=(0.0,), device="cpu", missing_fn=missing)
+    qtbot.addWidget(panel)
+    panel.show()
+    with qtbot.waitSignal(panel.computed, timeout=10_000):
+        panel.set_run(tmp_path / "run-f")
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=5000)
+    assert "the dataset moved" in panel.missing_label.text()
+    assert panel.frame is not None and panel.table.rowCount() == 7
