@@ -229,7 +229,7 @@ class Predictor:
         """Load what every first prediction needs (the MNI template at the run's resolution), so
         that the first prediction costs what later ones cost."""
         if self.run.schema.mri_shape is not None:
-            from smmt_core.data.preprocess import mni_template
+            from smmt_core.data.template import mni_template
 
             mni_template(self.run.preprocess.resolution_mm)
 

@@ -40,7 +40,10 @@ from typing import Literal
 
 import numpy as np
 
-from smmt_core.data.intake import deps, qc
+from smmt_core.data.intake import deps, dicom, qc
+from smmt_core.data.preprocess_config import default_cache_dir
+from smmt_core.data.t1 import file_digest, read_t1
+from smmt_core.data.template import mni_template, resample_kwargs
 from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from smmt_core.errors import DataError, SMMTError
 from smmt_core.settings import Settings, setting
@@ -146,15 +149,10 @@ class IntakeResult:
 
 
 def default_intake_cache_dir() -> Path:
-    from smmt_core.data.preprocess import default_cache_dir
-
     return default_cache_dir() / "intake"
 
 
 def input_digest(path: Path) -> str:
-    from smmt_core.data.intake import dicom
-    from smmt_core.data.preprocess import file_digest
-
     return dicom.folder_digest(path) if path.is_dir() else file_digest(path)
 
 
@@ -244,8 +242,6 @@ def run_intake(path, settings: IntakeSettings | None = None, *, cache: IntakeCac
     QC failure is not an exception here: `result.qc.verdict == "fail"` (callers refuse to predict).
     """
 
-    from smmt_core.data.intake import dicom
-
     settings = settings or IntakeSettings()
     cache = cache if cache is not None else IntakeCache()
     source = Path(path).expanduser()
@@ -303,8 +299,6 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
                check_stop, picture: bool | None) -> IntakeResult:
     import nibabel as nib
 
-    from smmt_core.data.intake import dicom
-    from smmt_core.data.preprocess import _load_t1, mni_template
 
     seconds: dict[str, float] = {}
     skipped: dict[str, str] = {}
@@ -346,7 +340,7 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
         native_path = source
         skip("convert", "not DICOM")
     t0 = time.perf_counter()
-    img, warnings = _load_t1(native_path)
+    img, warnings = read_t1(native_path)
     notes.extend(warnings)
     img = nib.as_closest_canonical(img)
     img = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)), img.affine)  # flipped views -> C order
@@ -419,15 +413,14 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
     else:
         from nilearn import image
 
-        from smmt_core.data.preprocess import _resample_kwargs
 
         skip("bias", "already in MNI space")
         skip("register", f"already in MNI space (score {m.mni_score:.2f})")
         t0 = time.perf_counter()
         registered = image.resample_img(brain, target_affine=output_grid.affine, target_shape=output_grid.shape,
-                                        interpolation="linear", fill_value=0.0, **_resample_kwargs())
+                                        interpolation="linear", fill_value=0.0, **resample_kwargs())
         reg_mask = image.resample_img(mask, target_affine=output_grid.affine, target_shape=output_grid.shape,
-                                      interpolation="nearest", fill_value=0.0, **_resample_kwargs())
+                                      interpolation="nearest", fill_value=0.0, **resample_kwargs())
         matrix = np.eye(4)  # already in MNI space: the identity map
         lap("resample", t0)
 
@@ -462,8 +455,6 @@ def _picture_title(source: Path, verdict: qc.QCResult) -> str:
 def _mni_grid(resolution_mm: float):
     """An empty image on the MNI152 template grid at `resolution_mm` (what registration resamples onto)."""
     import nibabel as nib
-
-    from smmt_core.data.preprocess import mni_template
 
     tpl = mni_template(resolution_mm)
     return nib.Nifti1Image(np.zeros(tpl.data.shape, dtype=np.float32), tpl.affine)

@@ -423,7 +423,7 @@ def check_image_data(path: Path) -> tuple[str | None, list[str]]:
     """A full check: (fatal problem or None, warnings).
 
     Fatal: unreadable or truncated, not 3D, no finite voxel, constant. A few NaN/inf voxels are
-    only a warning: preprocessing sets them to 0 (the same rule as preprocess.load_t1).
+    only a warning: preprocessing sets them to 0 (the same rule as t1.load_t1).
     """
     problem = check_image_header(path)
     if problem:
