@@ -49,6 +49,7 @@ from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text, read_regular_bytes  # noqa: F401 (re-exported)
 from smmt_core.jsonsafe import json_safe
 from smmt_core.train.config import TrainConfig
+from smmt_core.train.run_record import RunRecord
 
 CHECKPOINT_FORMAT = 2  # bump when the JSON layout changes incompatibly (2: metadata_sha256)
 CHECKPOINT_KINDS = ("best", "last")
@@ -424,8 +425,6 @@ def _metadata_of_published_weights(run_dir: Path, which: str, blob: bytes, settl
     """The metadata of weights that do not belong to the JSON read beside them: their own (from
     their header) when a live process is training the run, so publishing a new checkpoint now and
     then; otherwise _MismatchedPair (load_run reads both files once more, then reports it)."""
-    from smmt_core.train.run_record import RunRecord
-
     weights_path, meta_path = checkpoint_paths(run_dir, which)
     mismatch = _MismatchedPair(f"weights do not belong to {meta_path.name} (checksum differs: interrupted save, "
                                "or files from different runs)", weights_path)

@@ -23,10 +23,12 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from smmt_core.train import events as ev
 from smmt_core.train.events import RunResult
 from smmt_core.train.run_record import ENSEMBLE_KIND, MEMBERS_DIR, RunRecord, default_run_name, utc_now
 
@@ -35,8 +37,12 @@ def member_seeds(config, n_members: int) -> list[int]:
     return [config.optim.seed + i for i in range(n_members)]
 
 
-def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event | None = None) -> RunResult:
+def train_ensemble(config, n_members: int, train_member: Callable[..., RunResult], on_event=None,
+                   stop: threading.Event | None = None) -> RunResult:
     """Train `n_members` runs of `config` (seeds seed, seed+1, …) on one split; score their mean.
+
+    `train_member(config, on_event=, stop=)` trains one member: the trainer passes its own single-run
+    entry, so that this module, which the trainer dispatches to, does not import the trainer back.
 
     Events are the members' own, one run after the other, except that the members' RunFinished
     are held back: one RunFinished, for the ensemble's folder, ends it (a window that opens the
@@ -44,9 +50,6 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
     and starts no further member; the ensemble is then "stopped" and made of the members that
     have a best checkpoint.
     """
-    from smmt_core.train import events as ev
-    from smmt_core.train.trainer import train
-
     def member_event(event) -> None:
         if on_event is not None and not isinstance(event, ev.RunFinished):
             on_event(event)
@@ -69,7 +72,7 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
                 break
             member = config.updated(seed=seed, split_seed=split_seed, out=str(record.run_dir / MEMBERS_DIR),
                                     run_name=f"seed-{seed}", ensemble=1)
-            result = train(member, on_event=member_event, stop=stop)
+            result = train_member(member, on_event=member_event, stop=stop)
             results.append(result)
             summary["members"].append(f"{MEMBERS_DIR}/{result.run_dir.name}")
             record.write_summary(summary)

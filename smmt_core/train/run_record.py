@@ -38,6 +38,7 @@ import pandas as pd
 from smmt_core.errors import CheckpointError, ConfigError, DataError
 from smmt_core.fileio import atomic_write_text, read_json, read_table
 from smmt_core.jsonsafe import json_safe
+from smmt_core.train.config import TrainConfig
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
@@ -217,10 +218,8 @@ class RunRecord:
     # -- reading ---------------------------------------------------------------------------
     def summary(self) -> dict:
         """run.json as a dict; CheckpointError naming the file when missing or unreadable."""
-        from smmt_core.train.checkpoints import read_json
-
         path = self.run_dir / self.SUMMARY_FILE
-        data = read_json(path, "run summary")
+        data = read_json(path, "run summary", error=CheckpointError)
         if data.get("status") not in RUN_STATUSES:
             raise CheckpointError(f"run summary has an unknown status {data.get('status')!r}", path)
         problem = summary_type_problem(data)
@@ -230,12 +229,9 @@ class RunRecord:
 
     def config(self):
         """The stored TrainConfig (CheckpointError when missing or invalid)."""
-        from smmt_core.train.checkpoints import read_json
-        from smmt_core.train.config import TrainConfig
-
         path = self.run_dir / CONFIG_FILE
         try:
-            return TrainConfig.from_dict(read_json(path, "run config"))
+            return TrainConfig.from_dict(read_json(path, "run config", error=CheckpointError))
         except ConfigError as error:
             raise CheckpointError(f"stored training config is invalid: {error.problem}", path) from None
 

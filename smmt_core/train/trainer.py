@@ -83,8 +83,10 @@ from smmt_core.train.checkpoints import (
 )
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.energy import EnergyMeter, EnergyReport, check_country
+from smmt_core.train.ensemble import train_ensemble
 from smmt_core.train.events import RunResult
 from smmt_core.train.metrics import SCALAR_METRICS, bootstrap_person_ci, compute_metrics, scalar_metrics, soft_vote
+from smmt_core.train.robustness import modality_subsets, subset_name
 from smmt_core.train.run_record import RunRecord, SilentRecord, default_run_name, process_stamp, utc_now
 
 log = logging.getLogger(__name__)
@@ -804,8 +806,6 @@ class _Run:
         Stored with the best checkpoint so that a prediction made from a subset on which the run's
         own test set is at chance can say so (Predictor), rather than present a guess as a finding.
         """
-        from smmt_core.train.robustness import modality_subsets, subset_name
-
         have = {Modality(name) for name in p.model.encoders}
         out = {}
         for subset in modality_subsets():
@@ -952,9 +952,7 @@ def train(config: TrainConfig, on_event: EventCallback | None = None, stop: thre
         if resume is not None or dist is not None:
             raise ConfigError("an ensemble trains its members one after the other in one process: --resume and "
                               "--ddp take a single run (train a member, or leave out --ensemble)")
-        from smmt_core.train.ensemble import train_ensemble
-
-        return train_ensemble(config, config.run.ensemble, on_event, stop)
+        return train_ensemble(config, config.run.ensemble, train, on_event, stop)
     run = _Run(config, on_event, stop, resume, dist)
     try:
         return run.execute()
