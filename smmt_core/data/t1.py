@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smmt_core.data.image_files import image_size_problem, image_stream_problem
 from smmt_core.errors import DataError
 from smmt_core.fileio import hash_file_into
 
@@ -49,8 +50,6 @@ def read_t1(path) -> tuple["nibabel.Nifti1Image", list[str]]:  # noqa: F821
         raise DataError(f"not a readable MRI image ({exc})", path) from None
     except Exception as exc:  # corrupt headers raise many kinds of errors
         raise DataError(f"cannot read MRI header ({type(exc).__name__}: {exc})", path) from None
-    from smmt_core.data.layouts.common import image_size_problem, image_stream_problem  # imports pandas
-
     # before the data are read: a lying header or a short compressed stream allocates nothing
     problem = image_size_problem(img, path) or image_stream_problem(img, path)
     if problem:

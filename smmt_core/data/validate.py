@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from smmt_core.data.layouts.common import check_image_data
+from smmt_core.data.image_files import check_image_data
 from smmt_core.data.loaders import load_dataset
 from smmt_core.data.subject import ALL_MODALITIES, DIAGNOSES, LABEL_SETS, Cohort
 from smmt_core.data.t1 import read_t1

@@ -249,7 +249,7 @@ def test_nifti_headers_with_adversarial_dimensions_and_datatypes_cost_only_the_h
 
     import numpy as np
 
-    from smmt_core.data.layouts.common import MAX_IMAGE_BYTES
+    from smmt_core.data.image_files import MAX_IMAGE_BYTES
     from smmt_core.data.t1 import load_t1
     from smmt_core.data.validate import image_problem
 
