@@ -468,7 +468,7 @@ def _is_synthetic(spec, results: pd.DataFrame) -> bool:
         return True
     for run_dir in results.get("run_dir", []):
         try:
-            if RunRecord(run_dir).summary().get("synthetic"):
+            if RunRecord(run_dir).run_summary().synthetic:
                 return True
         except SMMTError:
             continue
