@@ -131,3 +131,20 @@ def test_the_import_graph_sees_every_kind_of_import():
 def test_no_import_cycles_between_modules():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+# -- function length ------------------------------------------------------------------------------
+MAX_FUNCTION_LINES = 100  # a longer function does several jobs; give each a name
+
+
+def test_no_function_in_the_science_core_is_longer_than_a_screenful_or_two():
+    long = []
+    for path in sorted((ROOT / "smmt_core").rglob("*.py")):
+        if "bench" in path.relative_to(ROOT).parts:  # benchmark scripts read top to bottom on purpose
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "split these into named steps: " + "; ".join(long)
