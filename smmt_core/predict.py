@@ -229,7 +229,7 @@ class Predictor:
         """Load what every first prediction needs (the MNI template at the run's resolution), so
         that the first prediction costs what later ones cost."""
         if self.run.schema.mri_shape is not None:
-            from smmt_core.data.preprocess import mni_template
+            from smmt_core.data.template import mni_template
 
             mni_template(self.run.preprocess.resolution_mm)
 
@@ -252,7 +252,7 @@ class Predictor:
     @property
     def calibrated(self) -> bool:
         """Whether the run's probabilities were calibrated (a temperature fitted on its validation persons)."""
-        calibration = self.run.metadata.get("calibration")
+        calibration = self.run.meta.calibration
         return isinstance(calibration, dict) and not calibration.get("note") and "temperature" in calibration
 
     @property
@@ -367,7 +367,7 @@ class Predictor:
             warnings=warnings,
             model_name=self.run_name,
             synthetic_model=self.synthetic,
-            reliability=reliability(self.run.metadata.get("subset_metrics") or {}, used),
+            reliability=reliability(self.run.meta.subset_metrics or {}, used),
             intake=pre.intake if pre is not None else None,
             borderline=is_borderline(prob),
             calibrated=self.calibrated,
@@ -437,7 +437,7 @@ class EnsemblePredictor:
 
         self.members = members
         self.run_dir = Path(run_dir)
-        self.run_name = str(RunRecord(run_dir).summary().get("run_name") or self.run_dir.name)
+        self.run_name = str(RunRecord(run_dir).run_summary().run_name or self.run_dir.name)
 
     @classmethod
     def load(cls, run_dir, device: str = "auto", *, which: str = "best", disk_cache=None) -> "EnsemblePredictor":

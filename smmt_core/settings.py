@@ -14,9 +14,10 @@ validated) and refuses unknown keys, and a bad value raises `ConfigError` with o
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import functools
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from smmt_core.errors import ConfigError
 
@@ -104,3 +105,23 @@ def field_bounds(model: type[BaseModel], name: str) -> tuple[float | None, float
             if getattr(item, attr, None) is not None:
                 high = getattr(item, attr)
     return low, high
+
+
+@functools.lru_cache(maxsize=None)
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter:
+    field = model.model_fields[name]
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return TypeAdapter(annotation, config=ConfigDict(allow_inf_nan=False, strict=True))
+
+
+def check_setting(model: type[BaseModel], name: str, value: Any) -> Any:
+    """`value` checked against the declaration of `model`'s field `name` (type and bounds), for code
+    that takes one setting on its own (a split size, a mask ratio): it accepts what the config
+    accepts, no more, and refuses with the config's own message (ConfigError naming the setting)."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()
+    try:
+        return _field_adapter(model, name).validate_python(value)
+    except ValidationError as error:
+        section = getattr(model, "SECTION", "")
+        raise ConfigError(describe_validation_error(error, f"{section}.{name}" if section else name)) from None

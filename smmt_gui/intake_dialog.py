@@ -39,7 +39,7 @@ SHOWN_STEPS = ("convert", "brain", "bias", "register", "predict")
 def needs_intake(path) -> bool:
     """True for a DICOM folder, or a T1 file that is not already a brain in MNI space (measured)."""
     from smmt_core.data.intake import dicom, qc
-    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data.t1 import load_t1
 
     path = Path(path)
     if path.is_dir():

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from smmt_core.errors import SMMTError
+from smmt_core.train.run_folder import BASELINE_SUMMARY_FILE, BASELINES_DIR
 from smmt_core.train.run_record import RunRecord, utc_now
 from smmt_core.variants import BASELINES  # the names, declared with the variants (read there without this package)
 
@@ -58,7 +59,7 @@ class BaselineUnavailable(Exception):
 class BaselineRecord(RunRecord):
     """A baseline's folder: split.csv, predictions.csv and baseline.json (its run.json)."""
 
-    SUMMARY_FILE = "baseline.json"
+    SUMMARY_FILE = BASELINE_SUMMARY_FILE
 
     def finished(self) -> bool:
         return self.finished_summary() is not None
@@ -266,7 +267,7 @@ def score_baselines_for_run(run_dir: str | Path, names, on_progress=None) -> dic
     cohort_cache: dict = {}
     for i, name in enumerate(names):
         try:
-            out[name] = run_baseline(name, config, Path(run_dir) / "baselines" / name, split=split,
+            out[name] = run_baseline(name, config, Path(run_dir) / BASELINES_DIR / name, split=split,
                                      cohort_cache=cohort_cache)
         except BaselineUnavailable as error:
             out[name] = {"error": str(error)}

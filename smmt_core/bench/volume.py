@@ -165,6 +165,7 @@ def _epochs(config, variants, epochs: int, out_dir: str, rounds: int = 1) -> dic
     """
     import pandas as pd
 
+    from smmt_core.train.run_folder import METRICS_FILE
     from smmt_core.train.trainer import train
 
     per_epoch: dict[str, list[tuple[float, float | None]]] = {v: [] for v in variants}
@@ -173,7 +174,7 @@ def _epochs(config, variants, epochs: int, out_dir: str, rounds: int = 1) -> dic
         for variant in variants:
             cfg = config.updated(variant=variant, epochs=epochs, out=out_dir, run_name=f"bench-{variant}-r{r}")
             result = train(cfg)
-            metrics = pd.read_csv(result.run_dir / "metrics.csv")
+            metrics = pd.read_csv(result.run_dir / METRICS_FILE)
             elapsed = metrics["elapsed_s"].diff().fillna(metrics["elapsed_s"]).tolist()
             energy = metrics["energy_kwh"].diff().fillna(metrics["energy_kwh"]).tolist()
             # With several epochs the first (allocator warm-up) is left out: later ones are the steady state.

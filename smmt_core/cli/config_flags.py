@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Literal, get_args, get_origin
 
-from smmt_core.train.config import FIELD_SECTION, SECTIONS
+from smmt_core.train.config import FIELD_SECTION, SECTIONS, preset_value
 
 
 def _flag(name: str, field) -> str:
@@ -46,7 +46,10 @@ def config_settings(exclude: typing.Iterable[str] = ()):
 
 def add_config_flags(parser: argparse.ArgumentParser, exclude: typing.Iterable[str] = (),
                      required: typing.Iterable[str] = ()) -> None:
-    """One flag per setting; defaults stay None so that only given flags override the preset."""
+    """One flag per setting; defaults stay None so that only given flags override the preset.
+
+    The help shows each setting's value in the default preset (what a run gets without the flag),
+    not the declared default that the preset overrides."""
     must = set(required)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, field in config_settings(exclude):
@@ -54,12 +57,12 @@ def add_config_flags(parser: argparse.ArgumentParser, exclude: typing.Iterable[s
         group = groups.setdefault(section, parser.add_argument_group(f"{section} settings"))
         flag = _flag(name, field)
         kind, choices = _base_type(field.annotation)
-        default = field.default
         help_text = field.description or ""
-        if kind is bool:
-            action = "store_false" if default else "store_true"
+        if kind is bool:  # the flag flips the declared default (see overrides_from_args)
+            action = "store_false" if field.default else "store_true"
             group.add_argument(flag, dest=name, action=action, default=None, help=help_text)
             continue
+        default = preset_value(name)
         if default not in (None, "", [], ()):
             shown = ",".join(default) if isinstance(default, (list, tuple)) else default
             help_text += f" (default {shown})"

@@ -22,7 +22,7 @@ from smmt_core.errors import ConfigError
 from smmt_core.experiments.backends import BACKENDS, make_backend
 from smmt_core.experiments.grid_keys import GRID_KEYS
 from smmt_core.fileio import atomic_write_text, check_writable
-from smmt_core.train.config import PRESETS
+from smmt_core.train.config import DEFAULT_PRESET, PRESETS, preset_value
 from smmt_core.train.events import BatchProgress, EpochEnd
 from smmt_core.variants import BASELINES
 
@@ -118,9 +118,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("--split-seeds", default="0",
                    help="person-level splits to repeat the grid over, e.g. 0,1,2 (default 0)")
     p.add_argument("--mask-ratios", default=None,
-                   help="training mask ratios for the masking variants, e.g. 0,0.3,0.6 (default: the preset's 0.3)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
-                   help="settings preset: demo (CPU, minutes) or paper (default demo)")
+                   help="training mask ratios for the masking variants, e.g. 0,0.3,0.6 (default: the preset's, "
+                        f"{preset_value('mask_ratio')} in {DEFAULT_PRESET})")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                   help=f"settings preset: demo (CPU, minutes) or paper (default {DEFAULT_PRESET}, whose values the "
+                        "flags' defaults show)")
     p.add_argument("--no-plots", action="store_true", help="write the tables only, no PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_config_flags(p, exclude=GRID_KEYS)  # the grid sets these per cell

@@ -63,7 +63,7 @@ def _scans(path: Path, adnimerge):
     if layout == "folder" and is_dicom_subject_folder(path):
         return [(path.name, "", path)], []
     if layout == "file":
-        from smmt_core.data.layouts.common import volume_stem
+        from smmt_core.data.image_files import volume_stem
 
         return [(volume_stem(path), "", path)], []
     cohort = load_dataset(path, adnimerge=adnimerge)

@@ -31,7 +31,7 @@ from smmt_core.jsonsafe import json_safe
 from smmt_core.modalities import MODALITY_NAMES
 from smmt_core.text import format_duration
 from smmt_core.train import events as ev
-from smmt_core.train.config import FIELD_SECTION, PRESETS, TrainConfig
+from smmt_core.train.config import DEFAULT_PRESET, FIELD_SECTION, PRESETS, TrainConfig
 from smmt_core.variants import BASELINES
 
 
@@ -49,10 +49,11 @@ def add_commands(subparsers) -> None:
         ),
         epilog="example: smmt demo-data && smmt train --data demo --epochs 12",
     )
-    train.add_argument("--preset", choices=sorted(PRESETS), default="demo",
+    train.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
                        help="starting settings: 'demo' (small, minutes on a CPU), 'paper' (Table I: "
                             "d=512, 256x256 slices, 50 epochs) or 'volume' (the whole brain as ~4000 3D "
-                            "patch tokens); the flags below override it (default: demo)")
+                            f"patch tokens); the flags below override it (default: {DEFAULT_PRESET}, whose "
+                            "values the flags' defaults show)")
     add_config_flags(train)
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="continue RUN (stopped, interrupted or failed) from its last checkpoint: weights, "

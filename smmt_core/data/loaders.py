@@ -16,9 +16,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from smmt_core.data.image_files import find_volumes, find_volumes_below, is_volume
 from smmt_core.data.intake.dicom import is_dicom_subject_folder
 from smmt_core.data.layouts import adni, bids, oasis
-from smmt_core.data.layouts.common import find_volumes, find_volumes_below, is_volume
 from smmt_core.data.layouts.folder import (
     CLINICAL_JSON,
     load_single_file,

@@ -3,14 +3,14 @@
 Why these steps (the paper registers every scan linearly to MNI152, resizes slices to 256x256,
 scales them to [0, 1] and replicates them to 3 channels):
 
-1. `load_t1` reads with nibabel and refuses what cannot be a single T1 volume (4D series, all-NaN
-   or constant data, broken files), with a message that names the file.
-2. Reorient to RAS (`nibabel.as_closest_canonical`) and resample onto the nilearn MNI152 grid at
-   `resolution_mm` with `nilearn.image.resample_img` (linear interpolation). We do not register:
-   images are expected to be in MNI space already (as ADNI "Spatially Normalized" downloads,
-   Clinica/fMRIPrep outputs and the demo cohort are). A registration check correlates the result
-   with the template inside the brain mask and warns when it is low, so a native-space scan is
-   never used silently.
+1. `read_t1` (`smmt_core.data.t1`) reads with nibabel and refuses what cannot be a single T1
+   volume (4D series, all-NaN or constant data, broken files), with a message that names the file.
+2. Reorient to RAS (`nibabel.as_closest_canonical`) and resample onto the nilearn MNI152 grid
+   (`smmt_core.data.template`) at `resolution_mm` with `nilearn.image.resample_img` (linear
+   interpolation). We do not register: images are expected to be in MNI space already (as ADNI
+   "Spatially Normalized" downloads, Clinica/fMRIPrep outputs and the demo cohort are). A
+   registration check correlates the result with the template inside the brain mask and warns
+   when it is low, so a native-space scan is never used silently.
 3. Robust intensity scaling to [0, 1]: the 0.5th and 99.5th percentiles of the voxels inside the
    MNI brain mask map to 0 and 1 (outliers and scanner scaling no longer matter).
 4. Slices: `n_slices` slices of `plane`, spread evenly over a band that runs from the hippocampi
@@ -28,11 +28,8 @@ The settings themselves (`PreprocessConfig`, `PREPROCESS_VERSION`) are declared 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
-import os
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -40,9 +37,18 @@ from pathlib import Path
 
 import numpy as np
 
-from smmt_core.data.preprocess_config import INPUT_KINDS, PLANES, PREPROCESS_VERSION, PreprocessConfig  # noqa: F401 (re-exported)
+from smmt_core.data.intake.pipeline import IntakeCache, IntakeSettings, input_digest, run_intake
+from smmt_core.data.preprocess_config import (  # noqa: F401 (re-exported)
+    INPUT_KINDS,
+    PLANES,
+    PREPROCESS_VERSION,
+    PreprocessConfig,
+    default_cache_dir,
+)
+from smmt_core.data.t1 import companion_file, read_t1
+from smmt_core.data.template import extract_slice, mni_template, resample_kwargs
 from smmt_core.errors import DataError
-from smmt_core.fileio import atomic_write, hash_file_into
+from smmt_core.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +74,6 @@ _PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 # does not look registered to MNI space.
 REGISTRATION_WARN_BELOW = 0.5
 
-# Voxels of the (0..1 scaled) MNI152 template above this value form the brain mask; the same
-# threshold as nilearn.datasets.load_mni152_brain_mask.
-BRAIN_MASK_THRESHOLD = 0.2
-
-
 @dataclass
 class PreprocessedMRI:
     """One preprocessed T1: the MNI-grid volume (for viewers) and the slices (for the model).
@@ -96,140 +97,6 @@ class PreprocessedMRI:
     template_correlation: float
     warnings: list[str] = field(default_factory=list)
     intake: dict | None = None  # what the intake did (steps, QC verdict/score/reason, files); None: not run
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading
-
-
-def _is_analyze_pair_member(path: Path) -> bool:
-    return path.suffix.lower() in (".hdr", ".img")
-
-
-def load_t1(path) -> "nibabel.Nifti1Image":  # noqa: F821 (nibabel imported lazily)
-    """Read one T1 volume as a float32 `Nifti1Image`; `DataError` naming the file otherwise.
-
-    Accepts NIfTI-1/2 (.nii, .nii.gz), MGH (.mgz) and Analyze (.hdr/.img). Trailing singleton
-    dimensions (x, y, z, 1) are dropped. Refused: missing or unreadable files, anything that is
-    not one 3D volume, data without a finite value, constant data and unusable affines.
-    Isolated NaN/inf voxels become 0.
-    """
-    img, _ = _load_t1(path)
-    return img
-
-
-def _load_t1(path) -> tuple["nibabel.Nifti1Image", list[str]]:  # noqa: F821
-    import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
-
-    path = Path(path)
-    if not path.exists():
-        raise DataError("T1 image file not found", path)
-    if path.is_dir():
-        raise DataError("is a folder, expected a T1 image file (.nii, .nii.gz, .mgz, .hdr/.img)", path)
-    try:
-        img = nib.load(str(path))
-    except ImageFileError as exc:
-        raise DataError(f"not a readable MRI image ({exc})", path) from None
-    except Exception as exc:  # corrupt headers raise many kinds of errors
-        raise DataError(f"cannot read MRI header ({type(exc).__name__}: {exc})", path) from None
-    from smmt_core.data.layouts.common import image_size_problem, image_stream_problem
-
-    # before the data are read: a lying header or a short compressed stream allocates nothing
-    problem = image_size_problem(img, path) or image_stream_problem(img, path)
-    if problem:
-        raise DataError(problem, path)
-    try:
-        data = np.asarray(img.dataobj, dtype=np.float32)
-    except Exception as exc:  # truncated gzip (EOFError), zlib.error, short file (OSError), ...
-        raise DataError(f"cannot read image data, the file may be truncated or corrupt "
-                        f"({type(exc).__name__}: {exc})", path) from None
-
-    shape = data.shape
-    while data.ndim > 3 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        if data.ndim == 4:
-            raise DataError(f"is a 4D image with {shape[3]} volumes (shape {shape}); "
-                            "expected a single 3D T1 volume", path)
-        raise DataError(f"has {len(shape)} dimension(s) (shape {shape}); expected a 3D T1 volume", path)
-    if min(data.shape) < 2:
-        raise DataError(f"has shape {shape}; a 3D T1 volume needs at least 2 voxels along each axis", path)
-
-    warnings: list[str] = []
-    finite = np.isfinite(data)
-    if not finite.any():
-        raise DataError("holds no finite values (all NaN or infinite)", path)
-    if not finite.all():
-        n_bad = int(data.size - finite.sum())
-        warnings.append(f"{path.name}: {n_bad} NaN/infinite voxels were set to 0")
-        data = np.where(finite, data, np.float32(0))
-    if float(data.max()) == float(data.min()):
-        raise DataError(f"is constant (every voxel is {float(data.min()):g}); not a T1 image", path)
-
-    affine = np.asarray(img.affine, dtype=np.float64)
-    if affine.shape != (4, 4) or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-8:
-        raise DataError("has no usable voxel-to-world affine (singular or non-finite)", path)
-    return nib.Nifti1Image(np.ascontiguousarray(data), affine), warnings
-
-
-@functools.lru_cache(maxsize=1)
-def _resample_kwargs() -> dict:
-    """nilearn >= 0.11 warns unless these are given explicitly; older versions do not know them."""
-    import inspect
-
-    from nilearn import image
-
-    params = inspect.signature(image.resample_img).parameters
-    return {k: True for k in ("copy_header", "force_resample") if k in params}
-
-
-# ----------------------------------------------------------------------------------------------
-# The MNI152 template (loaded once per process and resolution)
-
-
-@dataclass(frozen=True)
-class MNITemplate:
-    """The MNI152 T1 template scaled to 0..1, its affine, and its brain mask (template > 0.2)."""
-
-    data: np.ndarray  # float32, 0..1
-    affine: np.ndarray
-    mask: np.ndarray  # bool
-    centred: np.ndarray  # template values inside the mask minus their mean (for correlations)
-    norm: float  # Euclidean norm of `centred`
-
-    def correlation(self, values: np.ndarray) -> float:
-        """Pearson r between the template and `values` (taken inside the mask); 0 if undefined."""
-        v = values.astype(np.float64) - float(values.mean(dtype=np.float64))
-        denom = float(np.sqrt(v @ v)) * self.norm
-        r = float(v @ self.centred) / denom if denom > 0 else 0.0
-        return r if np.isfinite(r) else 0.0
-
-
-_TEMPLATES: dict[float, MNITemplate] = {}
-_TEMPLATE_LOCK = threading.Lock()
-
-
-def mni_template(resolution_mm: float) -> MNITemplate:
-    """The nilearn MNI152 (ICBM 2009) T1 template and its brain mask at `resolution_mm`."""
-    res = float(resolution_mm)
-    with _TEMPLATE_LOCK:
-        if res not in _TEMPLATES:
-            from nilearn import datasets, image
-
-            if res.is_integer():
-                img = datasets.load_mni152_template(resolution=int(res))
-            else:  # what load_mni152_template does for integer resolutions
-                img = image.resample_img(datasets.load_mni152_template(resolution=1), np.eye(3) * res,
-                                         interpolation="continuous", **_resample_kwargs())
-            data = np.asarray(img.get_fdata(), dtype=np.float32)
-            data = np.ascontiguousarray(data / max(float(data.max()), 1e-6))
-            mask = data > BRAIN_MASK_THRESHOLD
-            centred = data[mask].astype(np.float64)
-            centred -= centred.mean()
-            _TEMPLATES[res] = MNITemplate(data=data, affine=np.asarray(img.affine), mask=mask, centred=centred,
-                                          norm=float(np.sqrt(centred @ centred)))
-        return _TEMPLATES[res]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,18 +128,6 @@ def slice_indices_for(plane: str, n_slices: int, affine: np.ndarray, shape: tupl
     return [min(max(idx, 0), size - 1) for idx in out]
 
 
-def extract_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
-    """One 2D slice of a RAS volume in display orientation (see `PreprocessedMRI`)."""
-    if plane == "axial":
-        sl = volume[:, :, index]  # (X, Y)
-    elif plane == "coronal":
-        sl = volume[:, index, :]  # (X, Z)
-    else:
-        sl = volume[index, :, :]  # (Y, Z)
-    # rows: last kept axis, flipped so anterior / superior is at the top; columns: first kept axis
-    return np.ascontiguousarray(sl.T[::-1])
-
-
 def _square_resize(slices: np.ndarray, size: int) -> np.ndarray:
     """(S, H, W) -> (S, size, size): zero-pad to a square (aspect kept), then resize (torch)."""
     import torch
@@ -301,7 +156,7 @@ def preprocess_t1(path, config: PreprocessConfig | None = None) -> PreprocessedM
 
     config = config or PreprocessConfig()
     path = Path(path)
-    img, warnings = _load_t1(path)
+    img, warnings = read_t1(path)
     img = nib.as_closest_canonical(img)
     data = np.asarray(img.dataobj)
     if not data.flags.c_contiguous:  # flipped views; resampling a C-ordered array is ~4x faster
@@ -310,7 +165,7 @@ def preprocess_t1(path, config: PreprocessConfig | None = None) -> PreprocessedM
     try:
         resampled = image.resample_img(
             img, target_affine=tpl.affine, target_shape=tpl.data.shape, interpolation="linear",
-            fill_value=0.0, clip=False, **_resample_kwargs(),
+            fill_value=0.0, clip=False, **resample_kwargs(),
         )
     except Exception as exc:
         raise DataError(f"cannot resample onto the MNI152 grid ({type(exc).__name__}: {exc})", path) from None
@@ -365,8 +220,6 @@ def preprocess_scan(path, config: PreprocessConfig | None = None, intake=None, *
     QC raises DataError saying why: it is never given to the model. `require_qc=False` (a preview
     for the viewer, not for the model) turns that into a warning.
     """
-    from smmt_core.data.intake.pipeline import IntakeSettings, run_intake
-
     intake = intake or IntakeSettings()
     path = Path(path)
     if intake.mode == "off" and not path.is_dir():
@@ -426,37 +279,6 @@ def brain_check(volume: np.ndarray, resolution_mm: float) -> str | None:
 # Disk cache
 
 
-def default_cache_dir() -> Path:
-    """$SMMT_CACHE_DIR, else ~/.cache/smmt-studio/mri."""
-    env = os.environ.get("SMMT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "smmt-studio" / "mri"
-
-
-def _companion(path: Path) -> Path | None:
-    """The other half of an Analyze .hdr/.img pair, if it exists (either suffix case)."""
-    if not _is_analyze_pair_member(path):
-        return None
-    other = ".img" if path.suffix.lower() == ".hdr" else ".hdr"
-    for suffix in (other, other.upper()):
-        cand = path.with_suffix(suffix)
-        if cand.exists():
-            return cand
-    return None
-
-
-def file_digest(path) -> str:
-    """sha256 of the file's contents (both halves for an Analyze .hdr/.img pair)."""
-    path = Path(path)
-    parts = [path]
-    comp = _companion(path)
-    if comp is not None:
-        parts = sorted([path, comp], key=lambda p: p.suffix.lower())  # .hdr before .img
-    h = hashlib.sha256()
-    for p in parts:
-        hash_file_into(h, p)
-    return h.hexdigest()
-
-
 class MRICache:
     """Preprocessed MRI on disk, keyed by file contents + settings, so NIfTI is read only once.
 
@@ -467,8 +289,6 @@ class MRICache:
     """
 
     def __init__(self, root=None, intake=None, *, require_qc: bool = True):
-        from smmt_core.data.intake.pipeline import IntakeCache, IntakeSettings
-
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         self.intake = intake or IntakeSettings()
         self.require_qc = require_qc  # False: a scan failing QC is still returned, with a warning (previews)
@@ -483,13 +303,11 @@ class MRICache:
             st = path.stat()
         except OSError:
             raise DataError("T1 image file not found", path) from None
-        comp = _companion(path)
+        comp = companion_file(path)
         stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns + (comp.stat().st_mtime_ns if comp else 0))
         with self._lock:
             cached = self._digests.get(stamp)
         if cached is None:
-            from smmt_core.data.intake.pipeline import input_digest
-
             cached = input_digest(path)  # a DICOM folder: its files' contents
             with self._lock:
                 self._digests[stamp] = cached

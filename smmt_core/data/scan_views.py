@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from smmt_core.data.t1 import read_t1
+from smmt_core.data.template import resample_kwargs
 from smmt_core.errors import DataError
 
 # A 0.5 mm whole-head scan has ~100 M voxels (400 MB as float32); above this many the viewer gets
@@ -77,10 +79,8 @@ def load_display_image(path, *, axis_aligned: bool = False) -> tuple[DisplayImag
     voxel size. Returns the image and notes for the user; DataError naming the file otherwise."""
     import nibabel as nib
 
-    from smmt_core.data.preprocess import _load_t1, _resample_kwargs
-
     path = Path(path)
-    img, notes = _load_t1(path)
+    img, notes = read_t1(path)
     img = nib.as_closest_canonical(img)
     if axis_aligned and not is_axis_aligned(img.affine):
         from nilearn import image
@@ -88,7 +88,7 @@ def load_display_image(path, *, axis_aligned: bool = False) -> tuple[DisplayImag
         voxel = np.sqrt((np.asarray(img.affine)[:3, :3] ** 2).sum(axis=0))
         try:
             img = image.resample_img(img, target_affine=np.diag(voxel), interpolation="linear", fill_value=0.0,
-                                     **_resample_kwargs())
+                                     **resample_kwargs())
         except Exception as exc:
             raise DataError(f"cannot put the image on an axis-aligned grid for display ({type(exc).__name__}: "
                             f"{exc})", path) from None

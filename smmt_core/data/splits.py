@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from smmt_core.data.data_config import DataConfig
 from smmt_core.data.subject import DIAGNOSES, Subject
 from smmt_core.errors import ConfigError, DataError
+from smmt_core.settings import check_setting
 
 PARTS = ("train", "val", "test")
 
@@ -150,14 +152,14 @@ def _check_classes(strata: list[str], needed: int, what: str) -> None:
 
 
 def _check_sizes(test_size: float | None, val_size: float, fraction: float) -> None:
-    if test_size is not None and not 0.0 < test_size < 1.0:
-        raise ConfigError(f"test size must be between 0 and 1 (exclusive), got {test_size}")
-    if not 0.0 <= val_size < 1.0:
-        raise ConfigError(f"validation size must be in [0, 1), got {val_size}")
-    if test_size is not None and test_size + val_size >= 1.0:
-        raise ConfigError(f"test size {test_size} + validation size {val_size} leave no training data")
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"data fraction must be in (0, 1], got {fraction}")
+    """The sizes as the data config declares them (`DataConfig`: bounds, and persons left to train),
+    so a split made outside a config refuses exactly what a config would."""
+    for name, value in (("test_size", test_size), ("val_size", val_size), ("fraction", fraction)):
+        if value is not None:
+            check_setting(DataConfig, name, value)
+    problem = DataConfig.held_out_problem(val_size, test_size) if test_size is not None else None
+    if problem:
+        raise ConfigError(f"data: {problem}")
 
 
 def _stratified_holdout(ids: list[str], strata: list[str], n_out: int, seed: int, what: str):
@@ -269,7 +271,7 @@ def _notes(excluded: list[str]) -> list[str]:
             f"{', '.join(excluded[:10])}{' …' if len(excluded) > 10 else ''}"]
 
 
-def split_for_config(subjects: Iterable[Subject], data, model_seed: int) -> Split:
+def split_for_config(subjects: Iterable[Subject], data: DataConfig, model_seed: int) -> Split:
     """The split a training run uses, from its data settings (`TrainConfig.data`).
 
     The one place that turns settings into a split, so that a run, the baselines scored beside it

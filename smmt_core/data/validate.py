@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from smmt_core.data.layouts.common import check_image_data
+from smmt_core.data.image_files import check_image_data
 from smmt_core.data.loaders import load_dataset
 from smmt_core.data.subject import ALL_MODALITIES, DIAGNOSES, LABEL_SETS, Cohort
+from smmt_core.data.t1 import read_t1
 from smmt_core.errors import DataError, SMMTError
 
 UNKNOWN_LABEL = "unknown"
@@ -88,8 +89,8 @@ class ValidationReport:
 def image_problem(path: Path) -> tuple[str | None, list[str]]:
     """(fatal problem or None, warnings) for one T1, read in full.
 
-    Uses the preprocessing loader when it is there, so validate accepts exactly what training
-    accepts; falls back to a nibabel-only check (same rules) otherwise.
+    Uses the preprocessing loader, so validate accepts exactly what training accepts; falls back to
+    a nibabel-only check (same rules) should the loader itself fail unexpectedly.
     """
     if Path(path).is_dir():  # a DICOM folder: converted by the intake; here, check it has DICOM files
         from smmt_core.data.intake.deps import missing_packages
@@ -101,16 +102,8 @@ def image_problem(path: Path) -> tuple[str | None, list[str]]:
         return (f"a DICOM folder needs the 'intake' extra ({', '.join(missing)} not installed)" if missing
                 else None), []
     try:
-        from smmt_core.data import preprocess
-    except ImportError:
-        return check_image_data(path)
-    reader = getattr(preprocess, "_load_t1", None)  # same as load_t1, plus its warnings
-    try:
-        if reader is not None:
-            _, warnings = reader(path)
-            return None, [w.split(": ", 1)[-1] if w.startswith(Path(path).name) else w for w in warnings]
-        preprocess.load_t1(path)
-        return None, []
+        _, warnings = read_t1(path)
+        return None, [w.split(": ", 1)[-1] if w.startswith(Path(path).name) else w for w in warnings]
     except SMMTError as error:
         return error.problem, []
     except Exception:  # a reader bug must not hide the file's real problem

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smmt_core.data.template import mni_template
 from smmt_core.errors import ConfigError
 
 # A patch becomes a token when at least this share of its voxels is inside the template brain
@@ -65,8 +66,6 @@ def patch_voxels(resolution_mm: float, patch_mm: float) -> int:
 @functools.lru_cache(maxsize=8)
 def volume_geometry(resolution_mm: float, patch_mm: float) -> VolumeGeometry:
     """The crop and tokens for a grid spacing and patch size (cached: one per setting)."""
-    from smmt_core.data.preprocess import mni_template
-
     p = patch_voxels(resolution_mm, patch_mm)
     tpl = mni_template(resolution_mm)
     mask = tpl.mask

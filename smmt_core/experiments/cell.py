@@ -2,7 +2,7 @@
 
 `run_cell` is the one function the local backend, a Ray task and a Slurm array job all run, so it
 lives apart from the grid that plans the cells: the backends import it from here, and the grid
-imports the backends, without a cycle between the two modules.
+imports the backends; both read the cells from `spec`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from smmt_core.errors import SMMTError
+from smmt_core.experiments.spec import ExperimentCell, ExperimentSpec, PendingCell
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.run_record import RunRecord
-
-if TYPE_CHECKING:
-    from smmt_core.experiments.grid import ExperimentCell, ExperimentSpec, PendingCell
 
 
 @dataclass

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from smmt_core.data.feature_sets import circularity_warning
 from smmt_core.fileio import atomic_write_text
 from smmt_core.variants import BASELINE_VARIANT, MASKING_VARIANTS, VARIANT_NAMES
 
@@ -356,30 +357,57 @@ def _pm(mean: float, sd: float, scale: float = 1.0, digits: int = 1) -> str:
     return text
 
 
+def _protocol_lines(spec, synthetic: bool | None) -> list[str]:
+    """What was run: the data, the protocol, the preset's settings, and a circularity warning."""
+    splits = ", ".join(str(s) for s in spec.split_seeds)
+    protocol = (f"{spec.n_folds}-fold cross-validation by person (split seed(s) {splits})" if spec.n_folds else
+                f"person-level hold-out test set(s), split seed(s) {splits}; every method of one split is "
+                "scored on the same test persons")
+    base = spec.base_config()
+    lines = [
+        f"- data: `{spec.data}`" + (" (SYNTHETIC demo cohort, not patient data)" if synthetic else ""),
+        f"- protocol: {protocol}; model seed(s) {', '.join(str(s) for s in spec.seeds)} (initialisation and "
+        "training order)",
+        f"- preset `{spec.preset}`: {base.optim.epochs} epochs, batch {base.optim.batch_size}, "
+        f"lr {base.optim.lr:g}, d_model {base.model.d_model}, features "
+        f"{', '.join(base.data.features) if base.data.features else 'none (MRI only)'}",
+    ]
+    warning = circularity_warning(base.data.features or [])
+    if warning:
+        lines.append(f"- WARNING: {warning}")
+    return lines
+
+
+def _paired_markdown(paired: pd.DataFrame, fraction: float) -> list[str]:
+    """The paired differences table: A − B with its bootstrap CI, per pair of methods."""
+    lines = ["", f"## Paired differences (same test persons, fraction {fraction * 100:.0f}%)", "",
+             "A − B, averaged over splits; 95 % CI from a paired bootstrap over persons. A CI that "
+             "contains 0 means the data do not tell A and B apart.", "",
+             "| A | B | Δ balanced acc. (pts) | 95 % CI | Δ AUC | 95 % CI | splits | persons |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def cell(r, scale, digits):
+        if r is None or math.isnan(r["difference"]):
+            return "–", "–"
+        ci = "–" if math.isnan(r["ci_lo"]) else f"[{r['ci_lo'] * scale:+.{digits}f}, {r['ci_hi'] * scale:+.{digits}f}]"
+        return f"{r['difference'] * scale:+.{digits}f}", ci
+
+    for (a, b), group in paired.groupby(["a", "b"], sort=False):
+        by = {r["metric"]: r for _, r in group.iterrows()}
+        ba, auc = by.get("balanced_accuracy"), by.get("auc")
+        d1, c1 = cell(ba, 100, 1)
+        d2, c2 = cell(auc, 1, 3)
+        any_row = ba if ba is not None else auc
+        lines.append(f"| {a} | {b} | {d1} | {c1} | {d2} | {c2} | {int(any_row['n_units'])} | "
+                     f"{int(any_row['n_persons'])} |")
+    return lines
+
+
 def summary_markdown(summary: pd.DataFrame, results: pd.DataFrame, spec=None, synthetic: bool | None = None,
                      paired: pd.DataFrame | None = None, calibration: dict | None = None) -> str:
     """The summary as a Markdown document: what was run, the mean ± SD table, paired differences,
     energy per variant."""
-    lines = ["# Experiment summary", ""]
-    if spec is not None:
-        splits = ", ".join(str(s) for s in spec.split_seeds)
-        protocol = (f"{spec.n_folds}-fold cross-validation by person (split seed(s) {splits})" if spec.n_folds else
-                    f"person-level hold-out test set(s), split seed(s) {splits}; every method of one split is "
-                    "scored on the same test persons")
-        base = spec.base_config()
-        lines += [
-            f"- data: `{spec.data}`" + (" (SYNTHETIC demo cohort, not patient data)" if synthetic else ""),
-            f"- protocol: {protocol}; model seed(s) {', '.join(str(s) for s in spec.seeds)} (initialisation and "
-            "training order)",
-            f"- preset `{spec.preset}`: {base.optim.epochs} epochs, batch {base.optim.batch_size}, "
-            f"lr {base.optim.lr:g}, d_model {base.model.d_model}, features "
-            f"{', '.join(base.data.features) if base.data.features else 'none (MRI only)'}",
-        ]
-        from smmt_core.data.feature_sets import circularity_warning
-
-        warning = circularity_warning(base.data.features or [])
-        if warning:
-            lines.append(f"- WARNING: {warning}")
+    lines = ["# Experiment summary", "", *(_protocol_lines(spec, synthetic) if spec is not None else [])]
     done = _done(results)
     failed = results[results["status"] == "failed"] if len(results) else results
     n_test = int(pd.to_numeric(done["n_test"], errors="coerce").max()) if len(done) else 0
@@ -425,26 +453,7 @@ def summary_markdown(summary: pd.DataFrame, results: pd.DataFrame, spec=None, sy
         lines += ["", f"Majority-class rate of the test set (accuracy of always guessing the larger class): "
                       f"{majority.mean() * 100:.1f}%."]
     if paired is not None and not paired.empty:
-        lines += ["", f"## Paired differences (same test persons, fraction {summary['fraction'].max() * 100:.0f}%)", "",
-                  "A − B, averaged over splits; 95 % CI from a paired bootstrap over persons. A CI that "
-                  "contains 0 means the data do not tell A and B apart.", "",
-                  "| A | B | Δ balanced acc. (pts) | 95 % CI | Δ AUC | 95 % CI | splits | persons |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for (a, b), group in paired.groupby(["a", "b"], sort=False):
-            by = {r["metric"]: r for _, r in group.iterrows()}
-            ba, auc = by.get("balanced_accuracy"), by.get("auc")
-
-            def cell(r, scale, digits):
-                if r is None or math.isnan(r["difference"]):
-                    return "–", "–"
-                ci = "–" if math.isnan(r["ci_lo"]) else f"[{r['ci_lo'] * scale:+.{digits}f}, {r['ci_hi'] * scale:+.{digits}f}]"
-                return f"{r['difference'] * scale:+.{digits}f}", ci
-
-            d1, c1 = cell(ba, 100, 1)
-            d2, c2 = cell(auc, 1, 3)
-            any_row = ba if ba is not None else auc
-            lines.append(f"| {a} | {b} | {d1} | {c1} | {d2} | {c2} | {int(any_row['n_units'])} | "
-                         f"{int(any_row['n_persons'])} |")
+        lines += _paired_markdown(paired, float(summary["fraction"].max()))
     lines += calibration_markdown(calibration or {})
     energy = energy_table(results, spec.variants if spec is not None else None)
     if not energy.empty:
@@ -468,7 +477,7 @@ def _is_synthetic(spec, results: pd.DataFrame) -> bool:
         return True
     for run_dir in results.get("run_dir", []):
         try:
-            if RunRecord(run_dir).summary().get("synthetic"):
+            if RunRecord(run_dir).run_summary().synthetic:
                 return True
         except SMMTError:
             continue

@@ -6,6 +6,7 @@ Applied to each modality's cross-attention output before it is added to the fusi
 - "modality" (the paper's Table I wording): the whole output of a modality is dropped for a
   sample with probability r.
 Active only in training mode, unless a ratio is forced (robustness sweeps at evaluation time).
+The training ratio is checked against `ModelConfig.mask_ratio`'s declaration, the one bound.
 
 The mask is drawn from torch's global RNG unless a `torch.Generator` is passed: a robustness
 sweep passes its own seeded generator, so that it is reproducible and never reseeds or advances
@@ -17,17 +18,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from smmt_core.model.config import ModelConfig
+from smmt_core.settings import check_setting
 from smmt_core.variants import MASK_MODES
 
 
 class ModalityMasking(nn.Module):
-    def __init__(self, ratio: float = 0.3, mode: str = "dimension"):
+    def __init__(self, ratio: float, mode: str):
         super().__init__()
         if mode not in MASK_MODES:
             raise ValueError(f"unknown mask mode {mode!r}; choose one of {MASK_MODES}")
-        if not 0.0 <= ratio < 1.0:
-            raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
-        self.ratio, self.mode = ratio, mode
+        self.ratio = check_setting(ModelConfig, "mask_ratio", ratio)  # the config's bounds, ConfigError outside
+        self.mode = mode
 
     def forward(self, x: torch.Tensor, force_ratio: float | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:

@@ -49,9 +49,18 @@ from smmt_core.errors import CheckpointError, ConfigError
 from smmt_core.fileio import atomic_write_bytes, atomic_write_text, read_regular_bytes  # noqa: F401 (re-exported)
 from smmt_core.jsonsafe import json_safe
 from smmt_core.train.config import TrainConfig
+from smmt_core.train.run_folder import (
+    CHECKPOINT_KINDS,
+    LAST_METADATA,
+    TRAINING_STATE_FILE,
+    CheckpointMeta,
+    JsonObject,
+    metadata_name,
+    weights_name,
+)
+from smmt_core.train.run_record import RunRecord
 
 CHECKPOINT_FORMAT = 2  # bump when the JSON layout changes incompatibly (2: metadata_sha256)
-CHECKPOINT_KINDS = ("best", "last")
 # The weights file's header key holding the checkpoint's metadata (JSON text). Not a format change:
 # older readers ignore it, and files without it (SMMT Studio 0.2.0 and before) still load.
 EMBEDDED_METADATA_KEY = "smmt_metadata"
@@ -137,7 +146,7 @@ def checkpoint_paths(run_dir: str | Path, kind: str) -> tuple[Path, Path]:
     if kind not in CHECKPOINT_KINDS:
         raise CheckpointError(f"unknown checkpoint {kind!r}; choose one of {', '.join(CHECKPOINT_KINDS)}")
     run_dir = Path(run_dir)
-    return run_dir / f"{kind}.safetensors", run_dir / f"{kind}.json"
+    return run_dir / weights_name(kind), run_dir / metadata_name(kind)
 
 
 def state_dict_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -166,7 +175,8 @@ def _split_safetensors(blob: bytes) -> tuple[bytes, bytes]:
     return blob[8:8 + length], blob[8 + length:]
 
 
-def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dict, metadata: dict) -> Path:
+def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dict,
+                    metadata: CheckpointMeta | dict) -> Path:
     """Publish a checkpoint: `<kind>.safetensors` (the weights, their metadata in its header: this
     one rename is the switch to the new checkpoint), then `<kind>.json` (the same metadata with the
     weights' SHA-256). Returns the weights path.
@@ -175,15 +185,16 @@ def save_checkpoint(run_dir: str | Path, kind: str, model: torch.nn.Module | dic
     """
     weights_path, meta_path = checkpoint_paths(run_dir, kind)
     tensors = state_dict_tensors(model) if isinstance(model, torch.nn.Module) else dict(model)
-    meta = {k: v for k, v in metadata.items() if k not in _SELF_DESCRIBING_KEYS}
-    meta["format_version"] = CHECKPOINT_FORMAT
-    meta["kind"] = kind
-    meta["weights_file"] = weights_path.name
+    given = metadata.to_dict() if isinstance(metadata, JsonObject) else metadata
+    meta = CheckpointMeta.from_dict({k: v for k, v in given.items() if k not in _SELF_DESCRIBING_KEYS})
+    meta.format_version = CHECKPOINT_FORMAT
+    meta.kind = kind
+    meta.weights_file = weights_path.name
     blob = safetensors_bytes(tensors, {"format": "pt", "smmt_checkpoint": str(CHECKPOINT_FORMAT),
-                                       EMBEDDED_METADATA_KEY: _embedded_text(meta)})
+                                       EMBEDDED_METADATA_KEY: _embedded_text(meta.to_dict())})
     atomic_write_bytes(weights_path, blob)
-    meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
-    _write_metadata(meta_path, meta)
+    meta.weights_sha256 = hashlib.sha256(blob).hexdigest()
+    _write_metadata(meta_path, meta.to_dict())
     return weights_path
 
 
@@ -236,9 +247,9 @@ def _write_metadata(meta_path: Path, meta: dict) -> None:
 def update_checkpoint_metadata(run_dir: str | Path, kind: str, **changes) -> None:
     """Add or replace metadata keys (e.g. final test metrics) without touching the weights."""
     _, meta_path = checkpoint_paths(run_dir, kind)
-    meta = read_json(meta_path, "checkpoint metadata")
+    meta = CheckpointMeta.from_dict(read_json(meta_path, "checkpoint metadata"))
     meta.update(changes)
-    _write_metadata(meta_path, meta)
+    _write_metadata(meta_path, meta.to_dict())
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -258,12 +269,17 @@ class LoadedRun:
     device: str = "cpu"
 
     @property
+    def meta(self) -> CheckpointMeta:
+        """`metadata`, typed."""
+        return CheckpointMeta.from_dict(self.metadata)
+
+    @property
     def name(self) -> str:
-        return self.metadata.get("run_name") or self.run_dir.name
+        return self.meta.run_name or self.run_dir.name
 
     @property
     def synthetic(self) -> bool:
-        return bool(self.metadata.get("synthetic", False))
+        return bool(self.meta.synthetic)
 
 
 def schema_mismatch_message(expected: FeatureSchema, found: FeatureSchema) -> str:
@@ -289,7 +305,7 @@ def checked_metadata(meta: dict, meta_path: Path) -> dict:
         raise CheckpointError(
             f"checkpoint format {version} was written by a newer SMMT Studio (this one reads up to "
             f"{CHECKPOINT_FORMAT}); update SMMT Studio", meta_path)
-    required = ["config", "schema", "encoder", "preprocess", "classes", "weights_sha256"]
+    required = list(CheckpointMeta.REQUIRED)
     if version >= 2:  # format 1 (SMMT Studio 0.1) had no checksum of its own
         required.append("metadata_sha256")
     missing = [k for k in required if k not in meta]
@@ -424,8 +440,6 @@ def _metadata_of_published_weights(run_dir: Path, which: str, blob: bytes, settl
     """The metadata of weights that do not belong to the JSON read beside them: their own (from
     their header) when a live process is training the run, so publishing a new checkpoint now and
     then; otherwise _MismatchedPair (load_run reads both files once more, then reports it)."""
-    from smmt_core.train.run_record import RunRecord
-
     weights_path, meta_path = checkpoint_paths(run_dir, which)
     mismatch = _MismatchedPair(f"weights do not belong to {meta_path.name} (checksum differs: interrupted save, "
                                "or files from different runs)", weights_path)
@@ -522,7 +536,6 @@ def _in_model_dtypes(tensors: dict, expected: dict, weights_path: Path) -> dict:
 
 
 # -- training state (for `smmt train --resume`) --------------------------------------------------
-TRAINING_STATE_FILE = "last.state.safetensors"
 
 
 def save_training_state(run_dir: str | Path, optimizer: torch.optim.Optimizer, generator: torch.Generator,
@@ -572,7 +585,7 @@ def load_training_state(run_dir: str | Path, meta: dict, optimizer: torch.optim.
     expected = meta.get("training_state_sha256")
     if not expected:
         raise CheckpointError("last.json records no optimiser state (written by an older SMMT Studio); "
-                              "the run cannot be resumed", Path(run_dir) / "last.json")
+                              "the run cannot be resumed", Path(run_dir) / LAST_METADATA)
     try:
         blob = read_regular_bytes(path, "optimiser state", error=CheckpointError)
     except FileNotFoundError:

@@ -2,7 +2,8 @@
 
     TrainConfig
       preset       the starting point the values came from ("demo", "paper", "volume")
-      data         which data, which labels and features, how persons are split
+      data         `smmt_core.data.data_config.DataConfig`: which data, labels and features, how
+                   persons are split (the splits check their sizes against it)
       model        `smmt_core.model.config.ModelConfig` (stored with every checkpoint)
       preprocess   `smmt_core.data.preprocess.PreprocessConfig` (part of every cache key)
       optim        epochs, batch size, learning rate, weight decay, seed
@@ -10,7 +11,8 @@
 
 Each field is declared once, with its bounds and help, in its section; the CLI's flags
 (`smmt_core.cli.config_flags`), the wizard's ranges and the experiment grid all read these
-declarations. Field names are unique across sections, so callers that think in flat settings
+declarations, and show a setting's value in the default preset (`preset_value`), which is what a
+run gets when nothing else is said. Field names are unique across sections, so callers that think in flat settings
 (a flag, a wizard value, an experiment override) pass `name=value` to `TrainConfig.build` or
 `updated`, and the config routes each to its section: nobody copies fields by hand.
 
@@ -26,64 +28,19 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
-from smmt_core.data.feature_sets import resolve_features
+from smmt_core.data.data_config import DataConfig
 from smmt_core.data.preprocess_config import PreprocessConfig
-from smmt_core.data.subject import LABEL_SETS  # re-exported: the config's label_set names them
+from smmt_core.data.subject import LABEL_SETS  # noqa: F401 (re-exported: the config's label_set names them)
 from smmt_core.errors import ConfigError
 from smmt_core.model.config import ModelConfig
-from smmt_core.settings import Settings, field_bounds, setting
+from smmt_core.settings import Settings, check_setting, field_bounds, setting
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_PRESET = "demo"  # what `smmt train`, `smmt experiment` and the wizard start from
 LR_SCHEDULES = ("constant", "cosine")
 EPOCH_CRITERIA = ("val_loss", "val_balanced_accuracy")
-
-
-class DataConfig(Settings):
-    dataset: str = setting("", "dataset folder (BIDS, ADNI download, OASIS-1, folder of subject folders) or 'demo'",
-                           flag="--data")
-    adnimerge: str | None = setting(None, "ADNI: the ADNIMERGE table, when it is not inside the download folder")
-    date_window_days: int = setting(180, "ADNI: max days between a scan and the EXAMDATE matched to it",
-                                    flag="--date-window", ge=0, le=3650)
-    label_set: Literal[tuple(LABEL_SETS)] = setting("ad-cn", "ad-cn (the paper) or cn-mci-ad")
-    # Stored resolved: preset words become column names, None becomes the default preset.
-    features: list[str] | None = setting(
-        None, "clinical inputs: 'non-circular' (default: AGE, PTEDUCAT, PTGENDER, APOE4, none of the scores that "
-              "define the diagnosis), 'paper' (MMSE, CDGLOBAL, FAQ, AGE, PTGENDER, APOE4: circular), 'all', "
-              "'none' (MRI only) or comma-separated column names")
-    fraction: float = setting(1.0, "share of the training (and validation) persons to use", gt=0.0, le=1.0)
-    val_size: float = setting(0.15, "share of persons held out for validation", ge=0.0, lt=0.9)
-    test_size: float = setting(0.2, "share of persons held out for the test", gt=0.0, lt=0.9)
-    # None: the model seed. Experiment grids fix it so that the test persons stay the same in
-    # every cell while the model seed varies the initialisation and the training order.
-    split_seed: int | None = setting(None, "seed of the person-level split (default: --seed)", ge=0)
-    n_folds: int | None = setting(None, "k-fold cross-validation by person: number of folds", flag="--folds",
-                                  ge=2, le=100)
-    fold: int | None = setting(None, "with --folds: which fold (0-based) is the test fold", ge=0)
-
-    SECTION: ClassVar[str] = "data"  # names the section in error messages
-
-    @field_validator("features", mode="before")
-    @classmethod
-    def _features_list(cls, value):
-        if value is not None and not isinstance(value, (str, list, tuple)):
-            raise ValueError("must be a list of column names or a preset name")
-        return resolve_features(value)
-
-    @model_validator(mode="after")
-    def _folds(self):
-        if self.fold is not None and self.n_folds is None:
-            raise ValueError("fold needs n_folds (--folds)")
-        if self.fold is not None and self.n_folds is not None and self.fold >= self.n_folds:
-            raise ValueError(f"fold {self.fold} does not exist with {self.n_folds} folds (0 to {self.n_folds - 1})")
-        if self.val_size + self.test_size >= 0.95:
-            raise ValueError(f"val_size + test_size ({self.val_size + self.test_size:g}) leaves no training persons")
-        return self
-
-    @property
-    def classes(self) -> list[str]:
-        return list(LABEL_SETS[self.label_set])
 
 
 class OptimConfig(Settings):
@@ -141,7 +98,7 @@ _LEGACY_NAMES = {"data": "dataset"}  # SMMT Studio 0.1 wrote a flat config with 
 
 
 class TrainConfig(Settings):
-    preset: str = "demo"
+    preset: str = DEFAULT_PRESET
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
@@ -149,7 +106,7 @@ class TrainConfig(Settings):
     run: RunSettings = RunSettings()
 
     @classmethod
-    def build(cls, preset: str = "demo", **flat) -> "TrainConfig":
+    def build(cls, preset: str = DEFAULT_PRESET, **flat) -> "TrainConfig":
         """The preset's values, then `flat` overrides (field names of any section), validated once."""
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -179,7 +136,7 @@ class TrainConfig(Settings):
         if not legacy:
             return cls(**data)
         flat = {_LEGACY_NAMES.get(k, k): v for k, v in data.items()}
-        preset = flat.pop("preset", "demo")
+        preset = flat.pop("preset", DEFAULT_PRESET)
         return cls(preset=preset, **_nest(flat))
 
 
@@ -201,6 +158,23 @@ def setting_bounds(name: str) -> tuple[float | None, float | None]:
 def setting_field(name: str):
     """The pydantic FieldInfo of a flat setting (its help text, default, bounds, flag)."""
     return SECTIONS[FIELD_SECTION[name]].model_fields[name]
+
+
+def setting_accepts(name: str, value) -> bool:
+    """Whether a flat setting's declaration (type and bounds) accepts `value`, e.g. a slider's end."""
+    try:
+        check_setting(SECTIONS[FIELD_SECTION[name]], name, value)
+    except ConfigError:
+        return False
+    return True
+
+
+def preset_value(name: str, preset: str = DEFAULT_PRESET):
+    """What a flat setting is in `preset`: the preset's own value, else the declared default. What
+    `--help` and the wizard show, since a run started without the setting gets this, not the
+    declared default (the demo preset trains at lr 3e-4, the declaration says 1e-3)."""
+    values = PRESETS[preset]
+    return values[name] if name in values else setting_field(name).get_default(call_default_factory=True)
 
 
 # The training recipe of the demo and volume presets (docs/experiments.md): a fitted linear path

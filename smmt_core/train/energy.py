@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from smmt_core.train.run_folder import EMISSIONS_FILE
+
 log = logging.getLogger(__name__)
 
 # codecarbon CPU modes that read a hardware energy counter (anything else is a model/estimate).
@@ -126,7 +128,7 @@ class EnergyMeter:
         measure_power_secs: float = 2.0,
         tracking_mode: str = "process",
         project_name: str = "smmt-studio",
-        output_file: str = "emissions.csv",
+        output_file: str = EMISSIONS_FILE,
     ):
         self.out_dir = Path(out_dir)
         self.country = (country or "USA").upper()

@@ -23,20 +23,27 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from smmt_core.train import events as ev
 from smmt_core.train.events import RunResult
-from smmt_core.train.run_record import ENSEMBLE_KIND, MEMBERS_DIR, RunRecord, default_run_name, utc_now
+from smmt_core.train.run_folder import BEST_METADATA, ENSEMBLE_KIND, MEMBERS_DIR, RunSummary
+from smmt_core.train.run_record import RunRecord, default_run_name, utc_now
 
 
 def member_seeds(config, n_members: int) -> list[int]:
     return [config.optim.seed + i for i in range(n_members)]
 
 
-def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event | None = None) -> RunResult:
+def train_ensemble(config, n_members: int, train_member: Callable[..., RunResult], on_event=None,
+                   stop: threading.Event | None = None) -> RunResult:
     """Train `n_members` runs of `config` (seeds seed, seed+1, …) on one split; score their mean.
+
+    `train_member(config, on_event=, stop=)` trains one member: the trainer passes its own single-run
+    entry, so that this module, which the trainer dispatches to, does not import the trainer back.
 
     Events are the members' own, one run after the other, except that the members' RunFinished
     are held back: one RunFinished, for the ensemble's folder, ends it (a window that opens the
@@ -44,9 +51,6 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
     and starts no further member; the ensemble is then "stopped" and made of the members that
     have a best checkpoint.
     """
-    from smmt_core.train import events as ev
-    from smmt_core.train.trainer import train
-
     def member_event(event) -> None:
         if on_event is not None and not isinstance(event, ev.RunFinished):
             on_event(event)
@@ -58,9 +62,9 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
     record = RunRecord.create(config.run.out or "runs", name)
     split_seed = config.data.split_seed if config.data.split_seed is not None else config.optim.seed
     record.write_config(config)
-    summary = {"kind": ENSEMBLE_KIND, "run_name": record.run_dir.name, "created": utc_now(), "status": "running",
-               "n_members": n_members, "members": [], "config": config.to_dict(), "seed": config.optim.seed,
-               "split_seed": split_seed, "classes": list(config.data.classes)}
+    summary = RunSummary(kind=ENSEMBLE_KIND, run_name=record.run_dir.name, created=utc_now(), status="running",
+                         n_members=n_members, members=[], config=config.to_dict(), seed=config.optim.seed,
+                         split_seed=split_seed, classes=list(config.data.classes))
     record.write_summary(summary)
     results: list[RunResult] = []
     try:
@@ -69,9 +73,9 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
                 break
             member = config.updated(seed=seed, split_seed=split_seed, out=str(record.run_dir / MEMBERS_DIR),
                                     run_name=f"seed-{seed}", ensemble=1)
-            result = train(member, on_event=member_event, stop=stop)
+            result = train_member(member, on_event=member_event, stop=stop)
             results.append(result)
-            summary["members"].append(f"{MEMBERS_DIR}/{result.run_dir.name}")
+            summary.members.append(f"{MEMBERS_DIR}/{result.run_dir.name}")
             record.write_summary(summary)
             if result.stopped_early:
                 break
@@ -80,18 +84,18 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
                        error=" ".join(str(error).split()) or type(error).__name__, updated=utc_now())
         record.write_summary(summary)
         raise
-    finished = [r for r in results if (r.run_dir / "best.json").is_file()]
+    finished = [r for r in results if (r.run_dir / BEST_METADATA).is_file()]
     test_metrics: dict = {}
     if finished:
         first = RunRecord(finished[0].run_dir)
         record.write_split(first.split())
-        member_summary = first.summary()
-        summary.update({k: member_summary[k] for k in ("data", "synthetic", "features", "split", "versions")
+        member_summary = first.run_summary()
+        summary.update({k: member_summary.get(k) for k in ("data", "synthetic", "features", "split", "versions")
                         if k in member_summary})
         table, test_metrics = score_members([r.run_dir for r in finished], list(config.data.classes), config.optim.seed)
         if len(table):
             record.write_predictions(table)
-        summary["member_test_metrics"] = {r.run_dir.name: _scalars(r.test_metrics) for r in finished}
+        summary.member_test_metrics = {r.run_dir.name: _scalars(r.test_metrics) for r in finished}
     energy = [r.energy_kwh for r in results if r.energy_kwh is not None]
     stopped = stop.is_set() or len(finished) < n_members
     summary.update(status="stopped" if stopped else "finished", test_metrics=test_metrics,
@@ -104,7 +108,7 @@ def train_ensemble(config, n_members: int, on_event=None, stop: threading.Event 
                                 duration_s=time.perf_counter() - started))
     return RunResult(run_dir=record.run_dir, test_metrics=test_metrics,
                      energy_kwh=float(sum(energy)) if energy else None, duration_s=time.perf_counter() - started,
-                     stopped_early=stopped, best_epoch=None, energy=summary["energy"])
+                     stopped_early=stopped, best_epoch=None, energy=summary.energy)
 
 
 def score_members(run_dirs: list[Path], classes: list[str], seed: int = 0) -> tuple[pd.DataFrame, dict]:
@@ -138,10 +142,8 @@ def _scalars(metrics: dict) -> dict:
 
 def member_dirs(run_dir: str | Path) -> list[Path]:
     """The member run folders of an ensemble that can predict (a best checkpoint), in seed order."""
-    record = RunRecord(run_dir)
-    summary = record.summary()
     out = []
-    for relative in summary.get("members") or []:
+    for relative in RunRecord(run_dir).run_summary().members or []:
         path = (Path(run_dir) / str(relative)).resolve()
         if path.parent != (Path(run_dir) / MEMBERS_DIR).resolve():
             continue  # a tampered run.json must not point outside the ensemble

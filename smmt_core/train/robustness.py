@@ -47,7 +47,8 @@ def _load_test_cohort(run_dir: str | Path, data: str, adnimerge: str | None = No
     """(cohort, test scans): the dataset as the trainer loads it and the scans of the run's test persons."""
     from smmt_core.data.loaders import load_cohort
     from smmt_core.data.splits import Split
-    from smmt_core.train.run_record import SPLIT_FILE, RunRecord
+    from smmt_core.train.run_folder import SPLIT_FILE
+    from smmt_core.train.run_record import RunRecord
 
     split_path = Path(run_dir) / SPLIT_FILE
     frame = RunRecord(run_dir).split()

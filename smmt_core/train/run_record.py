@@ -1,16 +1,7 @@
 """`RunRecord`: the one reader and writer of a run folder's files (weights aside: checkpoints.py).
 
-A run folder holds everything needed to understand and reproduce one training run:
-
-    config.json          the TrainConfig (nested; see train/config.py)
-    split.csv            subject_id, session, label, part (train/val/test/unused) for every scan
-    metrics.csv          one row per epoch: train/val loss and per-person metrics, energy so far
-    emissions.csv        codecarbon's record (when energy was measured; written by codecarbon)
-    predictions.csv      test-set class probabilities per person (soft-voted)
-    best.safetensors + best.json, last.safetensors + last.json   (checkpoints.py)
-    run.json             status, versions, seeds, counts, best epoch, test metrics with CIs, energy
-    members/             a seed ensemble's member run folders (run.json "kind": "ensemble";
-                         smmt_core.train.ensemble)
+A run folder holds everything needed to understand and reproduce one training run; its files
+and the keys of run.json are declared in `smmt_core.train.run_folder`.
 
 Why one owner: the trainer, experiment grids, robustness, `smmt runs`, the GUI's model list and
 the tests all read these files; with one class the format cannot drift between them. `run.json`
@@ -38,15 +29,23 @@ import pandas as pd
 from smmt_core.errors import CheckpointError, ConfigError, DataError
 from smmt_core.fileio import atomic_write_text, read_json, read_table
 from smmt_core.jsonsafe import json_safe
-
-RUN_FILE = "run.json"
-CONFIG_FILE = "config.json"
-SPLIT_FILE = "split.csv"
-METRICS_FILE = "metrics.csv"
-PREDICTIONS_FILE = "predictions.csv"
-RUN_STATUSES = ("running", "finished", "stopped", "failed")
-ENSEMBLE_KIND = "ensemble"  # run.json "kind" of a seed ensemble (smmt_core.train.ensemble)
-MEMBERS_DIR = "members"  # an ensemble's member run folders
+from smmt_core.train.config import TrainConfig
+from smmt_core.train.run_folder import (
+    BEST_METADATA,
+    BEST_WEIGHTS,
+    CONFIG_FILE,
+    ENSEMBLE_KIND,
+    MEMBERS_DIR,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RUN_FILE,
+    RUN_STATUSES,
+    SPLIT_FILE,
+    SUMMARY_FIELD_TYPES,
+    JsonObject,
+    RunSummary,
+    has_best_checkpoint,
+)
 
 
 def process_stamp() -> dict:
@@ -95,10 +94,6 @@ def _json_safe(value):
     return json_safe(value)
 
 
-# The run.json fields that readers use as more than text, with the JSON type each must have (null
-# is accepted for all: an unfinished run has no results yet).
-SUMMARY_FIELD_TYPES = {"classes": list, "test_metrics": dict, "energy": dict, "process": dict, "config": dict,
-                       "resumed": list, "features": list, "members": list}
 _JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
                     float: "a number", type(None): "null"}
 
@@ -198,18 +193,19 @@ class RunRecord:
     def write_predictions(self, frame: pd.DataFrame) -> None:
         atomic_write_text(self.run_dir / PREDICTIONS_FILE, frame.to_csv(index=False))
 
-    def write_summary(self, summary: dict) -> None:
-        """run.json: the whole summary, atomically. `summary["status"]` must be a known status."""
-        if summary.get("status") not in RUN_STATUSES:
-            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {summary.get('status')!r}")
-        self._write_json(self.SUMMARY_FILE, summary)
+    def write_summary(self, summary: RunSummary | dict) -> None:
+        """run.json: the whole summary, atomically. Its status must be a known status."""
+        data = summary.to_dict() if isinstance(summary, JsonObject) else dict(summary)
+        if data.get("status") not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {data.get('status')!r}")
+        self._write_json(self.SUMMARY_FILE, data)
 
     def update_summary(self, **fields) -> dict:
         """Add fields to an existing run.json (e.g. baselines scored after training)."""
-        summary = self.summary()
+        summary = RunSummary.from_dict(self.summary())
         summary.update(fields)
         self.write_summary(summary)
-        return summary
+        return summary.to_dict()
 
     def _write_json(self, name: str, data: dict) -> None:
         atomic_write_text(self.run_dir / name, json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
@@ -217,10 +213,8 @@ class RunRecord:
     # -- reading ---------------------------------------------------------------------------
     def summary(self) -> dict:
         """run.json as a dict; CheckpointError naming the file when missing or unreadable."""
-        from smmt_core.train.checkpoints import read_json
-
         path = self.run_dir / self.SUMMARY_FILE
-        data = read_json(path, "run summary")
+        data = read_json(path, "run summary", error=CheckpointError)
         if data.get("status") not in RUN_STATUSES:
             raise CheckpointError(f"run summary has an unknown status {data.get('status')!r}", path)
         problem = summary_type_problem(data)
@@ -228,14 +222,15 @@ class RunRecord:
             raise CheckpointError(f"run summary {problem}", path)
         return data
 
+    def run_summary(self) -> RunSummary:
+        """run.json, typed; CheckpointError as `summary`."""
+        return RunSummary.from_dict(self.summary())
+
     def config(self):
         """The stored TrainConfig (CheckpointError when missing or invalid)."""
-        from smmt_core.train.checkpoints import read_json
-        from smmt_core.train.config import TrainConfig
-
         path = self.run_dir / CONFIG_FILE
         try:
-            return TrainConfig.from_dict(read_json(path, "run config"))
+            return TrainConfig.from_dict(read_json(path, "run config", error=CheckpointError))
         except ConfigError as error:
             raise CheckpointError(f"stored training config is invalid: {error.problem}", path) from None
 
@@ -301,10 +296,10 @@ class RunRecord:
     @property
     def is_ensemble(self) -> bool:
         """Whether this is a seed ensemble's folder (run.json kind "ensemble", no checkpoint of its own)."""
-        if not (self.run_dir / RUN_FILE).is_file() or (self.run_dir / "best.json").is_file():
+        if not (self.run_dir / RUN_FILE).is_file() or (self.run_dir / BEST_METADATA).is_file():
             return False
         try:
-            return self.summary().get("kind") == ENSEMBLE_KIND
+            return self.run_summary().kind == ENSEMBLE_KIND
         except (CheckpointError, DataError):
             return False  # loading it as a run gives the precise message
 
@@ -313,43 +308,43 @@ class RunRecord:
         """Whether a process is training this run now: run.json says `running` and its writer lives
         (or cannot be checked: another host, an older run.json). False when run.json is unreadable."""
         try:
-            data = self.summary()
+            summary = self.run_summary()
         except (CheckpointError, DataError):
             return False
-        return data["status"] == "running" and not writer_is_gone(data.get("process"))
+        return summary.status == "running" and not writer_is_gone(summary.process)
 
     @property
     def has_best(self) -> bool:
         """Whether the run can predict: its best checkpoint, or for an ensemble a member's."""
-        if (self.run_dir / "best.safetensors").is_file() and (self.run_dir / "best.json").is_file():
+        if has_best_checkpoint(self.run_dir):
             return True
         members = self.run_dir / MEMBERS_DIR
-        return members.is_dir() and any((m / "best.safetensors").is_file() for m in members.iterdir() if m.is_dir())
+        return members.is_dir() and any((m / BEST_WEIGHTS).is_file() for m in members.iterdir() if m.is_dir())
 
     def info(self) -> RunInfo:
         """RunInfo for a browser; CheckpointError when run.json is missing or unreadable."""
-        data = self.summary()
-        config = data.get("config") if isinstance(data.get("config"), dict) else {}
+        summary = self.run_summary()
+        config = summary.config if isinstance(summary.config, dict) else {}
         model = config.get("model") if isinstance(config.get("model"), dict) else config
         data_section = config.get("data") if isinstance(config.get("data"), dict) else config
-        energy = data.get("energy") if isinstance(data.get("energy"), dict) else {}
+        energy = summary.energy if isinstance(summary.energy, dict) else {}
         kwh = energy.get("energy_kwh")
-        status = str(data["status"])
-        if status == "running" and writer_is_gone(data.get("process")):
+        status = str(summary.status)
+        if status == "running" and writer_is_gone(summary.process):
             status = "interrupted"  # killed (SIGKILL, power cut) before it could record why
         return RunInfo(
             run_dir=self.run_dir,
-            name=str(data.get("run_name") or self.run_dir.name),
+            name=str(summary.run_name or self.run_dir.name),
             variant=str(model.get("variant", "")),
-            created=str(data.get("created", "")),
-            test_metrics=dict(data.get("test_metrics") or {}),
-            synthetic=bool(data.get("synthetic", False)),
+            created=str(summary.get("created", "")),
+            test_metrics=dict(summary.test_metrics or {}),
+            synthetic=bool(summary.synthetic),
             status=status,
             label_set=str(data_section.get("label_set", "")),
-            classes=[str(c) for c in data.get("classes") or []],
+            classes=[str(c) for c in summary.classes or []],
             has_best=self.has_best,
             energy_kwh=float(kwh) if isinstance(kwh, (int, float)) and math.isfinite(kwh) else None,
-            error=str(data.get("error") or ""),
+            error=str(summary.error or ""),
         )
 
 
@@ -415,7 +410,7 @@ def resolve_run_dir(path: str | Path) -> Path:
     The CLI (`smmt predict --model`) and the GUI both call this, so they choose alike.
     """
     path = Path(path).expanduser()
-    if (path / "best.json").is_file() or (path / RUN_FILE).is_file() or not path.is_dir():
+    if (path / BEST_METADATA).is_file() or (path / RUN_FILE).is_file() or not path.is_dir():
         return path  # a run folder (or nothing): loading it gives the precise message
     runs = [r for r in list_runs(path) if r.has_best]
     if not runs:

@@ -65,16 +65,24 @@ import torch
 import torch.nn.functional as F
 
 from smmt_core.batch import MODALITY_INDEX
+from smmt_core.data.dataset import SubjectDataset, collate
 from smmt_core.data.feature_sets import circularity_warning, resolve_features
+from smmt_core.data.features import FeatureEncoder
 from smmt_core.data.loaders import load_cohort
+from smmt_core.data.preprocess import MRICache
 from smmt_core.data.splits import split_for_config
 from smmt_core.data.subject import Modality
 from smmt_core.device import select_device
 from smmt_core.errors import CheckpointError, ConfigError, DataError, SMMTError, TrainingError
 from smmt_core.folder_lock import lock_folder
+from smmt_core.model.smmt import build_model
 from smmt_core.train import events as ev
+from smmt_core.train.averaging import WeightAverage
+from smmt_core.train.calibration import MIN_PERSONS_TO_CALIBRATE, TEMPERATURE_BOUNDS, calibration_metrics, fit_temperature
 from smmt_core.train.checkpoints import (
-    TRAINING_STATE_FILE,
+    load_run,
+    load_training_state,
+    read_checkpoint_metadata,
     save_checkpoint,
     save_training_state,
     software_versions,
@@ -83,9 +91,24 @@ from smmt_core.train.checkpoints import (
 )
 from smmt_core.train.config import TrainConfig
 from smmt_core.train.energy import EnergyMeter, EnergyReport, check_country
+from smmt_core.train.ensemble import train_ensemble
 from smmt_core.train.events import RunResult
+from smmt_core.train.linear_fit import fit_linear_path
+from smmt_core.train.memory import check_training_memory
 from smmt_core.train.metrics import SCALAR_METRICS, bootstrap_person_ci, compute_metrics, scalar_metrics, soft_vote
-from smmt_core.train.run_record import RunRecord, SilentRecord, default_run_name, process_stamp, utc_now
+from smmt_core.train.robustness import modality_subsets, subset_name
+from smmt_core.train.run_folder import (
+    BEST_METADATA,
+    BEST_WEIGHTS,
+    LAST_METADATA,
+    LAST_WEIGHTS,
+    METRICS_FILE,
+    SPLIT_FILE,
+    TRAINING_STATE_FILE,
+    CheckpointMeta,
+    RunSummary,
+)
+from smmt_core.train.run_record import RunRecord, SilentRecord, default_run_name, process_stamp, utc_now, writer_is_gone
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +144,19 @@ class _Prepared:
     optimizer: torch.optim.Optimizer
     amp_dtype: torch.dtype | None
     scaler: object | None
-    meta_base: dict
+    meta_base: CheckpointMeta  # what every checkpoint of the run records
     batches_per_epoch: int
     train_model: torch.nn.Module | None = None  # the DDP wrapper of `model` in a distributed run
+
+
+@dataclass
+class _Subjects:
+    """The loaded cohort and its subjects of the configured label set (step 1)."""
+
+    cohort: object  # smmt_core.data.subject.Cohort
+    subjects: list
+    counts: dict[str, int]  # subjects per class
+    excluded: int  # subjects of other labels
 
 
 class _Run:
@@ -151,7 +184,7 @@ class _Run:
         self.stopped_early = False
         self.meter: EnergyMeter | None = None
         self.energy_report: EnergyReport | None = None
-        self.summary: dict = {}
+        self.summary = RunSummary()  # run.json, rewritten whenever the run's state changes
         self.done_batches = 0
         self.last_energy_t = time.perf_counter()
         # Per training scan, added to its logits in training only: out-of-fold minus in-sample
@@ -191,13 +224,11 @@ class _Run:
     def write_run_json(self, status: str, **extra) -> None:
         now = time.perf_counter()
         self.summary.update(extra)
-        self.summary.update({
-            "status": status,
-            "updated": utc_now(),
-            # training (and test) time: the span the energy meter covers
-            "duration_s": now - self.t_train if self.t_train is not None else 0.0,
-            "preparation_s": (self.t_train if self.t_train is not None else now) - self.t_start,
-        })
+        self.summary.status = status
+        self.summary.updated = utc_now()
+        # training (and test) time: the span the energy meter covers
+        self.summary.duration_s = now - self.t_train if self.t_train is not None else 0.0
+        self.summary.preparation_s = (self.t_train if self.t_train is not None else now) - self.t_start
         self.record.write_summary(self.summary)
 
     # main ----------------------------------------------------------------------------------
@@ -214,7 +245,7 @@ class _Run:
             self.meter.note = "the run was stopped before training began"
         else:
             self.meter.start()
-        self.summary["energy_measured"] = self.meter.measured  # False when codecarbon only estimates
+        self.summary.energy_measured = self.meter.measured  # False when codecarbon only estimates
         self.last_energy_t = time.perf_counter()
         generator = torch.Generator().manual_seed(self.config.optim.seed)
         if self.resume is not None and not self.from_scratch:
@@ -231,48 +262,80 @@ class _Run:
 
     def prepare(self) -> _Prepared:
         """Steps 1-4: cohort, split, feature encoder, run folder, preprocessed data, model."""
-        from smmt_core.data.dataset import SubjectDataset
-        from smmt_core.data.features import FeatureEncoder
-        from smmt_core.data.preprocess import MRICache
-        from smmt_core.model.smmt import build_model
-
         cfg = self.config
-        classes = cfg.data.classes
         features = resolve_features(cfg.data.features)
         device = self.device = select_device(cfg.run.device) if self.dist is None else self.dist.device(cfg.run.device)
         if self.dist is not None:
             self.dist.init(device)
+        chosen = self._load_subjects()
+        check_training_memory(cfg, len(chosen.subjects), device=device)  # before anything is preprocessed or allocated
+        split, (train_s, val_s, test_s) = self._split(chosen.cohort)
+        # The clinical feature encoder is fitted on the training subjects only. Fitting it here,
+        # before the run folder exists, means an unknown or non-numeric feature column fails the
+        # run without leaving a "failed" folder behind.
+        encoder = FeatureEncoder(features).fit(train_s)
+        self._open_run_folder(split.to_frame(chosen.cohort.subjects))
+        self._start_summary(chosen, split, features, (train_s, val_s, test_s))
+
+        batches_per_epoch = math.ceil(len(train_s) / cfg.optim.batch_size)
+        self.emit(ev.RunStarted(run_dir=self.run_dir, total_epochs=cfg.optim.epochs,
+                                batches_per_epoch=batches_per_epoch, n_train=len(train_s), n_val=len(val_s),
+                                n_test=len(test_s), device=str(device), config=cfg.to_dict(),
+                                problems=list(chosen.cohort.problems)))
+
+        datasets = self._preprocess(encoder, (train_s, val_s, test_s))
+        mri_shape = cfg.preprocess.mri_shape if any(s.t1_path is not None for s in chosen.subjects) else None
+        schema = encoder.schema(cfg.data.classes, mri_shape, cfg.preprocess.volume_spec)
+        model = self._build_model(schema, datasets, train_s, device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        train_model = None
+        if self.dist is not None:
+            train_model = self.dist.wrap(model, device)
+            torch.manual_seed(cfg.optim.seed + 7919 * self.dist.rank)  # own dropout/masking draws per rank
+        amp_dtype, scaler = self._mixed_precision(device)
+        self.summary.amp = str(amp_dtype).replace("torch.", "") if amp_dtype else None
+        self.summary.n_parameters = int(sum(p.numel() for p in model.parameters()))
+        meta_base = CheckpointMeta(
+            run_name=self.run_dir.name, config=cfg.to_dict(), schema=schema.to_dict(), encoder=encoder.to_dict(),
+            preprocess=cfg.preprocess.to_dict(), classes=cfg.data.classes, features=features, seed=cfg.optim.seed,
+            split_seed=split.seed, synthetic=bool(chosen.cohort.synthetic), versions=self.summary.versions)
+        return _Prepared(train_s, val_s, test_s, datasets, cfg.data.classes, device, model, optimizer, amp_dtype,
+                         scaler, meta_base, batches_per_epoch, train_model)
+
+    def _load_subjects(self) -> _Subjects:
+        """Step 1: the cohort, and its subjects whose label is in the configured label set."""
+        cfg, classes = self.config, self.config.data.classes
         with self._main_first():
             cohort = load_cohort(cfg.data.dataset, adnimerge=cfg.data.adnimerge,
                                  date_window_days=cfg.data.date_window_days, progress=self._demo_build_progress())
         subjects = [s for s in cohort.subjects if s.label in classes]
-        excluded = len(cohort.subjects) - len(subjects)
         counts = {c: sum(s.label == c for s in subjects) for c in classes}
         missing_classes = [c for c, n in counts.items() if n == 0]
         if missing_classes:
             raise DataError(
                 f"no subjects labelled {', '.join(missing_classes)} for label set {cfg.data.label_set} "
                 f"(found {', '.join(f'{c}: {n}' for c, n in counts.items())})", cohort.root)
-        from smmt_core.train.memory import check_training_memory
+        return _Subjects(cohort, subjects, counts, excluded=len(cohort.subjects) - len(subjects))
 
-        check_training_memory(cfg, len(subjects), device=device)  # before anything is preprocessed or allocated
-
-        split = split_for_config(cohort.subjects, cfg.data, cfg.optim.seed)
-        train_s, val_s, test_s = (split.select(cohort.subjects, part) for part in ("train", "val", "test"))
-        if not train_s:
+    def _split(self, cohort):
+        """Step 2: the person-level split and the (train, val, test) scans; DataError when training
+        would have no scans or a single class."""
+        split = split_for_config(cohort.subjects, self.config.data, self.config.optim.seed)
+        parts = tuple(split.select(cohort.subjects, part) for part in ("train", "val", "test"))
+        if not parts[0]:
             raise DataError("no training subjects left after the split; use more data or a larger fraction", cohort.root)
-        train_labels = {s.label for s in train_s}
+        train_labels = {s.label for s in parts[0]}
         if len(train_labels) < 2:
             raise DataError(f"the training subjects hold only {', '.join(sorted(train_labels))}; "
                             "need at least two classes (use more data or a larger fraction)", cohort.root)
+        return split, parts
 
-        # The clinical feature encoder is fitted on the training subjects only. Fitting it here,
-        # before the run folder exists, means an unknown or non-numeric feature column fails the
-        # run without leaving a "failed" folder behind.
-        encoder = FeatureEncoder(features).fit(train_s)
-
-        split_frame = split.to_frame(cohort.subjects)
-        if self.resume is not None:  # checked before it is ours: a refused resume leaves the folder as it was
+    def _open_run_folder(self, split_frame: pd.DataFrame) -> None:
+        """Step 3: the run folder, locked while this process writes it: a new one with config.json
+        and split.csv, or the one being resumed (checked before it is ours, so that a refused
+        resume leaves it as it was)."""
+        cfg = self.config
+        if self.resume is not None:
             self.folder_lock = lock_folder(self.resume, "run folder")
             self._check_resumable(RunRecord(self.resume), split_frame)
             self.record = RunRecord(self.resume)
@@ -280,71 +343,78 @@ class _Run:
                 self._clear_unfinished_checkpoints(split_frame)
                 log.warning("%s stopped before its first checkpoint: training it again from the start, with its "
                             "own settings", self.run_dir)
-        else:
-            name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
-            if self.is_main:
-                self.record = RunRecord.create(cfg.run.out or "runs", name)
-                self.folder_lock = lock_folder(self.record.run_dir, "run folder")
-            if self.dist is not None:  # only rank 0 writes; the others know where
-                run_dir = self.dist.broadcast(str(self.record.run_dir) if self.is_main else None)
-                self.record = self.record if self.is_main else SilentRecord(run_dir)
-            self.record.write_config(cfg)
-            self.record.write_split(split_frame)
-        circular_note = circularity_warning(features)
-        previous = self.record.summary() if self.resume is not None else {}
-        self.summary = {
-            "run_name": self.run_dir.name,
-            "created": self.created,
-            "config": cfg.to_dict(),
-            "data": {"path": str(cohort.root), "layout": cohort.layout, "name": cohort.name,
-                     "n_scans": len(cohort.subjects), "n_excluded_other_labels": excluded,
-                     "class_counts": counts, "n_problems": len(cohort.problems),
-                     "problems": list(cohort.problems[:100])},
-            "synthetic": bool(cohort.synthetic),
-            "classes": classes,
-            "features": features,
-            "circularity_warning": circular_note,
-            "seed": cfg.optim.seed,
-            "split_seed": split.seed,
-            "split": {"train": len(train_s), "val": len(val_s), "test": len(test_s),
-                      "train_persons": len(split.train), "val_persons": len(split.val),
-                      "test_persons": len(split.test), "unused_persons": len(split.unused),
-                      "fold": split.fold, "n_folds": split.n_folds, "notes": list(split.notes)},
-            "device": str(device),
-            "versions": software_versions(),
-            "process": process_stamp(),
-        }
-        if previous:  # a resumed run keeps its name, creation time, results so far, and notes the resumption
-            previous.pop("error", None)
-            self.summary = {**previous, **self.summary,
-                            "run_name": previous.get("run_name", self.run_dir.name),
-                            "created": previous.get("created", self.created),
-                            "resumed": [*previous.get("resumed", []), self._resumption_note()]}
+            return
+        name = cfg.run.run_name or default_run_name(cfg.model.variant, cfg.data.fraction, cfg.optim.seed)
+        if self.is_main:
+            self.record = RunRecord.create(cfg.run.out or "runs", name)
+            self.folder_lock = lock_folder(self.record.run_dir, "run folder")
+        if self.dist is not None:  # only rank 0 writes; the others know where
+            run_dir = self.dist.broadcast(str(self.record.run_dir) if self.is_main else None)
+            self.record = self.record if self.is_main else SilentRecord(run_dir)
+        self.record.write_config(cfg)
+        self.record.write_split(split_frame)
+
+    def _start_summary(self, chosen: _Subjects, split, features: list[str], parts: tuple) -> None:
+        """Step 3, end: run.json with status "running". A resumed run keeps its name, creation time
+        and results so far, and notes the resumption."""
+        cfg, cohort = self.config, chosen.cohort
+        train_s, val_s, test_s = parts
+        summary = RunSummary(
+            run_name=self.run_dir.name,
+            created=self.created,
+            config=cfg.to_dict(),
+            data={"path": str(cohort.root), "layout": cohort.layout, "name": cohort.name,
+                  "n_scans": len(cohort.subjects), "n_excluded_other_labels": chosen.excluded,
+                  "class_counts": chosen.counts, "n_problems": len(cohort.problems),
+                  "problems": list(cohort.problems[:100])},
+            synthetic=bool(cohort.synthetic),
+            classes=cfg.data.classes,
+            features=features,
+            circularity_warning=circularity_warning(features),
+            seed=cfg.optim.seed,
+            split_seed=split.seed,
+            split={"train": len(train_s), "val": len(val_s), "test": len(test_s),
+                   "train_persons": len(split.train), "val_persons": len(split.val),
+                   "test_persons": len(split.test), "unused_persons": len(split.unused),
+                   "fold": split.fold, "n_folds": split.n_folds, "notes": list(split.notes)},
+            device=str(self.device),
+            versions=software_versions(),
+            process=process_stamp(),
+        )
+        if self.resume is not None:
+            previous = self.record.run_summary()
+            kept = {"run_name": previous.get("run_name", self.run_dir.name), "created": previous.get("created", self.created),
+                    "resumed": [*previous.get("resumed", []), self._resumption_note()]}
+            previous.discard("error")
+            previous.update(summary.to_dict(), **kept)
+            summary = previous
+        self.summary = summary
         self.write_run_json("running")
 
-        batches_per_epoch = math.ceil(len(train_s) / cfg.optim.batch_size)
-        self.emit(ev.RunStarted(run_dir=self.run_dir, total_epochs=cfg.optim.epochs,
-                                batches_per_epoch=batches_per_epoch, n_train=len(train_s), n_val=len(val_s),
-                                n_test=len(test_s), device=str(device), config=cfg.to_dict(),
-                                problems=list(cohort.problems)))
-
+    def _preprocess(self, encoder, parts: tuple) -> dict:
+        """Step 4: every scan of each part preprocessed once (disk cache), with DataProgress; a stop
+        ends it early (the parts done so far are kept)."""
+        cfg = self.config
         cache = MRICache()
         datasets = {}
         try:
             with self._main_first():
-                for part, part_subjects in (("train", train_s), ("val", val_s), ("test", test_s)):
-                    datasets[part] = SubjectDataset(part_subjects, encoder, classes, cfg.preprocess, cache,
+                for part, part_subjects in zip(("train", "val", "test"), parts):
+                    datasets[part] = SubjectDataset(part_subjects, encoder, cfg.data.classes, cfg.preprocess, cache,
                                                     on_progress=self._data_progress(f"preprocessing {part}"))
         except _StopRequested:
             self.note_stop()
-        mri_shape = cfg.preprocess.mri_shape if any(s.t1_path is not None for s in subjects) else None
-        schema = encoder.schema(classes, mri_shape, cfg.preprocess.volume_spec)
         mri_warnings = [w for d in datasets.values() for w in d.warnings]
-        self.summary["feature_warnings"] = list(encoder.warnings)
-        self.summary["mri_warnings"] = {"count": len(mri_warnings), "first": mri_warnings[:50]}
+        self.summary.feature_warnings = list(encoder.warnings)
+        self.summary.mri_warnings = {"count": len(mri_warnings), "first": mri_warnings[:50]}
         for warning in [*encoder.warnings, *mri_warnings[:5]]:
             log.warning("%s", warning)
+        return datasets
 
+    def _build_model(self, schema, datasets: dict, train_s: list, device: torch.device) -> torch.nn.Module:
+        """The seeded model on `device`, with what is fitted on the training scans before the first
+        step: the MRI encoder's input statistics, the linear path, the weight average."""
+        cfg = self.config
         seed_everything(cfg.optim.seed)
         model = build_model(cfg.model, schema).to(device)
         mri_encoder = model.encoders["mri"] if "mri" in model.encoders else None
@@ -354,44 +424,23 @@ class _Run:
             mri_encoder.set_input_statistics(datasets["train"].mri[with_mri])
         if model.linear_path is not None and "train" in datasets:
             # Refitted on a resume too (same data and seed, same fit): the cross-fitted offsets are not stored.
-            from smmt_core.train.linear_fit import fit_linear_path
-
-            index = {c: i for i, c in enumerate(classes)}
-            self.summary["linear_path"], offsets = fit_linear_path(
+            index = {c: i for i, c in enumerate(cfg.data.classes)}
+            self.summary.linear_path, offsets = fit_linear_path(
                 model, datasets["train"], [s.subject_id for s in train_s], [index[s.label] for s in train_s],
                 seed=cfg.optim.seed)
             self.linear_offsets = torch.from_numpy(offsets).to(device)
         if cfg.optim.weight_average_decay > 0:  # after every buffer is set: the average copies them
-            from smmt_core.train.averaging import WeightAverage
-
             self.average = WeightAverage(model, cfg.optim.weight_average_decay)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        train_model = None
-        if self.dist is not None:
-            train_model = self.dist.wrap(model, device)
-            torch.manual_seed(cfg.optim.seed + 7919 * self.dist.rank)  # own dropout/masking draws per rank
-        amp_dtype = scaler = None
-        if device.type == "cuda":
-            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            if amp_dtype is torch.float16:
-                scaler = torch.amp.GradScaler("cuda")
-        self.summary["amp"] = str(amp_dtype).replace("torch.", "") if amp_dtype else None
-        self.summary["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
-        meta_base = {
-            "run_name": self.run_dir.name,
-            "config": cfg.to_dict(),
-            "schema": schema.to_dict(),
-            "encoder": encoder.to_dict(),
-            "preprocess": cfg.preprocess.to_dict(),
-            "classes": classes,
-            "features": features,
-            "seed": cfg.optim.seed,
-            "split_seed": split.seed,
-            "synthetic": bool(cohort.synthetic),
-            "versions": self.summary["versions"],
-        }
-        return _Prepared(train_s, val_s, test_s, datasets, classes, device, model, optimizer, amp_dtype, scaler,
-                         meta_base, batches_per_epoch, train_model)
+        return model
+
+    @staticmethod
+    def _mixed_precision(device: torch.device) -> tuple[torch.dtype | None, object | None]:
+        """(autocast dtype, gradient scaler) on CUDA: bfloat16 where supported, else float16 with a
+        scaler; (None, None) elsewhere."""
+        if device.type != "cuda":
+            return None, None
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return amp_dtype, torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None
 
     def run_epoch(self, p: _Prepared, epoch: int, generator: torch.Generator) -> bool:
         """Step 5 for one epoch: train, validate, checkpoint. False when a stop cut the epoch short."""
@@ -542,8 +591,9 @@ class _Run:
         # pointing at an epoch that best.safetensors does not hold.
         state = state_dict_tensors(p.model)
         kept = state_dict_tensors(evaluated) if evaluated is not p.model else state
-        epoch_meta = dict(p.meta_base, epoch=epoch, train_loss=train_loss, val_loss=val_loss,
-                          val_metrics=val_metrics, train_metrics=scalar_metrics(train_metrics),
+        epoch_meta = p.meta_base.copy()
+        epoch_meta.update(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_metrics=val_metrics,
+                          train_metrics=scalar_metrics(train_metrics),
                           energy_kwh=energy_reading.energy_kwh if energy_reading else None)
         saved = []
         if is_best:
@@ -552,7 +602,9 @@ class _Run:
             self.best_val_metrics = val_metrics
         averaged = self.average.state() if self.average is not None else None
         training_state = save_training_state(self.run_dir, p.optimizer, generator, averaged)
-        saved.append(("last", save_checkpoint(self.run_dir, "last", state, dict(epoch_meta, **training_state))))
+        last_meta = epoch_meta.copy()
+        last_meta.update(training_state)
+        saved.append(("last", save_checkpoint(self.run_dir, "last", state, last_meta)))
         self.history.append(row)
         self.record.write_metrics(self.history)
         self.emit(ev.EpochEnd(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
@@ -566,9 +618,6 @@ class _Run:
     # resuming -------------------------------------------------------------------------------
     def _check_resumable(self, record: RunRecord, split_frame: pd.DataFrame) -> None:
         """CheckpointError unless the run folder can be continued with these data and settings."""
-        from smmt_core.train.checkpoints import read_checkpoint_metadata
-        from smmt_core.train.run_record import writer_is_gone
-
         summary = record.summary()  # a readable run.json
         process = summary.get("process") or {}
         if summary["status"] == "running" and not writer_is_gone(process):
@@ -579,12 +628,12 @@ class _Run:
             # its first epoch): nothing was trained that could be lost, so it starts again, here.
             self.from_scratch = True
             self.start_epoch = 0
-            if not (record.run_dir / "split.csv").is_file():
+            if not (record.run_dir / SPLIT_FILE).is_file():
                 return  # written again by `_clear_unfinished_checkpoints`
-        elif not (record.run_dir / "last.json").exists():
+        elif not (record.run_dir / LAST_METADATA).exists():
             raise CheckpointError("the run's last checkpoint is missing, though metrics.csv records epochs it "
                                   "trained; it cannot be resumed: train it again as a new run",
-                                  record.run_dir / "last.json")
+                                  record.run_dir / LAST_METADATA)
         else:
             meta = read_checkpoint_metadata(record.run_dir, "last")
             self.start_epoch = int(meta.get("epoch") or 0)
@@ -596,22 +645,22 @@ class _Run:
         if not stored[columns].astype(str).reset_index(drop=True).equals(
                 split_frame[columns].astype(str).reset_index(drop=True)):
             raise DataError("the dataset no longer gives the split this run was trained on (subjects added, "
-                            "removed or relabelled); it cannot be resumed", record.run_dir / "split.csv")
+                            "removed or relabelled); it cannot be resumed", record.run_dir / SPLIT_FILE)
 
     @staticmethod
     def _recorded_an_epoch(record: RunRecord) -> bool:
         """Whether the run recorded an epoch: its `last` checkpoint's JSON (the last of an epoch's
         checkpoint files) or metrics.csv (written after it). A run with neither stopped before its
         first epoch was recorded (epoch 0, the linear path alone, when the model has one)."""
-        return (record.run_dir / "last.json").exists() or (record.run_dir / "metrics.csv").exists()
+        return (record.run_dir / LAST_METADATA).exists() or (record.run_dir / METRICS_FILE).exists()
 
     def _clear_unfinished_checkpoints(self, split_frame: pd.DataFrame) -> None:
         """Before a run starts again from scratch: remove what an interrupted first save may have
         left (weights without their JSON), so the folder never offers a checkpoint its records do
         not know; write split.csv when the first attempt ended before it."""
-        for name in ("best.json", "best.safetensors", "last.safetensors", TRAINING_STATE_FILE):
+        for name in (BEST_METADATA, BEST_WEIGHTS, LAST_WEIGHTS, TRAINING_STATE_FILE):
             (self.run_dir / name).unlink(missing_ok=True)
-        if not (self.run_dir / "split.csv").is_file():
+        if not (self.run_dir / SPLIT_FILE).is_file():
             self.record.write_split(split_frame)
 
     def _resumption_note(self) -> dict:
@@ -624,8 +673,6 @@ class _Run:
 
     def _restore(self, p: _Prepared, generator: torch.Generator) -> int:
         """Weights, optimiser, RNG, history and best checkpoint of the run being resumed; its epoch."""
-        from smmt_core.train.checkpoints import load_run, load_training_state
-
         # checks both checksums, the schema and every tensor; settled: this process holds the folder
         last = load_run(self.run_dir, "last", settled=True)
         p.model.load_state_dict({k: v.to(p.device) for k, v in last.model.state_dict().items()})
@@ -642,7 +689,7 @@ class _Run:
         self.best_score = self._score(best.metadata, bool(p.val_s))
         # metrics.csv is written after the checkpoints: a kill in between leaves it one epoch short
         # (or absent); that epoch's row is rebuilt from last.json, which holds the same figures.
-        rows = self.record.metrics().to_dict("records") if (self.run_dir / "metrics.csv").is_file() else []
+        rows = self.record.metrics().to_dict("records") if (self.run_dir / METRICS_FILE).is_file() else []
         self.history = [row for row in rows if int(row["epoch"]) <= self.start_epoch]
         if not any(int(row["epoch"]) == self.start_epoch for row in self.history):
             self.history.append(self._row_from_checkpoint(last.metadata))
@@ -707,14 +754,6 @@ class _Run:
         With fewer than MIN_PERSONS_TO_CALIBRATE validation persons (or one class only) the
         temperature stays 1 and run.json says why.
         """
-        from smmt_core.train.calibration import (
-            MIN_PERSONS_TO_CALIBRATE,
-            TEMPERATURE_BOUNDS,
-            calibration_metrics,
-            fit_temperature,
-        )
-        from smmt_core.train.checkpoints import read_checkpoint_metadata
-
         state = {k: v.clone() for k, v in self.best_state.items()}
         state["logit_temperature"] = torch.ones(())
         p.model.load_state_dict({k: v.to(p.device) for k, v in state.items()})
@@ -736,11 +775,13 @@ class _Run:
                 _, person_labels, person_prob = soft_vote([s.subject_id for s in p.val_s], labels, prob)
                 record[f"val_ece_{name}"] = calibration_metrics(person_labels, person_prob)["ece"]
             state["logit_temperature"] = torch.tensor(temperature, dtype=torch.float32)
-            meta = {k: v for k, v in read_checkpoint_metadata(self.run_dir, "best").items()
-                    if k not in ("format_version", "kind", "weights_file", "weights_sha256", "metadata_sha256")}
-            save_checkpoint(self.run_dir, "best", state, dict(meta, calibration=record))
+            meta = CheckpointMeta.from_dict(read_checkpoint_metadata(self.run_dir, "best"))
+            for key in ("format_version", "kind", "weights_file", "weights_sha256", "metadata_sha256"):
+                meta.discard(key)  # written again by save_checkpoint, after the calibration
+            meta.calibration = record
+            save_checkpoint(self.run_dir, "best", state, meta)
         self.best_state = state
-        self.summary["calibration"] = record
+        self.summary.calibration = record
 
     def _score_linear_path_alone(self, p: _Prepared) -> None:
         """The linear path without the network, on the same test persons: what the network added.
@@ -759,7 +800,9 @@ class _Run:
         _, metrics, table = self.evaluate(p.model, p.datasets["test"], p.test_s, p.classes, p.device, p.amp_dtype)
         ci = bootstrap_person_ci(table, p.classes, seed=self.config.optim.seed)
         p.model.load_state_dict(state)
-        self.summary.setdefault("linear_path", {})["test_metrics"] = dict(
+        if "linear_path" not in self.summary:
+            self.summary.linear_path = {}
+        self.summary.linear_path["test_metrics"] = dict(
             scalar_metrics(metrics), brier=metrics.get("brier"), ece=metrics.get("ece"),
             ci95={k: ci.get(k) for k in ("balanced_accuracy", "roc_auc")})
 
@@ -804,8 +847,6 @@ class _Run:
         Stored with the best checkpoint so that a prediction made from a subset on which the run's
         own test set is at chance can say so (Predictor), rather than present a guess as a finding.
         """
-        from smmt_core.train.robustness import modality_subsets, subset_name
-
         have = {Modality(name) for name in p.model.encoders}
         out = {}
         for subset in modality_subsets():
@@ -856,8 +897,6 @@ class _Run:
 
     @staticmethod
     def _batch(dataset, indices, device):
-        from smmt_core.data.dataset import collate
-
         inputs, labels = collate([dataset[i] for i in indices])
         return inputs.to(device), labels.to(device)
 
@@ -952,9 +991,7 @@ def train(config: TrainConfig, on_event: EventCallback | None = None, stop: thre
         if resume is not None or dist is not None:
             raise ConfigError("an ensemble trains its members one after the other in one process: --resume and "
                               "--ddp take a single run (train a member, or leave out --ensemble)")
-        from smmt_core.train.ensemble import train_ensemble
-
-        return train_ensemble(config, config.run.ensemble, on_event, stop)
+        return train_ensemble(config, config.run.ensemble, train, on_event, stop)
     run = _Run(config, on_event, stop, resume, dist)
     try:
         return run.execute()

@@ -9,6 +9,7 @@ in QSettings without knowing what is on each page. Anything slow (checking a dat
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -42,16 +43,29 @@ from smmt_core.data.feature_sets import (
     FEATURE_PRESETS,
     KNOWN_FEATURES,
 )
-from smmt_core.train.config import LABEL_SETS, PRESETS, setting_bounds
+from smmt_core.train.config import LABEL_SETS, PRESETS, preset_value, setting_accepts, setting_bounds
 from smmt_core.variants import MASK_MODES, VARIANT_NAMES, variant
 from smmt_gui import strings
 from smmt_gui.settings import runs_dir
 from smmt_gui.workers import FunctionWorker
 
-# --- slider steps (the texts are in smmt_gui.strings) ----------------------------------------------
+# --- slider steps (the texts are in smmt_gui.strings); the ranges are the config's ------------------
 FRACTION_STEP = 5  # percent per slider step
 MASK_STEP = 0.05  # mask ratio per slider step
-MAX_MASK_RATIO = setting_bounds("mask_ratio")[1]  # the config's bound, not a second one
+LR_DECIMALS = 5  # the learning rate box's precision: its lowest value above the config's bound of 0
+LR_MAX = 1.0  # the config declares no upper bound (a diverging run is a run the user asked for)
+
+
+def slider_range(name: str, step: float) -> tuple[int, int]:
+    """The first and last slider position (values `position * step`) that the setting's declaration
+    accepts: an exclusive bound (fraction > 0) keeps the slider one step inside it."""
+    low, high = setting_bounds(name)
+    first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+    while not setting_accepts(name, round(first * step, 10)):
+        first += 1
+    while not setting_accepts(name, round(last * step, 10)):
+        last -= 1
+    return first, last
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -444,7 +458,7 @@ class ModelPage(QWizardPage):
         grid.setColumnStretch(1, 1)
 
         self.fraction_slider = QSlider(Qt.Orientation.Horizontal)
-        self.fraction_slider.setRange(1, 100 // FRACTION_STEP)
+        self.fraction_slider.setRange(*slider_range("fraction", FRACTION_STEP / 100.0))
         self.fraction_slider.setPageStep(2)
         self.fraction_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.fraction_slider.setTickInterval(2)
@@ -453,7 +467,7 @@ class ModelPage(QWizardPage):
         self.fraction_slider.valueChanged.connect(self._update_labels)
 
         self.mask_slider = QSlider(Qt.Orientation.Horizontal)
-        self.mask_slider.setRange(0, round(MAX_MASK_RATIO / MASK_STEP))
+        self.mask_slider.setRange(*slider_range("mask_ratio", MASK_STEP))
         self.mask_slider.setPageStep(2)
         self.mask_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.mask_slider.setTickInterval(2)
@@ -484,8 +498,8 @@ class ModelPage(QWizardPage):
         layout.addWidget(sliders)
         layout.addStretch(1)
         self.variant_buttons["smmt"].setChecked(True)
-        self.set_fraction(1.0)
-        self.set_mask_ratio(0.3)
+        self.set_fraction(preset_value("fraction"))
+        self.set_mask_ratio(preset_value("mask_ratio"))
 
     def variant(self) -> str:
         for key, button in self.variant_buttons.items():
@@ -497,7 +511,7 @@ class ModelPage(QWizardPage):
         return round(self.fraction_slider.value() * FRACTION_STEP / 100.0, 4)
 
     def set_fraction(self, fraction: float) -> None:
-        self.fraction_slider.setValue(max(1, round(float(fraction) * 100 / FRACTION_STEP)))
+        self.fraction_slider.setValue(round(float(fraction) * 100 / FRACTION_STEP))  # clamped to the range
 
     def mask_ratio(self) -> float:
         return round(self.mask_slider.value() * MASK_STEP, 4)
@@ -565,8 +579,8 @@ class RunPage(QWizardPage):
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(*(int(v) for v in setting_bounds("batch_size")))
         self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 1.0)
+        self.lr_spin.setDecimals(LR_DECIMALS)
+        self.lr_spin.setRange(max(setting_bounds("lr")[0], 10.0 ** -LR_DECIMALS), LR_MAX)
         self.lr_spin.setSingleStep(0.0001)
         self.seeds_edit = QLineEdit("0")
         self.seeds_edit.setPlaceholderText(strings.WIZARD_SEEDS_PLACEHOLDER)
@@ -609,10 +623,10 @@ class RunPage(QWizardPage):
         return self.preset_combo.currentData()
 
     def _preset_changed(self, *_args) -> None:
-        preset = PRESETS[self.preset()]
-        self.epochs_spin.setValue(int(preset.get("epochs", 12)))
-        self.batch_spin.setValue(int(preset.get("batch_size", 8)))
-        self.lr_spin.setValue(float(preset.get("lr", 1e-3)))
+        preset = self.preset()
+        self.epochs_spin.setValue(int(preset_value("epochs", preset)))
+        self.batch_spin.setValue(int(preset_value("batch_size", preset)))
+        self.lr_spin.setValue(float(preset_value("lr", preset)))
         self.preset_note.setText(strings.WIZARD_PRESET_TEXT.get(self.preset(), ""))
 
     def seeds(self) -> list[int]:

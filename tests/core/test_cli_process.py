@@ -162,7 +162,7 @@ def _mni_scans(folder, n: int) -> None:
     """n small scans already in MNI space (4 mm), each with other values (no two share a cache entry)."""
     import nibabel as nib
 
-    from smmt_core.data.preprocess import mni_template
+    from smmt_core.data.template import mni_template
 
     tpl = mni_template(4.0)
     for i in range(n):

@@ -124,3 +124,15 @@ def test_help_explains_the_flags_and_exit_codes(capsys):
     text = capsys.readouterr().out
     for word in ("--data", "--preset", "--features", "non-circular", "--mask-ratio", "Exit codes", "130"):
         assert word in text
+
+
+def test_help_shows_the_default_presets_values_not_the_declared_defaults(capsys):
+    from smmt_core.train.config import DEFAULT_PRESET, preset_value, setting_field
+
+    assert preset_value("lr") != setting_field("lr").default  # the demo preset overrides the declaration
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"Adam learning rate (default {preset_value('lr')})" in text
+    assert f"(default {setting_field('lr').default})" not in text
+    assert f"(default: {DEFAULT_PRESET}," in text

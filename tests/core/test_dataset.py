@@ -10,11 +10,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from smmt_core.batch import ModelInputs
-from smmt_core.data import preprocess as pp
 from smmt_core.data.dataset import SubjectDataset, collate, encode_subject, parse_modalities
 from smmt_core.data.features import FeatureEncoder
 from smmt_core.data.preprocess import MRICache, PreprocessConfig
 from smmt_core.data.subject import Modality, Subject
+from smmt_core.data.template import mni_template
 from smmt_core.errors import ConfigError, DataError
 
 CFG = PreprocessConfig(image_size=16, n_slices=2, channels=3)
@@ -22,7 +22,7 @@ CFG = PreprocessConfig(image_size=16, n_slices=2, channels=3)
 
 @pytest.fixture(scope="module")
 def t1_files(tmp_path_factory):
-    tpl = pp.mni_template(2.0)
+    tpl = mni_template(2.0)
     root = tmp_path_factory.mktemp("t1")
     files = []
     for i in range(2):

@@ -46,7 +46,7 @@ def lying_nifti(path: Path, shape, dtype, payload: bytes = b"") -> Path:
     ("short.nii.gz", (300, 300, 300), np.float32, "too few to expand to that"),
 ])
 def test_a_header_declaring_a_huge_image_is_refused_from_the_header(tmp_path, name, shape, dtype, problem):
-    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data.t1 import load_t1
     from smmt_core.data.validate import image_problem
 
     path = lying_nifti(tmp_path / name, shape, dtype)
@@ -61,8 +61,8 @@ def test_a_header_declaring_a_huge_image_is_refused_from_the_header(tmp_path, na
 
 def test_a_compressed_stream_shorter_than_its_header_declares_is_refused_in_bounded_memory(tmp_path):
     """Incompressible bytes pass the compression-ratio bound; counting the stream refuses them."""
-    from smmt_core.data.layouts.common import check_image_data
-    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data.image_files import check_image_data
+    from smmt_core.data.t1 import load_t1
 
     payload = np.random.default_rng(0).bytes(300_000)
     path = lying_nifti(tmp_path / "short.nii.gz", (400, 400, 400), np.float32, payload)
@@ -82,11 +82,11 @@ def test_smmt_validate_refuses_a_lying_header_with_one_line_and_exit_2(tmp_path,
 
 
 def test_an_honest_compressed_image_above_the_stream_threshold_still_loads(tmp_path, monkeypatch):
-    from smmt_core.data.layouts import common
-    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data import image_files
+    from smmt_core.data.t1 import load_t1
     from tests.core.fakes import write_volume
 
-    monkeypatch.setattr(common, "STREAM_CHECK_ABOVE", 100)  # an 8^3 float32 volume is 2048 bytes
+    monkeypatch.setattr(image_files, "STREAM_CHECK_ABOVE", 100)  # an 8^3 float32 volume is 2048 bytes
     path = write_volume(tmp_path / "T1.nii.gz")
     assert load_t1(path).shape == (8, 8, 8)
     cut = tmp_path / "cut.nii.gz"
@@ -178,7 +178,7 @@ def test_smmt_train_refuses_settings_that_cannot_fit_before_preprocessing(tmp_pa
     root = make_bids(tmp_path / "bids", [{"participant_id": f"sub-{i:02d}", "diagnosis": "CN" if i % 2 else "AD",
                                           "MMSE": str(20 + i)} for i in range(8)])
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 8 * 2**30)
-    monkeypatch.setattr(preprocess, "_load_t1", lambda *a, **k: pytest.fail("preprocessing started"))
+    monkeypatch.setattr(preprocess, "read_t1", lambda *a, **k: pytest.fail("preprocessing started"))
     code = main(["train", "--data", str(root), "--preset", "demo", "--epochs", "1", "--image-size", "1024",
                  "--slices", "64", "--out", str(tmp_path / "runs"), "--no-energy", "-q"])
     err = capsys.readouterr().err.strip()

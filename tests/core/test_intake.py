@@ -19,7 +19,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from smmt_core.data.intake import IntakeCache, IntakeSettings, qc, run_intake
-from smmt_core.data.preprocess import MRICache, PreprocessConfig, mni_template
+from smmt_core.data.preprocess import MRICache, PreprocessConfig
+from smmt_core.data.template import mni_template
 from smmt_core.errors import DataError
 
 

@@ -235,3 +235,13 @@ def test_weights_round_trip_through_safetensors(tmp_path):
     copy.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
     inputs = make_inputs()
     assert torch.equal(model(inputs), copy(inputs))
+
+
+def test_the_masking_module_takes_the_configs_bounds():
+    from smmt_core.model.masking import ModalityMasking
+    from smmt_core.settings import field_bounds
+
+    low, high = field_bounds(ModelConfig, "mask_ratio")
+    assert ModalityMasking(high, "dimension").ratio == high
+    with pytest.raises(ConfigError, match="model.mask_ratio"):
+        ModalityMasking(high + 0.05, "dimension")  # the config refuses it, so does the module

@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 
 from smmt_core.data import preprocess as pp
-from smmt_core.data.preprocess import (
-    MRICache,
-    PreprocessConfig,
-    file_digest,
-    load_t1,
-    preprocess_t1,
-    slice_positions_mm,
-)
+from smmt_core.data.preprocess import MRICache, PreprocessConfig, preprocess_t1, slice_positions_mm
+from smmt_core.data.t1 import file_digest, load_t1
+from smmt_core.data.template import extract_slice, mni_template
 from smmt_core.errors import ConfigError, DataError
 from smmt_core.train.config import TrainConfig
 
@@ -26,7 +21,7 @@ from smmt_core.train.config import TrainConfig
 @pytest.fixture(scope="module")
 def template2():
     """The 2 mm MNI152 template as (data scaled like a scanner would, affine)."""
-    tpl = pp.mni_template(2.0)
+    tpl = mni_template(2.0)
     return tpl.data * 800.0 + 20.0, tpl.affine
 
 
@@ -61,7 +56,7 @@ def test_slice_positions_cover_hippocampi_and_ventricles():
     assert slice_positions_mm("axial", 1) == [4.0]
     assert slice_positions_mm("axial", 3) == [-14.0, 4.0, 22.0]  # hippocampi .. ventricle bodies
     assert slice_positions_mm("coronal", 2) == [-38.0, -10.0]
-    tpl = pp.mni_template(2.0)
+    tpl = mni_template(2.0)
     many = pp.slice_indices_for("axial", 20, tpl.affine, tpl.data.shape)  # band holds 19 voxels
     assert many == list(range(28, 48))  # neighbours centred on z = +4 mm (index 38)
 
@@ -89,11 +84,11 @@ def test_display_orientation_of_slices():
     vol = np.zeros((4, 5, 6), dtype=np.float32)
     vol[3, 4, 2] = 1.0  # right, anterior
     vol[0, 1, 5] = 2.0  # left, superior
-    ax = pp.extract_slice(vol, "axial", 2)
+    ax = extract_slice(vol, "axial", 2)
     assert ax.shape == (5, 4) and ax[0, 3] == 1.0  # anterior on top, right on the right
-    cor = pp.extract_slice(vol, "coronal", 1)
+    cor = extract_slice(vol, "coronal", 1)
     assert cor.shape == (6, 4) and cor[0, 0] == 2.0  # superior on top, left on the left
-    sag = pp.extract_slice(vol, "sagittal", 0)
+    sag = extract_slice(vol, "sagittal", 0)
     assert sag.shape == (6, 5) and sag[0, 1] == 2.0  # superior on top
 
 
@@ -117,7 +112,7 @@ def test_reoriented_file_gives_the_same_volume(tmp_path, template2):
     b = preprocess_t1(save(tmp_path / "las.nii.gz", data[::-1], affine @ flip))
     assert np.abs(a.volume - b.volume).max() < 1e-4
     # A 1 mm version of the same brain resamples onto the same 2 mm grid.
-    tpl1 = pp.mni_template(1.0)
+    tpl1 = mni_template(1.0)
     c = preprocess_t1(save(tmp_path / "one_mm.nii.gz", tpl1.data, tpl1.affine))
     assert c.volume.shape == a.volume.shape
     assert np.corrcoef(a.volume.ravel(), c.volume.ravel())[0, 1] > 0.98

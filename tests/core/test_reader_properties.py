@@ -213,7 +213,7 @@ _FIELDS = [(0, "<i"), (40, "<h"), (42, "<h"), (44, "<h"), (46, "<h"), (70, "<h")
                                   st.floats(allow_nan=True, allow_infinity=True, width=32)), min_size=1, max_size=4),
        cut=st.one_of(st.none(), st.integers(0, 400)))
 def test_nifti_headers_load_or_name_the_file(workdir, nifti_header, changes, cut):
-    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data.t1 import load_t1
     from smmt_core.data.validate import image_problem
 
     data = bytearray(nifti_header)
@@ -249,8 +249,8 @@ def test_nifti_headers_with_adversarial_dimensions_and_datatypes_cost_only_the_h
 
     import numpy as np
 
-    from smmt_core.data.layouts.common import MAX_IMAGE_BYTES
-    from smmt_core.data.preprocess import load_t1
+    from smmt_core.data.image_files import MAX_IMAGE_BYTES
+    from smmt_core.data.t1 import load_t1
     from smmt_core.data.validate import image_problem
 
     data = bytearray(nifti_header[:352])

@@ -10,6 +10,7 @@ import pytest
 from smmt_core.data.splits import Split, kfold_split, split_subjects
 from smmt_core.data.subject import Subject
 from smmt_core.errors import ConfigError, DataError
+from smmt_core.train.config import TrainConfig
 
 
 def cohort(n_cn=60, n_ad=40, sessions=1, n_mci=0, unlabeled=0):
@@ -130,6 +131,17 @@ def test_tiny_or_single_classes_are_clear_errors():
 def test_bad_sizes_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         split_subjects(cohort(), **kwargs)
+
+
+@pytest.mark.parametrize("sizes", [dict(test_size=0.5, val_size=0.45), dict(test_size=0.85, val_size=0.15),
+                                   dict(test_size=0.05, val_size=0.9)])
+def test_a_split_refuses_what_the_config_refuses_with_its_message(sizes):
+    """One declaration (DataConfig) for the sizes: split_subjects and TrainConfig agree."""
+    with pytest.raises(ConfigError) as from_config:
+        TrainConfig.build("demo", **sizes)
+    with pytest.raises(ConfigError) as from_split:
+        split_subjects(cohort(), **sizes)
+    assert str(from_split.value) == str(from_config.value)
 
 
 def test_bad_fold_settings():

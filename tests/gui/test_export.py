@@ -104,7 +104,7 @@ def test_a_scan_from_the_intake_has_its_qc_picture_in_the_pdf_and_beside_the_rep
     from matplotlib.image import imread
 
     from smmt_core.data.intake import qc
-    from smmt_core.data.preprocess import mni_template
+    from smmt_core.data.template import mni_template
 
     picture = tmp_path / "intake-cache" / "qc.png"  # what the intake draws, here for the template at 4 mm
     picture.parent.mkdir()

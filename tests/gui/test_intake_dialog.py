@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from smmt_core.data.intake import IntakeCache
-from smmt_core.data.preprocess import mni_template
+from smmt_core.data.template import mni_template
 from smmt_gui.intake_dialog import IntakeDialog, needs_intake
 
 

@@ -59,7 +59,8 @@ def test_robust_levels_ignore_background_and_outliers():
 
 def test_model_slice_rect_matches_core_preprocessing():
     """A marker voxel must fall in the overlay cell of the model-image pixel that holds it."""
-    from smmt_core.data.preprocess import _square_resize, extract_slice
+    from smmt_core.data.preprocess import _square_resize
+    from smmt_core.data.template import extract_slice
 
     shape = (10, 6, 5)
     g = VolumeGeometry(np.zeros(shape), np.diag([2.0, 2.0, 2.0, 1.0]), cursor=(0, 0, 2))

@@ -253,3 +253,22 @@ def test_a_dataset_fit_for_prediction_only_blocks_training(qtbot, tmp_path, sett
     assert page.report.usable and not page.report.usable_for_training
     assert "not for training" in page.status_label.text()
     assert not page.isComplete() and not next_button(wizard).isEnabled()
+
+
+def test_ranges_and_defaults_come_from_the_config_declarations(qtbot, settings):
+    from smmt_core.train.config import PRESETS, preset_value, setting_accepts
+    from smmt_gui.wizard.pages import FRACTION_STEP, MASK_STEP
+
+    wizard = TrainingWizard(settings=settings, cuda_available=False)
+    qtbot.addWidget(wizard)
+    model, run = wizard.model_page, wizard.run_page
+    for slider, name, step in ((model.fraction_slider, "fraction", FRACTION_STEP / 100), (model.mask_slider, "mask_ratio", MASK_STEP)):
+        assert setting_accepts(name, round(slider.minimum() * step, 10)) and setting_accepts(name, slider.maximum() * step)
+        assert not setting_accepts(name, round((slider.minimum() - 1) * step, 10))
+        assert not setting_accepts(name, round((slider.maximum() + 1) * step, 10))
+    assert (model.fraction(), model.mask_ratio()) == (preset_value("fraction"), preset_value("mask_ratio"))
+    for preset in PRESETS:
+        run.preset_combo.setCurrentIndex(run.preset_combo.findData(preset))
+        assert (run.epochs_spin.value(), run.batch_spin.value()) == (preset_value("epochs", preset),
+                                                                     preset_value("batch_size", preset))
+        assert run.lr_spin.value() == pytest.approx(preset_value("lr", preset))

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from smmt_core.data.image_files import find_volumes_below
 from smmt_core.data.intake import deps
 from smmt_core.errors import DataError
 from smmt_core.fileio import hash_file_into
@@ -86,8 +87,6 @@ def is_dicom_subject_folder(folder) -> bool:
     The patient is read (PatientID, with pydicom when installed) from the first DICOM file in the
     folder and in each sub-folder, so a large export costs one small read per sub-folder.
     """
-    from smmt_core.data.layouts.common import find_volumes_below
-
     folder = Path(folder)
     if not is_dicom_folder(folder) or find_volumes_below(folder, 2):  # NIfTI subjects beside it: a dataset
         return False

@@ -40,7 +40,10 @@ from typing import Literal
 
 import numpy as np
 
-from smmt_core.data.intake import deps, qc
+from smmt_core.data.intake import deps, dicom, qc
+from smmt_core.data.preprocess_config import default_cache_dir
+from smmt_core.data.t1 import file_digest, read_t1
+from smmt_core.data.template import mni_template, resample_kwargs
 from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES
 from smmt_core.errors import DataError, SMMTError
 from smmt_core.settings import Settings, setting
@@ -146,15 +149,10 @@ class IntakeResult:
 
 
 def default_intake_cache_dir() -> Path:
-    from smmt_core.data.preprocess import default_cache_dir
-
     return default_cache_dir() / "intake"
 
 
 def input_digest(path: Path) -> str:
-    from smmt_core.data.intake import dicom
-    from smmt_core.data.preprocess import file_digest
-
     return dicom.folder_digest(path) if path.is_dir() else file_digest(path)
 
 
@@ -244,8 +242,6 @@ def run_intake(path, settings: IntakeSettings | None = None, *, cache: IntakeCac
     QC failure is not an exception here: `result.qc.verdict == "fail"` (callers refuse to predict).
     """
 
-    from smmt_core.data.intake import dicom
-
     settings = settings or IntakeSettings()
     cache = cache if cache is not None else IntakeCache()
     source = Path(path).expanduser()
@@ -299,159 +295,198 @@ def _relative(d: dict, work: Path) -> dict:
     return out
 
 
-def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSettings, report: Progress,
-               check_stop, picture: bool | None) -> IntakeResult:
-    import nibabel as nib
+class _StepLog:
+    """What the steps did and how long each part took (IntakeResult's steps_run, steps_skipped,
+    seconds, notes), with the progress report and the stop check around each step."""
 
-    from smmt_core.data.intake import dicom
-    from smmt_core.data.preprocess import _load_t1, mni_template
+    def __init__(self, report: Progress, check_stop):
+        self.report, self.check_stop = report, check_stop
+        self.seconds: dict[str, float] = {}
+        self.skipped: dict[str, str] = {}
+        self.run: list[str] = []
+        self.notes: list[str] = []
 
-    seconds: dict[str, float] = {}
-    skipped: dict[str, str] = {}
-    run: list[str] = []
-    notes: list[str] = []
-
-    def lap(part: str, t0: float) -> float:
+    def lap(self, part: str, t0: float) -> float:
         """Record the seconds of `part` since t0; returns now (the start of the next part)."""
         now = time.perf_counter()
-        seconds[part] = round(seconds.get(part, 0.0) + now - t0, 3)
+        self.seconds[part] = round(self.seconds.get(part, 0.0) + now - t0, 3)
         return now
 
-    def begin(step):
-        check_stop()
-        report(step, "start", STEP_TITLES[step])
+    def begin(self, step: str) -> float:
+        self.check_stop()
+        self.report(step, "start", STEP_TITLES[step])
         return time.perf_counter()
 
-    def end(step, t0=None, detail=""):
+    def end(self, step: str, t0: float | None = None, detail: str = "") -> None:
         if t0 is not None:
-            lap(step, t0)
-        run.append(step)
-        report(step, "done", detail)
+            self.lap(step, t0)
+        self.run.append(step)
+        self.report(step, "done", detail)
 
-    def skip(step, why):
-        skipped[step] = why
-        report(step, "skipped", why)
+    def skip(self, step: str, why: str) -> None:
+        self.skipped[step] = why
+        self.report(step, "skipped", why)
 
-    # convert
-    if is_dicom:
-        t0 = begin("convert")
-        work.mkdir(parents=True, exist_ok=True)
-        nifti, note = dicom.convert(source, work / "dicom")
-        native_path = work / "native.nii.gz"
-        shutil.move(str(nifti), native_path)
-        shutil.rmtree(work / "dicom", ignore_errors=True)
-        notes.append(note)
-        end("convert", t0, note)
-    else:
-        native_path = source
-        skip("convert", "not DICOM")
-    t0 = time.perf_counter()
-    img, warnings = _load_t1(native_path)
-    notes.extend(warnings)
-    img = nib.as_closest_canonical(img)
-    img = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)), img.affine)  # flipped views -> C order
-    lap("load", t0)
+    def result(self, **fields) -> IntakeResult:
+        return IntakeResult(steps_run=self.run, steps_skipped=self.skipped, notes=self.notes, seconds=self.seconds,
+                            **fields)
 
-    # measure
-    t0 = begin("measure")
+
+def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSettings, report: Progress,
+               check_stop, picture: bool | None) -> IntakeResult:
+    steps = _StepLog(report, check_stop)
+    native_path = _convert(source, is_dicom, work, steps)
+    img = _load_native(native_path, steps)
+
+    t0 = steps.begin("measure")
     m = qc.measure_input(img, settings.template_mm)
     measures = {"input_mni_score": round(m.mni_score, 4), "input_foreground_ml": round(m.foreground_ml, 1)}
-    end("measure", t0, f"MNI score {m.mni_score:.2f}, foreground {m.foreground_ml:.0f} mL")
+    steps.end("measure", t0, f"MNI score {m.mni_score:.2f}, foreground {m.foreground_ml:.0f} mL")
     mode = settings.mode
     need_brain = mode == "full" or (mode == "auto" and not m.stripped)
     need_register = mode == "full" or (mode == "auto" and not m.in_mni)
-    tpl = mni_template(settings.template_mm)
-
     if not (need_brain or need_register):
-        why = "mode off" if mode == "off" else "already brain extracted" if m.stripped else ""
-        skip("brain", why or "not needed")
-        skip("bias", "mode off" if mode == "off" else "already in MNI space")
-        skip("register", "mode off" if mode == "off" else f"already in MNI space (score {m.mni_score:.2f})")
-        t0 = begin("qc")
-        verdict = qc.verdict(m.mni_score)
-        t0 = lap("qc", t0)
-        pic = None
-        if picture:
-            vol = qc.robust_scale(qc.on_template_grid(img, settings.template_mm))
-            work.mkdir(parents=True, exist_ok=True)
-            pic = work / "qc.png"
-            qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
-            lap("picture", t0)
-        end("qc", None, f"{verdict.verdict}: {verdict.reason}")
-        return IntakeResult(source=source, t1_mni=native_path, native=native_path,
-                            qc=verdict, steps_run=run, steps_skipped=skipped, measures=measures, mni_to_native=np.eye(4),
-                            notes=notes, seconds=seconds, picture=pic)
+        return _score_as_it_is(source, native_path, img, m, measures, work, settings, picture, steps)
 
     missing = [step for step, needed in (("brain extraction", need_brain), ("registration to MNI152", need_register))
                if needed]
     deps.require(f"this image is not {'in MNI space' if need_register else 'brain extracted'}; "
                  f"{' and '.join(missing)}", source, names=("deepbet", "ants"))
+    brain, mask, device = _brain(img, need_brain, settings, source, steps)
+    registered, reg_mask, matrix = _to_mni(brain, mask, need_register, m, settings, source, steps)
+    return _check_and_write(source, native_path, registered, reg_mask, matrix, measures, work, settings, picture,
+                            device, steps)
 
-    # brain
-    device = None
-    if need_brain:
-        from smmt_core.data.intake.brain import extract_brain
 
-        t0 = begin("brain")
-        brain, mask, device = extract_brain(img, device=settings.device, path=source)
-        end("brain", t0, f"{int(np.asarray(mask.dataobj).sum())} brain voxels ({device})")
-    else:
-        brain = img
-        skip("brain", "already brain extracted")
-        mask = nib.Nifti1Image(qc.foreground(img).astype(np.uint8), img.affine)
+def _convert(source: Path, is_dicom: bool, work: Path, steps: _StepLog) -> Path:
+    """Step convert: a DICOM folder's T1 series as work/native.nii.gz; a NIfTI file is used as it is."""
+    if not is_dicom:
+        steps.skip("convert", "not DICOM")
+        return source
+    t0 = steps.begin("convert")
+    work.mkdir(parents=True, exist_ok=True)
+    nifti, note = dicom.convert(source, work / "dicom")
+    native_path = work / "native.nii.gz"
+    shutil.move(str(nifti), native_path)
+    shutil.rmtree(work / "dicom", ignore_errors=True)
+    steps.notes.append(note)
+    steps.end("convert", t0, note)
+    return native_path
+
+
+def _load_native(native_path: Path, steps: _StepLog):
+    """The native T1, reoriented to RAS and C-ordered (the `load` part of the timings)."""
+    import nibabel as nib
+
+    t0 = time.perf_counter()
+    img, warnings = read_t1(native_path)
+    steps.notes.extend(warnings)
+    img = nib.as_closest_canonical(img)
+    img = nib.Nifti1Image(np.ascontiguousarray(np.asarray(img.dataobj)), img.affine)  # flipped views -> C order
+    steps.lap("load", t0)
+    return img
+
+
+def _score_as_it_is(source: Path, native_path: Path, img, m: qc.InputMeasures, measures: dict, work: Path,
+                    settings: IntakeSettings, picture: bool | None, steps: _StepLog) -> IntakeResult:
+    """An image that needs no step (or mode off): its measured score is its QC; the picture only
+    when asked for (`picture` True)."""
+    mode = settings.mode
+    why = "mode off" if mode == "off" else "already brain extracted" if m.stripped else ""
+    steps.skip("brain", why or "not needed")
+    steps.skip("bias", "mode off" if mode == "off" else "already in MNI space")
+    steps.skip("register", "mode off" if mode == "off" else f"already in MNI space (score {m.mni_score:.2f})")
+    t0 = steps.begin("qc")
+    verdict = qc.verdict(m.mni_score)
+    t0 = steps.lap("qc", t0)
+    pic = None
+    if picture:
+        vol = qc.robust_scale(qc.on_template_grid(img, settings.template_mm))
+        work.mkdir(parents=True, exist_ok=True)
+        pic = work / "qc.png"
+        qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
+        steps.lap("picture", t0)
+    steps.end("qc", None, f"{verdict.verdict}: {verdict.reason}")
+    return steps.result(source=source, t1_mni=native_path, native=native_path, qc=verdict, measures=measures,
+                        mni_to_native=np.eye(4), picture=pic)
+
+
+def _brain(img, need_brain: bool, settings: IntakeSettings, source: Path, steps: _StepLog):
+    """Step brain: (brain, mask, device) by deepbet, or the image itself and its foreground."""
+    import nibabel as nib
+
+    if not need_brain:
+        steps.skip("brain", "already brain extracted")
+        return img, nib.Nifti1Image(qc.foreground(img).astype(np.uint8), img.affine), None
+    from smmt_core.data.intake.brain import extract_brain
+
+    t0 = steps.begin("brain")
+    brain, mask, device = extract_brain(img, device=settings.device, path=source)
+    steps.end("brain", t0, f"{int(np.asarray(mask.dataobj).sum())} brain voxels ({device})")
+    return brain, mask, device
+
+
+def _to_mni(brain, mask, need_register: bool, m: qc.InputMeasures, settings: IntakeSettings, source: Path,
+            steps: _StepLog):
+    """Steps bias and register: (registered T1, its mask, MNI -> native matrix) on the output grid;
+    an image already in MNI space is only resampled onto it."""
+    import nibabel as nib
 
     output_grid = _mni_grid(settings.output_mm)
     if need_register:
         from smmt_core.data.intake.register import n4, register_affine, resample_to_mni
 
-        t0 = begin("bias")
+        tpl = mni_template(settings.template_mm)
+        t0 = steps.begin("bias")
         corrected = n4(brain, mask)
-        end("bias", t0)
-        t0 = begin("register")
+        steps.end("bias", t0)
+        t0 = steps.begin("register")
         fit = register_affine(corrected, nib.Nifti1Image(tpl.data, tpl.affine), path=source)
-        end("register", t0)
-        check_stop()
+        steps.end("register", t0)
+        steps.check_stop()
         t0 = time.perf_counter()
         registered = resample_to_mni(fit, corrected, output_grid)
         reg_mask = resample_to_mni(fit, mask, output_grid, nearest=True)
-        matrix = fit.mni_to_native
-        lap("resample", t0)
-    else:
-        from nilearn import image
+        steps.lap("resample", t0)
+        return registered, reg_mask, fit.mni_to_native
+    from nilearn import image
 
-        from smmt_core.data.preprocess import _resample_kwargs
+    steps.skip("bias", "already in MNI space")
+    steps.skip("register", f"already in MNI space (score {m.mni_score:.2f})")
+    t0 = time.perf_counter()
+    registered = image.resample_img(brain, target_affine=output_grid.affine, target_shape=output_grid.shape,
+                                    interpolation="linear", fill_value=0.0, **resample_kwargs())
+    reg_mask = image.resample_img(mask, target_affine=output_grid.affine, target_shape=output_grid.shape,
+                                  interpolation="nearest", fill_value=0.0, **resample_kwargs())
+    steps.lap("resample", t0)
+    return registered, reg_mask, np.eye(4)  # already in MNI space: the identity map
 
-        skip("bias", "already in MNI space")
-        skip("register", f"already in MNI space (score {m.mni_score:.2f})")
-        t0 = time.perf_counter()
-        registered = image.resample_img(brain, target_affine=output_grid.affine, target_shape=output_grid.shape,
-                                        interpolation="linear", fill_value=0.0, **_resample_kwargs())
-        reg_mask = image.resample_img(mask, target_affine=output_grid.affine, target_shape=output_grid.shape,
-                                      interpolation="nearest", fill_value=0.0, **_resample_kwargs())
-        matrix = np.eye(4)  # already in MNI space: the identity map
-        lap("resample", t0)
 
-    # qc
-    t0 = begin("qc")
+def _check_and_write(source: Path, native_path: Path, registered, reg_mask, matrix, measures: dict, work: Path,
+                     settings: IntakeSettings, picture: bool | None, device, steps: _StepLog) -> IntakeResult:
+    """Step qc: score and mask overlap on the template grid, the picture (unless `picture` is
+    False), and the registered T1 written as work/t1_mni.nii.gz."""
+    import nibabel as nib
+
+    t0 = steps.begin("qc")
     vol = qc.robust_scale(qc.on_template_grid(registered, settings.template_mm))
     mask_vol = qc.on_template_grid(reg_mask, settings.template_mm, "nearest")
     score = qc.registration_score(vol, settings.template_mm)
     verdict = qc.verdict(score, qc.mask_dice(mask_vol, settings.template_mm))
-    t0 = lap("qc", t0)
+    t0 = steps.lap("qc", t0)
     pic = None
     work.mkdir(parents=True, exist_ok=True)
     if picture is not False:
         pic = work / "qc.png"
         qc.qc_picture(vol, pic, title=_picture_title(source, verdict), resolution_mm=settings.template_mm)
-        t0 = lap("picture", t0)
+        t0 = steps.lap("picture", t0)
     t1_mni = work / "t1_mni.nii.gz"
     data = np.asarray(registered.dataobj, dtype=np.float32)
     _save(nib.Nifti1Image(np.clip(data, 0, None), registered.affine), t1_mni)
-    lap("write", t0)
-    end("qc", None, f"{verdict.verdict}: {verdict.reason}")
-    return IntakeResult(source=source, t1_mni=t1_mni, native=native_path, qc=verdict, steps_run=run,
-                        steps_skipped=skipped, measures=measures, mni_to_native=matrix, notes=notes,
-                        seconds=seconds, picture=pic, device=device)
+    steps.lap("write", t0)
+    steps.end("qc", None, f"{verdict.verdict}: {verdict.reason}")
+    return steps.result(source=source, t1_mni=t1_mni, native=native_path, qc=verdict, measures=measures,
+                        mni_to_native=matrix, picture=pic, device=device)
 
 
 def _picture_title(source: Path, verdict: qc.QCResult) -> str:
@@ -462,8 +497,6 @@ def _picture_title(source: Path, verdict: qc.QCResult) -> str:
 def _mni_grid(resolution_mm: float):
     """An empty image on the MNI152 template grid at `resolution_mm` (what registration resamples onto)."""
     import nibabel as nib
-
-    from smmt_core.data.preprocess import mni_template
 
     tpl = mni_template(resolution_mm)
     return nib.Nifti1Image(np.zeros(tpl.data.shape, dtype=np.float32), tpl.affine)

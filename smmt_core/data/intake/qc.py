@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smmt_core.data.template import extract_slice, mni_template, resample_kwargs
+from smmt_core.fileio import atomic_write
+
 QC_PASS_AT = 0.55  # r >= this: pass
 QC_WARN_AT = 0.40  # r in [warn, pass): warn (used, flagged); below: fail (no prediction)
 MASK_DICE_FAIL_BELOW = 0.70  # brain mask overlap with the template's below this: fail
@@ -75,25 +78,19 @@ def on_template_grid(img, resolution_mm: float = 2.0, interpolation: str = "line
     """`img` (a Nifti1Image) resampled onto the MNI template grid, as float32 ("nearest" for masks)."""
     from nilearn import image
 
-    from smmt_core.data.preprocess import _resample_kwargs, mni_template
-
     tpl = mni_template(resolution_mm)
     out = image.resample_img(img, target_affine=tpl.affine, target_shape=tpl.data.shape,
-                             interpolation=interpolation, fill_value=0.0, **_resample_kwargs())
+                             interpolation=interpolation, fill_value=0.0, **resample_kwargs())
     return np.asarray(out.dataobj, dtype=np.float32)
 
 
 def registration_score(volume_on_grid: np.ndarray, resolution_mm: float = 2.0) -> float:
     """Pearson r with the template inside its brain mask (volume already on the template grid)."""
-    from smmt_core.data.preprocess import mni_template
-
     tpl = mni_template(resolution_mm)
     return tpl.correlation(volume_on_grid[tpl.mask])
 
 
 def mask_dice(mask_on_grid: np.ndarray, resolution_mm: float = 2.0) -> float:
-    from smmt_core.data.preprocess import mni_template
-
     tpl = mni_template(resolution_mm)
     m = mask_on_grid > 0.5
     denom = int(m.sum()) + int(tpl.mask.sum())
@@ -119,8 +116,6 @@ class InputMeasures:
 
 def measure_input(img, resolution_mm: float = 2.0) -> InputMeasures:
     """Measure whether `img` is already in MNI space and already brain-extracted."""
-    from smmt_core.data.preprocess import mni_template
-
     tpl = mni_template(resolution_mm)
     vol = robust_scale(on_template_grid(img, resolution_mm))
     score = tpl.correlation(vol[tpl.mask])
@@ -146,9 +141,6 @@ def qc_picture(volume_on_grid: np.ndarray, path, *, title: str, resolution_mm: f
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
-
-    from smmt_core.data.preprocess import extract_slice, mni_template
-    from smmt_core.fileio import atomic_write
 
     tpl = mni_template(resolution_mm)
     ijk = np.linalg.solve(tpl.affine, np.array([*QC_POINT_MM, 1.0]))[:3].round().astype(int)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from smmt_core.data.image_files import check_image_header
 from smmt_core.data.layouts.common import (
     CATEGORICAL_COLUMNS,
     NUMERIC_COLUMNS,
-    check_image_header,
     clinical_from_record,
     is_missing,
     parse_label,

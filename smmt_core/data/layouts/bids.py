@@ -13,14 +13,8 @@ import math
 import re
 from pathlib import Path
 
-from smmt_core.data.layouts.common import (
-    check_image_header,
-    clinical_from_record,
-    is_missing,
-    is_volume,
-    read_json_object,
-    read_table,
-)
+from smmt_core.data.image_files import check_image_header, is_volume
+from smmt_core.data.layouts.common import clinical_from_record, is_missing, read_json_object, read_table
 from smmt_core.data.subject import Cohort, Subject
 from smmt_core.errors import DataError
 

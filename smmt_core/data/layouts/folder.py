@@ -12,17 +12,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from smmt_core.data.image_files import check_image_header, find_volumes, find_volumes_below, is_volume, volume_stem
 from smmt_core.data.intake.dicom import is_dicom_subject_folder
-from smmt_core.data.layouts.common import (
-    check_image_header,
-    clinical_from_record,
-    find_volumes,
-    find_volumes_below,
-    is_volume,
-    read_json_object,
-    read_table,
-    volume_stem,
-)
+from smmt_core.data.layouts.common import clinical_from_record, read_json_object, read_table
 from smmt_core.data.subject import Subject
 from smmt_core.errors import DataError
 

@@ -13,17 +13,8 @@ import math
 import re
 from pathlib import Path
 
-from smmt_core.data.layouts.common import (
-    check_image_header,
-    find_volumes,
-    is_missing,
-    parse_number,
-    parse_score,
-    parse_sex,
-    read_table,
-    require_columns,
-    volume_stem,
-)
+from smmt_core.data.image_files import check_image_header, find_volumes, volume_stem
+from smmt_core.data.layouts.common import is_missing, parse_number, parse_score, parse_sex, read_table, require_columns
 from smmt_core.data.subject import Cohort, Subject
 from smmt_core.errors import DataError
 

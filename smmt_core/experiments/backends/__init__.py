@@ -14,20 +14,10 @@ what to install.
 from __future__ import annotations
 
 from smmt_core.errors import ConfigError
+from smmt_core.experiments.backends.extras import require
 from smmt_core.experiments.backends.local import LocalBackend
 
 BACKENDS = ("local", "ray", "slurm")
-
-
-def require(module: str, extra: str):
-    """Import an optional engine, or say which extra installs it (ConfigError)."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"the {extra} backend needs {module}, which is not installed; "
-                          f"pip install \"smmt-studio[{extra}]\"") from None
 
 
 def make_backend(name: str, **options):

@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from smmt_core.errors import ConfigError
+from smmt_core.experiments.backends.extras import require
 
 # Environment variables a task needs to see what the driver sees (data caches, demo cohort).
 FORWARDED_ENV_PREFIX = "SMMT_"
@@ -79,8 +80,6 @@ class RayBackend:
         return True
 
     def run(self, spec, out_dir, pending, book, stop) -> bool:
-        from smmt_core.experiments.backends import require
-
         ray = require("ray", "ray")
         if not pending:
             return False

@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from smmt_core.errors import ConfigError
+from smmt_core.experiments.backends.extras import require
 
 
 def _cell_job(spec, out_dir, item, threads: int):
@@ -79,8 +80,6 @@ class SlurmBackend:
         return (f"slurm ({where}; {self.cpus_per_cell} CPU, {self.gpus_per_cell} GPU, {self.time_min} min per cell)")
 
     def executor(self, out_dir: Path):
-        from smmt_core.experiments.backends import require
-
         submitit = require("submitit", "slurm")
         folder = Path(self.folder) if self.folder else out_dir / "slurm"
         try:
