@@ -198,6 +198,10 @@ class Predictor:
 
     def __init__(self, loaded, disk_cache=None):
         self.run = loaded  # smmt_core.train.checkpoints.LoadedRun
+        if disk_cache is True:  # the default MRI cache, its intake on this model's device
+            from smmt_core.data.preprocess import MRICache
+
+            disk_cache = MRICache(intake=self.intake_settings)
         self._cache = _MemoryCache(disk_cache, intake=self.intake_settings)
         self._lock = threading.Lock()
 
@@ -213,7 +217,8 @@ class Predictor:
     def load(cls, run_dir, device: str = "auto", *, which: str = "best", disk_cache=None) -> "Predictor":
         """Load `<which>` checkpoint of a run folder; CheckpointError when it is missing or does not match.
 
-        disk_cache: an `MRICache` to also store preprocessed scans on disk (None: memory only).
+        disk_cache: an `MRICache` to also store preprocessed scans on disk, True for the default one
+        ($SMMT_CACHE_DIR, as training uses), None for memory only.
         """
         from smmt_core.device import select_device
         from smmt_core.train.checkpoints import load_run

@@ -403,7 +403,8 @@ def _predict(args) -> int:
         report_base = check_report_folder(target / "report" if target.is_dir() else target)  # before any work
     subject = _predict_subject(args)  # before the model: a missing or lying input costs no model load
     modalities = [m for m in MODALITY_NAMES if m not in set(args.without)]
-    predictor = Predictor.load(run_dir, device=args.device, which=args.checkpoint)
+    # The disk cache: a second prediction of the same scan skips its preprocessing (and the intake).
+    predictor = Predictor.load(run_dir, device=args.device, which=args.checkpoint, disk_cache=True)
     result = predictor.predict(subject, modalities=modalities)
     if report_base is not None:
         from smmt_core.report import ReportContext, write_report

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -56,21 +57,69 @@ def mni_template(resolution_mm: float) -> MNITemplate:
     res = float(resolution_mm)
     with _TEMPLATE_LOCK:
         if res not in _TEMPLATES:
-            from nilearn import datasets, image
-
-            if res.is_integer():
-                img = datasets.load_mni152_template(resolution=int(res))
-            else:  # what load_mni152_template does for integer resolutions
-                img = image.resample_img(datasets.load_mni152_template(resolution=1), np.eye(3) * res,
-                                         interpolation="continuous", **resample_kwargs())
-            data = np.asarray(img.get_fdata(), dtype=np.float32)
-            data = np.ascontiguousarray(data / max(float(data.max()), 1e-6))
+            data, affine = _template_arrays(res)
             mask = data > BRAIN_MASK_THRESHOLD
             centred = data[mask].astype(np.float64)
             centred -= centred.mean()
-            _TEMPLATES[res] = MNITemplate(data=data, affine=np.asarray(img.affine), mask=mask, centred=centred,
+            _TEMPLATES[res] = MNITemplate(data=data, affine=affine, mask=mask, centred=centred,
                                           norm=float(np.sqrt(centred @ centred)))
         return _TEMPLATES[res]
+
+
+TEMPLATE_CACHE_VERSION = 1
+
+
+def template_cache_file(resolution_mm: float) -> Path:
+    """Where the template at `resolution_mm` is kept between processes: beside the MRI cache, named
+    by nilearn's version (whose template it is) and the resolution."""
+    from importlib.metadata import version
+
+    from smmt_core.data.preprocess_config import default_cache_dir
+
+    name = f"mni152-v{TEMPLATE_CACHE_VERSION}-nilearn{version('nilearn')}-{float(resolution_mm):g}mm.npz"
+    return default_cache_dir() / "templates" / name
+
+
+def _template_arrays(res: float) -> tuple[np.ndarray, np.ndarray]:
+    """The template scaled to 0..1 (float32) and its affine: from the disk cache, else from nilearn
+    (then cached). Why a disk cache: loading it through nilearn.datasets imports scikit-learn and
+    scipy.stats (about 1.8 s) and resampling the 1 mm template to the model's grid takes about 1.3 s,
+    which was most of a fresh `smmt predict`. A cache file that cannot be read or does not hold a
+    plausible template is ignored and written again; a cache that cannot be written is not an error."""
+    path = template_cache_file(res)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            data, affine = np.asarray(stored["data"]), np.asarray(stored["affine"])
+        if (data.ndim == 3 and data.dtype == np.float32 and affine.shape == (4, 4) and np.isfinite(affine).all()
+                and np.isfinite(data).all() and 0.99 <= float(data.max()) <= 1.0 and float(data.min()) >= -1e-6):
+            return np.ascontiguousarray(data), affine
+    except (OSError, KeyError, ValueError, EOFError):
+        pass
+    data, affine = _template_from_nilearn(res)
+    try:
+        from smmt_core.fileio import atomic_write
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, data=data, affine=affine)
+
+        atomic_write(path, write)
+    except OSError:
+        pass  # a read-only or full cache: the next process loads it from nilearn again
+    return data, affine
+
+
+def _template_from_nilearn(res: float) -> tuple[np.ndarray, np.ndarray]:
+    from nilearn import datasets, image
+
+    if res.is_integer():
+        img = datasets.load_mni152_template(resolution=int(res))
+    else:  # what load_mni152_template does for integer resolutions
+        img = image.resample_img(datasets.load_mni152_template(resolution=1), np.eye(3) * res,
+                                 interpolation="continuous", **resample_kwargs())
+    data = np.asarray(img.get_fdata(), dtype=np.float32)
+    data = np.ascontiguousarray(data / max(float(data.max()), 1e-6))
+    return data, np.asarray(img.affine, dtype=np.float64)
 
 
 def extract_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
