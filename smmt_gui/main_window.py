@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 from smmt_core import __version__
 from smmt_core.errors import SMMTError
 from smmt_core.modalities import MODALITY_NAMES
-from smmt_gui import shortcuts, strings
+from smmt_gui import jobs, shortcuts, strings
 from smmt_gui.export import ReportContext, export_report
 from smmt_gui.panels.cohort import CohortPanel
 from smmt_gui.panels.log import LogPanel
@@ -61,116 +61,6 @@ log = logging.getLogger(__name__)
 # headers) whole beside a vertical scroll bar, at the default window width.
 COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH = 450, 320
 CLOSE_POLL_MS = 50  # while "stopping…", how often the window checks whether the jobs have ended
-
-
-# --- jobs run on worker threads (plain functions over smmt_core) ---------------------------------
-
-def open_path_job(path: str):
-    """(a Subject or a Cohort, the raw scan that needs the intake first or None).
-
-    A single T1 file or subject folder (a DICOM folder included) is a Subject, any dataset layout
-    a Cohort. A subject whose scan is DICOM, or a T1 not yet a skull-stripped brain in MNI space,
-    is marked for the intake dialog (measured here, off the GUI thread).
-    """
-    from smmt_core.data.loaders import detect_layout, load_dataset, load_subject
-
-    layout = detect_layout(path)
-    if layout not in ("file", "folder"):
-        return load_dataset(path), None
-    subject = load_subject(path)
-    raw = None
-    if subject.t1_path is not None:
-        try:
-            from smmt_gui.intake_dialog import needs_intake
-
-            raw = subject.t1_path if needs_intake(subject.t1_path) else None
-        except ImportError:  # the [intake] extra is absent: the model path will say so when it needs it
-            raw = None
-        except SMMTError:
-            raw = None  # an unreadable scan: the normal path reports it, naming the file
-    return subject, raw
-
-
-def preview_job(t1_path):
-    """The MNI-grid volume of a T1 (the model's own preprocessing), for showing before a model exists.
-
-    A preview: the scan as it is (intake mode "off", a QC failure is only a warning); bringing a
-    raw scan into MNI space is the intake dialog's job (smmt_gui/intake_dialog.py).
-    """
-    from smmt_core.data.intake import IntakeSettings
-    from smmt_core.data.preprocess import MRICache, PreprocessConfig
-
-    result = MRICache(intake=IntakeSettings(mode="off"), require_qc=False).get(t1_path, PreprocessConfig())
-    return result.volume, result.affine, list(result.warnings)
-
-
-def scan_views_job(t1_path, intake: dict | None):
-    """The subject's scan at its own resolution, in MNI space and (after the intake) as acquired:
-    what the viewer shows under the model's 2 mm grid (`smmt_core.data.scan_views`)."""
-    from smmt_core.data.scan_views import load_scan_views
-
-    return load_scan_views(t1_path, intake)
-
-
-def load_model_job(run_dir: str):
-    """The Predictor of a run folder, or of the newest finished run in a folder of runs."""
-    from smmt_core.predict import Predictor
-    from smmt_core.train.run_record import resolve_run_dir
-    from smmt_gui.memory import freeze_long_lived
-
-    predictor = Predictor.load(resolve_run_dir(run_dir), device="auto")
-    freeze_long_lived()  # torch's modules and the model: out of full garbage collections, which stall the GUI
-    return predictor
-
-
-def demo_cohort_job(progress, stop):
-    """Build the demo cohort (stoppable between subjects, nothing left behind) and open it."""
-    from smmt_core.data.demo import ensure_demo_cohort
-    from smmt_core.data.loaders import load_dataset
-
-    return load_dataset(ensure_demo_cohort(progress=progress, stop=stop))
-
-
-def predict_all_job(predictor, subjects, progress, stop):
-    """Predict every subject (all modalities on); reports (done, total, key, label, probability or error)."""
-    from smmt_core.errors import SMMTError
-
-    done = failed = 0
-    for subject in subjects:
-        if stop.is_set():
-            break
-        try:
-            prediction = predictor.predict(subject)
-        except SMMTError as error:
-            failed += 1
-            progress((done + 1, len(subjects), subject.key, None, str(error)))
-        else:
-            progress((done + 1, len(subjects), subject.key, prediction.verdict,
-                      prediction.probabilities[prediction.prediction]))
-        done += 1
-    return done, failed
-
-
-def predict_job(predictor, subject, modalities):
-    return predictor.predict(subject, modalities=modalities)
-
-
-def device_job() -> bool:
-    """Whether CUDA is available; also sets the thread count of the GUI process's torch.
-
-    torch runs in this process only for interactive work (one prediction at a time; training runs
-    in a child process): on a busy machine one thread answers sooner than several competing ones
-    (measured: first prediction 0.24-0.45 s on 1 thread vs 1.6-4.2 s on 2, on a loaded 2-core
-    machine)."""
-    from smmt_core.device import prepare_interactive
-
-    return prepare_interactive()
-
-
-def list_runs_job(root):
-    from smmt_core.train.run_record import list_runs
-
-    return list_runs(root)
 
 
 class MessageBar(QWidget):
@@ -287,7 +177,7 @@ class MainWindow(QMainWindow):
         self._observe_session()
         self._update_synthetic_badge()
         self._refresh_model_list([])
-        self._start(FunctionWorker(device_job, name="device"), result=self.session.set_cuda_available)
+        self._start(FunctionWorker(jobs.device_job, name="device"), result=self.session.set_cuda_available)
         if scan_runs:
             self.refresh_runs(load_newest=True)
 
@@ -592,7 +482,7 @@ class MainWindow(QMainWindow):
         path = str(Path(path).expanduser())
         self.message_bar.hide()
         self._open_how = how
-        return self._start(FunctionWorker(open_path_job, path, name="open"),
+        return self._start(FunctionWorker(jobs.open_path_job, path, name="open"),
                            result=lambda value, p=path: self._on_opened(p, value),
                            error=lambda message, p=path: self.show_error(self._open_error(how, p, message)),
                            busy=strings.STATUS_LOADING.format(path=path))
@@ -685,7 +575,7 @@ class MainWindow(QMainWindow):
         if self.session.shown_volume_key == subject.key:
             return
         ticket = self.session.requests.new(PREVIEW)
-        self._start(FunctionWorker(preview_job, subject.t1_path, name="preview"),
+        self._start(FunctionWorker(jobs.preview_job, subject.t1_path, name="preview"),
                     result=lambda value, s=subject, t=ticket: self.session.is_current(t) and self._on_preview(s, value),
                     busy=strings.STATUS_LOADING.format(path=subject.t1_path))
 
@@ -715,7 +605,7 @@ class MainWindow(QMainWindow):
         if subject.t1_path is None:
             return
         ticket = self.session.requests.new(SCANS)
-        self._start(FunctionWorker(scan_views_job, subject.t1_path, intake, name="scans"),
+        self._start(FunctionWorker(jobs.scan_views_job, subject.t1_path, intake, name="scans"),
                     result=lambda views, t=ticket: self.session.is_current(t) and self._on_scans(views),
                     error=lambda message, t=ticket: self.session.is_current(t) and self.show_notice(
                         strings.NOTICE_SCAN_NOT_SHOWN.format(message=message)))
@@ -753,7 +643,7 @@ class MainWindow(QMainWindow):
         subject, predictor, ticket = session.subject, session.predictor, session.requests.current(PREDICT)
         modalities = sorted(self.prediction_panel.enabled_modalities())
         self.prediction_panel.set_busy(True)
-        worker = FunctionWorker(predict_job, predictor, subject, modalities, name="predict")
+        worker = FunctionWorker(jobs.predict_job, predictor, subject, modalities, name="predict")
         self._predict_worker = worker
         worker.finished.connect(lambda t=ticket: self._on_predict_finished(t))
         self._start(worker, result=lambda p, s=subject, t=ticket: session.is_current(t) and self._on_prediction(s, p),
@@ -829,7 +719,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(True)
         self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL_RUNNING)
         ticket = self.session.requests.new(PREDICT_ALL)
-        worker = FunctionWorker(predict_all_job, self.session.predictor, subjects, progress_kw="progress",
+        worker = FunctionWorker(jobs.predict_all_job, self.session.predictor, subjects, progress_kw="progress",
                                 stop_kw="stop", name="predict-all")
         self._predict_all_worker = worker
         worker.finished.connect(lambda w=worker: self._on_predict_all_finished(w))
@@ -868,7 +758,7 @@ class MainWindow(QMainWindow):
     # ================================================================ models
     def refresh_runs(self, load_newest: bool = False) -> None:
         root = runs_dir()
-        self._start(FunctionWorker(list_runs_job, root, name="list-runs"),
+        self._start(FunctionWorker(jobs.list_runs_job, root, name="list-runs"),
                     result=lambda runs: self._on_runs_listed(runs, load_newest))
 
     def _on_runs_listed(self, runs, load_newest: bool) -> None:
@@ -927,7 +817,7 @@ class MainWindow(QMainWindow):
         run_dir = str(Path(run_dir).expanduser())
         ticket = self.session.requests.new(MODEL)
         current = self.session.is_current
-        return self._start(FunctionWorker(load_model_job, run_dir, name="load-model"),
+        return self._start(FunctionWorker(jobs.load_model_job, run_dir, name="load-model"),
                            result=lambda predictor, t=ticket: current(t) and self.session.set_model(predictor),
                            error=lambda message, t=ticket: (
                                current(t) and self.show_error(strings.ERROR_MODEL.format(message=message))),
@@ -985,7 +875,7 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self._set_demo_enabled(False)
-        worker = FunctionWorker(demo_cohort_job, progress_kw="progress", stop_kw="stop", name="demo")
+        worker = FunctionWorker(jobs.demo_cohort_job, progress_kw="progress", stop_kw="stop", name="demo")
         self._demo_worker = worker
         worker.finished.connect(lambda: self._set_demo_enabled(True))
         return self._start(worker, result=lambda cohort: self.set_cohort(cohort),
@@ -1082,8 +972,6 @@ class MainWindow(QMainWindow):
 
     def export_report_to(self, base) -> list[Path]:
         """Write the PNG/CSV/JSON/PDF report of the current prediction next to `base`."""
-        from smmt_core.errors import SMMTError
-
         try:
             files = export_report(base, self.last_prediction, self.viewer.render_views(), self.report_context())
         except SMMTError as error:

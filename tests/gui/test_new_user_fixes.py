@@ -35,7 +35,7 @@ def test_the_message_bar_paints_its_error_style(main_window, qtbot):
 
 def test_the_demo_cannot_be_built_twice_at_once(main_window, qtbot, monkeypatch):
     """The demo button and menu entry are disabled while the cohort builds."""
-    import smmt_gui.main_window as window_module
+    from smmt_gui import jobs
 
     release, calls = threading.Event(), []
 
@@ -45,7 +45,7 @@ def test_the_demo_cannot_be_built_twice_at_once(main_window, qtbot, monkeypatch)
         return None  # no cohort: nothing to open
 
     monkeypatch.setattr(main_window, "set_cohort", lambda cohort: None)
-    monkeypatch.setattr(window_module, "demo_cohort_job", slow_demo)
+    monkeypatch.setattr(jobs, "demo_cohort_job", slow_demo)
     errors = []
     main_window.show_error = errors.append
     worker = main_window.open_demo_cohort()

@@ -52,12 +52,12 @@ def test_the_status_bar_ends_on_what_happened_without_a_model(main_window, qtbot
 
 def test_the_status_bar_ends_on_a_refusal(loaded, qtbot, monkeypatch):
     from smmt_core.errors import SMMTError
-    from smmt_gui import main_window as module
+    from smmt_gui import jobs
 
     def refuse(*_args):
         raise SMMTError("the scan failed quality control")
 
-    monkeypatch.setattr(module, "predict_job", refuse)
+    monkeypatch.setattr(jobs, "predict_job", refuse)
     window = loaded
     window.cohort_panel.select_row(1)
     qtbot.waitUntil(lambda: window._refusal is not None and not window.is_busy(), timeout=60000)
@@ -68,12 +68,12 @@ def test_the_status_bar_ends_on_a_refusal(loaded, qtbot, monkeypatch):
 
 def test_a_refused_prediction_is_in_the_log_panel(loaded, qtbot, monkeypatch):
     from smmt_core.errors import SMMTError
-    from smmt_gui import main_window as module
+    from smmt_gui import jobs
 
     def refuse(*_args):
         raise SMMTError("the scan failed quality control (registration score 0.21)")
 
-    monkeypatch.setattr(module, "predict_job", refuse)
+    monkeypatch.setattr(jobs, "predict_job", refuse)
     window = loaded
     window.cohort_panel.select_row(1)
     qtbot.waitUntil(lambda: any("failed quality control" in line for line in window.log_panel.lines()),
