@@ -50,7 +50,7 @@ from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS, Sessio
 from smmt_gui.settings import AppSettings, runs_dir
 from smmt_gui.viewer import OrthoViewer
 from smmt_gui.widgets import MessageBar, WelcomePage
-from smmt_gui.workers import FunctionWorker, live_workers
+from smmt_gui.workers import FunctionWorker, JobRunner, live_workers
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +78,18 @@ class MainWindow(QMainWindow):
         self.intake_dialog = None  # the intake of a raw scan, while it runs
         self._shown_intake_image = None  # the intake's MNI image behind the viewer's volume (None: a preview)
         self.session = Session()
-        self._workers: list[FunctionWorker] = []
         self._predict_worker: FunctionWorker | None = None  # at most one prediction in flight
         self._predict_all_worker: FunctionWorker | None = None  # so that a second click stops it
         self._demo_worker: FunctionWorker | None = None  # one demo build at a time
-        self._busy_text: dict[FunctionWorker, str] = {}  # what the status bar says while each job runs
         self._open_how = "path"  # how the user asked for what is being opened (strings.ERROR_OPEN)
         self._refusal: tuple[str, str] | None = None  # (subject key, why) of the last failed prediction
         self.wizard = None  # the training wizard while it is open
         self._closed = False  # set once the window has really closed
         self._close_timer: QTimer | None = None  # polls the jobs while the window is "stopping…"
+        self.runner = JobRunner(self.statusBar(), lambda message: self.show_error(message),
+                                lambda: self.session.closing, self)
+        self.runner.idle.connect(lambda: self.progress.setVisible(False))
+        self.runner.idle.connect(self.idle)
 
         self._build_central()
         self._build_docks()
@@ -332,46 +334,12 @@ class MainWindow(QMainWindow):
         self.viewer.radiological_changed.connect(self.settings.save_viewer_radiological)
 
     # ================================================================ jobs
-    def _start(self, worker: FunctionWorker, *, result=None, error=None, progress=None, busy: str = "") -> FunctionWorker:
-        """Start a worker and keep it until it finishes; errors go to the message bar by default."""
-        if self.session.closing:
-            return worker
-        if result is not None:
-            worker.result.connect(result)
-        report = error or self.show_error
-        # A job that fails because the window stopped it while closing is not news to the user.
-        worker.error.connect(lambda message, w=worker: (
-            log.info("%s ended while closing: %s", w.name, message) if self.session.closing else report(message)))
-        if progress is not None:
-            worker.progress.connect(progress)
-        worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
-        self._workers.append(worker)
-        if busy:
-            self._busy_text[worker] = busy
-            self.statusBar().showMessage(busy)
-        worker.start()
-        return worker
-
-    def _on_worker_finished(self, worker: FunctionWorker) -> None:
-        if worker in self._workers:
-            self._workers.remove(worker)
-        self._end_busy_text(worker)
-        if not self._workers and not self.session.closing:
-            self.progress.setVisible(False)
-            self.idle.emit()
-
-    def _end_busy_text(self, worker: FunctionWorker) -> None:
-        """A job's "Loading…" must not outlive it: when nothing replaced it (its result handler
-        normally says what happened) and no other job says the same, the status bar says so."""
-        busy = self._busy_text.pop(worker, "")
-        if not busy or self.session.closing or self.statusBar().currentMessage() != busy:
-            return
-        if busy not in (self._busy_text.get(w) for w in self._workers):
-            self.statusBar().showMessage(strings.STATUS_READY)
+    def _start(self, worker: FunctionWorker, **handlers) -> FunctionWorker:
+        return self.runner.start_worker(worker, **handlers)
 
     def is_busy(self) -> bool:
         """True while any job of this window (not the training dashboard) is running."""
-        return bool(self._workers)
+        return self.runner.is_busy()
 
     # ================================================================ messages
     def show_error(self, message: str) -> None:
@@ -1015,7 +983,7 @@ class MainWindow(QMainWindow):
         return self._closed
 
     def _stop_all_jobs(self) -> None:
-        self.session.closing = True
+        self.session.begin_closing()
         self.statusBar().showMessage(strings.STATUS_STOPPING)
         self.statusBar().repaint()  # visible at once, without running the event loop from here
         for panel in (self.dashboard, self.robustness):

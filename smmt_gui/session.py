@@ -134,6 +134,10 @@ class Session:
         self.last_prediction = prediction
         self.prediction_changed.emit(prediction)
 
+    def begin_closing(self) -> None:
+        """The window is closing: from now on no request is made and no result is shown."""
+        self.closing = True
+
     def set_cuda_available(self, available: bool) -> None:
         self.cuda_available = bool(available)
         self.device_changed.emit(self.cuda_available)
