@@ -15,34 +15,24 @@ message bar at the top of the window (never a crash, never a modal dialog that b
 
 from __future__ import annotations
 
-import html
 import logging
-import platform
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QSizePolicy,
     QStackedWidget,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from smmt_core import __version__
-from smmt_core.errors import SMMTError
 from smmt_core.modalities import MODALITY_NAMES
-from smmt_gui import jobs, shortcuts, strings
-from smmt_gui.export import ReportContext, export_report
+from smmt_gui import actions, jobs, strings
 from smmt_gui.panels.cohort import CohortPanel
 from smmt_gui.panels.log import LogPanel
 from smmt_gui.panels.prediction import PredictionPanel
@@ -93,14 +83,12 @@ class MainWindow(QMainWindow):
 
         self._build_central()
         self._build_docks()
-        self._build_actions()
-        self._build_toolbar()
-        self._build_menus()
+        actions.install(self)
         self._build_status_bar()
         self._restore_layout()
         self._observe_session()
         self._update_synthetic_badge()
-        self._refresh_model_list([])
+        actions.fill_model_box(self, [])
         self._start(FunctionWorker(jobs.device_job, name="device"), result=self.session.set_cuda_available)
         if scan_runs:
             self.refresh_runs(load_newest=True)
@@ -148,7 +136,7 @@ class MainWindow(QMainWindow):
         self.cluster_legend = ClusterLegend(self.parcellation)
         self.welcome = WelcomePage()
         self.welcome.demo_button.clicked.connect(self.open_demo_cohort)
-        self.welcome.train_button.clicked.connect(self.train_demo_model)
+        self.welcome.train_button.clicked.connect(lambda: actions.train_demo_model(self))
         self.viewer_stack = QStackedWidget()
         self.viewer_stack.addWidget(self.welcome)
         self.viewer_stack.addWidget(self.viewer)
@@ -211,108 +199,12 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        self.act_open_folder = self._action(strings.ACTION_OPEN_FOLDER, self.choose_folder, shortcuts.OPEN_FOLDER)
-        self.act_open_file = self._action(strings.ACTION_OPEN_FILE, self.choose_file, shortcuts.OPEN_FILE)
-        self.act_open_model = self._action(strings.ACTION_OPEN_MODEL, self.choose_model, shortcuts.OPEN_MODEL)
-        self.act_train = self._action(strings.ACTION_TRAIN, self.open_training_wizard, shortcuts.TRAIN)
-        self.act_demo_data = self._action(strings.ACTION_DEMO_DATA, self.open_demo_cohort)
-        self.act_demo_train = self._action(strings.ACTION_DEMO_TRAIN, self.train_demo_model)
-        self.act_export = self._action(strings.ACTION_EXPORT, self.choose_export, shortcuts.EXPORT)
-        self.act_export.setEnabled(False)
-        self.act_reset = self._action(strings.ACTION_RESET_VIEW, self.viewer.reset_view, shortcuts.RESET_VIEW)
-        self.act_about = self._action(strings.ACTION_ABOUT, self.show_about)
-        self.act_diagnostics = self._action(strings.ACTION_DIAGNOSTICS, self.copy_diagnostics)
-        self.act_quit = self._action(strings.ACTION_QUIT, self.close, shortcuts.QUIT)
-        self.act_log = self.log_dock.toggleViewAction()
-        self.act_log.setText(strings.ACTION_LOG)
-        self.act_log.setShortcut(QKeySequence(shortcuts.TOGGLE_LOG))
-        for index, key in enumerate((shortcuts.TAB_VIEWER, shortcuts.TAB_TRAINING, shortcuts.TAB_ROBUSTNESS)):
-            self._action(f"tab {index + 1}", lambda i=index: self.tabs.setCurrentIndex(i), key)
-        for name, key in (("mri", shortcuts.TOGGLE_MRI), ("clinical", shortcuts.TOGGLE_CLINICAL),
-                          ("categorical", shortcuts.TOGGLE_CATEGORICAL)):
-            self._action(f"toggle {name}", lambda n=name: self._toggle_modality(n), key)
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Main")
-        bar.setObjectName("mainToolbar")
-        bar.setMovable(False)
-        bar.setIconSize(QSize(18, 18))
-        bar.addAction(self.act_open_folder)
-        bar.addAction(self.act_open_file)
-        bar.addAction(self.act_train)
-        bar.addSeparator()
-        bar.addWidget(QLabel(f" {strings.MODEL_LABEL} "))
-        self.model_box = QComboBox()
-        self.model_box.setObjectName("modelSelector")
-        self.model_box.setMinimumWidth(220)
-        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.model_box.activated.connect(self._on_model_chosen)
-        bar.addWidget(self.model_box)
-        bar.addAction(self.act_open_model)
-        self.device_label = QLabel(strings.DEVICE_LABEL.format(device="…"))
-        self.device_label.setObjectName("deviceLabel")
-        bar.addWidget(self.device_label)
-        bar.addSeparator()
-        bar.addAction(self.act_export)
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        bar.addWidget(spacer)
-        self.synthetic_badge = QLabel(strings.SYNTHETIC_BADGE)
-        self.synthetic_badge.setObjectName("syntheticBadge")
-        self.synthetic_badge.setToolTip(strings.SYNTHETIC_TOOLTIP)
-        self.synthetic_badge_action = bar.addWidget(self.synthetic_badge)
-        self.research_badge = QLabel(strings.RESEARCH_BADGE)
-        self.research_badge.setObjectName("researchBadge")
-        self.research_badge.setToolTip(strings.RESEARCH_TOOLTIP)
-        bar.addWidget(self.research_badge)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-        self.toolbar = bar
-
-    def _build_menus(self) -> None:
-        menu = self.menuBar().addMenu(strings.MENU_FILE)
-        for action in (self.act_open_folder, self.act_open_file, self.act_open_model, self.act_demo_data):
-            menu.addAction(action)
-        self.recent_folders_menu = menu.addMenu(strings.MENU_RECENT_FOLDERS)
-        self.recent_models_menu = menu.addMenu(strings.MENU_RECENT_MODELS)
-        menu.addSeparator()
-        menu.addAction(self.act_train)
-        menu.addAction(self.act_demo_train)
-        menu.addAction(self.act_export)
-        menu.addSeparator()
-        menu.addAction(self.act_quit)
-        view = self.menuBar().addMenu(strings.MENU_VIEW)
-        view.addAction(self.act_reset)
-        for dock in (self.cohort_dock, self.prediction_dock, self.log_dock):
-            view.addAction(dock.toggleViewAction() if dock is not self.log_dock else self.act_log)
-        help_menu = self.menuBar().addMenu(strings.MENU_HELP)
-        help_menu.addAction(self.act_diagnostics)
-        help_menu.addAction(self.act_about)
-        self._fill_recent_menus()
-
     def _build_status_bar(self) -> None:
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setVisible(False)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().showMessage(strings.STATUS_READY)
-
-    def _fill_recent_menus(self) -> None:
-        for menu, items, slot in ((self.recent_folders_menu, self.settings.recent_folders(), self.open_path),
-                                  (self.recent_models_menu, self.settings.recent_models(), self.load_model)):
-            menu.clear()
-            for item in items:
-                action = menu.addAction(item)
-                action.triggered.connect(lambda _checked=False, p=item, s=slot: s(p))
-            menu.setEnabled(bool(items))
 
     def _restore_layout(self) -> None:
         geometry, state = self.settings.window_geometry(), self.settings.window_state()
@@ -351,19 +243,6 @@ class MainWindow(QMainWindow):
         self.message_bar.show_message(message, error=False)
 
     # ================================================================ opening data
-    def choose_folder(self) -> None:
-        start = self.settings.get("recent/last_open_dir", str(Path.home()))
-        path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_FOLDER, start)
-        if path:
-            self.open_path(path, how="folder")
-
-    def choose_file(self) -> None:
-        start = self.settings.get("recent/last_open_dir", str(Path.home()))
-        path, _ = QFileDialog.getOpenFileName(self, strings.ACTION_OPEN_FILE, start,
-                                              "T1 images (*.nii *.nii.gz *.mgz *.hdr *.img);;All files (*)")
-        if path:
-            self.open_path(path, how="file")
-
     def open_path(self, path, how: str = "path") -> FunctionWorker:
         """Open a subject folder, a single T1 file or a dataset folder (on a worker).
 
@@ -390,7 +269,7 @@ class MainWindow(QMainWindow):
             return
         self.settings.add_recent_folder(path)
         self.settings.set("recent/last_open_dir", str(Path(path).parent if Path(path).is_file() else path))
-        self._fill_recent_menus()
+        actions.fill_recent_menus(self)
         if isinstance(value, Cohort):
             self.set_cohort(value, path)
         else:
@@ -640,11 +519,6 @@ class MainWindow(QMainWindow):
             self._predict_all_worker = None
             self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
 
-    def _toggle_modality(self, name: str) -> None:
-        box = self.prediction_panel.toggles[name]
-        if box.isEnabled():
-            box.toggle()
-
     # ================================================================ models
     def refresh_runs(self, load_newest: bool = False) -> None:
         root = runs_dir()
@@ -654,52 +528,11 @@ class MainWindow(QMainWindow):
     def _on_runs_listed(self, runs, load_newest: bool) -> None:
         from smmt_core.train.run_record import newest_finished
 
-        self._refresh_model_list(runs)
+        actions.fill_model_box(self, runs)
         if load_newest and self.session.predictor is None:
             best = newest_finished(runs)  # a stopped or failed run is never loaded unasked
             if best is not None:
                 self.load_model(best.run_dir)
-
-    def _refresh_model_list(self, runs) -> None:
-        predictor = self.session.predictor
-        current = str(predictor.run_dir) if predictor is not None else None
-        entries: list[tuple[str, str]] = []
-        seen = set()
-        for run in runs:
-            if run.has_best:
-                label = run.name
-                if run.status and run.status != "finished":
-                    label += f"  [{run.status}]"
-                if run.synthetic:
-                    label += "  [SYNTHETIC]"
-                entries.append((label, str(run.run_dir)))
-                seen.add(str(Path(run.run_dir).resolve()))
-        for path in self.settings.recent_models():
-            if path not in seen and Path(path).is_dir():
-                entries.append((Path(path).name, path))
-                seen.add(path)
-        if current and str(Path(current).resolve()) not in seen:
-            entries.insert(0, (predictor.run_name, current))
-        self.model_box.blockSignals(True)
-        self.model_box.clear()
-        self.model_box.addItem(strings.NO_MODEL, "")
-        for label, path in entries:
-            self.model_box.addItem(label, path)
-            self.model_box.setItemData(self.model_box.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
-        index = self.model_box.findData(current) if current else 0
-        self.model_box.setCurrentIndex(max(index, 0))
-        self.model_box.blockSignals(False)
-
-    def _on_model_chosen(self, index: int) -> None:
-        path = self.model_box.itemData(index)
-        predictor = self.session.predictor
-        if path and (predictor is None or str(predictor.run_dir) != path):
-            self.load_model(path)
-
-    def choose_model(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_MODEL, str(runs_dir()))
-        if path:
-            self.load_model(path)
 
     def load_model(self, run_dir) -> FunctionWorker:
         """Load a run (or the newest finished run of a folder of runs) on a worker; when several
@@ -726,9 +559,9 @@ class MainWindow(QMainWindow):
             self.prediction_panel.set_model(None)
             return
         self.settings.add_recent_model(predictor.run_dir)
-        self._fill_recent_menus()
+        actions.fill_recent_menus(self)
         self.refresh_runs()
-        self._refresh_model_list([])
+        actions.fill_model_box(self, [])
         device = "GPU" if str(predictor.run.device).startswith("cuda") else "CPU"
         self.device_label.setText(strings.DEVICE_LABEL.format(device=device))
         self.prediction_panel.set_model(predictor.run_name, predictor.classes, synthetic=predictor.synthetic,
@@ -783,11 +616,6 @@ class MainWindow(QMainWindow):
         self.progress.setValue(int(done))
         self.progress.setFormat("demo cohort %v/%m")
 
-    def train_demo_model(self) -> None:
-        from smmt_core.train.config import TrainConfig
-
-        self.start_training(TrainConfig.build("demo", dataset="demo", out=str(runs_dir())))
-
     def start_training(self, config) -> None:
         """Train one TrainConfig (or a list, one after another) in the Training tab."""
         if self.session.closing:
@@ -807,29 +635,7 @@ class MainWindow(QMainWindow):
             self.show_error(describe_error(error))
 
     def open_training_wizard(self) -> None:
-        try:
-            from smmt_gui.wizard import TrainingWizard
-        except Exception as error:  # noqa: BLE001
-            self.show_error(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
-            return
-        # The window already knows whether CUDA exists (None while its check runs; the wizard
-        # hears the answer then): the wizard never imports torch on the GUI thread.
-        wizard = TrainingWizard(self, settings=self.settings.qsettings, cuda_available=self.session.cuda_available)
-        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        wizard.accepted.connect(lambda w=wizard: self._train_from_wizard(w))
-        wizard.finished.connect(lambda _result: setattr(self, "wizard", None))
-        self.wizard = wizard
-        wizard.open()
-
-    def _train_from_wizard(self, wizard) -> None:
-        from smmt_gui.workers import describe_error
-
-        try:
-            configs = wizard.configs()  # one per seed
-        except Exception as error:  # noqa: BLE001 - ConfigError: tell the user
-            self.show_error(describe_error(error))
-            return
-        self.start_training(configs)
+        actions.open_training_wizard(self)
 
     def _on_training_finished(self, run_dir) -> None:
         if run_dir:
@@ -839,44 +645,9 @@ class MainWindow(QMainWindow):
                 self.viewer_stack.setCurrentWidget(self.welcome)
 
     # ================================================================ export
-    def report_context(self) -> ReportContext:
-        predictor = self.predictor
-        return ReportContext(
-            model_name=predictor.run_name if predictor else "",
-            model_dir=str(predictor.run_dir) if predictor else "",
-            data_path=str(self.subject.t1_path or self.data_path) if self.subject else self.data_path,
-            synthetic_data=self.session.data_is_synthetic(),
-            synthetic_model=bool(predictor is not None and predictor.synthetic),
-            device=self.device_label.text(),
-        )
-
-    def choose_export(self) -> None:
-        if self.last_prediction is None:
-            self.show_error(strings.ERROR_NO_PREDICTION)
-            return
-        start = str(Path(self.settings.get("recent/last_export_dir", str(Path.home()))) /
-                    f"smmt-report-{self.last_prediction.subject_id}")
-        path, _ = QFileDialog.getSaveFileName(self, strings.EXPORT_DIALOG, start, strings.EXPORT_FILTER)
-        if path:
-            self.export_report_to(path)
-
     def export_report_to(self, base) -> list[Path]:
         """Write the PNG/CSV/JSON/PDF report of the current prediction next to `base`."""
-        try:
-            files = export_report(base, self.last_prediction, self.viewer.render_views(), self.report_context())
-        except SMMTError as error:
-            self.show_error(strings.ERROR_EXPORT.format(message=error))
-            return []
-        folder = Path(base).expanduser().parent
-        self.settings.set("recent/last_export_dir", str(folder))
-        names = ", ".join(p.name for p in files)
-        self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=names), 8000)
-        # Where the files went, with a link that opens the folder, so the user need not look for them.
-        link = QUrl.fromLocalFile(str(folder.resolve())).toString()
-        self.message_bar.show_message(strings.EXPORTED_NOTICE.format(
-            files=html.escape(names), url=html.escape(link, quote=True), folder=html.escape(str(folder))),
-            error=False, rich=True)
-        return files
+        return actions.export_report_to(self, base)
 
     # ================================================================ misc
     def _update_predict_all(self) -> None:
@@ -889,38 +660,8 @@ class MainWindow(QMainWindow):
         self.viewer.set_synthetic(synthetic_data)
         self._update_predict_all()
 
-    def copy_diagnostics(self) -> str:
-        """One click: versions, device, threads, folders and the last log lines on the clipboard,
-        for a bug report (the text is smmt_core.diagnostics'; torch is never imported for it)."""
-        from PySide6 import __version__ as qt_version
-        from PySide6.QtGui import QGuiApplication
-
-        from smmt_core.diagnostics import diagnostics_text
-
-        text = diagnostics_text(qt_version=qt_version, data_folder=self.session.data_path, runs_folder=runs_dir(),
-                                log_lines=self.log_panel.lines())
-        QGuiApplication.clipboard().setText(text)
-        self.statusBar().showMessage(strings.STATUS_DIAGNOSTICS_COPIED, 5000)
-        return text
-
     def show_about(self) -> QMessageBox:
-        from importlib.metadata import PackageNotFoundError, version
-
-        from PySide6 import __version__ as qt_version
-
-        try:  # the installed version, without importing torch on the GUI thread
-            torch_version = version("torch")
-        except PackageNotFoundError:
-            torch_version = "not installed"
-
-        box = QMessageBox(QMessageBox.Icon.Information, strings.ACTION_ABOUT,
-                          strings.ABOUT_TEXT.format(version=__version__, python=platform.python_version(),
-                                                    torch=torch_version, qt=qt_version, mni=strings.MNI_NOTICE),
-                          QMessageBox.StandardButton.Ok, self)
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        return box
+        return actions.show_about(self)
 
     # ================================================================ drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API

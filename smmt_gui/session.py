@@ -26,20 +26,20 @@ MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS = "model", "predict", "predict-all",
 
 
 class Event:
-    """A list of callbacks called in order with one value (a tiny, Qt-free signal)."""
+    """A list of callbacks called in order with the values emitted (a tiny, Qt-free signal)."""
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[[Any], None]] = []
+        self._callbacks: list[Callable[..., None]] = []
 
-    def connect(self, callback: Callable[[Any], None]) -> None:
+    def connect(self, callback: Callable[..., None]) -> None:
         self._callbacks.append(callback)
 
-    def disconnect(self, callback: Callable[[Any], None]) -> None:
+    def disconnect(self, callback: Callable[..., None]) -> None:
         self._callbacks.remove(callback)
 
-    def emit(self, value: Any = None) -> None:
+    def emit(self, *values: Any) -> None:
         for callback in list(self._callbacks):
-            callback(value)
+            callback(*values)
 
 
 @dataclass(frozen=True)
