@@ -203,6 +203,17 @@ def choose_model(window) -> None:
         window.load_model(path)
 
 
+def dropped_path(window, urls) -> str | None:
+    """The one local file or folder dropped on the window, or None after saying why it cannot be opened."""
+    if len(urls) != 1:
+        window.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_MANY.format(n=len(urls))))
+        return None
+    if not urls[0].isLocalFile():
+        window.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_NOT_LOCAL))
+        return None
+    return urls[0].toLocalFile()
+
+
 def toggle_modality(window, name: str) -> None:
     box = window.prediction_panel.toggles[name]
     if box.isEnabled():

@@ -106,6 +106,25 @@ class Controller:
         else:
             self.session.set_single_subject(value, path)
 
+    def report_opened(self, opened) -> bool:
+        """Say what was opened (the status bar; a cohort's reading problems in the log, their number
+        in a notice). False for a cohort without subjects, an error: there is nothing to show."""
+        from smmt_core.data.subject import Cohort
+
+        if isinstance(opened, Cohort):
+            for problem in opened.problems:
+                log.info("%s: %s", opened.root, problem)
+            if not len(opened):
+                self.error.emit(self.open_error(str(opened.root), strings.ERROR_NO_SUBJECTS.format(path=opened.root)))
+                return False
+            self.status.emit(strings.STATUS_LOADED_COHORT.format(
+                n=len(opened), layout=opened.layout, path=self.session.data_path), 5000)
+            if opened.problems:
+                self.notice.emit(f"{len(opened.problems)} problem(s) noted while reading {opened.root} (see the log).")
+        elif opened is not None:
+            self.status.emit(strings.STATUS_LOADED_SUBJECT.format(subject=opened.key), 5000)
+        return True
+
     # --- the subject shown -----------------------------------------------------------------------
     def present(self, subject) -> None:
         """Once the window is ready for the new current `subject`: predict it with the model, else

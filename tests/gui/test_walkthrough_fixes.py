@@ -60,7 +60,7 @@ def test_the_status_bar_ends_on_a_refusal(loaded, qtbot, monkeypatch):
     monkeypatch.setattr(jobs, "predict_job", refuse)
     window = loaded
     window.cohort_panel.select_row(1)
-    qtbot.waitUntil(lambda: window._refusal is not None and not window.is_busy(), timeout=60000)
+    qtbot.waitUntil(lambda: window.controller.shown.refusal is not None and not window.is_busy(), timeout=60000)
     message = window.statusBar().currentMessage()
     assert not message.startswith("Loading"), message
     assert "failed quality control" in message and window.subject.key in message
@@ -116,7 +116,7 @@ def test_predict_all_leaves_its_summary_and_failures_in_the_log_panel(loaded, qt
     monkeypatch.setattr(predictor, "predict", predict)
     with qtbot.waitSignal(window.idle, timeout=120000):
         window.predict_all()
-    qtbot.waitUntil(lambda: window._predict_all_worker is None, timeout=10000)
+    qtbot.waitUntil(lambda: window.controller._predict_all is None, timeout=10000)
     message = window.statusBar().currentMessage()
     assert "see the log" in message
     lines = window.log_panel.lines()
