@@ -214,6 +214,26 @@ def dropped_path(window, urls) -> str | None:
     return urls[0].toLocalFile()
 
 
+def run_intake(window, path: str, subject, raw) -> None:
+    """A raw scan (DICOM, native space, skull on): the intake dialog shows each step, can be
+    cancelled, and ends with the QC picture beside the prediction; then the subject opens as usual
+    (its intake is cached, so the viewer and the prediction come at once)."""
+    from smmt_gui.intake_dialog import IntakeDialog
+
+    predictor = window.session.predictor
+    dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), settings=predictor.intake_settings,
+                          parent=window)  # brain extraction on the model's device
+    dialog.completed.connect(lambda _result, _prediction: _on_intake_done(window, path, subject))
+    dialog.start()
+    dialog.open()
+    window.intake_dialog = dialog
+
+
+def _on_intake_done(window, path: str, subject) -> None:
+    window.settings.add_recent_folder(path)
+    window.session.set_single_subject(subject, path)
+
+
 def toggle_modality(window, name: str) -> None:
     box = window.prediction_panel.toggles[name]
     if box.isEnabled():

@@ -1,18 +1,16 @@
-"""The main window: it lays out the toolbar, the cohort dock, the viewer / training / robustness
-tabs, the prediction and log docks and the status bar, forwards what the user asks for, and draws.
+"""The main window: SMMT Studio's public surface (what the app, the tests and the docs drive), the
+wiring of its widgets, and the drawing of what the session and the controller report.
 
 Why it is built this way: the window owns neither the science nor the state. What is open (cohort,
-subject, model, last prediction) is the Qt-free `Session` (`smmt_gui.session`). Which jobs run for
-it, the rules about them (the latest request wins, one prediction in flight) and what the viewer
-holds are the Qt-free `Controller`'s (`smmt_gui.controller`); the jobs are functions over
-`smmt_core` (`smmt_gui.jobs`) that the window's `JobRunner` (`smmt_gui.workers`) runs on worker
-threads. The window forwards requests (its public methods, the panels' signals, drops; the menus
-and the toolbar are `smmt_gui.actions`) and redraws its widgets from the session's and the
-controller's events. It keeps only what belongs to its widgets: the open training wizard and intake
-dialog, and whether it has closed. Closing never blocks the GUI thread: the window stops every job,
-says "stopping…" and closes itself once the last one has ended (no thread may outlive the window).
-Errors reach the user in a message bar at the top (never a crash, never a modal dialog that blocks
-a drop).
+subject, model, last prediction) is the Qt-free `Session` (`smmt_gui.session`); which jobs run, the
+rules about them (the latest request wins, one prediction in flight) and what the viewer holds are
+the Qt-free `Controller`'s (`smmt_gui.controller`), whose jobs (`smmt_gui.jobs`) the window's
+`JobRunner` (`smmt_gui.workers`) runs on worker threads. The widgets are laid out by
+`smmt_gui.window_layout`, the menus, toolbar and dialogs are `smmt_gui.actions`, and closing without
+blocking is `smmt_gui.closing`. The window forwards requests (its public methods, the panels'
+signals, drops) and redraws its widgets from the session's and the controller's events; of its own
+it keeps only the training wizard and intake dialog while they are open. Errors reach the user in
+a message bar at the top (never a crash, never a modal dialog that blocks a drop).
 """
 
 from __future__ import annotations
@@ -20,35 +18,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
-from smmt_gui import actions, strings
+from smmt_gui import actions, strings, window_layout
 from smmt_gui.closing import WindowCloser, running_jobs
 from smmt_gui.controller import Controller
-from smmt_gui.panels.cohort import CohortPanel
-from smmt_gui.panels.log import LogPanel
-from smmt_gui.panels.prediction import PredictionPanel
 from smmt_gui.session import Session
 from smmt_gui.settings import AppSettings, runs_dir
-from smmt_gui.viewer.tab import ViewerTab
-from smmt_gui.widgets import MessageBar
 from smmt_gui.workers import FunctionWorker, JobRunner, describe_error
 
 log = logging.getLogger(__name__)
-
-# The docks' widths on first launch: the cohort table's columns (a "borderline (leaning AD) *" row, its
-# headers) whole beside a vertical scroll bar, at the default window width.
-COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH = 450, 320
 
 
 class MainWindow(QMainWindow):
@@ -72,12 +52,11 @@ class MainWindow(QMainWindow):
         self.intake_dialog = None  # the intake of a raw scan, while it runs
         self.wizard = None  # the training wizard while it is open
         self._closer = WindowCloser(self)
-        self._build_central()
-        self._build_docks()
+        window_layout.build(self)
         actions.install(self)
-        self._build_status_bar()
-        self._restore_layout()
+        window_layout.restore(self)
         self.controller = Controller(self.session, self.runner.start, self.prediction_panel.enabled_modalities)
+        self._connect_widgets()
         self._observe()
         self._update_synthetic_badge()
         actions.fill_model_box(self, [])
@@ -121,7 +100,7 @@ class MainWindow(QMainWindow):
         controller.notice.connect(lambda message: self.show_notice(message))
         controller.status.connect(lambda text, timeout_ms: self.statusBar().showMessage(text, timeout_ms))
         controller.opened.connect(self._remember_folder)
-        controller.intake_needed.connect(self._run_intake)
+        controller.intake_needed.connect(lambda path, subject, raw: actions.run_intake(self, path, subject, raw))
         controller.preview_ready.connect(self._on_preview)
         controller.scans_ready.connect(lambda views: self.viewer_stack.show_scans(views))
         controller.prediction_started.connect(lambda _subject: self.prediction_panel.set_busy(True))
@@ -138,100 +117,20 @@ class MainWindow(QMainWindow):
         controller.demo_progress.connect(self._on_demo_progress)
         controller.demo_ended.connect(lambda: self._set_demo_enabled(True))
 
-    # ================================================================ layout
-    def _build_central(self) -> None:
-        self.message_bar = MessageBar()
-        self.viewer_stack = ViewerTab()
-        tab = self.viewer_stack
-        self.welcome, self.viewer, self.parcellation = tab.welcome, tab.viewer, tab.parcellation
+    # ================================================================ widgets
+    def _connect_widgets(self) -> None:
+        """What the widgets laid out by `window_layout` ask for (the actions connect their own)."""
         self.viewer.status_text.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.parcellation.hover_text.connect(lambda text: self.statusBar().showMessage(text, 3000))
         self.welcome.demo_button.clicked.connect(self.open_demo_cohort)
         self.welcome.train_button.clicked.connect(lambda: actions.train_demo_model(self))
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("mainTabs")
-        self.tabs.addTab(self.viewer_stack, strings.TAB_VIEWER)
-        self.dashboard = self._make_dashboard()
-        self.tabs.addTab(self.dashboard, strings.TAB_TRAINING)
-        self.robustness = self._make_robustness()
-        self.tabs.addTab(self.robustness, strings.TAB_ROBUSTNESS)
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.message_bar)
-        layout.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
-
-    def _make_dashboard(self) -> QWidget:
-        try:
-            from smmt_gui.panels.training import TrainingDashboard
-        except Exception as error:  # noqa: BLE001 - a broken optional view must not stop the app
-            log.error("training dashboard unavailable: %s", error)
-            return QLabel(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
-        dashboard = TrainingDashboard()
-        dashboard.finished.connect(self._on_training_finished)
-        dashboard.failed.connect(lambda message: self.show_error(message))
-        dashboard.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        return dashboard
-
-    def _make_robustness(self) -> QWidget:
-        try:
-            from smmt_gui.panels.robustness import RobustnessPanel
-        except Exception as error:  # noqa: BLE001
-            log.error("robustness view unavailable: %s", error)
-            return QLabel(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
-        return RobustnessPanel()
-
-    def _build_docks(self) -> None:
-        self.cohort_panel = CohortPanel()
+        if hasattr(self.dashboard, "start"):  # else a label says why training is unavailable
+            self.dashboard.finished.connect(self._on_training_finished)
+            self.dashboard.failed.connect(lambda message: self.show_error(message))
+            self.dashboard.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.cohort_panel.subject_selected.connect(self.show_subject)
         self.cohort_panel.predict_all_requested.connect(self.predict_all)
-        self.prediction_panel = PredictionPanel()
         self.prediction_panel.modalities_changed.connect(lambda _mods: self.controller.request_prediction())
-        self.log_panel = LogPanel()
-        self.cohort_dock = self._dock(strings.DOCK_COHORT, self.cohort_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.prediction_dock = self._dock(strings.DOCK_PREDICTION, self.prediction_panel,
-                                          Qt.DockWidgetArea.RightDockWidgetArea)
-        self.log_dock = self._dock(strings.DOCK_LOG, self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.log_dock.hide()
-        self.clusters_dock = self._dock(strings.DOCK_CLUSTERS, self.viewer_stack.cluster_legend, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.clusters_dock.hide()  # shown for a volume model's prediction
-        self.resizeDocks([self.cohort_dock, self.prediction_dock], [COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH],
-                         Qt.Orientation.Horizontal)
-
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
-    def _build_status_bar(self) -> None:
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setVisible(False)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().showMessage(strings.STATUS_READY)
-
-    def _restore_layout(self) -> None:
-        geometry, state = self.settings.window_geometry(), self.settings.window_state()
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1500, 900)
-        if state is not None:
-            self.restoreState(state)
-        from smmt_gui.viewer.colormaps import COLORMAPS
-
-        colormap = self.settings.viewer_colormap()
-        if colormap in COLORMAPS:
-            self.viewer.set_colormap(colormap)
-        opacity = self.settings.overlay_opacity()
-        if opacity is not None:
-            self.viewer.set_opacity(opacity)
-        self.viewer.set_radiological(self.settings.viewer_radiological())
-        self.viewer.radiological_changed.connect(self.settings.save_viewer_radiological)
 
     # ================================================================ jobs and messages
     def is_busy(self) -> bool:
@@ -259,24 +158,6 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_folder(path)
         self.settings.set("recent/last_open_dir", str(Path(path).parent if Path(path).is_file() else path))
         actions.fill_recent_menus(self)
-
-    def _run_intake(self, path: str, subject, raw) -> None:
-        """A raw scan (DICOM, native space, skull on): the intake dialog shows each step, can be
-        cancelled, and ends with the QC picture beside the prediction; then the subject opens as
-        usual (its intake is cached, so the viewer and the prediction come at once)."""
-        from smmt_gui.intake_dialog import IntakeDialog
-
-        predictor = self.session.predictor
-        dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), settings=predictor.intake_settings,
-                              parent=self)  # brain extraction on the model's device
-        dialog.completed.connect(lambda result, prediction, p=path, s=subject: self._on_intake_done(p, s, prediction))
-        dialog.start()
-        dialog.open()
-        self.intake_dialog = dialog
-
-    def _on_intake_done(self, path: str, subject, prediction) -> None:
-        self.settings.add_recent_folder(path)
-        self.session.set_single_subject(subject, path)
 
     def set_cohort(self, cohort, path: str | None = None) -> None:
         self.session.set_cohort(cohort, path)
@@ -499,9 +380,7 @@ class MainWindow(QMainWindow):
         if not self._closer.may_close():
             event.ignore()
             return
-        self.settings.save_viewer(self.viewer.colormap_box.currentText(), self.viewer.opacity)
-        self.settings.save_window(self.saveGeometry(), self.saveState())
-        self.settings.sync()
+        window_layout.save(self)
         self.log_panel.detach()
         super().closeEvent(event)
         self.closed.emit()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from smmt_gui import strings
-from smmt_gui.main_window import COHORT_DOCK_WIDTH
 from smmt_gui.panels.cohort import PREDICTION_COLUMN, PROBABILITY_COLUMN
+from smmt_gui.window_layout import COHORT_DOCK_WIDTH
 
 
 def _row_text(window, column: int, role=Qt.ItemDataRole.DisplayRole):
