@@ -1,10 +1,11 @@
-"""The state of one SMMT Studio session, without Qt: what is open, what is shown, which model.
+"""What is open in one SMMT Studio window, without Qt: cohort, subject, model, last prediction.
 
 Why a separate object: the window used to keep this state in a dozen attributes and to decide in
 four different ways whether a late result still belonged on screen. Here the state has one owner
 that the window *observes* (napari's split between Qt-free models and Qt views): a change goes
 through one method, which notifies the observers, and every background request takes a ticket
-from `Requests`, so "the latest request wins" is one rule, `session.is_current(ticket)`.
+from `Requests`, so "the latest request wins" is one rule, `session.is_current(ticket)`. Which
+requests to make, and what the viewer holds, is the `Controller`'s (`smmt_gui.controller`).
 
     session = Session()
     session.model_changed.connect(lambda predictor: ...)
@@ -92,8 +93,7 @@ class Session:
         self.predictor = None
         self.last_prediction = None  # the prediction on screen (None after a change or an error)
         self.cuda_available: bool | None = None  # None until the device check has answered
-        self.shown_volume_key: str | None = None  # whose MRI the viewer holds
-        self.closing = False  # no new request is made once the window is closing
+        self.closing = False  # set by begin_closing(): no new request, no result shown
         self.requests = Requests()
         self.cohort_changed = Event()
         self.subject_changed = Event()

@@ -19,6 +19,9 @@ training itself runs in a child process (its own interpreter, so it never holds 
 interpreter lock; CUDA works there), supervised by the worker thread, which re-emits every
 training event through its `event` signal. Cancel and errors behave as with an in-process run;
 the stop flag is one the child reads directly (`smmt_core.train.child.stop_flag`).
+
+`JobRunner` is the main window's use of them: it starts each job, keeps it until it has finished
+and says in the status bar what runs ("Loading…") until the job's result handler says what happened.
 """
 
 from __future__ import annotations
