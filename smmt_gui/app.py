@@ -52,7 +52,7 @@ def create_app(argv: list[str] | None = None):
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from smmt_gui.main_window import window_icon
+    from smmt_gui.widgets import window_icon
 
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     QCoreApplication.setOrganizationName(strings.ORGANISATION)

@@ -1,251 +1,34 @@
-"""The main window: toolbar, cohort dock, viewer / training / robustness tabs, prediction dock,
-log dock, status bar; drag-and-drop of subjects and datasets anywhere on the window.
+"""The main window: SMMT Studio's public surface (what the app, the tests and the docs drive), the
+wiring of its widgets, and the drawing of what the session and the controller report.
 
-Why it is built this way: the window owns no science and no state of its own. What is open and
-shown (cohort, subject, model, last prediction) lives in a Qt-free `Session`
-(`smmt_gui.session`) that the window observes: each change goes through one session method and
-the window redraws from the session's events. Every job (open a path, load a model, predict,
-build the demo cohort) is a call into `smmt_core` run by a `FunctionWorker`
-(`smmt_gui.workers`) and carries a ticket from `session.requests`; its result is shown only
-while the ticket is current ("the latest request wins", one rule for every kind of request).
-Closing never blocks the GUI thread: the window stops every job, says "stopping…" and closes
-itself once the last one has ended (no thread may outlive the window). Errors reach the user in a
-message bar at the top of the window (never a crash, never a modal dialog that blocks a drop).
+Why it is built this way: the window owns neither the science nor the state. What is open (cohort,
+subject, model, last prediction) is the Qt-free `Session` (`smmt_gui.session`); which jobs run, the
+rules about them (the latest request wins, one prediction in flight) and what the viewer holds are
+the Qt-free `Controller`'s (`smmt_gui.controller`), whose jobs (`smmt_gui.jobs`) the window's
+`JobRunner` (`smmt_gui.workers`) runs on worker threads. The widgets are laid out by
+`smmt_gui.window_layout`, the menus, toolbar and dialogs are `smmt_gui.actions`, and closing without
+blocking is `smmt_gui.closing`. The window forwards requests (its public methods, the panels'
+signals, drops) and redraws its widgets from the session's and the controller's events; of its own
+it keeps only the training wizard and intake dialog while they are open. Errors reach the user in
+a message bar at the top (never a crash, never a modal dialog that blocks a drop).
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import platform
-import re
-import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDockWidget,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QSizePolicy,
-    QStackedWidget,
-    QTabWidget,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
-from smmt_core import __version__
-from smmt_core.errors import SMMTError
-from smmt_core.modalities import MODALITY_NAMES
-from smmt_gui import shortcuts, strings
-from smmt_gui.export import ReportContext, export_report
-from smmt_gui.panels.cohort import CohortPanel
-from smmt_gui.panels.log import LogPanel
-from smmt_gui.panels.prediction import PredictionPanel
-from smmt_gui.session import MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS, Session
+from smmt_gui import actions, strings, window_layout
+from smmt_gui.closing import WindowCloser, running_jobs
+from smmt_gui.controller import Controller
+from smmt_gui.session import Session
 from smmt_gui.settings import AppSettings, runs_dir
-from smmt_gui.viewer import OrthoViewer
-from smmt_gui.workers import FunctionWorker, live_workers
+from smmt_gui.workers import FunctionWorker, JobRunner, describe_error
 
 log = logging.getLogger(__name__)
-
-# The docks' widths on first launch: the cohort table's columns (a "borderline (leaning AD) *" row, its
-# headers) whole beside a vertical scroll bar, at the default window width.
-COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH = 450, 320
-CLOSE_POLL_MS = 50  # while "stopping…", how often the window checks whether the jobs have ended
-
-
-# --- jobs run on worker threads (plain functions over smmt_core) ---------------------------------
-
-def open_path_job(path: str):
-    """(a Subject or a Cohort, the raw scan that needs the intake first or None).
-
-    A single T1 file or subject folder (a DICOM folder included) is a Subject, any dataset layout
-    a Cohort. A subject whose scan is DICOM, or a T1 not yet a skull-stripped brain in MNI space,
-    is marked for the intake dialog (measured here, off the GUI thread).
-    """
-    from smmt_core.data.loaders import detect_layout, load_dataset, load_subject
-
-    layout = detect_layout(path)
-    if layout not in ("file", "folder"):
-        return load_dataset(path), None
-    subject = load_subject(path)
-    raw = None
-    if subject.t1_path is not None:
-        try:
-            from smmt_gui.intake_dialog import needs_intake
-
-            raw = subject.t1_path if needs_intake(subject.t1_path) else None
-        except ImportError:  # the [intake] extra is absent: the model path will say so when it needs it
-            raw = None
-        except SMMTError:
-            raw = None  # an unreadable scan: the normal path reports it, naming the file
-    return subject, raw
-
-
-def preview_job(t1_path):
-    """The MNI-grid volume of a T1 (the model's own preprocessing), for showing before a model exists.
-
-    A preview: the scan as it is (intake mode "off", a QC failure is only a warning); bringing a
-    raw scan into MNI space is the intake dialog's job (smmt_gui/intake_dialog.py).
-    """
-    from smmt_core.data.intake import IntakeSettings
-    from smmt_core.data.preprocess import MRICache, PreprocessConfig
-
-    result = MRICache(intake=IntakeSettings(mode="off"), require_qc=False).get(t1_path, PreprocessConfig())
-    return result.volume, result.affine, list(result.warnings)
-
-
-def scan_views_job(t1_path, intake: dict | None):
-    """The subject's scan at its own resolution, in MNI space and (after the intake) as acquired:
-    what the viewer shows under the model's 2 mm grid (`smmt_core.data.scan_views`)."""
-    from smmt_core.data.scan_views import load_scan_views
-
-    return load_scan_views(t1_path, intake)
-
-
-def load_model_job(run_dir: str):
-    """The Predictor of a run folder, or of the newest finished run in a folder of runs."""
-    from smmt_core.predict import Predictor
-    from smmt_core.train.run_record import resolve_run_dir
-    from smmt_gui.memory import freeze_long_lived
-
-    predictor = Predictor.load(resolve_run_dir(run_dir), device="auto")
-    freeze_long_lived()  # torch's modules and the model: out of full garbage collections, which stall the GUI
-    return predictor
-
-
-def demo_cohort_job(progress, stop):
-    """Build the demo cohort (stoppable between subjects, nothing left behind) and open it."""
-    from smmt_core.data.demo import ensure_demo_cohort
-    from smmt_core.data.loaders import load_dataset
-
-    return load_dataset(ensure_demo_cohort(progress=progress, stop=stop))
-
-
-def predict_all_job(predictor, subjects, progress, stop):
-    """Predict every subject (all modalities on); reports (done, total, key, label, probability or error)."""
-    from smmt_core.errors import SMMTError
-
-    done = failed = 0
-    for subject in subjects:
-        if stop.is_set():
-            break
-        try:
-            prediction = predictor.predict(subject)
-        except SMMTError as error:
-            failed += 1
-            progress((done + 1, len(subjects), subject.key, None, str(error)))
-        else:
-            progress((done + 1, len(subjects), subject.key, prediction.verdict,
-                      prediction.probabilities[prediction.prediction]))
-        done += 1
-    return done, failed
-
-
-def predict_job(predictor, subject, modalities):
-    return predictor.predict(subject, modalities=modalities)
-
-
-def device_job() -> bool:
-    """Whether CUDA is available; also sets the thread count of the GUI process's torch.
-
-    torch runs in this process only for interactive work (one prediction at a time; training runs
-    in a child process): on a busy machine one thread answers sooner than several competing ones
-    (measured: first prediction 0.24-0.45 s on 1 thread vs 1.6-4.2 s on 2, on a loaded 2-core
-    machine)."""
-    from smmt_core.device import prepare_interactive
-
-    return prepare_interactive()
-
-
-def list_runs_job(root):
-    from smmt_core.train.run_record import list_runs
-
-    return list_runs(root)
-
-
-class MessageBar(QWidget):
-    """A dismissable one-line message at the top of the window (errors and notices)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("messageBar")
-        # A plain QWidget ignores a style sheet's background unless told to paint it.
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.label = QLabel("")
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
-                                           | Qt.TextInteractionFlag.LinksAccessibleByMouse)
-        self.label.setOpenExternalLinks(True)  # the export notice links to the report's folder
-        close = QPushButton("✕")
-        close.setFlat(True)
-        close.setFixedWidth(28)
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self.hide()
-
-    def show_message(self, text: str, error: bool = True, rich: bool = False) -> None:
-        """Show `text` (plain text, so a path with '<' stays readable; `rich` for our own links)."""
-        self.setProperty("error", error)
-        self.style().unpolish(self)
-        self.style().polish(self)
-        self.label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
-        self.label.setText(text)
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
-
-    def link(self) -> str:
-        """The first link in the message ("" when there is none)."""
-        match = re.search(r'href="([^"]+)"', self.label.text()) if self.isVisible() else None
-        return html.unescape(match.group(1)) if match else ""
-
-
-class WelcomePage(QWidget):
-    """What the Viewer tab shows before anything is open: the demo and training offers."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        title = QLabel(strings.WELCOME_TITLE)
-        title.setObjectName("welcomeTitle")
-        text = QLabel(strings.WELCOME_TEXT)
-        text.setWordWrap(True)
-        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.demo_button = QPushButton(strings.WELCOME_DEMO_BUTTON)
-        self.train_button = QPushButton(strings.WELCOME_TRAIN_BUTTON)
-        for button in (self.demo_button, self.train_button):
-            button.setMinimumHeight(36)
-            button.setMinimumWidth(220)
-        hint = QLabel(strings.DROP_HINT)
-        hint.setObjectName("dropHint")
-        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.demo_button)
-        buttons.addWidget(self.train_button)
-        buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addStretch(2)
-        layout.addWidget(title, 0, Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(text)
-        layout.addSpacing(12)
-        layout.addLayout(buttons)
-        layout.addSpacing(24)
-        layout.addWidget(hint)
-        layout.addStretch(3)
 
 
 class MainWindow(QMainWindow):
@@ -263,31 +46,21 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(strings.WINDOW_TITLE)
         self.setAcceptDrops(True)
         self.settings = settings or AppSettings()
-        self.intake_dialog = None  # the intake of a raw scan, while it runs
-        self._shown_intake_image = None  # the intake's MNI image behind the viewer's volume (None: a preview)
         self.session = Session()
-        self._workers: list[FunctionWorker] = []
-        self._predict_worker: FunctionWorker | None = None  # at most one prediction in flight
-        self._predict_all_worker: FunctionWorker | None = None  # so that a second click stops it
-        self._demo_worker: FunctionWorker | None = None  # one demo build at a time
-        self._busy_text: dict[FunctionWorker, str] = {}  # what the status bar says while each job runs
-        self._open_how = "path"  # how the user asked for what is being opened (strings.ERROR_OPEN)
-        self._refusal: tuple[str, str] | None = None  # (subject key, why) of the last failed prediction
+        self.runner = JobRunner(self.statusBar(), lambda message: self.show_error(message),
+                                lambda: self.session.closing, self)
+        self.intake_dialog = None  # the intake of a raw scan, while it runs
         self.wizard = None  # the training wizard while it is open
-        self._closed = False  # set once the window has really closed
-        self._close_timer: QTimer | None = None  # polls the jobs while the window is "stopping…"
-
-        self._build_central()
-        self._build_docks()
-        self._build_actions()
-        self._build_toolbar()
-        self._build_menus()
-        self._build_status_bar()
-        self._restore_layout()
-        self._observe_session()
+        self._closer = WindowCloser(self)
+        window_layout.build(self)
+        actions.install(self)
+        window_layout.restore(self)
+        self.controller = Controller(self.session, self.runner.start, self.prediction_panel.enabled_modalities)
+        self._connect_widgets()
+        self._observe()
         self._update_synthetic_badge()
-        self._refresh_model_list([])
-        self._start(FunctionWorker(device_job, name="device"), result=self.session.set_cuda_available)
+        actions.fill_model_box(self, [])
+        self.controller.check_device()
         if scan_runs:
             self.refresh_runs(load_newest=True)
 
@@ -313,255 +86,57 @@ class MainWindow(QMainWindow):
     def data_path(self) -> str:
         return self.session.data_path
 
-    def _observe_session(self) -> None:
-        session = self.session
+    def _observe(self) -> None:
+        """Redraw from the job runner's, the session's and the controller's events."""
+        self.runner.idle.connect(lambda: self.progress.setVisible(False))
+        self.runner.idle.connect(self.idle)
+        session, controller = self.session, self.controller
         session.cohort_changed.connect(self._on_cohort_changed)
         session.subject_changed.connect(self._on_subject_changed)
         session.model_changed.connect(self._on_model_changed)
         session.prediction_changed.connect(self._on_prediction_changed)
         session.device_changed.connect(self._on_device_changed)
+        controller.error.connect(lambda message: self.show_error(message))
+        controller.notice.connect(lambda message: self.show_notice(message))
+        controller.status.connect(lambda text, timeout_ms: self.statusBar().showMessage(text, timeout_ms))
+        controller.opened.connect(self._remember_folder)
+        controller.intake_needed.connect(lambda path, subject, raw: actions.run_intake(self, path, subject, raw))
+        controller.preview_ready.connect(self._on_preview)
+        controller.scans_ready.connect(lambda views: self.viewer_stack.show_scans(views))
+        controller.prediction_started.connect(lambda _subject: self.prediction_panel.set_busy(True))
+        controller.prediction_ready.connect(self._on_prediction)
+        controller.prediction_failed.connect(lambda _subject, message: self._on_refused(message))
+        controller.nothing_to_predict.connect(self._on_nothing_to_predict)
+        controller.subject_shown.connect(self.subject_shown.emit)
+        controller.predict_all_started.connect(self._on_predict_all_started)
+        controller.predict_all_progress.connect(self._on_predict_all_progress)
+        controller.predict_all_ended.connect(
+            lambda: self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL))
+        controller.runs_listed.connect(lambda runs: actions.fill_model_box(self, runs))
+        controller.demo_started.connect(self._on_demo_started)
+        controller.demo_progress.connect(self._on_demo_progress)
+        controller.demo_ended.connect(lambda: self._set_demo_enabled(True))
 
-    # ================================================================ layout
-    def _build_central(self) -> None:
-        self.message_bar = MessageBar()
-        self.viewer = OrthoViewer()
+    # ================================================================ widgets
+    def _connect_widgets(self) -> None:
+        """What the widgets laid out by `window_layout` ask for (the actions connect their own)."""
         self.viewer.status_text.connect(lambda text: self.statusBar().showMessage(text, 4000))
-        # A volume model's K-Means clusters as a 3D parcellation in all three views.
-        from smmt_gui.viewer.parcellation import ClusterLegend, VolumeParcellation
-
-        self.parcellation = VolumeParcellation(self.viewer)
         self.parcellation.hover_text.connect(lambda text: self.statusBar().showMessage(text, 3000))
-        self.cluster_legend = ClusterLegend(self.parcellation)
-        self.welcome = WelcomePage()
         self.welcome.demo_button.clicked.connect(self.open_demo_cohort)
-        self.welcome.train_button.clicked.connect(self.train_demo_model)
-        self.viewer_stack = QStackedWidget()
-        self.viewer_stack.addWidget(self.welcome)
-        self.viewer_stack.addWidget(self.viewer)
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("mainTabs")
-        self.tabs.addTab(self.viewer_stack, strings.TAB_VIEWER)
-        self.dashboard = self._make_dashboard()
-        self.tabs.addTab(self.dashboard, strings.TAB_TRAINING)
-        self.robustness = self._make_robustness()
-        self.tabs.addTab(self.robustness, strings.TAB_ROBUSTNESS)
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.message_bar)
-        layout.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
-
-    def _make_dashboard(self) -> QWidget:
-        try:
-            from smmt_gui.panels.training import TrainingDashboard
-        except Exception as error:  # noqa: BLE001 - a broken optional view must not stop the app
-            log.error("training dashboard unavailable: %s", error)
-            return QLabel(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
-        dashboard = TrainingDashboard()
-        dashboard.finished.connect(self._on_training_finished)
-        dashboard.failed.connect(lambda message: self.show_error(message))
-        dashboard.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        return dashboard
-
-    def _make_robustness(self) -> QWidget:
-        try:
-            from smmt_gui.panels.robustness import RobustnessPanel
-        except Exception as error:  # noqa: BLE001
-            log.error("robustness view unavailable: %s", error)
-            return QLabel(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
-        return RobustnessPanel()
-
-    def _build_docks(self) -> None:
-        self.cohort_panel = CohortPanel()
+        self.welcome.train_button.clicked.connect(lambda: actions.train_demo_model(self))
+        if hasattr(self.dashboard, "start"):  # else a label says why training is unavailable
+            self.dashboard.finished.connect(self._on_training_finished)
+            self.dashboard.failed.connect(lambda message: self.show_error(message))
+            self.dashboard.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.cohort_panel.subject_selected.connect(self.show_subject)
         self.cohort_panel.predict_all_requested.connect(self.predict_all)
-        self.prediction_panel = PredictionPanel()
-        self.prediction_panel.modalities_changed.connect(lambda _mods: self.request_prediction())
-        self.log_panel = LogPanel()
-        self.cohort_dock = self._dock(strings.DOCK_COHORT, self.cohort_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.prediction_dock = self._dock(strings.DOCK_PREDICTION, self.prediction_panel,
-                                          Qt.DockWidgetArea.RightDockWidgetArea)
-        self.log_dock = self._dock(strings.DOCK_LOG, self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.log_dock.hide()
-        self.clusters_dock = self._dock(strings.DOCK_CLUSTERS, self.cluster_legend, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.clusters_dock.hide()  # shown for a volume model's prediction
-        self.resizeDocks([self.cohort_dock, self.prediction_dock], [COHORT_DOCK_WIDTH, PREDICTION_DOCK_WIDTH],
-                         Qt.Orientation.Horizontal)
+        self.prediction_panel.modalities_changed.connect(lambda _mods: self.controller.request_prediction())
 
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
-    def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        self.act_open_folder = self._action(strings.ACTION_OPEN_FOLDER, self.choose_folder, shortcuts.OPEN_FOLDER)
-        self.act_open_file = self._action(strings.ACTION_OPEN_FILE, self.choose_file, shortcuts.OPEN_FILE)
-        self.act_open_model = self._action(strings.ACTION_OPEN_MODEL, self.choose_model, shortcuts.OPEN_MODEL)
-        self.act_train = self._action(strings.ACTION_TRAIN, self.open_training_wizard, shortcuts.TRAIN)
-        self.act_demo_data = self._action(strings.ACTION_DEMO_DATA, self.open_demo_cohort)
-        self.act_demo_train = self._action(strings.ACTION_DEMO_TRAIN, self.train_demo_model)
-        self.act_export = self._action(strings.ACTION_EXPORT, self.choose_export, shortcuts.EXPORT)
-        self.act_export.setEnabled(False)
-        self.act_reset = self._action(strings.ACTION_RESET_VIEW, self.viewer.reset_view, shortcuts.RESET_VIEW)
-        self.act_about = self._action(strings.ACTION_ABOUT, self.show_about)
-        self.act_diagnostics = self._action(strings.ACTION_DIAGNOSTICS, self.copy_diagnostics)
-        self.act_quit = self._action(strings.ACTION_QUIT, self.close, shortcuts.QUIT)
-        self.act_log = self.log_dock.toggleViewAction()
-        self.act_log.setText(strings.ACTION_LOG)
-        self.act_log.setShortcut(QKeySequence(shortcuts.TOGGLE_LOG))
-        for index, key in enumerate((shortcuts.TAB_VIEWER, shortcuts.TAB_TRAINING, shortcuts.TAB_ROBUSTNESS)):
-            self._action(f"tab {index + 1}", lambda i=index: self.tabs.setCurrentIndex(i), key)
-        for name, key in (("mri", shortcuts.TOGGLE_MRI), ("clinical", shortcuts.TOGGLE_CLINICAL),
-                          ("categorical", shortcuts.TOGGLE_CATEGORICAL)):
-            self._action(f"toggle {name}", lambda n=name: self._toggle_modality(n), key)
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Main")
-        bar.setObjectName("mainToolbar")
-        bar.setMovable(False)
-        bar.setIconSize(QSize(18, 18))
-        bar.addAction(self.act_open_folder)
-        bar.addAction(self.act_open_file)
-        bar.addAction(self.act_train)
-        bar.addSeparator()
-        bar.addWidget(QLabel(f" {strings.MODEL_LABEL} "))
-        self.model_box = QComboBox()
-        self.model_box.setObjectName("modelSelector")
-        self.model_box.setMinimumWidth(220)
-        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.model_box.activated.connect(self._on_model_chosen)
-        bar.addWidget(self.model_box)
-        bar.addAction(self.act_open_model)
-        self.device_label = QLabel(strings.DEVICE_LABEL.format(device="…"))
-        self.device_label.setObjectName("deviceLabel")
-        bar.addWidget(self.device_label)
-        bar.addSeparator()
-        bar.addAction(self.act_export)
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        bar.addWidget(spacer)
-        self.synthetic_badge = QLabel(strings.SYNTHETIC_BADGE)
-        self.synthetic_badge.setObjectName("syntheticBadge")
-        self.synthetic_badge.setToolTip(strings.SYNTHETIC_TOOLTIP)
-        self.synthetic_badge_action = bar.addWidget(self.synthetic_badge)
-        self.research_badge = QLabel(strings.RESEARCH_BADGE)
-        self.research_badge.setObjectName("researchBadge")
-        self.research_badge.setToolTip(strings.RESEARCH_TOOLTIP)
-        bar.addWidget(self.research_badge)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-        self.toolbar = bar
-
-    def _build_menus(self) -> None:
-        menu = self.menuBar().addMenu(strings.MENU_FILE)
-        for action in (self.act_open_folder, self.act_open_file, self.act_open_model, self.act_demo_data):
-            menu.addAction(action)
-        self.recent_folders_menu = menu.addMenu(strings.MENU_RECENT_FOLDERS)
-        self.recent_models_menu = menu.addMenu(strings.MENU_RECENT_MODELS)
-        menu.addSeparator()
-        menu.addAction(self.act_train)
-        menu.addAction(self.act_demo_train)
-        menu.addAction(self.act_export)
-        menu.addSeparator()
-        menu.addAction(self.act_quit)
-        view = self.menuBar().addMenu(strings.MENU_VIEW)
-        view.addAction(self.act_reset)
-        for dock in (self.cohort_dock, self.prediction_dock, self.log_dock):
-            view.addAction(dock.toggleViewAction() if dock is not self.log_dock else self.act_log)
-        help_menu = self.menuBar().addMenu(strings.MENU_HELP)
-        help_menu.addAction(self.act_diagnostics)
-        help_menu.addAction(self.act_about)
-        self._fill_recent_menus()
-
-    def _build_status_bar(self) -> None:
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setVisible(False)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().showMessage(strings.STATUS_READY)
-
-    def _fill_recent_menus(self) -> None:
-        for menu, items, slot in ((self.recent_folders_menu, self.settings.recent_folders(), self.open_path),
-                                  (self.recent_models_menu, self.settings.recent_models(), self.load_model)):
-            menu.clear()
-            for item in items:
-                action = menu.addAction(item)
-                action.triggered.connect(lambda _checked=False, p=item, s=slot: s(p))
-            menu.setEnabled(bool(items))
-
-    def _restore_layout(self) -> None:
-        geometry, state = self.settings.window_geometry(), self.settings.window_state()
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1500, 900)
-        if state is not None:
-            self.restoreState(state)
-        from smmt_gui.viewer.colormaps import COLORMAPS
-
-        colormap = self.settings.viewer_colormap()
-        if colormap in COLORMAPS:
-            self.viewer.set_colormap(colormap)
-        opacity = self.settings.overlay_opacity()
-        if opacity is not None:
-            self.viewer.set_opacity(opacity)
-        self.viewer.set_radiological(self.settings.viewer_radiological())
-        self.viewer.radiological_changed.connect(self.settings.save_viewer_radiological)
-
-    # ================================================================ jobs
-    def _start(self, worker: FunctionWorker, *, result=None, error=None, progress=None, busy: str = "") -> FunctionWorker:
-        """Start a worker and keep it until it finishes; errors go to the message bar by default."""
-        if self.session.closing:
-            return worker
-        if result is not None:
-            worker.result.connect(result)
-        report = error or self.show_error
-        # A job that fails because the window stopped it while closing is not news to the user.
-        worker.error.connect(lambda message, w=worker: (
-            log.info("%s ended while closing: %s", w.name, message) if self.session.closing else report(message)))
-        if progress is not None:
-            worker.progress.connect(progress)
-        worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
-        self._workers.append(worker)
-        if busy:
-            self._busy_text[worker] = busy
-            self.statusBar().showMessage(busy)
-        worker.start()
-        return worker
-
-    def _on_worker_finished(self, worker: FunctionWorker) -> None:
-        if worker in self._workers:
-            self._workers.remove(worker)
-        self._end_busy_text(worker)
-        if not self._workers and not self.session.closing:
-            self.progress.setVisible(False)
-            self.idle.emit()
-
-    def _end_busy_text(self, worker: FunctionWorker) -> None:
-        """A job's "Loading…" must not outlive it: when nothing replaced it (its result handler
-        normally says what happened) and no other job says the same, the status bar says so."""
-        busy = self._busy_text.pop(worker, "")
-        if not busy or self.session.closing or self.statusBar().currentMessage() != busy:
-            return
-        if busy not in (self._busy_text.get(w) for w in self._workers):
-            self.statusBar().showMessage(strings.STATUS_READY)
-
+    # ================================================================ jobs and messages
     def is_busy(self) -> bool:
         """True while any job of this window (not the training dashboard) is running."""
-        return bool(self._workers)
+        return self.runner.is_busy()
 
-    # ================================================================ messages
     def show_error(self, message: str) -> None:
         log.warning("%s", message)
         self.message_bar.show_message(message, error=True)
@@ -571,68 +146,18 @@ class MainWindow(QMainWindow):
         self.message_bar.show_message(message, error=False)
 
     # ================================================================ opening data
-    def choose_folder(self) -> None:
-        start = self.settings.get("recent/last_open_dir", str(Path.home()))
-        path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_FOLDER, start)
-        if path:
-            self.open_path(path, how="folder")
-
-    def choose_file(self) -> None:
-        start = self.settings.get("recent/last_open_dir", str(Path.home()))
-        path, _ = QFileDialog.getOpenFileName(self, strings.ACTION_OPEN_FILE, start,
-                                              "T1 images (*.nii *.nii.gz *.mgz *.hdr *.img);;All files (*)")
-        if path:
-            self.open_path(path, how="file")
-
     def open_path(self, path, how: str = "path") -> FunctionWorker:
         """Open a subject folder, a single T1 file or a dataset folder (on a worker).
 
         `how` the user asked (a key of strings.ERROR_OPEN: "drop", "file", "folder", "path"): a
         failure says what the user did, not what someone else might have."""
-        path = str(Path(path).expanduser())
         self.message_bar.hide()
-        self._open_how = how
-        return self._start(FunctionWorker(open_path_job, path, name="open"),
-                           result=lambda value, p=path: self._on_opened(p, value),
-                           error=lambda message, p=path: self.show_error(self._open_error(how, p, message)),
-                           busy=strings.STATUS_LOADING.format(path=path))
+        return self.controller.open_path(path, how)
 
-    @staticmethod
-    def _open_error(how: str, path: str, message: str) -> str:
-        return strings.ERROR_OPEN.get(how, strings.ERROR_OPEN["path"]).format(path=path, message=message)
-
-    def _on_opened(self, path: str, opened) -> None:
-        from smmt_core.data.subject import Cohort
-
-        value, raw = opened
-        if raw is not None and self.session.predictor is not None:
-            self._run_intake(path, value, raw)
-            return
+    def _remember_folder(self, path: str) -> None:
         self.settings.add_recent_folder(path)
         self.settings.set("recent/last_open_dir", str(Path(path).parent if Path(path).is_file() else path))
-        self._fill_recent_menus()
-        if isinstance(value, Cohort):
-            self.set_cohort(value, path)
-        else:
-            self.session.set_single_subject(value, path)
-
-    def _run_intake(self, path: str, subject, raw) -> None:
-        """A raw scan (DICOM, native space, skull on): the intake dialog shows each step, can be
-        cancelled, and ends with the QC picture beside the prediction; then the subject opens as
-        usual (its intake is cached, so the viewer and the prediction come at once)."""
-        from smmt_gui.intake_dialog import IntakeDialog
-
-        predictor = self.session.predictor
-        dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), settings=predictor.intake_settings,
-                              parent=self)  # brain extraction on the model's device
-        dialog.completed.connect(lambda result, prediction, p=path, s=subject: self._on_intake_done(p, s, prediction))
-        dialog.start()
-        dialog.open()
-        self.intake_dialog = dialog
-
-    def _on_intake_done(self, path: str, subject, prediction) -> None:
-        self.settings.add_recent_folder(path)
-        self.session.set_single_subject(subject, path)
+        actions.fill_recent_menus(self)
 
     def set_cohort(self, cohort, path: str | None = None) -> None:
         self.session.set_cohort(cohort, path)
@@ -642,24 +167,13 @@ class MainWindow(QMainWindow):
         from smmt_core.data.subject import Cohort
 
         if isinstance(opened, Cohort):
-            cohort = opened
-            self.cohort_panel.set_cohort(cohort)
-            self._update_synthetic_badge()
-            for problem in cohort.problems:
-                log.info("%s: %s", cohort.root, problem)
-            if not len(cohort):
-                self.show_error(self._open_error(self._open_how, str(cohort.root),
-                                                 strings.ERROR_NO_SUBJECTS.format(path=cohort.root)))
-                return
-            self.statusBar().showMessage(strings.STATUS_LOADED_COHORT.format(
-                n=len(cohort), layout=cohort.layout, path=self.session.data_path), 5000)
-            if cohort.problems:
-                self.show_notice(f"{len(cohort.problems)} problem(s) noted while reading {cohort.root} (see the log).")
+            self.cohort_panel.set_cohort(opened)
         elif opened is not None:
             self.cohort_panel.set_single_subject(opened)
+        if opened is not None:
             self._update_synthetic_badge()
-            self.statusBar().showMessage(strings.STATUS_LOADED_SUBJECT.format(subject=opened.key), 5000)
-        self.cohort_panel.select_row(0)
+        if self.controller.report_opened(opened):
+            self.cohort_panel.select_row(0)
 
     def show_subject(self, subject) -> None:
         """Make `subject` the current one: predict with the loaded model, else show its MRI."""
@@ -673,282 +187,79 @@ class MainWindow(QMainWindow):
         self.viewer_stack.setCurrentWidget(self.viewer)
         if subject.t1_path is None:
             self.viewer.clear()
-            self.session.shown_volume_key = None
-        if self.session.predictor is not None:
-            self.request_prediction()
-        elif subject.t1_path is not None:
-            self._preview(subject)
-        else:
-            self.subject_shown.emit(subject)
+        self.controller.present(subject)
 
-    def _preview(self, subject) -> None:
-        if self.session.shown_volume_key == subject.key:
-            return
-        ticket = self.session.requests.new(PREVIEW)
-        self._start(FunctionWorker(preview_job, subject.t1_path, name="preview"),
-                    result=lambda value, s=subject, t=ticket: self.session.is_current(t) and self._on_preview(s, value),
-                    busy=strings.STATUS_LOADING.format(path=subject.t1_path))
-
-    def _on_preview(self, subject, value) -> None:
-        volume, affine, warnings = value
-        self.viewer.set_volume(volume, affine, space=strings.SPACE_MNI)
-        self.viewer.set_clusters(None)
-        self.session.shown_volume_key, self._shown_intake_image = subject.key, None
-        self._load_scans(subject, None)
+    def _on_preview(self, subject, volume, affine, warnings) -> None:
+        self.viewer_stack.show_preview(volume, affine)
         if warnings:
             self.prediction_panel.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
-        self.statusBar().showMessage(self._preview_status(subject))
-        self.subject_shown.emit(subject)
-
-    def _preview_status(self, subject) -> str:
-        """What the status bar ends on when a scan is shown without a prediction: why there is none."""
-        if self.session.predictor is None:
-            return strings.STATUS_SHOWN_NO_MODEL.format(subject=subject.key)
-        if self._refusal is not None and self._refusal[0] == subject.key:
-            why = " ".join(line.strip() for line in self._refusal[1].splitlines() if line.strip())
-            return strings.STATUS_SHOWN_REFUSED.format(subject=subject.key, message=why)
-        return strings.STATUS_LOADED_SUBJECT.format(subject=subject.key)
-
-    def _load_scans(self, subject, intake: dict | None) -> None:
-        """Bring the scan itself (own resolution; native space after the intake) under the model's
-        grid that the viewer already shows; a scan that cannot be shown leaves the grid and a notice."""
-        if subject.t1_path is None:
-            return
-        ticket = self.session.requests.new(SCANS)
-        self._start(FunctionWorker(scan_views_job, subject.t1_path, intake, name="scans"),
-                    result=lambda views, t=ticket: self.session.is_current(t) and self._on_scans(views),
-                    error=lambda message, t=ticket: self.session.is_current(t) and self.show_notice(
-                        strings.NOTICE_SCAN_NOT_SHOWN.format(message=message)))
-
-    def _on_scans(self, views) -> None:
-        native = (views.native.volume, views.native.affine) if views.native is not None else None
-        self.viewer.set_scans((views.mni.volume, views.mni.affine), native, views.mni_to_native)
-        for note in views.notes:
-            log.info("%s", note)
 
     # ================================================================ prediction
     def request_prediction(self) -> None:
-        """Predict the current subject with the switched-on modalities; the latest request wins.
+        """Predict the current subject with the switched-on modalities; the latest request wins."""
+        self.controller.request_prediction()
 
-        Each request takes a new ticket, so whatever is still in flight is stale on arrival. At
-        most one prediction runs at a time: when one is in flight, the latest request starts as
-        soon as it ends (fast toggling never queues more than one extra prediction)."""
-        session = self.session
-        if not session.can_predict():
-            return
-        session.requests.new(PREDICT)
-        if not self.prediction_panel.enabled_modalities():
-            # Everything switched off: nothing to predict from; the old result must not linger.
-            session.set_prediction(None)
-            self.prediction_panel.show_nothing_to_predict()
-            self.cohort_panel.set_prediction(session.subject.key, None)
-            self.viewer.set_clusters(None)
-            self.parcellation.set_prediction(None)
-            return
-        if self._predict_worker is None:
-            self._run_prediction()
-
-    def _run_prediction(self) -> None:
-        session = self.session
-        subject, predictor, ticket = session.subject, session.predictor, session.requests.current(PREDICT)
-        modalities = sorted(self.prediction_panel.enabled_modalities())
-        self.prediction_panel.set_busy(True)
-        worker = FunctionWorker(predict_job, predictor, subject, modalities, name="predict")
-        self._predict_worker = worker
-        worker.finished.connect(lambda t=ticket: self._on_predict_finished(t))
-        self._start(worker, result=lambda p, s=subject, t=ticket: session.is_current(t) and self._on_prediction(s, p),
-                    error=lambda message, s=subject, t=ticket: (
-                        session.is_current(t) and self._on_predict_error(s, message)),
-                    busy=strings.STATUS_PREDICTING.format(subject=subject.key))
-
-    def _on_predict_finished(self, ticket) -> None:
-        self._predict_worker = None
-        # A newer request came while this one ran: run it now (with the latest toggles).
-        if not self.session.requests.is_current(ticket) and self.session.can_predict() \
-                and self.prediction_panel.enabled_modalities():
-            self._run_prediction()
-
-    def _on_prediction(self, subject, prediction) -> None:
-        # A new subject, or the first prediction of a previewed one (the intake may have registered it).
-        intake_image = (prediction.intake or {}).get("t1_mni")
-        new_volume = prediction.volume is not None and (
-            self.session.shown_volume_key != subject.key or intake_image != self._shown_intake_image)
-        if new_volume:
-            self.viewer.set_volume(prediction.volume, prediction.volume_affine, space=strings.SPACE_MNI)
-            self.session.shown_volume_key, self._shown_intake_image = subject.key, intake_image
-            self._load_scans(subject, prediction.intake)
-        volume_clusters = "mri" in prediction.modalities_used and getattr(prediction, "patch_grid", None) is not None
-        saw_mri = (prediction.slices is not None or volume_clusters) and "mri" in prediction.modalities_used
-        # MRI off: the model saw no image. A whole-brain model: the viewer hides its slice strip.
-        self.viewer.set_clusters(prediction if saw_mri else None)
-        self.parcellation.set_prediction(prediction if volume_clusters else None)
-        self.clusters_dock.setVisible(volume_clusters)
-        if new_volume:
-            self.viewer.go_to_model_slice(len(prediction.slice_indices) // 2)
-        self.session.set_prediction(prediction)
+    def _on_prediction(self, subject, prediction, new_volume: bool) -> None:
+        self.clusters_dock.setVisible(self.viewer_stack.show_prediction(prediction, new_volume))
         p = prediction.probabilities.get(prediction.prediction, float("nan"))
-        self.cohort_panel.set_prediction(subject.key, prediction.verdict, p, self._switched_off(prediction))
+        switched_off = self.prediction_panel.switched_off(prediction.modalities_used)
+        self.cohort_panel.set_prediction(subject.key, prediction.verdict, p, switched_off)
         self.statusBar().showMessage(f"{subject.key}: {prediction.verdict} ({p * 100:.1f}%)", 5000)
         self.prediction_shown.emit(prediction)
-        self.subject_shown.emit(subject)
-
-    def _switched_off(self, prediction) -> list[str]:
-        """The modalities the subject has and the model takes that the user switched off."""
-        panel = self.prediction_panel
-        usable = panel.available & panel.model_modalities
-        return [m for m in MODALITY_NAMES if m in usable and m not in prediction.modalities_used]
 
     def _on_prediction_changed(self, prediction) -> None:
         self.act_export.setEnabled(prediction is not None)
         if prediction is not None:
             self.prediction_panel.set_prediction(prediction)
 
-    def _on_predict_error(self, subject, message: str) -> None:
-        self._refusal = (subject.key, message)
-        self.session.set_prediction(None)
+    def _on_nothing_to_predict(self, subject) -> None:
+        self.prediction_panel.show_nothing_to_predict()
+        self.cohort_panel.set_prediction(subject.key, None)
+        self.viewer_stack.clear_clusters()
+
+    def _on_refused(self, message: str) -> None:
         self.prediction_panel.set_error(message)
-        self.viewer.set_clusters(None)
-        self.parcellation.set_prediction(None)
-        text = strings.ERROR_PREDICT.format(subject=subject.key, message=message)
-        log.warning("%s", " ".join(line.strip() for line in text.splitlines()))
-        self.statusBar().showMessage(text, 8000)
-        if subject.t1_path is not None and self.session.shown_volume_key != subject.key:
-            self._preview(subject)
+        self.viewer_stack.clear_clusters()
 
     def predict_all(self) -> FunctionWorker | None:
         """Predict every scan of the table on a worker; a second click stops it."""
-        if self._predict_all_worker is not None:
-            self._predict_all_worker.request_stop()
-            return None
-        subjects = self.session.subjects()
-        if self.session.predictor is None or not subjects:
-            return None
-        self.progress.setRange(0, len(subjects))
+        return self.controller.predict_all()
+
+    def _on_predict_all_started(self, n: int) -> None:
+        self.progress.setRange(0, n)
         self.progress.setValue(0)
         self.progress.setFormat("predicting %v/%m")
         self.progress.setVisible(True)
         self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL_RUNNING)
-        ticket = self.session.requests.new(PREDICT_ALL)
-        worker = FunctionWorker(predict_all_job, self.session.predictor, subjects, progress_kw="progress",
-                                stop_kw="stop", name="predict-all")
-        self._predict_all_worker = worker
-        worker.finished.connect(lambda w=worker: self._on_predict_all_finished(w))
-        # Reports of a run whose ticket went stale (the model changed) are dropped.
-        current = self.session.is_current
-        return self._start(worker, progress=lambda value, t=ticket: current(t) and self._on_predict_all_progress(value),
-                           result=lambda value, t=ticket, n=len(subjects): (
-                               current(t) and self._on_predict_all_done(value, n)))
 
     def _on_predict_all_progress(self, value) -> None:
-        done, total, key, label, detail = value
+        done, _total, key, label, detail = value
         self.progress.setValue(done)
-        if label is None:
-            log.warning("%s: %s", key, detail)
-        else:
+        if label is not None:
             self.cohort_panel.set_prediction(key, label, detail)
-
-    def _on_predict_all_done(self, value, n: int) -> None:
-        """The summary goes to the log too: the failures it sends the user to are listed there."""
-        done, failed = value
-        text = (strings.STATUS_PREDICTED_ALL_FAILED if failed else strings.STATUS_PREDICTED_ALL).format(
-            done=done, n=n, failed=failed)
-        log.info("%s", text)
-        self.statusBar().showMessage(text, 10000)
-
-    def _on_predict_all_finished(self, worker) -> None:
-        if worker is self._predict_all_worker:
-            self._predict_all_worker = None
-            self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
-
-    def _toggle_modality(self, name: str) -> None:
-        box = self.prediction_panel.toggles[name]
-        if box.isEnabled():
-            box.toggle()
 
     # ================================================================ models
     def refresh_runs(self, load_newest: bool = False) -> None:
-        root = runs_dir()
-        self._start(FunctionWorker(list_runs_job, root, name="list-runs"),
-                    result=lambda runs: self._on_runs_listed(runs, load_newest))
-
-    def _on_runs_listed(self, runs, load_newest: bool) -> None:
-        from smmt_core.train.run_record import newest_finished
-
-        self._refresh_model_list(runs)
-        if load_newest and self.session.predictor is None:
-            best = newest_finished(runs)  # a stopped or failed run is never loaded unasked
-            if best is not None:
-                self.load_model(best.run_dir)
-
-    def _refresh_model_list(self, runs) -> None:
-        predictor = self.session.predictor
-        current = str(predictor.run_dir) if predictor is not None else None
-        entries: list[tuple[str, str]] = []
-        seen = set()
-        for run in runs:
-            if run.has_best:
-                label = run.name
-                if run.status and run.status != "finished":
-                    label += f"  [{run.status}]"
-                if run.synthetic:
-                    label += "  [SYNTHETIC]"
-                entries.append((label, str(run.run_dir)))
-                seen.add(str(Path(run.run_dir).resolve()))
-        for path in self.settings.recent_models():
-            if path not in seen and Path(path).is_dir():
-                entries.append((Path(path).name, path))
-                seen.add(path)
-        if current and str(Path(current).resolve()) not in seen:
-            entries.insert(0, (predictor.run_name, current))
-        self.model_box.blockSignals(True)
-        self.model_box.clear()
-        self.model_box.addItem(strings.NO_MODEL, "")
-        for label, path in entries:
-            self.model_box.addItem(label, path)
-            self.model_box.setItemData(self.model_box.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
-        index = self.model_box.findData(current) if current else 0
-        self.model_box.setCurrentIndex(max(index, 0))
-        self.model_box.blockSignals(False)
-
-    def _on_model_chosen(self, index: int) -> None:
-        path = self.model_box.itemData(index)
-        predictor = self.session.predictor
-        if path and (predictor is None or str(predictor.run_dir) != path):
-            self.load_model(path)
-
-    def choose_model(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, strings.ACTION_OPEN_MODEL, str(runs_dir()))
-        if path:
-            self.load_model(path)
+        self.controller.list_runs(runs_dir(), load_newest)
 
     def load_model(self, run_dir) -> FunctionWorker:
         """Load a run (or the newest finished run of a folder of runs) on a worker; when several
         loads overlap, the latest request wins."""
-        run_dir = str(Path(run_dir).expanduser())
-        ticket = self.session.requests.new(MODEL)
-        current = self.session.is_current
-        return self._start(FunctionWorker(load_model_job, run_dir, name="load-model"),
-                           result=lambda predictor, t=ticket: current(t) and self.session.set_model(predictor),
-                           error=lambda message, t=ticket: (
-                               current(t) and self.show_error(strings.ERROR_MODEL.format(message=message))),
-                           busy=strings.STATUS_LOADING_MODEL.format(path=run_dir))
+        return self.controller.load_model(run_dir)
 
     def _on_model_changed(self, predictor) -> None:
         """Whatever the old model computed is stale: the table's predictions go, "Predict all"
         stops (its tickets were dropped by the session), and the current subject is predicted."""
-        if self._predict_all_worker is not None:
-            self._predict_all_worker.request_stop()
-            self._predict_all_worker = None
-            self.cohort_panel.predict_all_button.setText(strings.COHORT_PREDICT_ALL)
+        self.controller.stop_predict_all()
         self.cohort_panel.clear_predictions()
         self.act_export.setEnabled(False)
         if predictor is None:
             self.prediction_panel.set_model(None)
             return
         self.settings.add_recent_model(predictor.run_dir)
-        self._fill_recent_menus()
+        actions.fill_recent_menus(self)
         self.refresh_runs()
-        self._refresh_model_list([])
+        actions.fill_model_box(self, [])
         device = "GPU" if str(predictor.run.device).startswith("cuda") else "CPU"
         self.device_label.setText(strings.DEVICE_LABEL.format(device=device))
         self.prediction_panel.set_model(predictor.run_name, predictor.classes, synthetic=predictor.synthetic,
@@ -961,12 +272,12 @@ class MainWindow(QMainWindow):
         subject = self.session.subject
         if subject is not None:
             self.prediction_panel.set_subject(subject.key, {m.value for m in subject.modalities})
-            self.request_prediction()
+            self.controller.request_prediction()
 
     def _on_device_changed(self, cuda_available: bool) -> None:
         if self.session.predictor is None:
             self.device_label.setText(strings.DEVICE_LABEL.format(device="GPU" if cuda_available else "CPU"))
-        wizard = getattr(self, "wizard", None)
+        wizard = self.wizard
         if wizard is not None:
             try:
                 wizard.run_page.set_cuda_available(cuda_available)
@@ -979,18 +290,12 @@ class MainWindow(QMainWindow):
 
         While it builds, its button and menu entry are disabled: a second build would race the
         first and silently reload the cohort."""
-        running = self._demo_worker
-        if running is not None and not running.is_done():
-            return running
+        return self.controller.open_demo()
+
+    def _on_demo_started(self) -> None:
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self._set_demo_enabled(False)
-        worker = FunctionWorker(demo_cohort_job, progress_kw="progress", stop_kw="stop", name="demo")
-        self._demo_worker = worker
-        worker.finished.connect(lambda: self._set_demo_enabled(True))
-        return self._start(worker, result=lambda cohort: self.set_cohort(cohort),
-                           error=lambda message: self.show_error(strings.ERROR_DEMO.format(message=message)),
-                           progress=self._on_demo_progress, busy=strings.STATUS_BUILDING_DEMO)
 
     def _set_demo_enabled(self, enabled: bool) -> None:
         enabled = enabled and not self.session.closing
@@ -1002,11 +307,6 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, max(int(total), 1))
         self.progress.setValue(int(done))
         self.progress.setFormat("demo cohort %v/%m")
-
-    def train_demo_model(self) -> None:
-        from smmt_core.train.config import TrainConfig
-
-        self.start_training(TrainConfig.build("demo", dataset="demo", out=str(runs_dir())))
 
     def start_training(self, config) -> None:
         """Train one TrainConfig (or a list, one after another) in the Training tab."""
@@ -1022,34 +322,10 @@ class MainWindow(QMainWindow):
         try:
             self.dashboard.start(config)
         except Exception as error:  # noqa: BLE001 - ConfigError and friends: tell the user
-            from smmt_gui.workers import describe_error
-
             self.show_error(describe_error(error))
 
     def open_training_wizard(self) -> None:
-        try:
-            from smmt_gui.wizard import TrainingWizard
-        except Exception as error:  # noqa: BLE001
-            self.show_error(strings.ERROR_TRAINING_UNAVAILABLE.format(message=error))
-            return
-        # The window already knows whether CUDA exists (None while its check runs; the wizard
-        # hears the answer then): the wizard never imports torch on the GUI thread.
-        wizard = TrainingWizard(self, settings=self.settings.qsettings, cuda_available=self.session.cuda_available)
-        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        wizard.accepted.connect(lambda w=wizard: self._train_from_wizard(w))
-        wizard.finished.connect(lambda _result: setattr(self, "wizard", None))
-        self.wizard = wizard
-        wizard.open()
-
-    def _train_from_wizard(self, wizard) -> None:
-        from smmt_gui.workers import describe_error
-
-        try:
-            configs = wizard.configs()  # one per seed
-        except Exception as error:  # noqa: BLE001 - ConfigError: tell the user
-            self.show_error(describe_error(error))
-            return
-        self.start_training(configs)
+        actions.open_training_wizard(self)
 
     def _on_training_finished(self, run_dir) -> None:
         if run_dir:
@@ -1058,49 +334,11 @@ class MainWindow(QMainWindow):
             if self.session.subject is None and not self.session.subjects():
                 self.viewer_stack.setCurrentWidget(self.welcome)
 
-    # ================================================================ export
-    def report_context(self) -> ReportContext:
-        predictor = self.predictor
-        return ReportContext(
-            model_name=predictor.run_name if predictor else "",
-            model_dir=str(predictor.run_dir) if predictor else "",
-            data_path=str(self.subject.t1_path or self.data_path) if self.subject else self.data_path,
-            synthetic_data=self.session.data_is_synthetic(),
-            synthetic_model=bool(predictor is not None and predictor.synthetic),
-            device=self.device_label.text(),
-        )
-
-    def choose_export(self) -> None:
-        if self.last_prediction is None:
-            self.show_error(strings.ERROR_NO_PREDICTION)
-            return
-        start = str(Path(self.settings.get("recent/last_export_dir", str(Path.home()))) /
-                    f"smmt-report-{self.last_prediction.subject_id}")
-        path, _ = QFileDialog.getSaveFileName(self, strings.EXPORT_DIALOG, start, strings.EXPORT_FILTER)
-        if path:
-            self.export_report_to(path)
-
+    # ================================================================ export, badges, About
     def export_report_to(self, base) -> list[Path]:
         """Write the PNG/CSV/JSON/PDF report of the current prediction next to `base`."""
-        from smmt_core.errors import SMMTError
+        return actions.export_report_to(self, base)
 
-        try:
-            files = export_report(base, self.last_prediction, self.viewer.render_views(), self.report_context())
-        except SMMTError as error:
-            self.show_error(strings.ERROR_EXPORT.format(message=error))
-            return []
-        folder = Path(base).expanduser().parent
-        self.settings.set("recent/last_export_dir", str(folder))
-        names = ", ".join(p.name for p in files)
-        self.statusBar().showMessage(strings.STATUS_EXPORTED.format(files=names), 8000)
-        # Where the files went, with a link that opens the folder, so the user need not look for them.
-        link = QUrl.fromLocalFile(str(folder.resolve())).toString()
-        self.message_bar.show_message(strings.EXPORTED_NOTICE.format(
-            files=html.escape(names), url=html.escape(link, quote=True), folder=html.escape(str(folder))),
-            error=False, rich=True)
-        return files
-
-    # ================================================================ misc
     def _update_predict_all(self) -> None:
         self.cohort_panel.predict_all_button.setEnabled(
             self.predictor is not None and bool(self.cohort_panel.subjects()))
@@ -1111,38 +349,8 @@ class MainWindow(QMainWindow):
         self.viewer.set_synthetic(synthetic_data)
         self._update_predict_all()
 
-    def copy_diagnostics(self) -> str:
-        """One click: versions, device, threads, folders and the last log lines on the clipboard,
-        for a bug report (the text is smmt_core.diagnostics'; torch is never imported for it)."""
-        from PySide6 import __version__ as qt_version
-        from PySide6.QtGui import QGuiApplication
-
-        from smmt_core.diagnostics import diagnostics_text
-
-        text = diagnostics_text(qt_version=qt_version, data_folder=self.session.data_path, runs_folder=runs_dir(),
-                                log_lines=self.log_panel.lines())
-        QGuiApplication.clipboard().setText(text)
-        self.statusBar().showMessage(strings.STATUS_DIAGNOSTICS_COPIED, 5000)
-        return text
-
     def show_about(self) -> QMessageBox:
-        from importlib.metadata import PackageNotFoundError, version
-
-        from PySide6 import __version__ as qt_version
-
-        try:  # the installed version, without importing torch on the GUI thread
-            torch_version = version("torch")
-        except PackageNotFoundError:
-            torch_version = "not installed"
-
-        box = QMessageBox(QMessageBox.Icon.Information, strings.ACTION_ABOUT,
-                          strings.ABOUT_TEXT.format(version=__version__, python=platform.python_version(),
-                                                    torch=torch_version, qt=qt_version, mni=strings.MNI_NOTICE),
-                          QMessageBox.StandardButton.Ok, self)
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        return box
+        return actions.show_about(self)
 
     # ================================================================ drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
@@ -1158,103 +366,29 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
         urls = event.mimeData().urls()
         event.acceptProposedAction()
-        if len(urls) != 1:
-            self.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_MANY.format(n=len(urls))))
-            return
-        if not urls[0].isLocalFile():
-            self.show_error(strings.ERROR_DROP.format(message=strings.ERROR_DROP_NOT_LOCAL))
-            return
-        self.open_path(urls[0].toLocalFile(), how="drop")
+        path = actions.dropped_path(self, urls)
+        if path:
+            self.open_path(path, how="drop")
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        """Close only once every job has ended: a thread left running would crash the app on exit.
-
-        The first close request asks every job to stop (training and robustness included) and
-        returns at once: the GUI thread never waits for a job. When a job is still winding down
-        (a batch, a subject being written), the window stays open, its controls disabled, saying
-        "stopping…", and a timer closes it as soon as the last job has ended. Further close
-        requests meanwhile are ignored.
-        """
-        if self._closed:
+        """Close only once every job has ended (`smmt_gui.closing`): a thread left running would
+        crash the app on exit, and the GUI thread never waits for one."""
+        if self._closer.closed:
             super().closeEvent(event)
             return
-        if not self.session.closing:
-            self._stop_all_jobs()
-        running = self.running_jobs()
-        if running:
+        if not self._closer.may_close():
             event.ignore()
-            self._show_stopping(running)
             return
-        if self._close_timer is not None:
-            self._close_timer.stop()
-        self._closed = True
-        self.settings.save_viewer(self.viewer.colormap_box.currentText(), self.viewer.opacity)
-        self.settings.save_window(self.saveGeometry(), self.saveState())
-        self.settings.sync()
+        window_layout.save(self)
         self.log_panel.detach()
         super().closeEvent(event)
         self.closed.emit()
 
     def running_jobs(self) -> list[str]:
         """Names of the jobs whose thread is still running (any worker of the app)."""
-        return [worker.name for worker in live_workers()]
+        return running_jobs()
 
     def is_closed(self) -> bool:
         """True once the window has really closed (every job had ended)."""
-        return self._closed
-
-    def _stop_all_jobs(self) -> None:
-        self.session.closing = True
-        self.statusBar().showMessage(strings.STATUS_STOPPING)
-        self.statusBar().repaint()  # visible at once, without running the event loop from here
-        for panel in (self.dashboard, self.robustness):
-            stop = getattr(panel, "stop_now", None) or getattr(panel, "cancel", None)  # training: at once
-            if stop is not None:
-                stop()
-        # Every worker of the app, not only this window's: none may outlive the window.
-        for worker in live_workers():
-            worker.request_stop()
-
-    def _show_stopping(self, running: list[str]) -> None:
-        text = f"{strings.STATUS_STOPPING} ({', '.join(sorted(set(running)))})"
-        if self.message_bar.text() != text:
-            self.message_bar.show_message(text, error=False)
-            self.statusBar().showMessage(text)
-        # Nothing new may start (no menu, toolbar, shortcut or button); the message bar stays readable.
-        for widget in (self.menuBar(), self.toolbar, self.tabs, self.cohort_dock, self.prediction_dock):
-            widget.setEnabled(False)
-        for action in self.actions():
-            action.setEnabled(False)
-        if self._close_timer is None:
-            self._close_timer = QTimer(self)
-            self._close_timer.setInterval(CLOSE_POLL_MS)
-            self._close_timer.timeout.connect(self._close_when_stopped)
-        self._close_timer.start()
-
-    def _close_when_stopped(self) -> None:
-        running = self.running_jobs()
-        if running:
-            self._show_stopping(running)
-        else:
-            self._close_timer.stop()
-            self.close()
-
-
-def icon_folders() -> list[Path]:
-    """Where the app icon can be: the repository's resources/ (source checkout, editable install)
-    or the PyInstaller bundle's copy of it."""
-    folders = [Path(__file__).resolve().parents[1] / "resources" / "icons"]
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle:
-        folders.append(Path(bundle) / "resources" / "icons")
-    return folders
-
-
-def window_icon() -> QIcon | None:
-    """The app icon at every size found (hicolor PNGs + SVG), or None when it is not installed."""
-    icon = QIcon()
-    for folder in icon_folders():
-        for path in sorted(folder.glob("hicolor/*/apps/smmt-studio.png")) + sorted(folder.glob("*.svg")):
-            icon.addFile(str(path))
-    return None if icon.isNull() else icon
+        return self._closer.closed

@@ -1,10 +1,11 @@
-"""The state of one SMMT Studio session, without Qt: what is open, what is shown, which model.
+"""What is open in one SMMT Studio window, without Qt: cohort, subject, model, last prediction.
 
 Why a separate object: the window used to keep this state in a dozen attributes and to decide in
 four different ways whether a late result still belonged on screen. Here the state has one owner
 that the window *observes* (napari's split between Qt-free models and Qt views): a change goes
 through one method, which notifies the observers, and every background request takes a ticket
-from `Requests`, so "the latest request wins" is one rule, `session.is_current(ticket)`.
+from `Requests`, so "the latest request wins" is one rule, `session.is_current(ticket)`. Which
+requests to make, and what the viewer holds, is the `Controller`'s (`smmt_gui.controller`).
 
     session = Session()
     session.model_changed.connect(lambda predictor: ...)
@@ -26,20 +27,20 @@ MODEL, PREDICT, PREDICT_ALL, PREVIEW, SCANS = "model", "predict", "predict-all",
 
 
 class Event:
-    """A list of callbacks called in order with one value (a tiny, Qt-free signal)."""
+    """A list of callbacks called in order with the values emitted (a tiny, Qt-free signal)."""
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[[Any], None]] = []
+        self._callbacks: list[Callable[..., None]] = []
 
-    def connect(self, callback: Callable[[Any], None]) -> None:
+    def connect(self, callback: Callable[..., None]) -> None:
         self._callbacks.append(callback)
 
-    def disconnect(self, callback: Callable[[Any], None]) -> None:
+    def disconnect(self, callback: Callable[..., None]) -> None:
         self._callbacks.remove(callback)
 
-    def emit(self, value: Any = None) -> None:
+    def emit(self, *values: Any) -> None:
         for callback in list(self._callbacks):
-            callback(value)
+            callback(*values)
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,7 @@ class Session:
         self.predictor = None
         self.last_prediction = None  # the prediction on screen (None after a change or an error)
         self.cuda_available: bool | None = None  # None until the device check has answered
-        self.shown_volume_key: str | None = None  # whose MRI the viewer holds
-        self.closing = False  # no new request is made once the window is closing
+        self.closing = False  # set by begin_closing(): no new request, no result shown
         self.requests = Requests()
         self.cohort_changed = Event()
         self.subject_changed = Event()
@@ -133,6 +133,10 @@ class Session:
     def set_prediction(self, prediction) -> None:
         self.last_prediction = prediction
         self.prediction_changed.emit(prediction)
+
+    def begin_closing(self) -> None:
+        """The window is closing: from now on no request is made and no result is shown."""
+        self.closing = True
 
     def set_cuda_available(self, available: bool) -> None:
         self.cuda_available = bool(available)

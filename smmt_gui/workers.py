@@ -19,6 +19,9 @@ training itself runs in a child process (its own interpreter, so it never holds 
 interpreter lock; CUDA works there), supervised by the worker thread, which re-emits every
 training event through its `event` signal. Cancel and errors behave as with an in-process run;
 the stop flag is one the child reads directly (`smmt_core.train.child.stop_flag`).
+
+`JobRunner` is the main window's use of them: it starts each job, keeps it until it has finished
+and says in the status bar what runs ("Loading…") until the job's result handler says what happened.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from smmt_core.errors import SMMTError
+from smmt_gui import strings
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +193,74 @@ class FunctionWorker(QObject):
         self._done = True
         _LIVE.discard(self)
         self.finished.emit()
+
+
+class JobRunner(QObject):
+    """Starts one window's jobs and keeps each until it has finished.
+
+    While a job runs, the status bar says what it does (`busy`, e.g. "Loading…") until its result
+    handler says what happened; a "Loading…" that nothing replaced gives way to "Ready" when the job
+    ends. `closing()` says whether the window is closing: then nothing new starts, and the error of
+    a job that was stopped is logged, not shown. `idle` is emitted when no job is left.
+    """
+
+    idle = Signal()
+
+    def __init__(self, status_bar, report_error: Callable[[str], None], closing: Callable[[], bool],
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self._status_bar, self._report_error, self._closing = status_bar, report_error, closing
+        self._workers: list[FunctionWorker] = []
+        self._busy_text: dict[FunctionWorker, str] = {}  # what the status bar says while each job runs
+
+    def start(self, fn: Callable[..., Any], *args: Any, name: str, progress_kw: str | None = None,
+              stop_kw: str | None = None, **handlers: Any) -> FunctionWorker:
+        """Run `fn(*args)` on a new `FunctionWorker`; `handlers` are those of `start_worker`."""
+        worker = FunctionWorker(fn, *args, progress_kw=progress_kw, stop_kw=stop_kw, name=name)
+        return self.start_worker(worker, **handlers)
+
+    def start_worker(self, worker: FunctionWorker, *, result=None, error=None, progress=None, finished=None,
+                     busy: str = "") -> FunctionWorker:
+        """Start `worker`: `result(value)`, `error(message)` (default: the window's message bar),
+        `progress(value)`, then `finished(worker)` once it has ended, whatever the outcome."""
+        if finished is not None:
+            worker.finished.connect(lambda w=worker: finished(w))
+        if self._closing():
+            return worker
+        if result is not None:
+            worker.result.connect(result)
+        report = error or self._report_error
+        # A job that fails because the window stopped it while closing is not news to the user.
+        worker.error.connect(lambda message, w=worker: (
+            log.info("%s ended while closing: %s", w.name, message) if self._closing() else report(message)))
+        if progress is not None:
+            worker.progress.connect(progress)
+        worker.finished.connect(lambda w=worker: self._on_finished(w))
+        self._workers.append(worker)
+        if busy:
+            self._busy_text[worker] = busy
+            self._status_bar.showMessage(busy)
+        worker.start()
+        return worker
+
+    def is_busy(self) -> bool:
+        return bool(self._workers)
+
+    def _on_finished(self, worker: FunctionWorker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        self._end_busy_text(worker)
+        if not self._workers and not self._closing():
+            self.idle.emit()
+
+    def _end_busy_text(self, worker: FunctionWorker) -> None:
+        """A job's "Loading…" must not outlive it: when nothing replaced it (its result handler
+        normally says what happened) and no other job says the same, the status bar says so."""
+        busy = self._busy_text.pop(worker, "")
+        if not busy or self._closing() or self._status_bar.currentMessage() != busy:
+            return
+        if busy not in (self._busy_text.get(w) for w in self._workers):
+            self._status_bar.showMessage(strings.STATUS_READY)
 
 
 def _train(config, on_event, stop, abort=None):

@@ -194,6 +194,11 @@ class PredictionPanel(QWidget):
     def enabled_modalities(self) -> set[str]:
         return {name for name, box in self.toggles.items() if box.isChecked() and box.isEnabled()}
 
+    def switched_off(self, modalities_used) -> list[str]:
+        """The modalities the subject has and the model takes that the user switched off."""
+        usable = self.available & self.model_modalities
+        return [m for m in MODALITY_NAMES if m in usable and m not in modalities_used]
+
     def set_prediction(self, prediction) -> None:
         """Draw a `Prediction` (probabilities, modalities used, contributions, warnings)."""
         self.prediction = prediction

@@ -182,6 +182,38 @@ class TrainingDashboard(QWidget):
 
     # --- layout -----------------------------------------------------------------------------------
     def _build_ui(self) -> None:
+        """The header rows, then the epoch curves above the test results in a scrolling splitter."""
+        header, progress, status_row = self._build_header()
+        curves = self._build_curves()
+        results = self._build_results()
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(curves)
+        splitter.addWidget(results)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
+
+        # Below its minimum height (a small window, the log panel open) the dashboard scrolls rather
+        # than squeezing its plots until their axes are cut.
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(splitter)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.info_label)
+        layout.addWidget(self.circular_label)
+        layout.addLayout(progress)
+        layout.addLayout(status_row)
+        layout.addWidget(self.scroll, 1)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def _build_header(self) -> tuple[QHBoxLayout, QHBoxLayout, QHBoxLayout]:
+        """The rows above the plots: title and Cancel, progress and ETA, status and energy (the notes
+        between them are laid out by `_build_ui`)."""
         self.title_label = title_label()
         self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.cancel_button = QPushButton(strings.TRAINING_CANCEL)
@@ -216,8 +248,10 @@ class TrainingDashboard(QWidget):
         status_row = QHBoxLayout()
         status_row.addWidget(self.status_label, 1)
         status_row.addWidget(self.energy_label)
+        return header, progress, status_row
 
-        # Curves: created once, fed with setData.
+    def _build_curves(self) -> QWidget:
+        """Loss, accuracy, energy and power per epoch, created once and fed with setData."""
         self.loss_plot = styled_plot(*strings.TRAINING_PLOT_LOSS, whole_x=True)
         # Legends in one row along the top, on a translucent white: they no longer hide the curves.
         self.loss_plot.addLegend(offset=(-10, 5), labelTextColor="k", colCount=3, brush=(255, 255, 255, 200))
@@ -244,8 +278,10 @@ class TrainingDashboard(QWidget):
         grid.addWidget(self.acc_plot, 0, 1)
         grid.addWidget(self.energy_plot, 1, 0)
         grid.addWidget(self.power_plot, 1, 1)
+        return curves
 
-        # Results of the test set.
+    def _build_results(self) -> QWidget:
+        """The test set's results: metrics, confusion matrix, ROC curve and reliability diagram."""
         self.metrics_table = QTableWidget(len(strings.TRAINING_METRIC_ROWS), 0)
         self.metrics_table.setVerticalHeaderLabels([text for _, text in strings.TRAINING_METRIC_ROWS])
         self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -296,30 +332,7 @@ class TrainingDashboard(QWidget):
         curves_layout.addWidget(self.reliability_plot)
         results_layout.addWidget(curves_of_test, 3)
         self.results = results
-
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(curves)
-        splitter.addWidget(results)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setChildrenCollapsible(False)
-
-        # Below its minimum height (a small window, the log panel open) the dashboard scrolls rather
-        # than squeezing its plots until their axes are cut.
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setWidget(splitter)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addWidget(self.info_label)
-        layout.addWidget(self.circular_label)
-        layout.addLayout(progress)
-        layout.addLayout(status_row)
-        layout.addWidget(self.scroll, 1)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        return results
 
     # --- public API ------------------------------------------------------------------------------
     def start(self, config: TrainConfig | Sequence[TrainConfig]) -> None:

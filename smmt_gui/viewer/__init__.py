@@ -6,7 +6,8 @@ exact slices the model saw.
 `volume.py` holds the geometry (Qt-free, unit-tested with numpy: one grid, a second grid laid over
 it, resampling through a world map); `slice_view.py` is one pyqtgraph view; `ortho.py` links three
 of them; `model_input.py` draws the model's input slices with their cluster ids; `parcellation.py`
-a volume model's 3D clusters; `colormaps.py` builds the lookup tables. The images come from
+a volume model's 3D clusters; `tab.py` is the main window's Viewer tab (the welcome page, then
+the viewer with the parcellation); `colormaps.py` builds the lookup tables. The images come from
 `smmt_core.data.scan_views` (the scan) and `smmt_core.predict.Prediction` (the model's grid).
 """
 

@@ -69,6 +69,16 @@ class MriViewer(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._init_state()
+        self._build_views()
+        self._build_controls()
+        self._build_model_strip()
+        self._lay_out()
+        self.set_colormap("grey")
+        self._update_overlay_controls()
+
+    def _init_state(self) -> None:
+        """The images and the model's grid, what the model saw, the display settings, the overlay."""
         self.geometry_: VolumeGeometry | None = None  # the image shown
         self.model_grid: VolumeGeometry | None = None  # the model's grid (MNI, 2 mm): what it saw
         self.scans: dict[str, VolumeGeometry] = {}  # "mni" / "native": the scan at its own resolution
@@ -91,6 +101,8 @@ class MriViewer(QWidget):
         self.cluster_rect: Callable[[int], QRectF] | None = None
         self.opacity = 0.45
 
+    def _build_views(self) -> None:
+        """The three slice views with their sliders, and the histogram that sets window/level."""
         self.views = {plane: SliceView(plane) for plane in PLANES}
         self.sliders = {plane: QSlider(Qt.Orientation.Horizontal) for plane in PLANES}
         self.histogram = pg.HistogramLUTWidget(orientation="vertical")
@@ -109,11 +121,7 @@ class MriViewer(QWidget):
             line.setHoverPen(pg.mkPen((255, 210, 0), width=5))
         self.histogram.item.region.setToolTip(strings.VIEWER_WINDOW_LEVEL_TIP)
         self.histogram.item.gradient.showTicks(False)
-
-        grid = QGridLayout()
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(4)
-        for col, plane in enumerate(PLANES):
+        for plane in PLANES:
             view, slider = self.views[plane], self.sliders[plane]
             view.clicked.connect(lambda x, y, p=plane: self._on_view_clicked(p, x, y))
             view.hovered.connect(lambda x, y, p=plane: self._on_view_hovered(p, x, y))
@@ -122,11 +130,9 @@ class MriViewer(QWidget):
             slider.setObjectName(f"slider_{plane}")
             slider.setEnabled(False)
             slider.valueChanged.connect(lambda value, p=plane: self._on_slider(p, value))
-            grid.addWidget(view, 0, col)
-            grid.addWidget(slider, 1, col)
-            grid.setColumnStretch(col, 1)
-        grid.addWidget(self.histogram, 0, 3, 2, 1)
 
+    def _build_controls(self) -> None:
+        """The cursor read-out, the synthetic-data badge and the controls of the two rows under the views."""
         self.cursor_label = QLabel(strings.VIEWER_EMPTY)
         self.cursor_label.setObjectName("cursorLabel")
         self.cursor_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -177,13 +183,36 @@ class MriViewer(QWidget):
         self.link_zoom_check = QCheckBox(strings.VIEWER_LINK_ZOOM)
         self.link_zoom_check.setToolTip(strings.VIEWER_LINK_ZOOM_TIP)
         self.link_zoom_check.setChecked(True)
-
         for label in (self.cursor_label, self.space_label):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.synthetic_badge = QLabel(strings.SYNTHETIC_BADGE)
         self.synthetic_badge.setObjectName("syntheticBadge")
         self.synthetic_badge.setToolTip(strings.SYNTHETIC_TOOLTIP)
         self.synthetic_badge.setVisible(False)
+
+    def _build_model_strip(self) -> None:
+        """The strip of slices the model saw, its title and the cluster legend."""
+        self.model_input = ModelInputView()
+        self.model_input.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.model_input.setMaximumHeight(200)
+        self.model_input.hover_text.connect(self._show_hover)
+        self.model_input_title = QLabel(strings.VIEWER_OVERLAY_NONE)
+        self.model_input_title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.model_input_title.setObjectName("modelInputTitle")
+        self.legend = QLabel("")
+        self.legend.setObjectName("clusterLegend")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+
+    def _lay_out(self) -> None:
+        """Views and histogram on top; under them the read-out, the two control rows, the model strip."""
+        grid = QGridLayout()
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(4)
+        for col, plane in enumerate(PLANES):
+            grid.addWidget(self.views[plane], 0, col)
+            grid.addWidget(self.sliders[plane], 1, col)
+            grid.setColumnStretch(col, 1)
+        grid.addWidget(self.histogram, 0, 3, 2, 1)
         readout = QHBoxLayout()
         readout.addWidget(self.synthetic_badge)
         readout.addWidget(self.cursor_label, 1)
@@ -208,18 +237,6 @@ class MriViewer(QWidget):
         controls.addWidget(QLabel(strings.VIEWER_OVERLAY_OPACITY))
         controls.addWidget(self.opacity_slider)
         controls.addStretch(1)
-
-        self.model_input = ModelInputView()
-        self.model_input.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.model_input.setMaximumHeight(200)
-        self.model_input.hover_text.connect(self._show_hover)
-        self.model_input_title = QLabel(strings.VIEWER_OVERLAY_NONE)
-        self.model_input_title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.model_input_title.setObjectName("modelInputTitle")
-        self.legend = QLabel("")
-        self.legend.setObjectName("clusterLegend")
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(grid, 1)
@@ -231,8 +248,6 @@ class MriViewer(QWidget):
         title_row.addWidget(self.legend)
         layout.addLayout(title_row)
         layout.addWidget(self.model_input)
-        self.set_colormap("grey")
-        self._update_overlay_controls()
 
     # --- volume -----------------------------------------------------------------------------
     @property

@@ -1,6 +1,6 @@
 """The window icon ships with the source tree (resources/icons) and the app uses it."""
 
-from smmt_gui.main_window import window_icon
+from smmt_gui.widgets import window_icon
 
 
 def test_window_icon_is_found_at_several_sizes(qapp):

@@ -188,7 +188,7 @@ def test_closing_stops_and_joins_running_jobs(main_window, qtbot):
             time.sleep(0.01)
         stopped.append(True)
 
-    worker = main_window._start(FunctionWorker(slow, stop_kw="stop", name="slow"))
+    worker = main_window.runner.start_worker(FunctionWorker(slow, stop_kw="stop", name="slow"))
     assert started.wait(5)
     close_and_wait(main_window, qtbot)  # closes as soon as the job has seen the stop flag
     assert stopped == [True] and not worker.is_running() and live_workers() == []
@@ -209,7 +209,7 @@ def test_closing_waits_for_a_slow_job_without_freezing(main_window, qtbot, monke
         release.wait(30)  # e.g. finishing a training batch and writing its checkpoint
         finished_cleanly.append(True)
 
-    main_window._start(FunctionWorker(slow_to_stop, stop_kw="stop", name="slow-job"))
+    main_window.runner.start_worker(FunctionWorker(slow_to_stop, stop_kw="stop", name="slow-job"))
     assert started.wait(5)
     closed = []
     main_window.closed.connect(lambda: closed.append(True))

@@ -9,10 +9,8 @@ from PySide6.QtGui import QPalette
 from smmt_core.data.subject import Cohort, Subject
 from smmt_core.predict import Prediction
 from smmt_gui.app import _style_sheet
-from smmt_gui.main_window import COHORT_DOCK_WIDTH
 from smmt_gui.panels.prediction import PredictionPanel
-
-DEFAULT_SIZE = (1500, 900)  # the window's size on first launch (MainWindow._restore_settings)
+from smmt_gui.window_layout import COHORT_DOCK_WIDTH, DEFAULT_SIZE
 
 
 def test_the_minutes_axis_stays_whole_with_the_log_panel_open(main_window, qtbot, tmp_path):

@@ -35,7 +35,7 @@ def test_the_message_bar_paints_its_error_style(main_window, qtbot):
 
 def test_the_demo_cannot_be_built_twice_at_once(main_window, qtbot, monkeypatch):
     """The demo button and menu entry are disabled while the cohort builds."""
-    import smmt_gui.main_window as window_module
+    from smmt_gui import jobs
 
     release, calls = threading.Event(), []
 
@@ -44,8 +44,8 @@ def test_the_demo_cannot_be_built_twice_at_once(main_window, qtbot, monkeypatch)
         release.wait(30)
         return None  # no cohort: nothing to open
 
-    monkeypatch.setattr(main_window, "set_cohort", lambda cohort: None)
-    monkeypatch.setattr(window_module, "demo_cohort_job", slow_demo)
+    monkeypatch.setattr(main_window.session, "set_cohort", lambda cohort: None)
+    monkeypatch.setattr(jobs, "demo_cohort_job", slow_demo)
     errors = []
     main_window.show_error = errors.append
     worker = main_window.open_demo_cohort()
@@ -63,10 +63,10 @@ def test_stopped_runs_are_marked_and_never_loaded_unasked(main_window, qtbot, tm
     finished = make_run(runs, "finished-run", "finished", "2026-01-01T00:00:00+00:00")
     make_run(runs, "cancelled-run", "stopped", "2026-01-02T00:00:00+00:00")
     loads = []
-    monkeypatch.setattr(main_window, "load_model", loads.append)
+    monkeypatch.setattr(main_window.controller, "load_model", loads.append)
     from smmt_core.train.run_record import list_runs
 
-    main_window._on_runs_listed(list_runs(runs), load_newest=True)
+    main_window.controller._on_runs_listed(list_runs(runs), load_newest=True)
     labels = [main_window.model_box.itemText(i) for i in range(main_window.model_box.count())]
     assert "cancelled-run  [stopped]" in labels and "finished-run" in labels
     assert loads == [finished]

@@ -49,7 +49,7 @@ def test_a_new_subject_or_model_drops_the_results_that_belong_to_the_old_one():
 def test_nothing_is_current_once_the_window_closes():
     session = Session()
     ticket = session.requests.new(MODEL)
-    session.closing = True
+    session.begin_closing()
     assert not session.is_current(ticket)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from smmt_gui import strings
-from smmt_gui.main_window import COHORT_DOCK_WIDTH
 from smmt_gui.panels.cohort import PREDICTION_COLUMN, PROBABILITY_COLUMN
+from smmt_gui.window_layout import COHORT_DOCK_WIDTH
 
 
 def _row_text(window, column: int, role=Qt.ItemDataRole.DisplayRole):
@@ -52,15 +52,15 @@ def test_the_status_bar_ends_on_what_happened_without_a_model(main_window, qtbot
 
 def test_the_status_bar_ends_on_a_refusal(loaded, qtbot, monkeypatch):
     from smmt_core.errors import SMMTError
-    from smmt_gui import main_window as module
+    from smmt_gui import jobs
 
     def refuse(*_args):
         raise SMMTError("the scan failed quality control")
 
-    monkeypatch.setattr(module, "predict_job", refuse)
+    monkeypatch.setattr(jobs, "predict_job", refuse)
     window = loaded
     window.cohort_panel.select_row(1)
-    qtbot.waitUntil(lambda: window._refusal is not None and not window.is_busy(), timeout=60000)
+    qtbot.waitUntil(lambda: window.controller.shown.refusal is not None and not window.is_busy(), timeout=60000)
     message = window.statusBar().currentMessage()
     assert not message.startswith("Loading"), message
     assert "failed quality control" in message and window.subject.key in message
@@ -68,12 +68,12 @@ def test_the_status_bar_ends_on_a_refusal(loaded, qtbot, monkeypatch):
 
 def test_a_refused_prediction_is_in_the_log_panel(loaded, qtbot, monkeypatch):
     from smmt_core.errors import SMMTError
-    from smmt_gui import main_window as module
+    from smmt_gui import jobs
 
     def refuse(*_args):
         raise SMMTError("the scan failed quality control (registration score 0.21)")
 
-    monkeypatch.setattr(module, "predict_job", refuse)
+    monkeypatch.setattr(jobs, "predict_job", refuse)
     window = loaded
     window.cohort_panel.select_row(1)
     qtbot.waitUntil(lambda: any("failed quality control" in line for line in window.log_panel.lines()),
@@ -116,7 +116,7 @@ def test_predict_all_leaves_its_summary_and_failures_in_the_log_panel(loaded, qt
     monkeypatch.setattr(predictor, "predict", predict)
     with qtbot.waitSignal(window.idle, timeout=120000):
         window.predict_all()
-    qtbot.waitUntil(lambda: window._predict_all_worker is None, timeout=10000)
+    qtbot.waitUntil(lambda: window.controller._predict_all is None, timeout=10000)
     message = window.statusBar().currentMessage()
     assert "see the log" in message
     lines = window.log_panel.lines()
