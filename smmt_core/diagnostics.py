@@ -51,7 +51,7 @@ def diagnostics_text(*, qt_version: str = "", data_folder: str | Path | None = "
                      modules: Mapping[str, object] | None = None) -> str:
     """Plain text to paste into a bug report (no personal data beyond the folder paths shown)."""
     if cache_folder is None:
-        from smmt_core.data.preprocess_config import default_cache_dir
+        from smmt_core.data.cache_root import default_cache_dir
 
         cache_folder = default_cache_dir()
     facts = {

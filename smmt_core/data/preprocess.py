@@ -37,13 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from smmt_core.data.cache_root import default_cache_dir
 from smmt_core.data.intake.pipeline import IntakeCache, IntakeSettings, input_digest, run_intake
 from smmt_core.data.preprocess_config import (  # noqa: F401 (re-exported)
     INPUT_KINDS,
     PLANES,
     PREPROCESS_VERSION,
     PreprocessConfig,
-    default_cache_dir,
 )
 from smmt_core.data.t1 import companion_file, read_t1
 from smmt_core.data.template import extract_slice, mni_template, resample_kwargs

@@ -9,8 +9,6 @@ numpy, nibabel and nilearn) so that reading the settings imports nothing heavy: 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import model_validator
@@ -24,12 +22,6 @@ PREPROCESS_VERSION = 2
 
 # What the model gets: a few 2D slices (demo, paper presets) or the whole brain as 3D patches.
 INPUT_KINDS = ("slices", "volume")
-
-
-def default_cache_dir() -> Path:
-    """$SMMT_CACHE_DIR, else ~/.cache/smmt-studio/mri: preprocessed scans, and the intake's results below."""
-    env = os.environ.get("SMMT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "smmt-studio" / "mri"
 
 
 class PreprocessConfig(Settings):

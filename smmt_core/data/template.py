@@ -74,7 +74,7 @@ def template_cache_file(resolution_mm: float) -> Path:
     by nilearn's version (whose template it is) and the resolution."""
     from importlib.metadata import version
 
-    from smmt_core.data.preprocess_config import default_cache_dir
+    from smmt_core.data.cache_root import default_cache_dir
 
     name = f"mni152-v{TEMPLATE_CACHE_VERSION}-nilearn{version('nilearn')}-{float(resolution_mm):g}mm.npz"
     return default_cache_dir() / "templates" / name

@@ -40,8 +40,8 @@ from typing import Literal
 
 import numpy as np
 
+from smmt_core.data.cache_root import default_cache_dir
 from smmt_core.data.intake import deps, dicom, qc
-from smmt_core.data.preprocess_config import default_cache_dir
 from smmt_core.data.t1 import file_digest, read_t1
 from smmt_core.data.template import mni_template, resample_kwargs
 from smmt_core.device import DEFAULT_DEVICE, DEVICE_CHOICES
