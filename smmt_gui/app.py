@@ -44,6 +44,93 @@ def _style_sheet() -> str:
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
+SPLASH_SIZE = (460, 250)
+
+
+class Splash:
+    """A small window with the app's icon and name, shown within a moment of launch, before the
+    heavy imports (pyqtgraph, the window's panels): the main window takes seconds to build on a busy
+    machine, and a black screen for that long reads as a crash. Needs only PySide6."""
+
+    def __init__(self):
+        from PySide6.QtCore import QRect, Qt
+        from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+        from PySide6.QtWidgets import QApplication, QSplashScreen
+
+        from smmt_gui.widgets import window_icon
+
+        self.app = QApplication.instance() or QApplication([sys.argv[0]])
+        self.alignment = Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter
+        self.colour = QColor(230, 230, 230)
+        width, height = SPLASH_SIZE
+        pixmap = QPixmap(width, height)
+        pixmap.fill(QColor(30, 32, 38))
+        painter = QPainter(pixmap)
+        icon = window_icon()
+        if icon is not None:
+            painter.drawPixmap(24, 40, icon.pixmap(128, 128))
+        painter.setPen(self.colour)
+        title = QFont()
+        title.setPointSize(20)
+        title.setBold(True)
+        painter.setFont(title)
+        painter.drawText(QRect(170, 60, width - 180, 40), Qt.AlignmentFlag.AlignLeft, strings.APP_NAME)
+        small = QFont()
+        small.setPointSize(9)
+        painter.setFont(small)
+        painter.drawText(QRect(170, 105, width - 180, 60), Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
+                         strings.RESEARCH_BADGE)
+        painter.end()
+        self.screen = QSplashScreen(pixmap)
+        self.screen.show()
+        self.say(strings.SPLASH_STARTING)
+
+    def say(self, message: str) -> None:
+        self.screen.showMessage(message, self.alignment, self.colour)
+        self.app.processEvents()
+
+    def finish(self, window) -> None:
+        self.screen.finish(window)
+
+
+class StartupTrace:
+    """With $SMMT_GUI_STARTUP_TRACE set to a file: the wall-clock times (time.time()) at which the
+    splash and the window were shown and the window first answered events ("usable": its event loop
+    has run once), one line each; then the app quits. benchmarks/gui_startup.py reads it. Without
+    the variable it does nothing."""
+
+    ENV = "SMMT_GUI_STARTUP_TRACE"
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    @classmethod
+    def from_environment(cls) -> "StartupTrace":
+        import os
+
+        value = os.environ.get(cls.ENV)
+        return cls(Path(value) if value else None)
+
+    def mark(self, event: str) -> None:
+        import time
+
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(f"{event} {time.time():.6f}\n")
+
+    def when_usable(self, app) -> None:
+        if self.path is None:
+            return
+        from PySide6.QtCore import QTimer
+
+        def usable() -> None:
+            self.mark("usable")
+            app.closeAllWindows()
+            app.quit()
+
+        QTimer.singleShot(0, usable)
+
+
 def create_app(argv: list[str] | None = None):
     """The QApplication with SMMT Studio's names, icon, style and plot options (reuses a running
     one; benchmarks build theirs here too, so that they draw what the app draws)."""
@@ -71,7 +158,12 @@ def create_app(argv: list[str] | None = None):
 def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QEventLoop
 
+    trace = StartupTrace.from_environment()
+    splash = None if args.screenshot else Splash()
+    trace.mark("splash")
     app = create_app()
+    if splash is not None:
+        splash.say(strings.SPLASH_WINDOW)
     from smmt_gui.main_window import MainWindow
 
     window = MainWindow(scan_runs=not (args.no_runs or args.model))
@@ -102,8 +194,12 @@ def run(args: argparse.Namespace) -> int:
             loop.exec()
         window.open_path(args.path)
     window.show()
+    if splash is not None:
+        splash.finish(window)
+    trace.mark("window")
     freeze_long_lived()  # modules, widgets: full garbage collections skip them from now on
     if not args.screenshot:
+        trace.when_usable(app)
         code = app.exec()
         _dispose(window, app)
         return code

@@ -14,6 +14,8 @@ APP_ID = "smmt-studio"  # desktop file name, QSettings application name
 ORGANISATION = "smmt-studio"
 
 RESEARCH_BADGE = "Research use only — not a medical device"
+SPLASH_STARTING = "Starting…"
+SPLASH_WINDOW = "Building the window…"
 WINDOW_TITLE = f"{APP_NAME} — {RESEARCH_BADGE}"  # the app name once (no display name is appended)
 RESEARCH_TOOLTIP = (
     "SMMT Studio is research software. Its predictions have not been validated for clinical use "

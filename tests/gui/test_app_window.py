@@ -558,3 +558,23 @@ def test_a_raw_scan_goes_through_the_intake_dialog_then_opens(loaded, qtbot, mon
     model_device = "cuda" if str(loaded.predictor.run.device).startswith("cuda") else "cpu"
     assert devices == [model_device]  # brain extraction follows the model's device
     assert loaded.subject.t1_path == t1 and loaded.last_prediction is not None
+
+
+def test_the_splash_comes_before_the_window_and_the_window_answers(tmp_path):
+    """A fresh `smmt-gui`: the splash is shown before the heavy imports, then the window, then its
+    event loop runs (what benchmarks/gui_startup.py times)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    trace = tmp_path / "trace.txt"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SMMT_GUI_STARTUP_TRACE=str(trace),
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    done = subprocess.run([sys.executable, "-c", "import sys; from smmt_gui.app import main; sys.exit(main(['--no-runs']))"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    marks = [line.split() for line in trace.read_text().splitlines()]
+    assert [event for event, _ in marks] == ["splash", "window", "usable"]
+    times = [float(t) for _, t in marks]
+    assert times == sorted(times)
