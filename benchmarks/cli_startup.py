@@ -50,7 +50,7 @@ t2 = time.perf_counter()
 from smmt_core.data.loaders import load_cohort
 from smmt_core.predict import Predictor, subject_from_cohort
 t3 = time.perf_counter()
-predictor = Predictor.load(args.model, device="cpu")
+predictor = Predictor.load(args.model, device="cpu", disk_cache=True)  # as `smmt predict` does
 t4 = time.perf_counter()
 subject = subject_from_cohort(load_cohort(args.cohort), args.subject)
 result = predictor.predict(subject)

@@ -14,9 +14,38 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from smmt_gui import strings
+
+
+class ElidedLabel(QLabel):
+    """One line of text that ends in "…" where the row is too narrow for it (instead of being cut
+    mid-letter), with the whole text in its tooltip above `tip`. text() is the whole text."""
+
+    def __init__(self, tip: str = "", parent=None):
+        super().__init__(parent)
+        self._whole, self._tip = "", tip
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setToolTip(tip)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        self._whole = text
+        self.setToolTip(f"{text}\n\n{self._tip}" if text and self._tip else (text or self._tip))
+        self._elide()
+
+    def text(self) -> str:
+        return self._whole
+
+    def is_elided(self) -> bool:
+        return super().text() != self._whole
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._whole, Qt.TextElideMode.ElideRight, max(self.width(), 0)))
 
 
 class MessageBar(QWidget):

@@ -43,6 +43,7 @@ from smmt_gui.viewer.colormaps import COLORMAPS, cluster_color, cluster_lut, col
 from smmt_gui.viewer.model_input import ModelInputView
 from smmt_gui.viewer.slice_view import SliceView
 from smmt_gui.viewer.volume import PLANE_AXES, PLANES, GridLink, VolumeGeometry, resample_slice, robust_levels
+from smmt_gui.widgets import ElidedLabel
 
 SPACES = ("mni", "native")
 
@@ -136,9 +137,8 @@ class MriViewer(QWidget):
         self.cursor_label = QLabel(strings.VIEWER_EMPTY)
         self.cursor_label.setObjectName("cursorLabel")
         self.cursor_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.space_label = QLabel("")
+        self.space_label = ElidedLabel(strings.VIEWER_SPACE_TIP)  # "…" and a tooltip on a narrow window
         self.space_label.setObjectName("spaceLabel")
-        self.space_label.setToolTip(strings.VIEWER_SPACE_TIP)
         self.colormap_box = QComboBox()
         self.colormap_box.addItems(COLORMAPS)
         self.colormap_box.setToolTip(strings.VIEWER_COLORMAP)
@@ -183,8 +183,7 @@ class MriViewer(QWidget):
         self.link_zoom_check = QCheckBox(strings.VIEWER_LINK_ZOOM)
         self.link_zoom_check.setToolTip(strings.VIEWER_LINK_ZOOM_TIP)
         self.link_zoom_check.setChecked(True)
-        for label in (self.cursor_label, self.space_label):
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.cursor_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.synthetic_badge = QLabel(strings.SYNTHETIC_BADGE)
         self.synthetic_badge.setObjectName("syntheticBadge")
         self.synthetic_badge.setToolTip(strings.SYNTHETIC_TOOLTIP)

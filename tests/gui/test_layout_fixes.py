@@ -82,23 +82,49 @@ def test_a_guess_is_not_bold_and_is_muted(qtbot):
     assert title.font().bold()
 
 
-def test_the_contributions_caption_stays_below_its_chart_in_a_short_dock(main_window, qtbot):
-    window = main_window
-    window.resize(*DEFAULT_SIZE)
-    window.log_dock.show()  # takes height from the prediction dock
-    window.show()
-    qtbot.waitExposed(window)
-    panel = window.prediction_panel
+def test_the_contributions_caption_stays_below_its_chart_when_the_panel_is_short(qtbot):
+    """A short dock (the log panel open, a small screen) gives the panel less height than its
+    content needs: the content scrolls instead of being squeezed (which drew the caption over the chart)."""
+    from PySide6.QtWidgets import QWidget
+
+    holder = QWidget()  # the panel placed by hand, as a dock would: below its own minimum height
+    qtbot.addWidget(holder)
+    holder.resize(320, 300)
+    panel = PredictionPanel(holder)
+    panel.setGeometry(0, 0, 320, 300)
     panel.set_model("run", ["CN", "AD"])
     panel.set_subject("sub-01", {"mri", "clinical", "categorical"})
-    prediction = Prediction(subject_id="sub-01", prediction="CN", probabilities={"CN": 0.96, "AD": 0.04},
-                            modalities_used=["mri", "clinical", "categorical"], modalities_missing=[],
-                            contributions={"mri": 0.01, "clinical": 0.16, "categorical": 0.05})
-    panel.set_prediction(prediction)
-    window.resizeDocks([window.log_dock], [400], Qt.Orientation.Vertical)  # a tall log: a short prediction dock
-    qtbot.wait(50)  # one layout pass
+    panel.set_prediction(Prediction(subject_id="sub-01", prediction="CN", probabilities={"CN": 0.96, "AD": 0.04},
+                                    modalities_used=["mri", "clinical", "categorical"], modalities_missing=[],
+                                    contributions={"mri": 0.01, "clinical": 0.16, "categorical": 0.05}))
+    holder.show()
+    qtbot.waitExposed(holder)
     assert panel.contrib_text.text().startswith("MRI: +0.01")
-    chart = panel.contrib_plot.geometry()
-    caption = panel.contrib_text.geometry()  # both in the contributions box
-    assert caption.top() >= chart.bottom(), (chart, caption)
-    assert chart.height() >= panel.contrib_plot.minimumHeight()
+
+    def laid_out_whole() -> bool:  # the layout settles in a few passes
+        chart, caption = panel.contrib_plot.geometry(), panel.contrib_text.geometry()
+        return caption.top() > chart.bottom() and chart.height() >= panel.contrib_plot.minimumHeight()
+
+    qtbot.waitUntil(laid_out_whole, timeout=5000)
+    assert panel.scroll.verticalScrollBar().maximum() > 0  # the rest is a scroll away
+
+
+def test_a_long_viewer_note_ends_in_an_ellipsis_and_keeps_its_text_in_the_tooltip(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from smmt_gui.widgets import ElidedLabel
+
+    label = ElidedLabel("what the space means")
+    qtbot.addWidget(label)
+    label.setText("scan 2 mm, on the model's grid")
+    label.resize(90, 20)
+    label.show()
+    qtbot.waitExposed(label)
+    drawn = QLabel.text(label)
+    assert drawn.endswith("…") and label.is_elided()
+    assert label.fontMetrics().horizontalAdvance(drawn) <= label.width()
+    assert label.text() == "scan 2 mm, on the model's grid"
+    assert label.toolTip().startswith("scan 2 mm, on the model's grid") and "what the space means" in label.toolTip()
+    label.resize(600, 20)
+    qtbot.waitUntil(lambda: not label.is_elided(), timeout=2000)
+    assert QLabel.text(label) == "scan 2 mm, on the model's grid"
