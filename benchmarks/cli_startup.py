@@ -62,8 +62,8 @@ print(json.dumps({"import smmt_core.cli": t1 - t0, "build + parse": t2 - t1, "im
 
 
 def smmt_code(argv: list[str]) -> str:
-    """`python -c` code that runs the `smmt` entry point (pyproject: smmt = smmt_core.cli:main) on argv."""
-    return f"import sys; from smmt_core.cli import main; sys.exit(main({argv!r}))"
+    """`python -c` code that runs the `smmt` entry point (pyproject: smmt = smmt_core.cli:command) on argv."""
+    return f"import sys; from smmt_core.cli import command; sys.exit(command({argv!r}))"
 
 
 def environment(repo: Path, cache: Path, threads: int | None) -> dict:

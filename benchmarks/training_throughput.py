@@ -36,7 +36,7 @@ def train(data: str, preset: str, threads: int, epochs: int, out: Path, extra: l
     name = f"{preset}-t{threads}"
     argv = ["train", "--preset", preset, "--data", data, "--epochs", str(epochs), "--no-energy", "--out", str(out),
             "--name", name, *extra]
-    code = f"import sys; from smmt_core.cli import main; sys.exit(main({argv!r}))"
+    code = f"import sys; from smmt_core.cli import command; sys.exit(command({argv!r}))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=7200)
     if done.returncode != 0:
         raise SystemExit(f"smmt train {' '.join(argv)} failed:\n{done.stderr[-3000:]}")

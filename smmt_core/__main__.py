@@ -1,5 +1,5 @@
 import sys
 
-from smmt_core.cli import main
+from smmt_core.cli import command
 
-sys.exit(main())
+sys.exit(command())

@@ -5,7 +5,7 @@
 
 import sys
 
-from smmt_core.cli import main
+from smmt_core.cli import command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())
