@@ -223,14 +223,17 @@ def run_intake(window, path: str, subject, raw) -> None:
     predictor = window.session.predictor
     dialog = IntakeDialog(raw, predict=lambda p: predictor.predict(p), settings=predictor.intake_settings,
                           parent=window)  # brain extraction on the model's device
-    dialog.completed.connect(lambda _result, _prediction: _on_intake_done(window, path, subject))
+    dialog.completed.connect(lambda result, _prediction: _on_intake_done(window, path, subject, result))
     dialog.start()
     dialog.open()
     window.intake_dialog = dialog
 
 
-def _on_intake_done(window, path: str, subject) -> None:
+def _on_intake_done(window, path: str, subject, result) -> None:
     window.settings.add_recent_folder(path)
+    if not result.qc.ok:  # refused: say why, rather than predict on the raw scan and advise registering it
+        window.show_error(strings.INTAKE_REFUSED.format(name=Path(path).name, reason=result.qc.reason))
+        return
     window.session.set_single_subject(subject, path)
 
 

@@ -478,3 +478,29 @@ def test_work_folders_of_dead_processes_are_removed_before_a_scan_starts(tmp_pat
     assert not dead.exists() and not old_style_stale.exists()
     assert alive.exists() and old_style_recent.exists()
     assert work.name.startswith(f".work-{os.getpid()}-") and not work.exists()
+
+
+def test_noise_is_refused_at_once_before_brain_extraction(tmp_path, monkeypatch):
+    """Noise has no structure (neighbouring voxels unrelated): QC fails at the measurement, and
+    neither brain extraction nor registration runs on it."""
+    from smmt_core.data.intake import pipeline
+
+    monkeypatch.setattr(pipeline, "_brain", lambda *a, **k: pytest.fail("brain extraction ran on noise"))
+    noise = np.random.default_rng(0).random((48, 56, 48)).astype(np.float32) * 1000
+    path = tmp_path / "noise.nii.gz"
+    nib.save(nib.Nifti1Image(noise, np.diag([3.0, 3.0, 3.0, 1.0])), str(path))
+    result = run_intake(path, cache=IntakeCache(tmp_path / "cache"), picture=False)
+    assert result.qc.verdict == "fail" and "looks like noise, not an MRI" in result.qc.reason
+    assert result.steps_skipped["brain"] == result.steps_skipped["register"] == "not an image of a head"
+    assert abs(result.measures["input_neighbour_r"]) < 0.1
+
+
+def test_real_images_have_structure_and_noise_has_none():
+    tpl = mni_template(2.0)
+    assert qc.neighbour_correlation(tpl.data) > 0.9
+    assert qc.neighbour_correlation(tpl.data[::4, ::4, ::4]) > qc.NEIGHBOUR_R_MIN  # 8 mm: still a head
+    rng = np.random.default_rng(1)
+    assert abs(qc.neighbour_correlation(rng.normal(size=(40, 40, 40)))) < 0.05
+    assert qc.neighbour_correlation(np.ones((8, 8, 8))) == 0.0  # a constant image
+    big = np.repeat(tpl.data, 2, axis=0)  # more voxels than measured whole: a subsample, same answer
+    assert qc.neighbour_correlation(big) > 0.9

@@ -546,7 +546,9 @@ def test_a_raw_scan_goes_through_the_intake_dialog_then_opens(loaded, qtbot, mon
             return self
 
         def open(self):
-            self.completed.emit(None, None)
+            from types import SimpleNamespace
+
+            self.completed.emit(SimpleNamespace(qc=SimpleNamespace(ok=True)), None)  # QC passed
 
     monkeypatch.setattr(intake_dialog, "needs_intake", lambda path: True)
     monkeypatch.setattr(intake_dialog, "IntakeDialog", FakeDialog)

@@ -123,3 +123,45 @@ def test_a_subject_folder_of_a_synthetic_dataset_says_synthetic(shown_window, qt
     assert blocker.args[0].synthetic and blocker.args[0].numeric["AGE"] == 70.0
     assert shown_window.cohort_panel.synthetic_badge.isVisibleTo(shown_window)
     assert shown_window.synthetic_badge_action.isVisible()
+
+
+def test_a_dropped_noise_volume_is_refused_by_the_intake_naming_why(loaded, qtbot, tmp_path):
+    """The real intake, on a volume of noise: refused at its first measurement (no brain extraction,
+    no registration), and the window says why, not "register it to MNI152 first"."""
+    noise = np.random.default_rng(0).random((48, 56, 48)).astype(np.float32) * 1000
+    path = tmp_path / "noise.nii.gz"
+    nib.save(nib.Nifti1Image(noise, np.diag([3.0, 3.0, 3.0, 1.0])), str(path))
+    loaded.show()
+    qtbot.waitExposed(loaded)
+    shown_before = loaded.subject
+    entered, dropped = drop(loaded, path)
+    assert entered and dropped
+    qtbot.waitUntil(lambda: "failed quality control" in loaded.message_bar.text(), timeout=120_000)
+    text = loaded.message_bar.text()
+    assert "noise.nii.gz" in text and "looks like noise, not an MRI" in text and "Register" not in text
+    dialog = loaded.intake_dialog
+    assert dialog.status["brain"].text() == dialog.status["register"].text() == "skipped: not an image of a head"
+    assert loaded.subject is shown_before  # nothing was predicted on it
+    qtbot.waitUntil(dialog.worker.is_done, timeout=30_000)
+
+
+def test_a_dropped_dicom_folder_goes_through_the_intake_to_a_prediction(loaded, qtbot, tmp_path):
+    pytest.importorskip("dcm2niix")
+    pytest.importorskip("SimpleITK")
+    from smmt_core.data.template import mni_template
+    from tests.core.test_intake import write_dicom_series
+
+    tpl = mni_template(4.0)
+    img = nib.Nifti1Image((tpl.data * 1000).astype(np.float32), tpl.affine)
+    folder = tmp_path / "patient07"
+    write_dicom_series(img, folder / "study" / "s2_mprage", "T1 MPRAGE", 2, "7")
+    loaded.show()
+    qtbot.waitExposed(loaded)
+    with qtbot.waitSignal(loaded.prediction_shown, timeout=180_000):
+        entered, dropped = drop(loaded, folder)
+    assert entered and dropped
+    dialog = loaded.intake_dialog
+    assert dialog.status["convert"].text() in ("done", "done (cached)")
+    assert dialog.result.qc.ok
+    assert loaded.subject.t1_path == folder and loaded.last_prediction is not None
+    qtbot.waitUntil(dialog.worker.is_done, timeout=30_000)

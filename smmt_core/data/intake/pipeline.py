@@ -340,8 +340,12 @@ def _run_steps(source: Path, is_dicom: bool, work: Path, settings: IntakeSetting
 
     t0 = steps.begin("measure")
     m = qc.measure_input(img, settings.template_mm)
-    measures = {"input_mni_score": round(m.mni_score, 4), "input_foreground_ml": round(m.foreground_ml, 1)}
-    steps.end("measure", t0, f"MNI score {m.mni_score:.2f}, foreground {m.foreground_ml:.0f} mL")
+    measures = {"input_mni_score": round(m.mni_score, 4), "input_foreground_ml": round(m.foreground_ml, 1),
+                "input_neighbour_r": round(m.neighbour_r, 4)}
+    steps.end("measure", t0, f"MNI score {m.mni_score:.2f}, foreground {m.foreground_ml:.0f} mL, "
+                             f"neighbour r {m.neighbour_r:.2f}")
+    if not m.is_image_of_something:
+        return _refuse_at_once(source, native_path, m, measures, steps)
     mode = settings.mode
     need_brain = mode == "full" or (mode == "auto" and not m.stripped)
     need_register = mode == "full" or (mode == "auto" and not m.in_mni)
@@ -409,6 +413,22 @@ def _score_as_it_is(source: Path, native_path: Path, img, m: qc.InputMeasures, m
     steps.end("qc", None, f"{verdict.verdict}: {verdict.reason}")
     return steps.result(source=source, t1_mni=native_path, native=native_path, qc=verdict, measures=measures,
                         mni_to_native=np.eye(4), picture=pic)
+
+
+def _refuse_at_once(source: Path, native_path: Path, m: qc.InputMeasures, measures: dict,
+                    steps: _StepLog) -> IntakeResult:
+    """Noise, or a constant: QC fails with the reason, before the long steps (brain extraction
+    finds a "brain" even in noise, and the advice that followed was to register it)."""
+    why = "not an image of a head"
+    for step in ("brain", "bias", "register"):
+        steps.skip(step, why)
+    t0 = steps.begin("qc")
+    verdict = qc.QCResult("fail", 0.0, None,
+                          f"neighbouring voxels are unrelated (correlation {m.neighbour_r:.2f}; a scan of a head has "
+                          f"more than {qc.NEIGHBOUR_R_MIN:.1f}): this looks like noise, not an MRI")
+    steps.end("qc", t0, f"{verdict.verdict}: {verdict.reason}")
+    return steps.result(source=source, t1_mni=native_path, native=native_path, qc=verdict, measures=measures,
+                        mni_to_native=np.eye(4), picture=None)
 
 
 def _brain(img, need_brain: bool, settings: IntakeSettings, source: Path, steps: _StepLog):
