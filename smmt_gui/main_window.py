@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from smmt_gui import actions, strings, window_layout
@@ -60,6 +60,12 @@ class MainWindow(QMainWindow):
         self._observe()
         self._update_synthetic_badge()
         actions.fill_model_box(self, [])
+        # After the first event-loop turn: importing torch (device check, runs scan) slowed the window.
+        QTimer.singleShot(0, lambda: self._after_first_show(scan_runs))
+
+    def _after_first_show(self, scan_runs: bool) -> None:
+        if self.session.closing:
+            return
         self.controller.check_device()
         if scan_runs:
             self.refresh_runs(load_newest=True)
