@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def command(argv: list[str] | None = None) -> int:
     """The `smmt` program: `main`, then what is left is frozen so that the interpreter's exit does not
-    collect it object by object (torch's objects once a model was loaded: about 0.6-0.7 s of a
+    collect it object by object (torch's objects once a model was loaded: about 0.6-0.9 s of a
     fresh `smmt predict`, measured). Only for a process that ends next: `main` stays plain for
     callers that go on (tests, scripts)."""
     code = main(argv)
