@@ -97,6 +97,9 @@ def format_energy(kwh: float) -> str:
     return strings.TRAINING_ENERGY_WH.format(wh=wh)
 
 
+TEST_CURVES_MIN_WIDTH = 230  # px: "ROC curve (test set)" and its axis, whole
+
+
 class WholeNumberAxis(pg.AxisItem):
     """An axis of epochs: ticks on whole numbers only (a 2-epoch run has no tick at 0.5 or 1.5)."""
 
@@ -199,7 +202,7 @@ class TrainingDashboard(QWidget):
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.scroll.setWidget(splitter)
 
         layout = QVBoxLayout(self)
@@ -330,6 +333,7 @@ class TrainingDashboard(QWidget):
         curves_layout.setContentsMargins(0, 0, 0, 0)
         curves_layout.addWidget(self.roc_plot)
         curves_layout.addWidget(self.reliability_plot)
+        curves_of_test.setMinimumWidth(TEST_CURVES_MIN_WIDTH)  # their titles and AUC/ECE whole
         results_layout.addWidget(curves_of_test, 3)
         self.results = results
         return results

@@ -66,6 +66,9 @@ def main_window(qtbot):
     window = MainWindow(scan_runs=False)
     qtbot.addWidget(window)
     window.resize(1200, 800)
+    # The device check starts after the window's first event-loop turn and imports torch (seconds in
+    # a fresh process, and it cannot be stopped): the tests begin once it has answered.
+    qtbot.waitUntil(lambda: window.session.cuda_available is not None, timeout=60_000)
     yield window
     window.close()
 

@@ -128,3 +128,25 @@ def test_a_long_viewer_note_ends_in_an_ellipsis_and_keeps_its_text_in_the_toolti
     label.resize(600, 20)
     qtbot.waitUntil(lambda: not label.is_elided(), timeout=2000)
     assert QLabel.text(label) == "scan 2 mm, on the model's grid"
+
+
+def test_the_test_set_curves_are_whole_at_the_default_size(main_window, qtbot, tmp_path):
+    from tests.gui.test_training_dashboard import scripted_events
+
+    window = main_window
+    window.resize(*DEFAULT_SIZE)
+    window.resizeDocks([window.cohort_dock], [COHORT_DOCK_WIDTH], Qt.Orientation.Horizontal)
+    window.show()
+    window.tabs.setCurrentWidget(window.dashboard)
+    qtbot.waitExposed(window)
+    for event in scripted_events(tmp_path / "run", epochs=3, batches=2):
+        window.dashboard.handle_event(event)
+    dashboard = window.dashboard
+    viewport = dashboard.scroll.viewport()
+
+    def right_edge_of(widget) -> int:
+        return widget.mapTo(viewport, widget.rect().topRight()).x()
+
+    qtbot.waitUntil(lambda: dashboard.roc_plot.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: right_edge_of(dashboard.roc_plot) < viewport.width(), timeout=5000)
+    assert dashboard.roc_plot.width() >= 200
