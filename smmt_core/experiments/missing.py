@@ -161,8 +161,7 @@ def evaluate_missing_shares(
     from smmt_core.baselines import BASELINES, BaselineUnavailable, fit_baseline
     from smmt_core.data.preprocess import MRICache
     from smmt_core.data.splits import Split
-    from smmt_core.train.checkpoints import check_data_schema, load_run
-    from smmt_core.train.robustness import _Evaluator, _load_test_cohort, data_schema
+    from smmt_core.train.robustness import scored_run, test_set_evaluator
     from smmt_core.train.run_record import RunRecord
 
     shares = parse_shares(shares)
@@ -173,25 +172,10 @@ def evaluate_missing_shares(
     bad = [m for m in modalities if m not in MISSING_MODALITIES]
     if bad or not modalities:
         raise ConfigError(f"modalities to leave out: {', '.join(MISSING_MODALITIES)}; got {list(modalities)}")
-    note = None
-    if RunRecord(run_dir).is_ensemble:
-        from smmt_core.errors import CheckpointError
-        from smmt_core.train.ensemble import member_dirs
-
-        members = member_dirs(run_dir)
-        if not members:
-            raise CheckpointError("this ensemble has no member with a best checkpoint", run_dir)
-        note = f"an ensemble of {len(members)}: scored through its first member, {members[0].name}"
-        run_dir = members[0]
-
-    loaded = load_run(run_dir, device=device)
+    run_dir, note = scored_run(run_dir)
+    cache = cache if cache is not None else MRICache()  # the model's test persons and the baselines' fits
+    loaded, cohort, evaluator = test_set_evaluator(run_dir, data, device, batch_size, cache)
     config = loaded.config
-    cohort, subjects = _load_test_cohort(run_dir, data if data is not None else config.data.dataset,
-                                         config.data.adnimerge, config.data.date_window_days)
-    found, lacking = data_schema(loaded, subjects)
-    check_data_schema(loaded.schema, found, cohort.root, missing_columns=lacking)
-    cache = cache if cache is not None else MRICache()
-    evaluator = _Evaluator(loaded, subjects, batch_size, cache)
     split_seed = config.data.split_seed if config.data.split_seed is not None else config.optim.seed
     split = Split.from_frame(RunRecord(run_dir).split(), seed=split_seed, fraction=config.data.fraction)
     split.classes = list(config.data.classes)

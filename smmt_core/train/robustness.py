@@ -97,7 +97,7 @@ def data_schema(loaded, subjects: Sequence[Subject]) -> tuple[FeatureSchema, lis
     return schema, lacking
 
 
-class _Evaluator:
+class TestSetEvaluator:
     """Holds the test batches in memory and scores the model on them with modalities switched off."""
 
     def __init__(self, loaded, subjects: list[Subject], batch_size: int, cache):
@@ -178,27 +178,34 @@ def evaluate_robustness(
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    from smmt_core.train.run_record import RunRecord
-
-    note = None
-    if RunRecord(run_dir).is_ensemble:
-        from smmt_core.train.ensemble import member_dirs
-
-        members = member_dirs(run_dir)
-        if not members:
-            from smmt_core.errors import CheckpointError
-
-            raise CheckpointError("this ensemble has no member with a best checkpoint", run_dir)
-        note = f"an ensemble of {len(members)}: scored through its first member, {members[0].name}"
-        run_dir = members[0]
+    run_dir, note = scored_run(run_dir)
     frame = _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache, on_row)
     if note:
         frame.attrs["note"] = note
     return frame
 
 
-def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache,
-              on_row=None) -> pd.DataFrame:
+def scored_run(run_dir) -> tuple[Path, str | None]:
+    """The run folder an evaluation loads, and a note when it is not `run_dir` itself: a seed
+    ensemble is scored through its first member (same persons, same recipe)."""
+    from smmt_core.train.run_record import RunRecord
+
+    if not RunRecord(run_dir).is_ensemble:
+        return Path(run_dir), None
+    from smmt_core.train.ensemble import member_dirs
+
+    members = member_dirs(run_dir)
+    if not members:
+        from smmt_core.errors import CheckpointError
+
+        raise CheckpointError("this ensemble has no member with a best checkpoint", run_dir)
+    return members[0], f"an ensemble of {len(members)}: scored through its first member, {members[0].name}"
+
+
+def test_set_evaluator(run_dir, data, device, batch_size: int, cache) -> tuple[object, object, TestSetEvaluator]:
+    """(the run loaded, the cohort read, its test persons ready to score): the persons listed as
+    test in the run's split.csv, read from `data` (None: the run's dataset), checked against the
+    model's schema."""
     from smmt_core.data.preprocess import MRICache
     from smmt_core.train.checkpoints import check_data_schema, load_run
 
@@ -208,7 +215,12 @@ def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_s
                                          stored.adnimerge, stored.date_window_days)
     found, lacking = data_schema(loaded, subjects)
     check_data_schema(loaded.schema, found, cohort.root, missing_columns=lacking)
-    evaluator = _Evaluator(loaded, subjects, batch_size, cache if cache is not None else MRICache())
+    return loaded, cohort, TestSetEvaluator(loaded, subjects, batch_size, cache if cache is not None else MRICache())
+
+
+def _evaluate(run_dir, ratios, on_progress, stop, repeats, seed, device, batch_size, data, cache,
+              on_row=None) -> pd.DataFrame:
+    loaded, _cohort, evaluator = test_set_evaluator(run_dir, data, device, batch_size, cache)
 
     subsets = modality_subsets()
     sweep = [r for r in ratios if r > 0]

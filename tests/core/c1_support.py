@@ -90,6 +90,15 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
 
 
 @contextmanager
+def sixteen_person_bids(base: Path):
+    """(dataset, base): a 16-person BIDS cohort (8 per class, seed 5) under `base`, with the MRI disk
+    cache pointed beside it while the context lasts (the baselines' tests build on it)."""
+    data = make_tiny_bids(base / "bids", n_per_class=8, seed=5)
+    with mri_cache_at(base / "cache"):
+        yield data, base
+
+
+@contextmanager
 def mri_cache_at(path: Path):
     """Point the MRI disk cache ($SMMT_CACHE_DIR) at a test folder for the duration."""
     old = os.environ.get("SMMT_CACHE_DIR")

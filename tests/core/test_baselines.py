@@ -13,17 +13,15 @@ from smmt_core.data.loaders import load_cohort
 from smmt_core.data.splits import split_for_config
 from smmt_core.train.metrics import bootstrap_ci
 from smmt_core.train.run_record import RunRecord
-from tests.core.c1_support import make_tiny_bids, mri_cache_at, one_thread, shared_tiny_run, tiny_config
+from tests.core.c1_support import one_thread, shared_tiny_run, sixteen_person_bids, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    base = tmp_path_factory.mktemp("baselines")
-    data = make_tiny_bids(base / "bids", n_per_class=8, seed=5)
-    with mri_cache_at(base / "cache"):
-        yield data, base
+    with sixteen_person_bids(tmp_path_factory.mktemp("baselines")) as made:
+        yield made
 
 
 @pytest.mark.parametrize("name", list(BASELINES))

@@ -16,7 +16,7 @@ from smmt_core.experiments.missing import (
     evaluate_missing_shares,
     score_missing_shares,
 )
-from tests.core.c1_support import make_tiny_bids, mri_cache_at, one_thread, tiny_config
+from tests.core.c1_support import make_tiny_bids, one_thread, sixteen_person_bids, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -24,10 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A 16-person BIDS cohort (4 mm grid, so the regional measures find their template regions)."""
-    base = tmp_path_factory.mktemp("missing")
-    data = make_tiny_bids(base / "bids", n_per_class=8, seed=5)
-    with mri_cache_at(base / "cache"):
-        yield data, base
+    with sixteen_person_bids(tmp_path_factory.mktemp("missing")) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +36,16 @@ def run(tiny):
     with one_thread():
         return train(tiny_config(data, base / "runs", run_name="tiny", epochs=1, features=["paper"],
                                  resolution_mm=4.0, seed=2))
+
+
+def _test_lists(data, tmp_path):
+    """(config, subjects, split, [the test persons, the same without their MRI, without their clinical data])."""
+    config = tiny_config(data, tmp_path, features=["paper"], resolution_mm=4.0, seed=3)
+    subjects, split = _split(data, config)
+    test = split.select(subjects, "test")
+    no_mri = [replace(s, t1_path=None) for s in test]
+    no_clinical = [replace(s, numeric={}, categorical={}) for s in test]
+    return config, subjects, split, [test, no_mri, no_clinical]
 
 
 def _split(data, config):
@@ -92,15 +100,12 @@ def test_a_baselines_imputer_is_fitted_on_the_training_persons_only(tiny, tmp_pa
     import smmt_core.baselines as baselines
 
     data, _ = tiny
-    config = tiny_config(data, tmp_path, features=["paper"], resolution_mm=4.0, seed=3)
-    subjects, split = _split(data, config)
-    test = split.select(subjects, "test")
-    no_mri = [replace(s, t1_path=None) for s in test]
-    no_clinical = [replace(s, numeric={}, categorical={}) for s in test]
+    config, subjects, split, lists = _test_lists(data, tmp_path)
+    test = lists[0]  # then the same persons without their MRI, without their clinical data
     matrices = []
     real = baselines._features
     monkeypatch.setattr(baselines, "_features", lambda *a: matrices.append(real(*a)) or matrices[-1])
-    fit = baselines.fit_baseline("lr-clinical-regional", config, split, subjects, [test, no_mri, no_clinical])
+    fit = baselines.fit_baseline("lr-clinical-regional", config, split, subjects, lists)
     x_train, x_test, x_no_mri, x_no_clinical = matrices
     imputer = fit.model[0]
     assert imputer.statistics_ == pytest.approx(np.nanmean(x_train, axis=0))  # the training persons' means
@@ -121,12 +126,9 @@ def test_an_image_only_baseline_gives_a_person_without_an_mri_the_training_prior
     from smmt_core.baselines import fit_baseline
 
     data, _ = tiny
-    config = tiny_config(data, tmp_path, features=["paper"], resolution_mm=4.0, seed=3)
-    subjects, split = _split(data, config)
-    test = split.select(subjects, "test")
-    no_mri = [replace(s, t1_path=None) for s in test]
-    no_clinical = [replace(s, numeric={}, categorical={}) for s in test]
-    fit = fit_baseline(name, config, split, subjects, [test, no_mri, no_clinical])
+    config, subjects, split, lists = _test_lists(data, tmp_path)
+    test = lists[0]  # then the same persons without their MRI, without their clinical data
+    fit = fit_baseline(name, config, split, subjects, lists)
     train_labels = {s.subject_id: s.label for s in split.select(subjects, "train")}
     ad_share = sum(v == "AD" for v in train_labels.values()) / len(train_labels)
     assert fit.prior == pytest.approx([1 - ad_share, ad_share])
