@@ -33,11 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from smmt_core.bench.smoke import SMOKE_MODEL_FLAGS
+
 HERE = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torch._dynamo", "torch._prims", "scipy", "sklearn", "nilearn", "nibabel", "pandas", "matplotlib")
-# The tests' tiny model (tests/core/cli_subprocess.py TINY_FLAGS).
-TINY_FLAGS = ["--d-model", "32", "--n-heads", "2", "--n-fusion-tokens", "2", "--image-size", "16", "--slices", "2",
-              "--channels", "1", "--resolution", "8"]
 SPLIT_FLAGS = ["--test-size", "0.25", "--val-size", "0.2", "--batch-size", "4", "--no-energy"]
 
 PHASES = r"""
@@ -100,7 +99,7 @@ def setup(work: Path, repo: Path, cache: Path, tiny: bool, subjects: int) -> tup
     run_dir = work / "runs" / name
     if not (run_dir / "best.safetensors").exists():
         flags = ["train", "--data", str(cohort), "--epochs", "1", "--out", str(work / "runs"), "--name", name, "-q",
-                 *SPLIT_FLAGS, *(TINY_FLAGS if tiny else [])]
+                 *SPLIT_FLAGS, *(SMOKE_MODEL_FLAGS if tiny else [])]
         print(f"setup: smmt {' '.join(flags)}", file=sys.stderr)
         run(smmt_code(flags), env, work)
     return cohort, run_dir

@@ -25,10 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from smmt_core.bench.smoke import SMOKE_MODEL_FLAGS, smoke_cohort
+
 HERE = Path(__file__).resolve().parents[1]
-# The tests' tiny model for --smoke (tests/core/cli_subprocess.py TINY_FLAGS).
-TINY_FLAGS = ["--d-model", "32", "--n-heads", "2", "--n-fusion-tokens", "2", "--image-size", "16", "--slices", "2",
-              "--channels", "1", "--resolution", "8"]
 
 
 def train(data: str, preset: str, threads: int, epochs: int, out: Path, extra: list[str]) -> Path:
@@ -66,10 +65,8 @@ def main(argv=None) -> int:
     extra: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="smmt-throughput-"))
     if args.smoke:
-        from smmt_core.bench.smoke import smoke_cohort
-
         args.data, args.presets, args.threads, args.epochs = str(smoke_cohort(work)), "demo", "1", 1
-        extra = TINY_FLAGS + ["--batch-size", "4"]
+        extra = SMOKE_MODEL_FLAGS + ["--batch-size", "4"]
     if not args.data:
         parser.error("--data is required (or --smoke)")
     rows = []

@@ -14,6 +14,9 @@ from pathlib import Path
 
 SMOKE_MODEL = dict(d_model=32, n_heads=2, n_fusion_tokens=2, image_size=16, n_slices=2, resolution_mm=8.0,
                    measure_energy=False)
+# The same model as `smmt train` flags (for benchmarks and tests that run the command).
+SMOKE_MODEL_FLAGS = ["--d-model", "32", "--n-heads", "2", "--n-fusion-tokens", "2", "--image-size", "16",
+                     "--slices", "2", "--channels", "1", "--resolution", "8"]
 SMOKE_SUBJECTS = 12
 SMOKE_COHORT_ENV = "SMMT_SMOKE_COHORT"
 

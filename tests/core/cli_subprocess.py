@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from smmt_core.bench.smoke import SMOKE_MODEL_FLAGS
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Flags that make `smmt train` tiny: an 8 mm grid, 2 slices of 16x16, d_model 32.
-TINY_FLAGS = ["--d-model", "32", "--n-heads", "2", "--n-fusion-tokens", "2", "--image-size", "16", "--slices", "2",
-              "--channels", "1", "--resolution", "8", "--test-size", "0.25", "--val-size", "0.2",
+TINY_FLAGS = [*SMOKE_MODEL_FLAGS, "--test-size", "0.25", "--val-size", "0.2",
               "--batch-size", "4", "--no-energy", "--features", "non-circular"]
 
 
