@@ -130,23 +130,24 @@ def test_a_long_viewer_note_ends_in_an_ellipsis_and_keeps_its_text_in_the_toolti
     assert QLabel.text(label) == "scan 2 mm, on the model's grid"
 
 
-def test_the_test_set_curves_are_whole_at_the_default_size(main_window, qtbot, tmp_path):
+def test_the_test_set_curves_keep_their_width_and_scroll_into_view_when_narrow(qtbot, tmp_path):
+    """Narrower than its results row, the dashboard scrolls sideways: the ROC and reliability plots
+    keep their width (titles, AUC and ECE whole) instead of being squeezed or cut off unreachably."""
+    from smmt_gui.panels.training import TEST_CURVES_MIN_WIDTH, TrainingDashboard
     from tests.gui.test_training_dashboard import scripted_events
 
-    window = main_window
-    window.resize(*DEFAULT_SIZE)
-    window.resizeDocks([window.cohort_dock], [COHORT_DOCK_WIDTH], Qt.Orientation.Horizontal)
-    window.show()
-    window.tabs.setCurrentWidget(window.dashboard)
-    qtbot.waitExposed(window)
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.resize(560, 800)
+    dashboard.show()
+    qtbot.waitExposed(dashboard)
     for event in scripted_events(tmp_path / "run", epochs=3, batches=2):
-        window.dashboard.handle_event(event)
-    dashboard = window.dashboard
-    viewport = dashboard.scroll.viewport()
-
-    def right_edge_of(widget) -> int:
-        return widget.mapTo(viewport, widget.rect().topRight()).x()
-
+        dashboard.handle_event(event)
     qtbot.waitUntil(lambda: dashboard.roc_plot.isVisible(), timeout=2000)
-    qtbot.waitUntil(lambda: right_edge_of(dashboard.roc_plot) < viewport.width(), timeout=5000)
-    assert dashboard.roc_plot.width() >= 200
+    bar = dashboard.scroll.horizontalScrollBar()
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.maximum() > 0, timeout=5000)
+    assert dashboard.roc_plot.width() >= TEST_CURVES_MIN_WIDTH - 10  # its layout margins aside
+    bar.setValue(bar.maximum())
+    viewport = dashboard.scroll.viewport()
+    qtbot.waitUntil(lambda: dashboard.roc_plot.mapTo(viewport, dashboard.roc_plot.rect().topRight()).x()
+                    < viewport.width(), timeout=5000)
